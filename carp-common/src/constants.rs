@@ -1,0 +1,70 @@
+//! Protocol numbers and the names and capacities of the BPF maps.
+
+/// IP protocol number of CARP (shared with VRRP).
+pub const IPPROTO_CARP: u8 = 112;
+/// CARP protocol version spoken (CARP v2, as UCARP and carp(4)).
+pub const CARP_VERSION: u8 = 2;
+/// CARP message type: advertisement (the only one defined).
+pub const CARP_ADVERTISEMENT: u8 = 1;
+/// Authentication length field, in 32-bit words (always 7 for CARP v2).
+pub const CARP_AUTHLEN: u8 = 7;
+/// Size of the CARP header on the wire, in bytes.
+pub const CARP_HEADER_LEN: usize = 36;
+/// TTL (IPv4) or hop limit (IPv6) every advert must carry.
+pub const CARP_TTL: u8 = 255;
+/// advbase and advskew of a "leave" advert (a master bowing out).
+pub const CARP_LEAVE_ADVBASE: u8 = 255;
+/// advskew of a "leave" advert.
+pub const CARP_LEAVE_ADVSKEW: u8 = 255;
+/// Length of the HMAC-SHA1 digest carried in the header.
+pub const CARP_HMAC_LEN: usize = 20;
+
+/// IPv4 multicast group of adverts, 224.0.0.18.
+pub const CARP_GROUP_V4: [u8; 4] = [224, 0, 0, 18];
+/// IPv6 multicast group of adverts, ff02::12.
+pub const CARP_GROUP_V6: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x12];
+
+/// EtherType of IPv4.
+pub const ETH_P_IP: u16 = 0x0800;
+/// EtherType of IPv6.
+pub const ETH_P_IPV6: u16 = 0x86DD;
+/// EtherType of an 802.1Q VLAN tag.
+pub const ETH_P_8021Q: u16 = 0x8100;
+/// EtherType of an 802.1ad (QinQ) outer tag; recognised, not parsed.
+pub const ETH_P_8021AD: u16 = 0x88A8;
+/// Length of an Ethernet header without VLAN tag.
+pub const ETH_HLEN: usize = 14;
+/// Length of an 802.1Q tag.
+pub const VLAN_HLEN: usize = 4;
+/// Length of the fixed IPv6 header.
+pub const IPV6_HLEN: usize = 40;
+/// Minimum IPv4 header length.
+pub const IPV4_MIN_HLEN: usize = 20;
+
+/// Address family of an IPv4 advert in events and map keys (Linux `AF_INET`).
+pub const AF_INET: u16 = 2;
+/// Address family of an IPv6 advert in events and map keys (Linux `AF_INET6`).
+pub const AF_INET6: u16 = 10;
+
+/// Name of the XDP program in the object file.
+pub const PROGRAM_NAME: &str = "carp_xdp";
+
+/// Map of the vhids the daemon serves, keyed by [`crate::maps::VhidKey`].
+pub const MAP_VHIDS: &str = "CARP_VHIDS";
+/// Capacity of [`MAP_VHIDS`].
+pub const MAP_VHIDS_CAPACITY: u32 = 1024;
+/// Per-source token buckets, an LRU hash keyed by [`crate::maps::RateKey`].
+pub const MAP_RATE: &str = "CARP_RATE";
+/// Capacity of [`MAP_RATE`] (least recently seen sources are evicted).
+pub const MAP_RATE_CAPACITY: u32 = 8192;
+/// Single-entry array holding [`crate::maps::Settings`].
+pub const MAP_SETTINGS: &str = "CARP_SETTINGS";
+/// Per-CPU array of u64 counters, indexed by [`crate::reason::Reason`].
+pub const MAP_COUNTERS: &str = "CARP_COUNTERS";
+/// Ring buffer of [`crate::event::AdvertEvent`]s.
+pub const MAP_EVENTS: &str = "CARP_EVENTS";
+/// Size of [`MAP_EVENTS`] in bytes (a power of two, multiple of the page size).
+pub const MAP_EVENTS_BYTES: u32 = 256 * 1024;
+
+/// Every map name, so that a test can check the built object holds them all.
+pub const MAP_NAMES: [&str; 5] = [MAP_VHIDS, MAP_RATE, MAP_SETTINGS, MAP_COUNTERS, MAP_EVENTS];

@@ -1,0 +1,68 @@
+//! The record the XDP program pushes into the ring buffer for every advert
+//! that passed validation.
+
+use crate::constants::CARP_HEADER_LEN;
+
+/// A validated advert, as handed from the kernel to the daemon.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdvertEvent {
+    /// `bpf_ktime_get_ns()` when the frame was inspected (CLOCK_MONOTONIC, ns).
+    pub timestamp_ns: u64,
+    /// Interface the frame arrived on.
+    pub ifindex: u32,
+    /// [`crate::constants::AF_INET`] or [`crate::constants::AF_INET6`].
+    pub family: u16,
+    /// TTL or hop limit of the frame (always 255 once validated).
+    pub ttl: u8,
+    /// Explicit padding, zero.
+    pub _pad0: u8,
+    /// Source address; IPv4 in the first 4 bytes, the rest zero.
+    pub src: [u8; 16],
+    /// Destination address; IPv4 in the first 4 bytes, the rest zero.
+    pub dst: [u8; 16],
+    /// The 36-byte CARP header as received.
+    pub carp: [u8; CARP_HEADER_LEN],
+    /// 802.1Q VLAN id (0 when untagged).
+    pub vlan_id: u16,
+    /// Explicit padding, zero.
+    pub _pad1: [u8; 2],
+}
+
+/// Size of [`AdvertEvent`] in bytes.
+pub const ADVERT_EVENT_LEN: usize = 88;
+const _: () = assert!(size_of::<AdvertEvent>() == ADVERT_EVENT_LEN);
+const _: () = assert!(align_of::<AdvertEvent>() == 8);
+
+impl AdvertEvent {
+    /// An all-zero event.
+    pub const fn zeroed() -> Self {
+        Self {
+            timestamp_ns: 0,
+            ifindex: 0,
+            family: 0,
+            ttl: 0,
+            _pad0: 0,
+            src: [0; 16],
+            dst: [0; 16],
+            carp: [0; CARP_HEADER_LEN],
+            vlan_id: 0,
+            _pad1: [0; 2],
+        }
+    }
+
+    /// Reads an event from ring-buffer bytes; `None` if the length is wrong.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != ADVERT_EVENT_LEN {
+            return None;
+        }
+        // SAFETY: AdvertEvent is repr(C), made of integers only (every bit
+        // pattern is valid), and the length was checked; read_unaligned
+        // copes with any alignment of the source.
+        Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<AdvertEvent>()) })
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), integers only, explicit padding: any bit pattern is valid.
+unsafe impl aya::Pod for AdvertEvent {}

@@ -1,0 +1,102 @@
+//! Keys and values of the BPF maps shared by the XDP program and the daemon.
+
+/// Key of [`crate::constants::MAP_VHIDS`]: a vhid served on an interface.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VhidKey {
+    /// Interface index.
+    pub ifindex: u32,
+    /// Virtual host id (1..=255), widened to avoid padding.
+    pub vhid: u32,
+}
+const _: () = assert!(size_of::<VhidKey>() == 8);
+
+/// Value of [`crate::constants::MAP_VHIDS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct VhidValue {
+    /// Non-zero when the vhid is served (reserved for per-vhid flags).
+    pub enabled: u32,
+}
+const _: () = assert!(size_of::<VhidValue>() == 4);
+
+/// Key of [`crate::constants::MAP_RATE`]: one advert source on one interface.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RateKey {
+    /// Interface index.
+    pub ifindex: u32,
+    /// [`crate::constants::AF_INET`] or [`crate::constants::AF_INET6`], widened.
+    pub family: u32,
+    /// Source address; IPv4 in the first 4 bytes, the rest zero.
+    pub addr: [u8; 16],
+}
+const _: () = assert!(size_of::<RateKey>() == 24);
+
+/// Value of [`crate::constants::MAP_RATE`]: GCRA state of one source.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RateState {
+    /// Theoretical arrival time of the next conforming advert (ns, monotonic).
+    pub tat_ns: u64,
+}
+const _: () = assert!(size_of::<RateState>() == 8);
+
+/// [`Settings::flags`] bit: pass handled adverts on to the kernel stack
+/// (`XDP_PASS`) instead of dropping them, so that tcpdump can see them.
+pub const SETTINGS_PASS_HANDLED: u32 = 1;
+
+/// The single value of [`crate::constants::MAP_SETTINGS`], written by the daemon.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Settings {
+    /// GCRA emission interval: 1e9 / rate, in ns per advert; 0 disables the limit.
+    pub rate_interval_ns: u64,
+    /// GCRA tolerance: (burst - 1) × `rate_interval_ns`, in ns.
+    pub rate_tolerance_ns: u64,
+    /// Bit set of `SETTINGS_*` flags.
+    pub flags: u32,
+    /// Explicit padding, zero.
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<Settings>() == 24);
+
+impl Settings {
+    /// Settings allowing `rate_per_sec` adverts per second per source with
+    /// bursts of `burst` adverts (`rate_per_sec` 0: no limit).
+    pub const fn with_rate(rate_per_sec: u32, burst: u32, flags: u32) -> Self {
+        if rate_per_sec == 0 {
+            return Self {
+                rate_interval_ns: 0,
+                rate_tolerance_ns: 0,
+                flags,
+                _pad: 0,
+            };
+        }
+        let interval = 1_000_000_000 / rate_per_sec as u64;
+        let burst = if burst == 0 { 1 } else { burst };
+        Self {
+            rate_interval_ns: interval,
+            rate_tolerance_ns: interval * (burst as u64 - 1),
+            flags,
+            _pad: 0,
+        }
+    }
+
+    /// True when handled adverts should be passed on to the stack.
+    pub const fn pass_handled(&self) -> bool {
+        self.flags & SETTINGS_PASS_HANDLED != 0
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY (all four): repr(C), integers only, no implicit padding (sizes
+    // asserted above), so every bit pattern is a valid value.
+    unsafe impl aya::Pod for VhidKey {}
+    unsafe impl aya::Pod for VhidValue {}
+    unsafe impl aya::Pod for RateKey {}
+    unsafe impl aya::Pod for RateState {}
+    unsafe impl aya::Pod for Settings {}
+}

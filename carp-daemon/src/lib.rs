@@ -1,0 +1,2 @@
+//! carpd-xdp: a CARP daemon whose receive path runs in the kernel as XDP.
+#![deny(missing_docs)]

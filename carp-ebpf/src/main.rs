@@ -1,0 +1,156 @@
+//! carpd-xdp's XDP program.
+//!
+//! Every frame goes through [`carp_common::inspect::inspect`]; this file only
+//! supplies packet access, the map lookups and the ring-buffer output. Frames
+//! that are not IP protocol 112 pass after two or three loads. Validated
+//! adverts go to userspace through the `CARP_EVENTS` ring buffer; handled
+//! protocol-112 frames are then dropped, or passed when the daemon sets
+//! `SETTINGS_PASS_HANDLED`. Each outcome bumps its own per-CPU counter.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::bindings::xdp_action;
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use aya_ebpf::macros::{map, xdp};
+use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
+use aya_ebpf::programs::XdpContext;
+use carp_common::access::Packet;
+use carp_common::constants::{MAP_EVENTS_BYTES, MAP_RATE_CAPACITY, MAP_VHIDS_CAPACITY};
+use carp_common::event::AdvertEvent;
+use carp_common::inspect::{inspect, Tables, Verdict};
+use carp_common::maps::{RateKey, RateState, Settings, VhidKey, VhidValue};
+use carp_common::rate;
+use carp_common::reason::{Reason, REASON_COUNT};
+
+#[map(name = "CARP_VHIDS")]
+static CARP_VHIDS: HashMap<VhidKey, VhidValue> = HashMap::with_max_entries(MAP_VHIDS_CAPACITY, 0);
+
+#[map(name = "CARP_RATE")]
+static CARP_RATE: LruHashMap<RateKey, RateState> =
+    LruHashMap::with_max_entries(MAP_RATE_CAPACITY, 0);
+
+#[map(name = "CARP_SETTINGS")]
+static CARP_SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+
+#[map(name = "CARP_COUNTERS")]
+static CARP_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(REASON_COUNT, 0);
+
+#[map(name = "CARP_EVENTS")]
+static CARP_EVENTS: RingBuf = RingBuf::with_byte_size(MAP_EVENTS_BYTES, 0);
+
+/// The frame between `data` and `data_end`.
+struct Frame {
+    start: usize,
+    end: usize,
+}
+
+impl Packet for Frame {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    #[inline(always)]
+    fn load<const N: usize>(&self, offset: usize) -> Option<[u8; N]> {
+        // Offsets come from a fixed Ethernet/VLAN length plus IHL × 4, so
+        // they are small; the mask only tells the verifier so.
+        let at = self.start + (offset & 0xff);
+        if at + N > self.end {
+            return None;
+        }
+        // SAFETY: [at, at + N) lies inside the packet (checked just above
+        // against data_end); [u8; N] has alignment 1.
+        Some(unsafe { core::ptr::read_unaligned(at as *const [u8; N]) })
+    }
+}
+
+/// The settings the daemon wrote, or the defaults (no rate limit, drop).
+#[inline(always)]
+fn settings() -> Settings {
+    match CARP_SETTINGS.get(0) {
+        Some(s) => *s,
+        None => Settings::default(),
+    }
+}
+
+/// The kernel side of [`Tables`]: helpers and maps.
+struct Maps;
+
+impl Tables for Maps {
+    #[inline(always)]
+    fn now_ns(&mut self) -> u64 {
+        // SAFETY: helper call without arguments.
+        unsafe { bpf_ktime_get_ns() }
+    }
+
+    #[inline(always)]
+    fn vhid_served(&self, key: &VhidKey) -> bool {
+        // SAFETY: the value is only read, while the map holds it (RCU).
+        match unsafe { CARP_VHIDS.get(key) } {
+            Some(v) => v.enabled != 0,
+            None => false,
+        }
+    }
+
+    #[inline(always)]
+    fn rate_conforms(&mut self, key: &RateKey, now_ns: u64) -> bool {
+        let settings = settings();
+        if let Some(state) = CARP_RATE.get_ptr_mut(key) {
+            // SAFETY: the pointer comes from a successful lookup and points at
+            // a RateState in the map. Concurrent updates from other CPUs can
+            // race; the worst case is one advert more or less let through.
+            return rate::conforms(unsafe { &mut *state }, &settings, now_ns);
+        }
+        let mut fresh = RateState::default();
+        let ok = rate::conforms(&mut fresh, &settings, now_ns);
+        // An LRU map evicts instead of failing when full; should the insert
+        // fail anyway, the source just starts with a full bucket next time.
+        let _ = CARP_RATE.insert(key, &fresh, 0);
+        ok
+    }
+}
+
+#[inline(always)]
+fn count(reason: Reason) {
+    if let Some(c) = CARP_COUNTERS.get_ptr_mut(reason as u32) {
+        // SAFETY: per-CPU slot of this CPU, so no other writer.
+        unsafe { *c += 1 };
+    }
+}
+
+#[xdp]
+pub fn carp_xdp(ctx: XdpContext) -> u32 {
+    match try_carp_xdp(&ctx) {
+        Ok(action) => action,
+        Err(()) => xdp_action::XDP_PASS,
+    }
+}
+
+#[inline(always)]
+fn try_carp_xdp(ctx: &XdpContext) -> Result<u32, ()> {
+    let frame = Frame {
+        start: ctx.data(),
+        end: ctx.data_end(),
+    };
+    // SAFETY: reads a field of the context the kernel handed us.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    match inspect(&frame, ifindex, &mut Maps) {
+        Verdict::NotCarp => return Ok(xdp_action::XDP_PASS),
+        Verdict::Drop(reason) => count(reason),
+        Verdict::Advert(ev) => match CARP_EVENTS.output::<AdvertEvent>(&ev, 0) {
+            Ok(()) => count(Reason::Delivered),
+            Err(_) => count(Reason::RingBufFull),
+        },
+    }
+    if settings().pass_handled() {
+        Ok(xdp_action::XDP_PASS)
+    } else {
+        Ok(xdp_action::XDP_DROP)
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
