@@ -1,0 +1,36 @@
+//! How the receive path is set up on an interface.
+
+use serde::Deserialize;
+
+/// `--xdp-mode`: where adverts are received and validated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// Native (driver) XDP, else generic (skb) XDP, else the fallback socket.
+    #[default]
+    Auto,
+    /// Native (driver) XDP only; fail if the driver cannot.
+    Native,
+    /// Generic (skb) XDP only.
+    Skb,
+    /// No XDP: a packet socket with the same validation in userspace.
+    Off,
+}
+
+impl XdpMode {
+    /// The lowercase name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            XdpMode::Auto => "auto",
+            XdpMode::Native => "native",
+            XdpMode::Skb => "skb",
+            XdpMode::Off => "off",
+        }
+    }
+}
+
+impl std::fmt::Display for XdpMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
