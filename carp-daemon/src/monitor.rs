@@ -29,3 +29,167 @@ pub struct MonitorArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use carp_common::constants::AF_INET;
+use carp_common::event::AdvertEvent;
+use carp_common::header::CarpHeader;
+use carp_common::maps::{Settings, SETTINGS_PASS_HANDLED};
+use serde_json::json;
+use tokio::io::AsyncBufReadExt;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::xdp::receive::{ReceiveError, ReceivePath};
+
+/// Failures of `carpd-xdp monitor`.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// An interface name that does not exist.
+    #[error("no such interface: {name}")]
+    UnknownInterface {
+        /// The name given.
+        name: String,
+    },
+    /// The receive path failed.
+    #[error(transparent)]
+    Receive(#[from] ReceiveError),
+    /// Signal handlers could not be installed.
+    #[error("cannot {op}: {source}")]
+    Os {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Index of the interface called `name`, if it exists.
+pub fn ifindex_of(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: c is a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+/// Source address of an event as an [`IpAddr`].
+pub fn event_source(ev: &AdvertEvent) -> IpAddr {
+    address(ev.family, &ev.src)
+}
+
+fn address(family: u16, bytes: &[u8; 16]) -> IpAddr {
+    if family == AF_INET {
+        IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(*bytes))
+    }
+}
+
+fn describe(ev: &AdvertEvent, json_lines: bool) -> String {
+    let h = CarpHeader::from_bytes(&ev.carp);
+    let src = event_source(ev);
+    let dst = address(ev.family, &ev.dst);
+    if json_lines {
+        json!({
+            "event": "advert",
+            "ifindex": ev.ifindex,
+            "src": src.to_string(),
+            "dst": dst.to_string(),
+            "vlan": ev.vlan_id,
+            "vhid": h.vhid,
+            "advbase": h.advbase,
+            "advskew": h.advskew,
+            "demote": h.demote,
+            "counter": h.counter(),
+            "timestamp_ns": ev.timestamp_ns,
+        })
+        .to_string()
+    } else {
+        format!(
+            "advert vhid {} from {src} to {dst} (ifindex {}): advbase {} advskew {} demote {} counter {}",
+            h.vhid,
+            ev.ifindex,
+            h.advbase,
+            h.advskew,
+            h.demote,
+            h.counter()
+        )
+    }
+}
+
+/// Runs the monitor until SIGINT/SIGTERM (or `quit` on standard input).
+///
+/// Standard input takes commands, one per line: `counters` prints the
+/// per-reason counters; `quit` exits.
+pub async fn run(args: MonitorArgs) -> Result<(), MonitorError> {
+    let mut interfaces = Vec::new();
+    for name in &args.interfaces {
+        let ifindex = ifindex_of(name)
+            .ok_or_else(|| MonitorError::UnknownInterface { name: name.clone() })?;
+        interfaces.push((name.clone(), ifindex));
+    }
+    let flags = if args.pass_handled {
+        SETTINGS_PASS_HANDLED
+    } else {
+        0
+    };
+    let mut path = ReceivePath::open(
+        &interfaces,
+        args.xdp_mode,
+        Settings::with_rate(args.rate, args.burst, flags),
+    )?;
+    for (_, ifindex) in &interfaces {
+        for vhid in &args.vhids {
+            path.serve_vhid(*ifindex, *vhid)?;
+        }
+    }
+    let modes: Vec<_> = path
+        .interfaces()
+        .iter()
+        .map(|i| json!({"name": i.name, "ifindex": i.ifindex, "mode": i.reception.name(), "fallback_reason": i.fallback_reason}))
+        .collect();
+    if args.json {
+        println!("{}", json!({"event": "ready", "interfaces": modes}));
+    } else {
+        for i in path.interfaces() {
+            println!(
+                "listening on {} (ifindex {}) in {} mode",
+                i.name,
+                i.ifindex,
+                i.reception.name()
+            );
+        }
+    }
+
+    let os = |op| move |source| MonitorError::Os { op, source };
+    let mut term = signal(SignalKind::terminate()).map_err(os("install the SIGTERM handler"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(os("install the SIGINT handler"))?;
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            ev = path.recv() => println!("{}", describe(&ev?, args.json)),
+            line = stdin.next_line(), if stdin_open => match line {
+                Ok(Some(cmd)) => match cmd.trim() {
+                    "counters" => {
+                        let counters = path.counters()?;
+                        if args.json {
+                            println!("{}", json!({"event": "counters", "counters": counters}));
+                        } else {
+                            let text: Vec<String> = counters.iter().map(|(n, v)| format!("{n}={v}")).collect();
+                            println!("counters {}", text.join(" "));
+                        }
+                    }
+                    "quit" => break,
+                    "" => {}
+                    other => eprintln!("unknown command {other:?}: use counters or quit"),
+                },
+                Ok(None) | Err(_) => stdin_open = false,
+            },
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    Ok(())
+}

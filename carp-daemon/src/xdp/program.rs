@@ -1,0 +1,276 @@
+//! The embedded XDP object: loading it, filling its maps, attaching it to
+//! interfaces through BPF links, reading its counters.
+//!
+//! Attachments are BPF links (`bpf_link_create`), owned by this process: when
+//! the process exits, crashes or is killed, the kernel closes the link and the
+//! program leaves the interface. A legacy netlink attachment, which would
+//! outlive the process, is refused.
+
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::links::FdLink;
+use aya::programs::{Xdp, XdpMode as AyaXdpMode};
+use aya::Ebpf;
+use carp_common::constants::{MAP_COUNTERS, MAP_EVENTS, MAP_SETTINGS, MAP_VHIDS, PROGRAM_NAME};
+use carp_common::maps::{Settings, VhidKey, VhidValue};
+use carp_common::reason::REASON_COUNT;
+
+use super::counters::Counters;
+
+/// The XDP object built by `carp-daemon/build.rs`.
+pub static XDP_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/carp-ebpf.o"));
+
+/// Failures of loading, attaching or using the XDP program.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    /// The object could not be loaded (verifier, BTF, permissions).
+    #[error("cannot load the XDP object: {source}")]
+    Load {
+        /// What aya reported.
+        #[source]
+        source: Box<aya::EbpfError>,
+    },
+    /// A map or the program is missing from the object.
+    #[error("the XDP object has no {what} named {name}")]
+    Missing {
+        /// "map" or "program".
+        what: &'static str,
+        /// Its name.
+        name: &'static str,
+    },
+    /// A program operation (load into the kernel, attach) failed.
+    #[error("cannot {op}: {source}")]
+    Program {
+        /// What was being done.
+        op: String,
+        /// What aya reported.
+        #[source]
+        source: Box<aya::programs::ProgramError>,
+    },
+    /// The kernel made a legacy (netlink) attachment instead of a BPF link.
+    #[error("interface {ifname}: the kernel attached XDP without a BPF link, which would outlive the daemon; refused")]
+    NoBpfLink {
+        /// The interface.
+        ifname: String,
+    },
+    /// A map operation failed.
+    #[error("cannot {op}: {source}")]
+    Map {
+        /// What was being done.
+        op: String,
+        /// What aya reported.
+        #[source]
+        source: Box<aya::maps::MapError>,
+    },
+}
+
+/// How a program is attached to one interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    /// Native (driver) XDP.
+    Native,
+    /// Generic (skb) XDP.
+    Skb,
+}
+
+impl AttachMode {
+    /// Lowercase name, as in `--xdp-mode`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttachMode::Native => "native",
+            AttachMode::Skb => "skb",
+        }
+    }
+
+    fn aya(self) -> AyaXdpMode {
+        match self {
+            AttachMode::Native => AyaXdpMode::Driver,
+            AttachMode::Skb => AyaXdpMode::Skb,
+        }
+    }
+}
+
+/// The loaded XDP program and the maps the daemon uses.
+pub struct XdpProgram {
+    ebpf: Ebpf,
+    vhids: HashMap<MapData, VhidKey, VhidValue>,
+    settings: Array<MapData, Settings>,
+    counters: PerCpuArray<MapData, u64>,
+    events: Option<RingBuf<MapData>>,
+    /// One BPF link per attached interface: (ifindex, link). Dropping a link
+    /// detaches the program from that interface.
+    links: Vec<(u32, FdLink)>,
+}
+
+fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProgramError> {
+    ebpf.take_map(name)
+        .ok_or(ProgramError::Missing { what: "map", name })
+}
+
+fn map_err(op: impl Into<String>) -> impl FnOnce(aya::maps::MapError) -> ProgramError {
+    let op = op.into();
+    move |source| ProgramError::Map {
+        op,
+        source: Box::new(source),
+    }
+}
+
+impl XdpProgram {
+    /// Loads the embedded object into the kernel (not yet attached).
+    pub fn load(settings: Settings) -> Result<Self, ProgramError> {
+        raise_memlock_limit();
+        let mut ebpf = Ebpf::load(XDP_OBJECT).map_err(|e| ProgramError::Load {
+            source: Box::new(e),
+        })?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM_NAME)
+            .ok_or(ProgramError::Missing {
+                what: "program",
+                name: PROGRAM_NAME,
+            })?
+            .try_into()
+            .map_err(|e| ProgramError::Program {
+                op: "find the XDP program".into(),
+                source: Box::new(e),
+            })?;
+        program.load().map_err(|e| ProgramError::Program {
+            op: "load the XDP program".into(),
+            source: Box::new(e),
+        })?;
+        let vhids = HashMap::try_from(take_map(&mut ebpf, MAP_VHIDS)?)
+            .map_err(map_err("open CARP_VHIDS"))?;
+        let mut settings_map = Array::try_from(take_map(&mut ebpf, MAP_SETTINGS)?)
+            .map_err(map_err("open CARP_SETTINGS"))?;
+        settings_map
+            .set(0, settings, 0)
+            .map_err(map_err("write CARP_SETTINGS"))?;
+        let counters = PerCpuArray::try_from(take_map(&mut ebpf, MAP_COUNTERS)?)
+            .map_err(map_err("open CARP_COUNTERS"))?;
+        let events = RingBuf::try_from(take_map(&mut ebpf, MAP_EVENTS)?)
+            .map_err(map_err("open CARP_EVENTS"))?;
+        Ok(Self {
+            ebpf,
+            vhids,
+            settings: settings_map,
+            counters,
+            events: Some(events),
+            links: Vec::new(),
+        })
+    }
+
+    /// Attaches the program to an interface in `mode` through a BPF link.
+    pub fn attach(
+        &mut self,
+        ifname: &str,
+        ifindex: u32,
+        mode: AttachMode,
+    ) -> Result<(), ProgramError> {
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(PROGRAM_NAME)
+            .ok_or(ProgramError::Missing {
+                what: "program",
+                name: PROGRAM_NAME,
+            })?
+            .try_into()
+            .map_err(|e| ProgramError::Program {
+                op: "find the XDP program".into(),
+                source: Box::new(e),
+            })?;
+        let op = || format!("attach XDP to {ifname} in {} mode", mode.name());
+        let id = program
+            .attach_to_if_index(ifindex, mode.aya())
+            .map_err(|e| ProgramError::Program {
+                op: op(),
+                source: Box::new(e),
+            })?;
+        let link = program.take_link(id).map_err(|e| ProgramError::Program {
+            op: op(),
+            source: Box::new(e),
+        })?;
+        // A netlink attachment cannot become an FdLink; dropping it detaches.
+        let fd_link = FdLink::try_from(link).map_err(|_| ProgramError::NoBpfLink {
+            ifname: ifname.to_string(),
+        })?;
+        self.links.push((ifindex, fd_link));
+        Ok(())
+    }
+
+    /// Detaches the program from an interface (no-op if not attached).
+    pub fn detach(&mut self, ifindex: u32) {
+        self.links.retain(|(i, _)| *i != ifindex);
+    }
+
+    /// Interfaces the program is attached to.
+    pub fn attached(&self) -> impl Iterator<Item = u32> + '_ {
+        self.links.iter().map(|(i, _)| *i)
+    }
+
+    /// Lets adverts for `vhid` on `ifindex` through.
+    pub fn serve_vhid(&mut self, ifindex: u32, vhid: u8) -> Result<(), ProgramError> {
+        let key = VhidKey {
+            ifindex,
+            vhid: u32::from(vhid),
+        };
+        self.vhids
+            .insert(key, VhidValue { enabled: 1 }, 0)
+            .map_err(map_err(format!(
+                "add vhid {vhid} on ifindex {ifindex} to CARP_VHIDS"
+            )))
+    }
+
+    /// Stops letting adverts for `vhid` on `ifindex` through.
+    pub fn unserve_vhid(&mut self, ifindex: u32, vhid: u8) -> Result<(), ProgramError> {
+        let key = VhidKey {
+            ifindex,
+            vhid: u32::from(vhid),
+        };
+        match self.vhids.remove(&key) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(map_err(format!(
+                "remove vhid {vhid} on ifindex {ifindex} from CARP_VHIDS"
+            ))(e)),
+        }
+    }
+
+    /// Replaces the settings (rate limit, pass-handled flag).
+    pub fn set_settings(&mut self, settings: Settings) -> Result<(), ProgramError> {
+        self.settings
+            .set(0, settings, 0)
+            .map_err(map_err("write CARP_SETTINGS"))
+    }
+
+    /// The per-reason counters summed over CPUs.
+    pub fn counters(&self) -> Result<Counters, ProgramError> {
+        let mut out = Counters::default();
+        for index in 0..REASON_COUNT {
+            let per_cpu = self
+                .counters
+                .get(&index, 0)
+                .map_err(map_err("read CARP_COUNTERS"))?;
+            out.0[index as usize] = per_cpu.iter().sum();
+        }
+        Ok(out)
+    }
+
+    /// Takes the ring buffer of validated adverts (once).
+    pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
+        self.events.take()
+    }
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; lift it (best effort).
+fn raise_memlock_limit() {
+    let limit = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a valid pointer to an initialised rlimit.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) };
+    if rc != 0 {
+        tracing::debug!(
+            "cannot raise RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}

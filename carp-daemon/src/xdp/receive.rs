@@ -1,0 +1,310 @@
+//! The receive path as the daemon sees it: validated adverts from every
+//! served interface, whichever way each interface receives them (native or
+//! generic XDP, or the fallback packet socket), and one set of counters.
+
+use std::collections::HashSet;
+
+use aya::maps::{MapData, RingBuf};
+use carp_common::event::AdvertEvent;
+use carp_common::inspect::{inspect, Verdict};
+use carp_common::maps::{Settings, VhidKey};
+use carp_common::reason::Reason;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use super::counters::Counters;
+use super::fallback::{monotonic_ns, FallbackSocket, FallbackTables};
+use super::mode::XdpMode;
+use super::program::{AttachMode, ProgramError, XdpProgram};
+
+/// Failures of the receive path.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// The XDP program could not be loaded or attached (explicit mode).
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+    /// The fallback packet socket failed.
+    #[error("fallback receive path: {source}")]
+    Fallback {
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading the ring buffer failed.
+    #[error("cannot read the XDP ring buffer: {source}")]
+    Ring {
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How one interface receives adverts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reception {
+    /// The XDP program is attached in this mode.
+    Xdp(AttachMode),
+    /// The fallback packet socket.
+    Fallback,
+}
+
+impl Reception {
+    /// Lowercase name: native, skb or off.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reception::Xdp(m) => m.name(),
+            Reception::Fallback => "off",
+        }
+    }
+}
+
+/// One interface of the receive path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    /// Name, e.g. `eth0`.
+    pub name: String,
+    /// Index.
+    pub ifindex: u32,
+    /// How it receives.
+    pub reception: Reception,
+    /// Why XDP was not used, when `auto` fell back.
+    pub fallback_reason: Option<String>,
+}
+
+/// Validated adverts from all served interfaces.
+pub struct ReceivePath {
+    program: Option<XdpProgram>,
+    ring: Option<AsyncFd<RingBuf<MapData>>>,
+    fallback: Option<FallbackSocket>,
+    tables: FallbackTables,
+    fallback_ifindexes: HashSet<u32>,
+    fallback_counters: Counters,
+    interfaces: Vec<Interface>,
+    buf: Vec<u8>,
+}
+
+impl ReceivePath {
+    /// Sets up reception on `interfaces` (name, ifindex) in `mode`. With
+    /// `auto`, each interface gets native XDP, else generic XDP, else the
+    /// fallback socket; explicit modes fail instead of falling back.
+    pub fn open(
+        interfaces: &[(String, u32)],
+        mode: XdpMode,
+        settings: Settings,
+    ) -> Result<Self, ReceiveError> {
+        let mut path = ReceivePath {
+            program: None,
+            ring: None,
+            fallback: None,
+            tables: FallbackTables {
+                settings,
+                ..Default::default()
+            },
+            fallback_ifindexes: HashSet::new(),
+            fallback_counters: Counters::default(),
+            interfaces: Vec::new(),
+            buf: vec![0; 65536],
+        };
+        if mode != XdpMode::Off {
+            match XdpProgram::load(settings) {
+                Ok(p) => path.program = Some(p),
+                Err(e) if mode == XdpMode::Auto => {
+                    tracing::warn!("XDP unavailable, using the fallback receive path: {e}");
+                    for (name, ifindex) in interfaces {
+                        path.add_fallback(name, *ifindex, Some(e.to_string()))?;
+                    }
+                    return Ok(path);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for (name, ifindex) in interfaces {
+            path.add_interface(name, *ifindex, mode)?;
+        }
+        if let Some(program) = path.program.as_mut() {
+            if let Some(ring) = program.take_events() {
+                // SAFETY: the RingBuf moves into the AsyncFd and keeps its map
+                // descriptor open, unchanged, for the AsyncFd's whole life.
+                let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+                    .map_err(|e| ReceiveError::Ring { source: e.into() })?;
+                path.ring = Some(ring);
+            }
+        }
+        Ok(path)
+    }
+
+    fn add_interface(
+        &mut self,
+        name: &str,
+        ifindex: u32,
+        mode: XdpMode,
+    ) -> Result<(), ReceiveError> {
+        let candidates: &[AttachMode] = match mode {
+            XdpMode::Off => return self.add_fallback(name, ifindex, None),
+            XdpMode::Native => &[AttachMode::Native],
+            XdpMode::Skb => &[AttachMode::Skb],
+            XdpMode::Auto => &[AttachMode::Native, AttachMode::Skb],
+        };
+        let Some(program) = self.program.as_mut() else {
+            return self.add_fallback(name, ifindex, None);
+        };
+        let mut last_error = None;
+        for attach in candidates {
+            match program.attach(name, ifindex, *attach) {
+                Ok(()) => {
+                    self.interfaces.push(Interface {
+                        name: name.to_string(),
+                        ifindex,
+                        reception: Reception::Xdp(*attach),
+                        fallback_reason: None,
+                    });
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::debug!(iface = name, "XDP {} attach failed: {e}", attach.name());
+                    last_error = Some(e);
+                }
+            }
+        }
+        match (mode, last_error) {
+            (XdpMode::Auto, Some(e)) => {
+                tracing::warn!(
+                    iface = name,
+                    "XDP cannot attach, using the fallback receive path: {e}"
+                );
+                self.add_fallback(name, ifindex, Some(e.to_string()))
+            }
+            (_, Some(e)) => Err(e.into()),
+            (_, None) => Ok(()),
+        }
+    }
+
+    fn add_fallback(
+        &mut self,
+        name: &str,
+        ifindex: u32,
+        reason: Option<String>,
+    ) -> Result<(), ReceiveError> {
+        if self.fallback.is_none() {
+            self.fallback =
+                Some(FallbackSocket::open().map_err(|source| ReceiveError::Fallback { source })?);
+        }
+        self.fallback_ifindexes.insert(ifindex);
+        self.interfaces.push(Interface {
+            name: name.to_string(),
+            ifindex,
+            reception: Reception::Fallback,
+            fallback_reason: reason,
+        });
+        Ok(())
+    }
+
+    /// The interfaces and how each receives.
+    pub fn interfaces(&self) -> &[Interface] {
+        &self.interfaces
+    }
+
+    /// Accepts adverts for `vhid` on `ifindex`.
+    pub fn serve_vhid(&mut self, ifindex: u32, vhid: u8) -> Result<(), ReceiveError> {
+        if let Some(p) = self.program.as_mut() {
+            p.serve_vhid(ifindex, vhid)?;
+        }
+        self.tables.vhids.insert(VhidKey {
+            ifindex,
+            vhid: u32::from(vhid),
+        });
+        Ok(())
+    }
+
+    /// Stops accepting adverts for `vhid` on `ifindex`.
+    pub fn unserve_vhid(&mut self, ifindex: u32, vhid: u8) -> Result<(), ReceiveError> {
+        if let Some(p) = self.program.as_mut() {
+            p.unserve_vhid(ifindex, vhid)?;
+        }
+        self.tables.vhids.remove(&VhidKey {
+            ifindex,
+            vhid: u32::from(vhid),
+        });
+        Ok(())
+    }
+
+    /// Replaces the rate limit and flags on both paths.
+    pub fn set_settings(&mut self, settings: Settings) -> Result<(), ReceiveError> {
+        if let Some(p) = self.program.as_mut() {
+            p.set_settings(settings)?;
+        }
+        self.tables.settings = settings;
+        Ok(())
+    }
+
+    /// Counters of both paths, summed.
+    pub fn counters(&self) -> Result<Counters, ReceiveError> {
+        let mut total = self.fallback_counters;
+        if let Some(p) = self.program.as_ref() {
+            total.add(&p.counters()?);
+        }
+        Ok(total)
+    }
+
+    /// Waits for the next validated advert from any interface. Cancel-safe:
+    /// an advert is taken from its source only when it is returned.
+    pub async fn recv(&mut self) -> Result<AdvertEvent, ReceiveError> {
+        loop {
+            tokio::select! {
+                ev = next_ring_event(self.ring.as_mut()) => return ev,
+                got = next_fallback_frame(self.fallback.as_ref(), &mut self.buf) => {
+                    let (ifindex, len) = got.map_err(|source| ReceiveError::Fallback { source })?;
+                    if !self.fallback_ifindexes.contains(&ifindex) {
+                        continue;
+                    }
+                    self.tables.now_ns = monotonic_ns();
+                    match inspect(&self.buf[..len], ifindex, &mut self.tables) {
+                        Verdict::NotCarp => {}
+                        Verdict::Drop(reason) => self.fallback_counters.bump(reason),
+                        Verdict::Advert(ev) => {
+                            self.fallback_counters.bump(Reason::Delivered);
+                            return Ok(ev);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn next_ring_event(
+    ring: Option<&mut AsyncFd<RingBuf<MapData>>>,
+) -> Result<AdvertEvent, ReceiveError> {
+    let Some(ring) = ring else {
+        return std::future::pending().await;
+    };
+    loop {
+        let mut guard = ring
+            .readable_mut()
+            .await
+            .map_err(|source| ReceiveError::Ring { source })?;
+        let rb = guard.get_inner_mut();
+        while let Some(item) = rb.next() {
+            // Every record is an AdvertEvent written by our program; a record
+            // of another size would be a build mismatch, skipped.
+            if let Some(ev) = AdvertEvent::from_bytes(&item) {
+                return Ok(ev);
+            }
+            tracing::warn!(
+                len = item.len(),
+                "ring buffer record of unexpected size skipped"
+            );
+        }
+        guard.clear_ready();
+    }
+}
+
+async fn next_fallback_frame(
+    socket: Option<&FallbackSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(u32, usize)> {
+    match socket {
+        Some(s) => s.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
