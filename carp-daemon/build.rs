@@ -3,6 +3,7 @@
 //! `cargo xtask setup` when the eBPF toolchain is missing.
 
 #[path = "../xtask/src/ebpf.rs"]
+#[expect(dead_code, reason = "shared with xtask, which uses more of it")]
 mod ebpf;
 
 use std::env;

@@ -1,1 +1,403 @@
+//! The receive path end to end, in a throw-away namespace pair: the program
+//! attached in native, skb and off (fallback) modes in turn; valid adverts
+//! (IPv4, IPv6), one frame per defect, a burst above the rate limit and
+//! ordinary traffic are sent from the peer, and the test checks the exact
+//! events and per-reason counters the daemon reports, that ping and UDP still
+//! cross the link, and that after SIGKILL no XDP program is left on the
+//! interface.
 
+mod common;
+
+use std::io::Write;
+use std::net::UdpSocket;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use carp_common::checksum;
+use carp_common::constants::*;
+use carp_common::craft::{advert_frame, AdvertFrame, IpLayer, MAX_ADVERT_FRAME};
+use carp_common::header::CarpHeader;
+use common::{require_root, send_frames, veth, ChildGuard, Lines, Netns};
+use serde_json::Value;
+
+const VHID: u8 = 7;
+const SENDER4: [u8; 4] = [10, 201, 0, 1];
+const FLOODER4: [u8; 4] = [10, 201, 0, 9];
+const SENDER6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const RATE_BURST: usize = 5;
+const BURST_SENT: usize = 12;
+const DEADLINE: Duration = Duration::from_secs(15);
+
+fn carp(vhid: u8, counter: u64) -> [u8; 36] {
+    let mut h = CarpHeader::advertisement(vhid, 1, 0, 0, counter);
+    h.hmac = [0x11; 20];
+    h.seal_checksum();
+    h.to_bytes()
+}
+
+fn frame(src_mac: [u8; 6], ip: IpLayer, carp: &[u8; 36]) -> Vec<u8> {
+    let mut buf = [0u8; MAX_ADVERT_FRAME];
+    let spec = AdvertFrame {
+        src_mac,
+        dst_mac: None,
+        vlan_id: None,
+        ip,
+        ttl: 255,
+        ip_id: 1,
+        carp,
+    };
+    let n = advert_frame(&spec, &mut buf);
+    buf[..n].to_vec()
+}
+
+fn v4(src_mac: [u8; 6], src: [u8; 4], carp: &[u8; 36]) -> Vec<u8> {
+    frame(
+        src_mac,
+        IpLayer::V4 {
+            src,
+            dst: CARP_GROUP_V4,
+        },
+        carp,
+    )
+}
+
+fn fix_ip_checksum(f: &mut [u8]) {
+    f[24..26].copy_from_slice(&[0, 0]);
+    let c = checksum::internet_checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+fn fix_carp_checksum(f: &mut [u8]) {
+    f[40..42].copy_from_slice(&[0, 0]);
+    let c = checksum::internet_checksum(&f[34..70]);
+    f[40..42].copy_from_slice(&c.to_be_bytes());
+}
+
+/// One frame per defect, with the counter each must bump.
+fn defects(mac: [u8; 6]) -> Vec<(&'static str, Vec<u8>)> {
+    let good = v4(mac, SENDER4, &carp(VHID, 1));
+    let edit = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut g = good.clone();
+        f(&mut g);
+        g
+    };
+    vec![
+        ("truncated", good[..good.len() - 1].to_vec()),
+        ("ip_header", edit(&|g| g[24] ^= 0xff)),
+        (
+            "fragment",
+            edit(&|g| {
+                g[20] = 0x20;
+                fix_ip_checksum(g)
+            }),
+        ),
+        (
+            "ttl",
+            edit(&|g| {
+                g[22] = 64;
+                fix_ip_checksum(g)
+            }),
+        ),
+        (
+            "version",
+            edit(&|g| {
+                g[34] = 0x31;
+                fix_carp_checksum(g)
+            }),
+        ),
+        (
+            "type",
+            edit(&|g| {
+                g[34] = 0x22;
+                fix_carp_checksum(g)
+            }),
+        ),
+        (
+            "authlen",
+            edit(&|g| {
+                g[37] = 6;
+                fix_carp_checksum(g)
+            }),
+        ),
+        ("checksum", edit(&|g| g[60] ^= 1)),
+        ("unknown_vhid", v4(mac, SENDER4, &carp(VHID + 1, 1))),
+    ]
+}
+
+struct Monitor {
+    child: ChildGuard,
+    stdin: std::process::ChildStdin,
+    lines: Lines,
+    events: Vec<Value>,
+}
+
+impl Monitor {
+    fn start(ns: &Netns, ifname: &str, mode: &str) -> Monitor {
+        let mut child = ns
+            .command(env!("CARGO_BIN_EXE_carpd-xdp"))
+            .args([
+                "monitor",
+                "--interface",
+                ifname,
+                "--vhid",
+                &VHID.to_string(),
+                "--xdp-mode",
+                mode,
+                "--json",
+            ])
+            .args(["--rate", "1", "--burst", &RATE_BURST.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn carpd-xdp monitor");
+        let stdin = child.stdin.take().unwrap();
+        let lines = Lines::new(child.stdout.take().unwrap());
+        let mut m = Monitor {
+            child: ChildGuard(child),
+            stdin,
+            lines,
+            events: Vec::new(),
+        };
+        let ready = m.next_line().expect("no ready line from the monitor");
+        assert_eq!(ready["event"], "ready", "{ready}");
+        assert_eq!(
+            ready["interfaces"][0]["mode"], mode,
+            "attached in another mode: {ready}"
+        );
+        m
+    }
+
+    fn next_line(&mut self) -> Option<Value> {
+        let line = self.lines.next_within(DEADLINE)?;
+        Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}")))
+    }
+
+    /// Asks for the counters, keeping the adverts printed meanwhile.
+    fn counters(&mut self) -> Value {
+        writeln!(self.stdin, "counters").unwrap();
+        loop {
+            let v = self.next_line().expect("no counters line");
+            match v["event"].as_str() {
+                Some("counters") => return v["counters"].clone(),
+                Some("advert") => self.events.push(v),
+                _ => panic!("unexpected line {v}"),
+            }
+        }
+    }
+
+    /// Polls the counters until `delivered` reaches `expected` (or the deadline).
+    fn counters_when_delivered(&mut self, expected: u64) -> Value {
+        let start = Instant::now();
+        loop {
+            let c = self.counters();
+            if c["delivered"].as_u64() >= Some(expected) || start.elapsed() > DEADLINE {
+                return c;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn xdp_on(ns: &Netns, ifname: &str) -> bool {
+    ns.ip(&["-d", "link", "show", "dev", ifname])
+        .contains("xdp")
+}
+
+fn run_mode(mode: &str) {
+    let sender = Netns::new("carpx-tx");
+    let receiver = Netns::new("carpx-rx");
+    veth(&sender, "veth0", &receiver, "veth1");
+    sender.ip(&["addr", "add", "10.201.0.1/24", "dev", "veth0"]);
+    receiver.ip(&["addr", "add", "10.201.0.2/24", "dev", "veth1"]);
+    sender.ip(&["-6", "addr", "add", "fd00::1/64", "dev", "veth0", "nodad"]);
+    receiver.ip(&["-6", "addr", "add", "fd00::2/64", "dev", "veth1", "nodad"]);
+    let mac = sender.mac("veth0");
+
+    let mut monitor = Monitor::start(&receiver, "veth1", mode);
+    if mode != "off" {
+        assert!(
+            xdp_on(&receiver, "veth1"),
+            "{mode}: no XDP program on veth1 while attached"
+        );
+    }
+
+    // Valid adverts: two over IPv4, two over IPv6.
+    let mut frames = vec![
+        v4(mac, SENDER4, &carp(VHID, 100)),
+        v4(mac, SENDER4, &carp(VHID, 101)),
+    ];
+    for counter in [200, 201] {
+        frames.push(frame(
+            mac,
+            IpLayer::V6 {
+                src: SENDER6,
+                dst: CARP_GROUP_V6,
+            },
+            &carp(VHID, counter),
+        ));
+    }
+    let defects = defects(mac);
+    frames.extend(defects.iter().map(|(_, f)| f.clone()));
+    // A burst from one source above its rate limit (1/s, burst RATE_BURST).
+    frames.extend((0..BURST_SENT).map(|i| v4(mac, FLOODER4, &carp(VHID, 300 + i as u64))));
+    send_frames(&sender, "veth0", &frames);
+
+    let delivered = 4 + RATE_BURST as u64;
+    let c = monitor.counters_when_delivered(delivered);
+    assert_eq!(c["delivered"], delivered, "{mode}: {c}");
+    for (reason, _) in &defects {
+        assert_eq!(c[*reason], 1, "{mode}: counter {reason}: {c}");
+    }
+    assert_eq!(
+        c["rate_limited"],
+        (BURST_SENT - RATE_BURST) as u64,
+        "{mode}: {c}"
+    );
+    assert_eq!(c["ringbuf_full"], 0, "{mode}: {c}");
+    let total: u64 = c
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        total,
+        delivered + defects.len() as u64 + (BURST_SENT - RATE_BURST) as u64,
+        "{mode}: stray counts {c}"
+    );
+
+    // Exactly the delivered adverts arrived as events, with their fields.
+    while monitor.events.len() < delivered as usize {
+        let v = monitor
+            .next_line()
+            .unwrap_or_else(|| panic!("{mode}: only {} events", monitor.events.len()));
+        assert_eq!(v["event"], "advert");
+        monitor.events.push(v);
+    }
+    let c = monitor.counters();
+    assert_eq!(
+        monitor.events.len(),
+        delivered as usize,
+        "{mode}: extra events {:?}",
+        monitor.events
+    );
+    assert_eq!(c["delivered"], delivered);
+    let from = |src: &str| monitor.events.iter().filter(|e| e["src"] == src).count();
+    assert_eq!(from("10.201.0.1"), 2, "{mode}");
+    assert_eq!(from("fd00::1"), 2, "{mode}");
+    assert_eq!(from("10.201.0.9"), RATE_BURST, "{mode}");
+    assert!(monitor
+        .events
+        .iter()
+        .all(|e| e["vhid"] == VHID && e["ifindex"] == receiver.ifindex("veth1")));
+    let counters: Vec<u64> = monitor
+        .events
+        .iter()
+        .map(|e| e["counter"].as_u64().unwrap())
+        .collect();
+    assert!(
+        counters.contains(&100) && counters.contains(&201),
+        "{mode}: {counters:?}"
+    );
+
+    // Ordinary traffic passes while the program is attached.
+    let ping = sender
+        .command("ping")
+        .args(["-c", "3", "-i", "0.2", "-W", "2", "10.201.0.2"])
+        .output()
+        .unwrap();
+    assert!(
+        ping.status.success(),
+        "{mode}: ping failed: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    let ping6 = sender
+        .command("ping")
+        .args(["-6", "-c", "2", "-i", "0.2", "-W", "2", "fd00::2"])
+        .output()
+        .unwrap();
+    assert!(
+        ping6.status.success(),
+        "{mode}: ping -6 failed: {}",
+        String::from_utf8_lossy(&ping6.stdout)
+    );
+    let rx = receiver.run(|| UdpSocket::bind("10.201.0.2:9999").unwrap());
+    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    sender.run(|| {
+        let tx = UdpSocket::bind("10.201.0.1:0").unwrap();
+        for i in 0..20u8 {
+            tx.send_to(&[i; 64], "10.201.0.2:9999").unwrap();
+        }
+    });
+    let mut got = [0u8; 128];
+    for i in 0..20u8 {
+        let (n, _) = rx
+            .recv_from(&mut got)
+            .unwrap_or_else(|e| panic!("{mode}: UDP datagram {i} lost: {e}"));
+        assert_eq!(&got[..n], &[i; 64]);
+    }
+    // Ordinary traffic is not counted by the receive path.
+    assert_eq!(
+        monitor.counters(),
+        c,
+        "{mode}: ordinary traffic touched the counters"
+    );
+
+    // SIGKILL: the BPF link dies with the process; nothing stays attached.
+    let Monitor { mut child, .. } = monitor;
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    let start = Instant::now();
+    while xdp_on(&receiver, "veth1") && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !xdp_on(&receiver, "veth1"),
+        "{mode}: XDP program left on veth1 after SIGKILL"
+    );
+    let ping = sender
+        .command("ping")
+        .args(["-c", "1", "-W", "2", "10.201.0.2"])
+        .output()
+        .unwrap();
+    assert!(ping.status.success(), "{mode}: ping after the daemon died");
+}
+
+#[test]
+fn native_mode() {
+    if require_root("native_mode") {
+        run_mode("native");
+    }
+}
+
+#[test]
+fn skb_mode() {
+    if require_root("skb_mode") {
+        run_mode("skb");
+    }
+}
+
+#[test]
+fn off_mode_fallback_path() {
+    if require_root("off_mode_fallback_path") {
+        run_mode("off");
+    }
+}
+
+#[test]
+fn explicit_mode_on_a_missing_interface_fails_cleanly() {
+    if !require_root("explicit_mode_on_a_missing_interface_fails_cleanly") {
+        return;
+    }
+    let ns = Netns::new("carpx-bad");
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_carpd-xdp"))
+        .args(["monitor", "--interface", "nosuch0", "--vhid", "7"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no such interface: nosuch0"), "{err}");
+}

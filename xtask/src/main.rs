@@ -1,2 +1,80 @@
+//! Developer tasks of carpd-xdp: `cargo xtask <task>`.
+
+mod demo;
 mod ebpf;
-fn main() {}
+mod setup;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{anyhow, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "carpd-xdp developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what a fresh machine lacks: rust-src, bpf-linker, test packages.
+    Setup {
+        /// Only the eBPF toolchain, not the Debian packages of the tests.
+        #[arg(long)]
+        toolchain_only: bool,
+    },
+    /// Build the XDP object and print its path.
+    BuildEbpf,
+    /// Set up, then run formatting and lint checks and the whole test suite.
+    Test,
+    /// Set up, build and run the demo in throw-away namespaces (needs root).
+    Demo,
+}
+
+/// The repository root (xtask lives one level below it).
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+/// True when running as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(workspace());
+    c
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Setup { toolchain_only } => setup::run(!toolchain_only),
+        Task::BuildEbpf => {
+            let ws = workspace();
+            let object = ebpf::build_object(&ws, &ws.join("target")).map_err(|e| anyhow!(e))?;
+            println!("{}", object.display());
+            Ok(())
+        }
+        Task::Test => test(),
+        Task::Demo => {
+            setup::run(true)?;
+            setup::run_cmd(cargo().args(["build", "--release", "--package", "carp-daemon"]))?;
+            demo::run(&workspace().join("target/release/carpd-xdp"))
+        }
+    }
+}
+
+fn test() -> Result<()> {
+    setup::run(true)?;
+    setup::run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    setup::run_cmd(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    setup::run_cmd(cargo().args(["test"]))?;
+    Ok(())
+}

@@ -119,7 +119,7 @@ fn recv_one(fd: i32, buf: &mut [u8]) -> io::Result<Option<(u32, usize)>> {
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    if addr.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+    if addr.sll_pkttype == libc::PACKET_OUTGOING {
         return Ok(None);
     }
     Ok(Some((addr.sll_ifindex as u32, n as usize)))

@@ -274,3 +274,25 @@ fn raise_memlock_limit() {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use carp_common::constants::{MAP_NAMES, PROGRAM_NAME};
+
+    #[test]
+    fn embedded_object_has_every_map_and_the_program() {
+        let obj =
+            aya_obj::Object::parse(super::XDP_OBJECT).expect("the embedded XDP object parses");
+        for name in MAP_NAMES {
+            assert!(
+                obj.maps.contains_key(name),
+                "map {name} missing; object has {:?}",
+                obj.maps.keys()
+            );
+        }
+        assert!(
+            obj.programs.contains_key(PROGRAM_NAME),
+            "program {PROGRAM_NAME} missing"
+        );
+    }
+}

@@ -1,0 +1,425 @@
+//! Every branch of the shared classifier, on hand-built frames: a good advert
+//! (IPv4, IPv6, VLAN, IP options, the captured UCARP adverts) and one frame per
+//! single defect.
+
+use std::collections::{HashMap, HashSet};
+
+use carp_common::checksum;
+use carp_common::constants::*;
+use carp_common::craft::{advert_frame, AdvertFrame, IpLayer, MAX_ADVERT_FRAME};
+use carp_common::header::CarpHeader;
+use carp_common::inspect::{inspect, Tables, Verdict};
+use carp_common::maps::{RateKey, RateState, Settings, VhidKey};
+use carp_common::rate;
+use carp_common::reason::Reason;
+
+const IFINDEX: u32 = 4;
+const SRC4: [u8; 4] = [10, 99, 0, 1];
+const SRC6: [u8; 16] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+
+struct TestTables {
+    vhids: HashSet<VhidKey>,
+    rate: HashMap<RateKey, RateState>,
+    settings: Settings,
+    now: u64,
+}
+
+impl TestTables {
+    fn serving(vhid: u8) -> Self {
+        let mut vhids = HashSet::new();
+        vhids.insert(VhidKey {
+            ifindex: IFINDEX,
+            vhid: u32::from(vhid),
+        });
+        TestTables {
+            vhids,
+            rate: HashMap::new(),
+            settings: Settings::with_rate(0, 0, 0),
+            now: 1_000,
+        }
+    }
+}
+
+impl Tables for TestTables {
+    fn now_ns(&mut self) -> u64 {
+        self.now
+    }
+    fn vhid_served(&self, key: &VhidKey) -> bool {
+        self.vhids.contains(key)
+    }
+    fn rate_conforms(&mut self, key: &RateKey, now_ns: u64) -> bool {
+        rate::conforms(self.rate.entry(*key).or_default(), &self.settings, now_ns)
+    }
+}
+
+fn carp(vhid: u8) -> [u8; 36] {
+    let mut h = CarpHeader::advertisement(vhid, 1, 0, 0, 42);
+    h.hmac = [0x5a; 20];
+    h.seal_checksum();
+    h.to_bytes()
+}
+
+fn frame(ip: IpLayer, vlan_id: Option<u16>, carp: &[u8; 36]) -> Vec<u8> {
+    let mut buf = [0u8; MAX_ADVERT_FRAME];
+    let spec = AdvertFrame {
+        src_mac: [2, 0, 0, 0, 0, 1],
+        dst_mac: None,
+        vlan_id,
+        ip,
+        ttl: 255,
+        ip_id: 7,
+        carp,
+    };
+    let n = advert_frame(&spec, &mut buf);
+    buf[..n].to_vec()
+}
+
+fn v4() -> Vec<u8> {
+    frame(
+        IpLayer::V4 {
+            src: SRC4,
+            dst: CARP_GROUP_V4,
+        },
+        None,
+        &carp(7),
+    )
+}
+
+fn v6() -> Vec<u8> {
+    frame(
+        IpLayer::V6 {
+            src: SRC6,
+            dst: CARP_GROUP_V6,
+        },
+        None,
+        &carp(7),
+    )
+}
+
+/// Recomputes the IPv4 header checksum of an untagged frame after an edit.
+fn fix_ip_checksum(f: &mut [u8]) {
+    let hlen = usize::from(f[14] & 0x0f) * 4;
+    f[24] = 0;
+    f[25] = 0;
+    let c = checksum::internet_checksum(&f[14..14 + hlen]).to_be_bytes();
+    f[24] = c[0];
+    f[25] = c[1];
+}
+
+/// Recomputes the CARP checksum of an untagged IPv4 frame (IHL 5) after an edit.
+fn fix_carp_checksum(f: &mut [u8], carp_at: usize) {
+    f[carp_at + 6] = 0;
+    f[carp_at + 7] = 0;
+    let c = checksum::internet_checksum(&f[carp_at..carp_at + 36]).to_be_bytes();
+    f[carp_at + 6] = c[0];
+    f[carp_at + 7] = c[1];
+}
+
+fn verdict(f: &[u8]) -> Verdict {
+    inspect(f, IFINDEX, &mut TestTables::serving(7))
+}
+
+fn dropped(f: &[u8]) -> Reason {
+    match verdict(f) {
+        Verdict::Drop(r) => r,
+        other => panic!("expected a drop, got {other:?}"),
+    }
+}
+
+#[test]
+fn good_ipv4_advert_is_delivered_with_every_field() {
+    let Verdict::Advert(ev) = verdict(&v4()) else {
+        panic!("not delivered")
+    };
+    assert_eq!(ev.ifindex, IFINDEX);
+    assert_eq!(ev.family, AF_INET);
+    assert_eq!(ev.ttl, 255);
+    assert_eq!(&ev.src[..4], &SRC4);
+    assert_eq!(&ev.src[4..], &[0; 12]);
+    assert_eq!(&ev.dst[..4], &CARP_GROUP_V4);
+    assert_eq!(ev.carp, carp(7));
+    assert_eq!(ev.timestamp_ns, 1_000);
+    assert_eq!(ev.vlan_id, 0);
+}
+
+#[test]
+fn good_ipv6_advert_is_delivered() {
+    let Verdict::Advert(ev) = verdict(&v6()) else {
+        panic!("not delivered")
+    };
+    assert_eq!(ev.family, AF_INET6);
+    assert_eq!(ev.src, SRC6);
+    assert_eq!(ev.dst, CARP_GROUP_V6);
+    assert_eq!(ev.carp, carp(7));
+}
+
+#[test]
+fn vlan_tagged_adverts_are_delivered_with_their_vlan_id() {
+    for ip in [
+        IpLayer::V4 {
+            src: SRC4,
+            dst: CARP_GROUP_V4,
+        },
+        IpLayer::V6 {
+            src: SRC6,
+            dst: CARP_GROUP_V6,
+        },
+    ] {
+        let f = frame(ip, Some(42), &carp(7));
+        let Verdict::Advert(ev) = verdict(&f) else {
+            panic!("not delivered")
+        };
+        assert_eq!(ev.vlan_id, 42);
+    }
+}
+
+#[test]
+fn ipv4_options_are_honoured() {
+    // Insert 4 bytes of options (NOP NOP NOP EOL): IHL 6.
+    let base = v4();
+    let mut f = base[..34].to_vec();
+    f.extend_from_slice(&[1, 1, 1, 0]);
+    f.extend_from_slice(&base[34..]);
+    f[14] = 0x46;
+    let total = (24u16 + 36).to_be_bytes();
+    f[16..18].copy_from_slice(&total);
+    fix_ip_checksum(&mut f);
+    let Verdict::Advert(ev) = verdict(&f) else {
+        panic!("not delivered")
+    };
+    assert_eq!(ev.carp, carp(7));
+}
+
+#[test]
+fn captured_ucarp_adverts_are_delivered() {
+    let frames = [
+        "01005e00001200005e0000070800451000382eff4000ff7061d00a630001e0000012210700070001351cefede3c9ad1a1659039fcad73800a97623f077211f6f7d1936ebf435",
+        "01005e00001200005e000007080045100038191f4000ff7077af0a630002e0000012210764070001359af9a5aa1d5fddab07be7c5d7c6b8c5de5c4e6afe2f832e89f12c248e4",
+    ];
+    for hex in frames {
+        let f: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let Verdict::Advert(ev) = verdict(&f) else {
+            panic!("UCARP frame not delivered")
+        };
+        assert_eq!(CarpHeader::from_bytes(&ev.carp).vhid, 7);
+    }
+}
+
+#[test]
+fn other_traffic_is_not_ours() {
+    // ARP
+    let mut arp = v4();
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    assert_eq!(verdict(&arp), Verdict::NotCarp);
+    // IPv4 UDP, IPv6 UDP
+    let mut udp4 = v4();
+    udp4[23] = 17;
+    assert_eq!(verdict(&udp4), Verdict::NotCarp);
+    let mut udp6 = v6();
+    udp6[20] = 17;
+    assert_eq!(verdict(&udp6), Verdict::NotCarp);
+    // IPv6 with a hop-by-hop extension header first: recognised, left alone.
+    let mut ext = v6();
+    ext[20] = 0;
+    assert_eq!(verdict(&ext), Verdict::NotCarp);
+    // Runt frames.
+    assert_eq!(verdict(&[0u8; 5]), Verdict::NotCarp);
+    assert_eq!(verdict(&v4()[..20]), Verdict::NotCarp);
+}
+
+#[test]
+fn truncated_frames() {
+    let f = v4();
+    assert_eq!(
+        dropped(&f[..30]),
+        Reason::Truncated,
+        "cut inside the IP header"
+    );
+    assert_eq!(
+        dropped(&f[..f.len() - 1]),
+        Reason::Truncated,
+        "cut inside the CARP header"
+    );
+    let g = v6();
+    assert_eq!(
+        dropped(&g[..40]),
+        Reason::Truncated,
+        "cut inside the IPv6 header"
+    );
+    assert_eq!(
+        dropped(&g[..g.len() - 1]),
+        Reason::Truncated,
+        "cut inside the CARP header (v6)"
+    );
+}
+
+#[test]
+fn bad_ip_headers() {
+    let mut ihl = v4();
+    ihl[14] = 0x44;
+    fix_ip_checksum(&mut ihl);
+    assert_eq!(dropped(&ihl), Reason::IpHeader, "IHL 4");
+
+    let mut version = v4();
+    version[14] = 0x55;
+    assert_eq!(
+        dropped(&version),
+        Reason::IpHeader,
+        "IPv4 EtherType with version 5"
+    );
+
+    let mut short = v4();
+    short[16..18].copy_from_slice(&(20u16 + 35).to_be_bytes());
+    fix_ip_checksum(&mut short);
+    assert_eq!(
+        dropped(&short),
+        Reason::IpHeader,
+        "total length below IP + 36"
+    );
+
+    let mut long = v4();
+    long[16..18].copy_from_slice(&(20u16 + 37).to_be_bytes());
+    fix_ip_checksum(&mut long);
+    assert_eq!(
+        dropped(&long),
+        Reason::Truncated,
+        "total length beyond the frame"
+    );
+
+    let mut sum = v4();
+    sum[24] ^= 0xff;
+    assert_eq!(dropped(&sum), Reason::IpHeader, "IPv4 header checksum");
+
+    let mut plen = v6();
+    plen[18..20].copy_from_slice(&35u16.to_be_bytes());
+    assert_eq!(
+        dropped(&plen),
+        Reason::IpHeader,
+        "IPv6 payload length below 36"
+    );
+
+    let mut v6version = v6();
+    v6version[14] = 0x40;
+    assert_eq!(
+        dropped(&v6version),
+        Reason::IpHeader,
+        "IPv6 EtherType with version 4"
+    );
+}
+
+#[test]
+fn fragments() {
+    for flags in [0x2000u16, 0x0001, 0x4001] {
+        let mut f = v4();
+        f[20..22].copy_from_slice(&flags.to_be_bytes());
+        fix_ip_checksum(&mut f);
+        assert_eq!(dropped(&f), Reason::Fragment, "flags/offset {flags:#06x}");
+    }
+}
+
+#[test]
+fn ttl_and_hop_limit() {
+    let mut f = v4();
+    f[22] = 254;
+    fix_ip_checksum(&mut f);
+    assert_eq!(dropped(&f), Reason::Ttl);
+    let mut g = v6();
+    g[21] = 64;
+    assert_eq!(dropped(&g), Reason::Ttl);
+}
+
+#[test]
+fn carp_header_defects() {
+    let at = 34;
+    let cases: [(usize, u8, Reason); 3] = [
+        (0, 0x31, Reason::Version),
+        (0, 0x22, Reason::Type),
+        (3, 6, Reason::AuthLen),
+    ];
+    for (offset, value, reason) in cases {
+        let mut f = v4();
+        f[at + offset] = value;
+        fix_carp_checksum(&mut f, at);
+        assert_eq!(dropped(&f), reason, "byte {offset} = {value:#x}");
+    }
+    let mut sum = v4();
+    sum[at + 20] ^= 1;
+    assert_eq!(dropped(&sum), Reason::Checksum);
+}
+
+#[test]
+fn unknown_vhid() {
+    let f = frame(
+        IpLayer::V4 {
+            src: SRC4,
+            dst: CARP_GROUP_V4,
+        },
+        None,
+        &carp(8),
+    );
+    assert_eq!(dropped(&f), Reason::UnknownVhid);
+    // Served vhid on another interface is unknown here too.
+    assert_eq!(
+        inspect(&v4()[..], IFINDEX + 1, &mut TestTables::serving(7)),
+        Verdict::Drop(Reason::UnknownVhid)
+    );
+}
+
+#[test]
+fn rate_limit_per_source() {
+    let mut t = TestTables::serving(7);
+    t.settings = Settings::with_rate(1, 3, 0);
+    let f = v4();
+    let delivered = (0..10)
+        .filter(|_| matches!(inspect(&f[..], IFINDEX, &mut t), Verdict::Advert(_)))
+        .count();
+    assert_eq!(delivered, 3);
+    assert_eq!(
+        inspect(&f[..], IFINDEX, &mut t),
+        Verdict::Drop(Reason::RateLimited)
+    );
+    // Another source has its own bucket.
+    let other = frame(
+        IpLayer::V4 {
+            src: [10, 99, 0, 2],
+            dst: CARP_GROUP_V4,
+        },
+        None,
+        &carp(7),
+    );
+    assert!(matches!(
+        inspect(&other[..], IFINDEX, &mut t),
+        Verdict::Advert(_)
+    ));
+    // One second later the first source has one token again.
+    t.now += 1_000_000_000;
+    assert!(matches!(
+        inspect(&f[..], IFINDEX, &mut t),
+        Verdict::Advert(_)
+    ));
+    assert_eq!(
+        inspect(&f[..], IFINDEX, &mut t),
+        Verdict::Drop(Reason::RateLimited)
+    );
+}
+
+#[test]
+fn checks_run_in_ip_carp_order() {
+    // A frame with a bad TTL and a bad CARP checksum and an unknown vhid is
+    // counted for the TTL: the first check that fails wins.
+    let mut f = frame(
+        IpLayer::V4 {
+            src: SRC4,
+            dst: CARP_GROUP_V4,
+        },
+        None,
+        &carp(9),
+    );
+    f[22] = 1;
+    fix_ip_checksum(&mut f);
+    f[34 + 20] ^= 1;
+    assert_eq!(dropped(&f), Reason::Ttl);
+}
