@@ -15,6 +15,15 @@
 //! inner = SHA1-continue(inner state, prefix ‖ counter ‖ padding)   1 or 2 blocks
 //! hmac  = SHA1-continue(outer state, inner digest ‖ padding)       1 block
 //! ```
+//!
+//! Measured on kernel 6.18 (nightly 1.97, bpf-linker, release): the work is
+//! one out-of-line BPF function with a 176-byte frame plus the 64-byte block,
+//! which [`verify_advert`] puts on the caller's stack and
+//! [`verify_advert_in`] takes from the caller (a per-CPU array value). A
+//! minimal XDP program around either verifies in about 16,100 processed
+//! instructions and checks a UCARP advert in 0.6-0.9 µs (`BPF_PROG_TEST_RUN`).
+//! The verifier limits the *combined* stack of a call chain to 512 bytes, so
+//! the caller's own frame must stay below 512 - 176 (- 64) bytes.
 
 use core::fmt;
 
@@ -202,20 +211,37 @@ fn append_sorted<const N: usize>(
 
 /// The HMAC of the advert of `key`'s vhid carrying `counter`.
 ///
-/// This is what the XDP program runs: a 128-byte copy of [`HmacKey::tail`]
-/// on the stack, the counter ORed into it at `prefix_len` with three masked
-/// word writes, and two or three compressions. A corrupt `prefix_len` or
-/// `blocks` in the map yields a wrong HMAC, never an out-of-bounds access.
+/// This is what the XDP program runs: per block, a 64-byte copy of
+/// [`HmacKey::tail`] on the stack with the counter ORed in at `prefix_len`,
+/// then a compression; two or three compressions in all. A corrupt
+/// `prefix_len` or `blocks` in the map yields a wrong HMAC, never an
+/// out-of-bounds access.
 #[inline(always)]
 pub fn compute(key: &HmacKey, counter: &[u8; 8]) -> [u8; CARP_HMAC_LEN] {
-    sha1::digest_bytes(&outer_state(key, counter))
+    sha1::digest_bytes(&outer_state(key, counter, &mut [0; 16]))
 }
 
 /// True when `hmac` is the HMAC of the advert of `key`'s vhid carrying
 /// `counter`. The comparison does not stop at the first differing word.
+///
+/// Needs a 64-byte block on the caller's stack; see [`verify_advert_in`]
+/// for one that lives elsewhere.
 #[inline(always)]
 pub fn verify_advert(key: &HmacKey, counter: &[u8; 8], hmac: &[u8; CARP_HMAC_LEN]) -> bool {
-    let state = outer_state(key, counter);
+    verify_advert_in(key, counter, hmac, &mut [0; 16])
+}
+
+/// [`verify_advert`] with the 64-byte message block in `scratch`, e.g. the
+/// value of a per-CPU array map, to keep it off the BPF stack. `scratch`
+/// holds garbage on return.
+#[inline(always)]
+pub fn verify_advert_in(
+    key: &HmacKey,
+    counter: &[u8; 8],
+    hmac: &[u8; CARP_HMAC_LEN],
+    scratch: &mut Block,
+) -> bool {
+    let state = outer_state(key, counter, scratch);
     let mut diff = 0u32;
     for (i, word) in state.iter().enumerate() {
         let b = 4 * i;
@@ -225,29 +251,24 @@ pub fn verify_advert(key: &HmacKey, counter: &[u8; 8], hmac: &[u8; CARP_HMAC_LEN
 }
 
 /// The final outer chaining state, i.e. the HMAC as five words.
-#[inline(always)]
-fn outer_state(key: &HmacKey, counter: &[u8; 8]) -> [u32; 5] {
-    let mut tail = key.tail;
-    // The counter starts `off` bytes into the tail: word j gets its first
-    // 4 - r bytes, word j + 1 the next four, word j + 2 the last r bytes
-    // (nothing when r = 0: the u64 shift by 32 then truncates to zero).
+///
+/// Kept out of line so that its frame (one 64-byte block, two states and
+/// spills) is not added to the frame of the function calling it.
+#[inline(never)]
+fn outer_state(key: &HmacKey, counter: &[u8; 8], w: &mut Block) -> [u32; 5] {
     let c = u64::from_be_bytes(*counter);
-    let off = key.prefix_len as usize;
-    let j = off >> 2;
-    let s = ((off & 3) * 8) as u32;
-    or_word(&mut tail, j, (c >> (32 + s)) as u32);
-    or_word(&mut tail, j + 1, (c >> s) as u32);
-    or_word(&mut tail, j + 2, (c << (32 - s)) as u32);
-
     let mut state = key.inner;
-    sha1::compress(&mut state, &mut tail[0]);
+    *w = key.tail[0];
+    or_counter(w, 0, key.prefix_len, c);
+    sha1::compress(&mut state, w);
     if key.blocks > 1 {
-        sha1::compress(&mut state, &mut tail[1]);
+        *w = key.tail[1];
+        or_counter(w, 1, key.prefix_len, c);
+        sha1::compress(&mut state, w);
     }
 
-    // Reuse the consumed first block for the outer message: the inner digest
-    // (five words), 0x80, zeros, and the bit length of key block + digest.
-    let w = &mut tail[0];
+    // The outer message after the key block: the inner digest (five words),
+    // 0x80, zeros, and the bit length of key block + digest.
     *w = [0; 16];
     w[..5].copy_from_slice(&state);
     w[5] = 0x8000_0000;
@@ -257,9 +278,30 @@ fn outer_state(key: &HmacKey, counter: &[u8; 8]) -> [u32; 5] {
     outer
 }
 
-/// ORs `value` into word `i` of the two-block tail; the index is masked to
-/// the tail's 32 words (for the verifier, and so that it cannot panic).
+/// ORs the part of counter `c` that falls into block `block` (0 or 1) of the
+/// tail into `w`, a copy of that block, for a counter `prefix_len` bytes into
+/// the tail.
+///
+/// With `prefix_len` = 4·j + r, word j of the tail gets the counter's first
+/// 4 - r bytes, word j + 1 the next four and word j + 2 the last r bytes
+/// (nothing when r = 0: the u64 shift by 32 then truncates to zero). Words
+/// of the other block are masked to zero arithmetically rather than skipped
+/// with a branch, and indices are masked to the block, so a corrupt
+/// `prefix_len` from the map gives a wrong HMAC, never an out-of-bounds
+/// access or a panic.
 #[inline(always)]
-fn or_word(tail: &mut [Block; 2], i: usize, value: u32) {
-    tail[(i >> 4) & 1][i & 15] |= value;
+fn or_counter(w: &mut Block, block: usize, prefix_len: u32, c: u64) {
+    let j = (prefix_len >> 2) as usize;
+    let s = (prefix_len & 3) * 8;
+    let words = [
+        (c >> (32 + s)) as u32,
+        (c >> s) as u32,
+        (c << (32 - s)) as u32,
+    ];
+    for (k, value) in words.into_iter().enumerate() {
+        let i = j + k;
+        // 1 when word i lies in this block, else 0; negated: all ones or 0.
+        let here = (((i >> 4) ^ block ^ 1) & 1) as u32;
+        w[i & 15] |= value & here.wrapping_neg();
+    }
 }

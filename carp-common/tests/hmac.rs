@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use carp_common::hmac::{compute, verify_advert, HmacKey, HmacKeyError, PREFIX_MAX};
+use carp_common::hmac::{
+    compute, verify_advert, verify_advert_in, HmacKey, HmacKeyError, PREFIX_MAX,
+};
 use hmac::{Hmac, KeyInit, Mac};
 use proptest::prelude::*;
 use sha1::Sha1;
@@ -197,14 +199,20 @@ proptest! {
         (v4, v6) in fitting_vips(),
         counter in any::<[u8; 8]>(),
         bit in 0usize..160,
+        garbage in any::<[u32; 16]>(),
     ) {
         let key = HmacKey::precompute(&password, vhid, &v4, &v6).unwrap();
         let want = reference(&password, vhid, &v4, &v6, &counter);
         prop_assert_eq!(compute(&key, &counter), want);
         prop_assert!(verify_advert(&key, &counter, &want));
+        // Whatever a per-CPU scratch block held before does not matter.
+        let mut scratch = garbage;
+        prop_assert!(verify_advert_in(&key, &counter, &want, &mut scratch));
         let mut forged = want;
         forged[bit / 8] ^= 1 << (bit % 8);
         prop_assert!(!verify_advert(&key, &counter, &forged));
+        let mut scratch = garbage;
+        prop_assert!(!verify_advert_in(&key, &counter, &forged, &mut scratch));
     }
 
     /// Too many addresses are refused with the length the prefix would have.
