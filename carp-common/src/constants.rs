@@ -66,5 +66,28 @@ pub const MAP_EVENTS: &str = "CARP_EVENTS";
 /// Size of [`MAP_EVENTS`] in bytes (a power of two, multiple of the page size).
 pub const MAP_EVENTS_BYTES: u32 = 256 * 1024;
 
+/// Precomputed HMAC keys ([`crate::hmac::HmacKey`]) keyed by [`crate::maps::VhidKey`].
+pub const MAP_HMAC: &str = "CARP_HMAC";
+/// Replay state per source ([`crate::maps::ReplayState`]), an LRU hash keyed by
+/// [`crate::maps::ReplayKey`]; entries are created by the daemon.
+pub const MAP_REPLAY: &str = "CARP_REPLAY";
+/// Capacity of [`MAP_REPLAY`].
+pub const MAP_REPLAY_CAPACITY: u32 = 4096;
+/// Per-CPU scratch SHA-1 block, keeping 64 bytes off the XDP stack.
+pub const MAP_SCRATCH: &str = "CARP_SCRATCH";
+
 /// Every map name, so that a test can check the built object holds them all.
-pub const MAP_NAMES: [&str; 5] = [MAP_VHIDS, MAP_RATE, MAP_SETTINGS, MAP_COUNTERS, MAP_EVENTS];
+pub const MAP_NAMES: [&str; 8] = [
+    MAP_VHIDS,
+    MAP_RATE,
+    MAP_SETTINGS,
+    MAP_COUNTERS,
+    MAP_EVENTS,
+    MAP_HMAC,
+    MAP_REPLAY,
+    MAP_SCRATCH,
+];
+
+/// High 16 bits of the counters carpd-xdp sends (the rest is milliseconds
+/// since the Unix epoch); it tells our counters from UCARP's random ones.
+pub const COUNTER_TAG: u16 = 0xCA4D;

@@ -42,6 +42,57 @@ pub struct RateState {
 }
 const _: () = assert!(size_of::<RateState>() == 8);
 
+/// Key of [`crate::constants::MAP_REPLAY`]: one advert source of one vhid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ReplayKey {
+    /// Interface index.
+    pub ifindex: u32,
+    /// Virtual host id, widened.
+    pub vhid: u16,
+    /// [`crate::constants::AF_INET`] or [`crate::constants::AF_INET6`].
+    pub family: u16,
+    /// Source address; IPv4 in the first 4 bytes, the rest zero.
+    pub addr: [u8; 16],
+}
+const _: () = assert!(size_of::<ReplayKey>() == 24);
+
+/// [`ReplayState::flags`] bit: the counter must exceed the last accepted one.
+pub const REPLAY_STRICT: u32 = 1;
+/// [`ReplayState::flags`] bit: the counter must carry [`crate::constants::COUNTER_TAG`]
+/// (a source known to be carpd-xdp, which cannot be downgraded).
+pub const REPLAY_REQUIRE_TAG: u32 = 2;
+
+/// Value of [`crate::constants::MAP_REPLAY`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ReplayState {
+    /// Last counter accepted from the source.
+    pub last_counter: u64,
+    /// `REPLAY_*` bits.
+    pub flags: u32,
+    /// Explicit padding, zero.
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<ReplayState>() == 16);
+
+impl ReplayState {
+    /// Applies the rule to `counter`; on success records it and returns true.
+    #[inline(always)]
+    pub fn admit(&mut self, counter: u64) -> bool {
+        if self.flags & REPLAY_REQUIRE_TAG != 0
+            && (counter >> 48) as u16 != crate::constants::COUNTER_TAG
+        {
+            return false;
+        }
+        if self.flags & REPLAY_STRICT != 0 && counter <= self.last_counter {
+            return false;
+        }
+        self.last_counter = counter;
+        true
+    }
+}
+
 /// [`Settings::flags`] bit: pass handled adverts on to the kernel stack
 /// (`XDP_PASS`) instead of dropping them, so that tcpdump can see them.
 pub const SETTINGS_PASS_HANDLED: u32 = 1;
@@ -92,11 +143,13 @@ impl Settings {
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
-    // SAFETY (all four): repr(C), integers only, no implicit padding (sizes
+    // SAFETY (all of them): repr(C), integers only, no implicit padding (sizes
     // asserted above), so every bit pattern is a valid value.
     unsafe impl aya::Pod for VhidKey {}
     unsafe impl aya::Pod for VhidValue {}
     unsafe impl aya::Pod for RateKey {}
     unsafe impl aya::Pod for RateState {}
     unsafe impl aya::Pod for Settings {}
+    unsafe impl aya::Pod for ReplayKey {}
+    unsafe impl aya::Pod for ReplayState {}
 }

@@ -31,14 +31,18 @@ pub enum Reason {
     Checksum = 8,
     /// The (interface, vhid) is not one the daemon serves.
     UnknownVhid = 9,
+    /// The HMAC does not match the vhid's password and addresses.
+    Hmac = 10,
+    /// The counter breaks the source's replay rule (replayed or downgraded).
+    Replay = 11,
     /// The source exceeded its token bucket.
-    RateLimited = 10,
+    RateLimited = 12,
     /// The ring buffer to userspace was full; the advert was lost.
-    RingBufFull = 11,
+    RingBufFull = 13,
 }
 
 /// Number of reasons, i.e. entries of the counter array.
-pub const REASON_COUNT: u32 = 12;
+pub const REASON_COUNT: u32 = 14;
 
 impl Reason {
     /// Every reason, in counter order.
@@ -53,6 +57,8 @@ impl Reason {
         Reason::AuthLen,
         Reason::Checksum,
         Reason::UnknownVhid,
+        Reason::Hmac,
+        Reason::Replay,
         Reason::RateLimited,
         Reason::RingBufFull,
     ];
@@ -70,6 +76,8 @@ impl Reason {
             Reason::AuthLen => "authlen",
             Reason::Checksum => "checksum",
             Reason::UnknownVhid => "unknown_vhid",
+            Reason::Hmac => "hmac",
+            Reason::Replay => "replay",
             Reason::RateLimited => "rate_limited",
             Reason::RingBufFull => "ringbuf_full",
         }

@@ -7,9 +7,14 @@ use std::collections::{HashMap, HashSet};
 use carp_common::checksum;
 use carp_common::constants::*;
 use carp_common::craft::{advert_frame, AdvertFrame, IpLayer, MAX_ADVERT_FRAME};
+use carp_common::event::AdvertEvent;
 use carp_common::header::CarpHeader;
-use carp_common::inspect::{inspect, Tables, Verdict};
-use carp_common::maps::{RateKey, RateState, Settings, VhidKey};
+use carp_common::hmac::{verify_advert, HmacKey};
+use carp_common::inspect::{fill_event, inspect, Auth, Tables, Verdict};
+use carp_common::maps::{
+    RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey, REPLAY_REQUIRE_TAG,
+    REPLAY_STRICT,
+};
 use carp_common::rate;
 use carp_common::reason::Reason;
 
@@ -20,6 +25,8 @@ const SRC6: [u8; 16] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 struct TestTables {
     vhids: HashSet<VhidKey>,
     rate: HashMap<RateKey, RateState>,
+    hmac: HashMap<VhidKey, HmacKey>,
+    replay: HashMap<ReplayKey, ReplayState>,
     settings: Settings,
     now: u64,
 }
@@ -34,6 +41,8 @@ impl TestTables {
         TestTables {
             vhids,
             rate: HashMap::new(),
+            hmac: HashMap::new(),
+            replay: HashMap::new(),
             settings: Settings::with_rate(0, 0, 0),
             now: 1_000,
         }
@@ -46,6 +55,16 @@ impl Tables for TestTables {
     }
     fn vhid_served(&self, key: &VhidKey) -> bool {
         self.vhids.contains(key)
+    }
+    fn authenticate(&mut self, key: &VhidKey, counter: &[u8; 8], hmac: &[u8; 20]) -> Auth {
+        match self.hmac.get(key) {
+            None => Auth::Unchecked,
+            Some(k) if verify_advert(k, counter, hmac) => Auth::Good,
+            Some(_) => Auth::Bad,
+        }
+    }
+    fn replay_admit(&mut self, key: &ReplayKey, counter: u64) -> bool {
+        self.replay.get_mut(key).is_none_or(|s| s.admit(counter))
     }
     fn rate_conforms(&mut self, key: &RateKey, now_ns: u64) -> bool {
         rate::conforms(self.rate.entry(*key).or_default(), &self.settings, now_ns)
@@ -119,6 +138,16 @@ fn verdict(f: &[u8]) -> Verdict {
     inspect(f, IFINDEX, &mut TestTables::serving(7))
 }
 
+/// The event of a delivered frame, or a panic.
+fn delivered(f: &[u8], tables: &mut TestTables) -> AdvertEvent {
+    let Verdict::Advert(at) = inspect(f, IFINDEX, tables) else {
+        panic!("not delivered")
+    };
+    let mut ev = AdvertEvent::zeroed();
+    assert!(fill_event(f, &at, IFINDEX, &mut ev));
+    ev
+}
+
 fn dropped(f: &[u8]) -> Reason {
     match verdict(f) {
         Verdict::Drop(r) => r,
@@ -128,9 +157,7 @@ fn dropped(f: &[u8]) -> Reason {
 
 #[test]
 fn good_ipv4_advert_is_delivered_with_every_field() {
-    let Verdict::Advert(ev) = verdict(&v4()) else {
-        panic!("not delivered")
-    };
+    let ev = delivered(&v4(), &mut TestTables::serving(7));
     assert_eq!(ev.ifindex, IFINDEX);
     assert_eq!(ev.family, AF_INET);
     assert_eq!(ev.ttl, 255);
@@ -144,9 +171,7 @@ fn good_ipv4_advert_is_delivered_with_every_field() {
 
 #[test]
 fn good_ipv6_advert_is_delivered() {
-    let Verdict::Advert(ev) = verdict(&v6()) else {
-        panic!("not delivered")
-    };
+    let ev = delivered(&v6(), &mut TestTables::serving(7));
     assert_eq!(ev.family, AF_INET6);
     assert_eq!(ev.src, SRC6);
     assert_eq!(ev.dst, CARP_GROUP_V6);
@@ -166,9 +191,7 @@ fn vlan_tagged_adverts_are_delivered_with_their_vlan_id() {
         },
     ] {
         let f = frame(ip, Some(42), &carp(7));
-        let Verdict::Advert(ev) = verdict(&f) else {
-            panic!("not delivered")
-        };
+        let ev = delivered(&f, &mut TestTables::serving(7));
         assert_eq!(ev.vlan_id, 42);
     }
 }
@@ -184,9 +207,7 @@ fn ipv4_options_are_honoured() {
     let total = (24u16 + 36).to_be_bytes();
     f[16..18].copy_from_slice(&total);
     fix_ip_checksum(&mut f);
-    let Verdict::Advert(ev) = verdict(&f) else {
-        panic!("not delivered")
-    };
+    let ev = delivered(&f, &mut TestTables::serving(7));
     assert_eq!(ev.carp, carp(7));
 }
 
@@ -201,9 +222,7 @@ fn captured_ucarp_adverts_are_delivered() {
             .step_by(2)
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
             .collect();
-        let Verdict::Advert(ev) = verdict(&f) else {
-            panic!("UCARP frame not delivered")
-        };
+        let ev = delivered(&f, &mut TestTables::serving(7));
         assert_eq!(CarpHeader::from_bytes(&ev.carp).vhid, 7);
     }
 }
@@ -422,4 +441,116 @@ fn checks_run_in_ip_carp_order() {
     fix_ip_checksum(&mut f);
     f[34 + 20] ^= 1;
     assert_eq!(dropped(&f), Reason::Ttl);
+}
+
+/// The captured UCARP adverts (shared/vectors): password carp-harness,
+/// vhid 7, VIP 10.99.0.100; frames 1 (A, random counter) and 4, 5 (B
+/// continuing A's last counter + 1).
+const UCARP1: &str = "01005e00001200005e0000070800451000382eff4000ff7061d00a630001e0000012210700070001351cefede3c9ad1a1659039fcad73800a97623f077211f6f7d1936ebf435";
+const UCARP5: &str = "01005e00001200005e000007080045100038191f4000ff7077af0a630002e0000012210764070001359af9a5aa1d5fddab07be7c5d7c6b8c5de5c4e6afe2f832e89f12c248e4";
+const UCARP6: &str = "01005e00001200005e0000070800451000381e6a4000ff7072640a630002e00000122107640700012a80f9a5aa1d5fddab08f14c71f40ab18f7f740d6d3aac9c7d2d8bba0d88";
+
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn with_ucarp_key(password: &[u8]) -> TestTables {
+    let mut t = TestTables::serving(7);
+    let key = HmacKey::precompute(password, 7, &[[10, 99, 0, 100]], &[]).unwrap();
+    t.hmac.insert(
+        VhidKey {
+            ifindex: IFINDEX,
+            vhid: 7,
+        },
+        key,
+    );
+    t
+}
+
+#[test]
+fn hmac_is_checked_when_a_key_is_installed() {
+    let f = unhex(UCARP1);
+    delivered(&f, &mut with_ucarp_key(b"carp-harness"));
+    assert_eq!(
+        inspect(&f[..], IFINDEX, &mut with_ucarp_key(b"carp-harnesS")),
+        Verdict::Drop(Reason::Hmac)
+    );
+    // A changed counter with a recomputed checksum fails the HMAC, not the checksum.
+    let mut g = f.clone();
+    g[50] ^= 1;
+    fix_carp_checksum(&mut g, 34);
+    assert_eq!(
+        inspect(&g[..], IFINDEX, &mut with_ucarp_key(b"carp-harness")),
+        Verdict::Drop(Reason::Hmac)
+    );
+}
+
+#[test]
+fn strict_replay_rule_drops_old_counters_of_authentic_adverts() {
+    let mut t = with_ucarp_key(b"carp-harness");
+    let key = ReplayKey {
+        ifindex: IFINDEX,
+        vhid: 7,
+        family: AF_INET,
+        addr: [10, 99, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    };
+    t.replay.insert(
+        key,
+        ReplayState {
+            last_counter: 0,
+            flags: REPLAY_STRICT,
+            _pad: 0,
+        },
+    );
+    let (f5, f6) = (unhex(UCARP5), unhex(UCARP6));
+    delivered(&f5, &mut t);
+    delivered(&f6, &mut t);
+    assert_eq!(
+        inspect(&f5[..], IFINDEX, &mut t),
+        Verdict::Drop(Reason::Replay),
+        "older counter replayed"
+    );
+    assert_eq!(
+        inspect(&f6[..], IFINDEX, &mut t),
+        Verdict::Drop(Reason::Replay),
+        "same counter replayed"
+    );
+    // Another source of the same vhid has no rule here: userspace decides.
+    delivered(&unhex(UCARP1), &mut t);
+    // A source known to send tagged counters refuses untagged ones.
+    t.replay.insert(
+        key,
+        ReplayState {
+            last_counter: 0,
+            flags: REPLAY_STRICT | REPLAY_REQUIRE_TAG,
+            _pad: 0,
+        },
+    );
+    assert_eq!(
+        inspect(&f6[..], IFINDEX, &mut t),
+        Verdict::Drop(Reason::Replay),
+        "downgrade"
+    );
+}
+
+#[test]
+fn forged_adverts_do_not_use_up_the_sources_rate() {
+    // Forged adverts with the real source address fail the HMAC before the
+    // rate limit, so the genuine advert that follows is still delivered.
+    let mut t = with_ucarp_key(b"carp-harness");
+    t.settings = Settings::with_rate(1, 1, 0);
+    let genuine = unhex(UCARP1);
+    let mut forged = genuine.clone();
+    forged[60] ^= 0xff;
+    fix_carp_checksum(&mut forged, 34);
+    for _ in 0..100 {
+        assert_eq!(
+            inspect(&forged[..], IFINDEX, &mut t),
+            Verdict::Drop(Reason::Hmac)
+        );
+    }
+    delivered(&genuine, &mut t);
 }

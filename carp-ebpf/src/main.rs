@@ -15,12 +15,16 @@ use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::XdpContext;
 use carp_common::access::Packet;
-use carp_common::constants::{MAP_EVENTS_BYTES, MAP_RATE_CAPACITY, MAP_VHIDS_CAPACITY};
+use carp_common::constants::{
+    CARP_HMAC_LEN, MAP_EVENTS_BYTES, MAP_RATE_CAPACITY, MAP_REPLAY_CAPACITY, MAP_VHIDS_CAPACITY,
+};
 use carp_common::event::AdvertEvent;
-use carp_common::inspect::{inspect, Tables, Verdict};
-use carp_common::maps::{RateKey, RateState, Settings, VhidKey, VhidValue};
+use carp_common::hmac::{verify_advert_in, HmacKey};
+use carp_common::inspect::{fill_event, inspect, Auth, Located, Tables, Verdict};
+use carp_common::maps::{RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey, VhidValue};
 use carp_common::rate;
 use carp_common::reason::{Reason, REASON_COUNT};
+use carp_common::sha1::Block;
 
 #[map(name = "CARP_VHIDS")]
 static CARP_VHIDS: HashMap<VhidKey, VhidValue> = HashMap::with_max_entries(MAP_VHIDS_CAPACITY, 0);
@@ -37,6 +41,16 @@ static CARP_COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(REASON_CO
 
 #[map(name = "CARP_EVENTS")]
 static CARP_EVENTS: RingBuf = RingBuf::with_byte_size(MAP_EVENTS_BYTES, 0);
+
+#[map(name = "CARP_HMAC")]
+static CARP_HMAC: HashMap<VhidKey, HmacKey> = HashMap::with_max_entries(MAP_VHIDS_CAPACITY, 0);
+
+#[map(name = "CARP_REPLAY")]
+static CARP_REPLAY: LruHashMap<ReplayKey, ReplayState> =
+    LruHashMap::with_max_entries(MAP_REPLAY_CAPACITY, 0);
+
+#[map(name = "CARP_SCRATCH")]
+static CARP_SCRATCH: PerCpuArray<Block> = PerCpuArray::with_max_entries(1, 0);
 
 /// The frame between `data` and `data_end`.
 struct Frame {
@@ -93,6 +107,41 @@ impl Tables for Maps {
     }
 
     #[inline(always)]
+    fn authenticate(
+        &mut self,
+        key: &VhidKey,
+        counter: &[u8; 8],
+        hmac: &[u8; CARP_HMAC_LEN],
+    ) -> Auth {
+        // SAFETY: the key is only read, while the map holds it (RCU).
+        let Some(hmac_key) = (unsafe { CARP_HMAC.get(key) }) else {
+            return Auth::Unchecked;
+        };
+        let Some(scratch) = CARP_SCRATCH.get_ptr_mut(0) else {
+            return Auth::Unchecked;
+        };
+        // SAFETY: this CPU's slot of the per-CPU scratch array; XDP does not
+        // nest on one CPU, so nothing else uses it meanwhile.
+        if verify_advert_in(hmac_key, counter, hmac, unsafe { &mut *scratch }) {
+            Auth::Good
+        } else {
+            Auth::Bad
+        }
+    }
+
+    #[inline(always)]
+    fn replay_admit(&mut self, key: &ReplayKey, counter: u64) -> bool {
+        match CARP_REPLAY.get_ptr_mut(key) {
+            // SAFETY: pointer from a successful lookup. Two CPUs admitting
+            // adverts of one source at once could both pass; adverts of one
+            // source arrive one per interval, and userspace checks again.
+            Some(state) => unsafe { (*state).admit(counter) },
+            // No rule set for this source: userspace decides.
+            None => true,
+        }
+    }
+
+    #[inline(always)]
     fn rate_conforms(&mut self, key: &RateKey, now_ns: u64) -> bool {
         let settings = settings();
         if let Some(state) = CARP_RATE.get_ptr_mut(key) {
@@ -137,15 +186,30 @@ fn try_carp_xdp(ctx: &XdpContext) -> Result<u32, ()> {
     match inspect(&frame, ifindex, &mut Maps) {
         Verdict::NotCarp => return Ok(xdp_action::XDP_PASS),
         Verdict::Drop(reason) => count(reason),
-        Verdict::Advert(ev) => match CARP_EVENTS.output::<AdvertEvent>(&ev, 0) {
-            Ok(()) => count(Reason::Delivered),
-            Err(_) => count(Reason::RingBufFull),
-        },
+        Verdict::Advert(at) => count(deliver(&frame, &at, ifindex)),
     }
     if settings().pass_handled() {
         Ok(xdp_action::XDP_PASS)
     } else {
         Ok(xdp_action::XDP_DROP)
+    }
+}
+
+/// Writes the event straight into ring-buffer memory (no 88-byte stack copy).
+#[inline(always)]
+fn deliver(frame: &Frame, at: &Located, ifindex: u32) -> Reason {
+    let Some(mut entry) = CARP_EVENTS.reserve::<AdvertEvent>(0) else {
+        return Reason::RingBufFull;
+    };
+    // SAFETY: AdvertEvent is integers only, so any bytes are a valid value;
+    // fill_event sets every field before the entry is submitted.
+    let ev = unsafe { entry.assume_init_mut() };
+    if fill_event(frame, at, ifindex, ev) {
+        entry.submit(0);
+        Reason::Delivered
+    } else {
+        entry.discard(0);
+        Reason::Truncated
     }
 }
 

@@ -8,9 +8,10 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use carp_common::constants::MAP_RATE_CAPACITY;
-use carp_common::inspect::Tables;
-use carp_common::maps::{RateKey, RateState, Settings, VhidKey};
+use carp_common::constants::{CARP_HMAC_LEN, MAP_RATE_CAPACITY};
+use carp_common::hmac::{verify_advert, HmacKey};
+use carp_common::inspect::{Auth, Tables};
+use carp_common::maps::{RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey};
 use carp_common::rate;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -132,6 +133,10 @@ pub struct FallbackTables {
     pub vhids: HashSet<VhidKey>,
     /// Per-source rate-limit state, bounded like the LRU map it replaces.
     pub rate: HashMap<RateKey, RateState>,
+    /// Precomputed HMAC keys per served (interface, vhid).
+    pub hmac: HashMap<VhidKey, HmacKey>,
+    /// Replay rules the daemon set per source.
+    pub replay: HashMap<ReplayKey, ReplayState>,
     /// Rate limit and flags.
     pub settings: Settings,
     /// Time of the frame being inspected (CLOCK_MONOTONIC ns).
@@ -145,6 +150,25 @@ impl Tables for FallbackTables {
 
     fn vhid_served(&self, key: &VhidKey) -> bool {
         self.vhids.contains(key)
+    }
+
+    fn authenticate(
+        &mut self,
+        key: &VhidKey,
+        counter: &[u8; 8],
+        hmac: &[u8; CARP_HMAC_LEN],
+    ) -> Auth {
+        match self.hmac.get(key) {
+            None => Auth::Unchecked,
+            Some(k) if verify_advert(k, counter, hmac) => Auth::Good,
+            Some(_) => Auth::Bad,
+        }
+    }
+
+    fn replay_admit(&mut self, key: &ReplayKey, counter: u64) -> bool {
+        self.replay
+            .get_mut(key)
+            .is_none_or(|state| state.admit(counter))
     }
 
     fn rate_conforms(&mut self, key: &RateKey, now_ns: u64) -> bool {

@@ -10,8 +10,11 @@ use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::FdLink;
 use aya::programs::{Xdp, XdpMode as AyaXdpMode};
 use aya::Ebpf;
-use carp_common::constants::{MAP_COUNTERS, MAP_EVENTS, MAP_SETTINGS, MAP_VHIDS, PROGRAM_NAME};
-use carp_common::maps::{Settings, VhidKey, VhidValue};
+use carp_common::constants::{
+    MAP_COUNTERS, MAP_EVENTS, MAP_HMAC, MAP_REPLAY, MAP_SETTINGS, MAP_VHIDS, PROGRAM_NAME,
+};
+use carp_common::hmac::HmacKey;
+use carp_common::maps::{ReplayKey, ReplayState, Settings, VhidKey, VhidValue};
 use carp_common::reason::REASON_COUNT;
 
 use super::counters::Counters;
@@ -94,6 +97,8 @@ impl AttachMode {
 pub struct XdpProgram {
     ebpf: Ebpf,
     vhids: HashMap<MapData, VhidKey, VhidValue>,
+    hmac: HashMap<MapData, VhidKey, HmacKey>,
+    replay: HashMap<MapData, ReplayKey, ReplayState>,
     settings: Array<MapData, Settings>,
     counters: PerCpuArray<MapData, u64>,
     events: Option<RingBuf<MapData>>,
@@ -139,6 +144,10 @@ impl XdpProgram {
         })?;
         let vhids = HashMap::try_from(take_map(&mut ebpf, MAP_VHIDS)?)
             .map_err(map_err("open CARP_VHIDS"))?;
+        let hmac =
+            HashMap::try_from(take_map(&mut ebpf, MAP_HMAC)?).map_err(map_err("open CARP_HMAC"))?;
+        let replay = HashMap::try_from(take_map(&mut ebpf, MAP_REPLAY)?)
+            .map_err(map_err("open CARP_REPLAY"))?;
         let mut settings_map = Array::try_from(take_map(&mut ebpf, MAP_SETTINGS)?)
             .map_err(map_err("open CARP_SETTINGS"))?;
         settings_map
@@ -151,6 +160,8 @@ impl XdpProgram {
         Ok(Self {
             ebpf,
             vhids,
+            hmac,
+            replay,
             settings: settings_map,
             counters,
             events: Some(events),
@@ -229,6 +240,44 @@ impl XdpProgram {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(map_err(format!(
                 "remove vhid {vhid} on ifindex {ifindex} from CARP_VHIDS"
+            ))(e)),
+        }
+    }
+
+    /// Installs or removes the HMAC key of a served vhid.
+    pub fn set_hmac_key(&mut self, vk: VhidKey, key: Option<&HmacKey>) -> Result<(), ProgramError> {
+        let op = || {
+            format!(
+                "update the HMAC key of vhid {} on ifindex {} in CARP_HMAC",
+                vk.vhid, vk.ifindex
+            )
+        };
+        match key {
+            Some(k) => self.hmac.insert(vk, *k, 0).map_err(map_err(op())),
+            None => match self.hmac.remove(&vk) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+                Err(e) => Err(map_err(op())(e)),
+            },
+        }
+    }
+
+    /// Sets a source's replay rule unless the map holds one already.
+    pub fn set_replay_rule(
+        &mut self,
+        key: ReplayKey,
+        state: ReplayState,
+    ) -> Result<(), ProgramError> {
+        const BPF_NOEXIST: u64 = 1;
+        match self.replay.insert(key, state, BPF_NOEXIST) {
+            Ok(()) => Ok(()),
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(map_err(format!(
+                "set the replay rule of vhid {} in CARP_REPLAY",
+                key.vhid
             ))(e)),
         }
     }

@@ -6,8 +6,9 @@ use std::collections::HashSet;
 
 use aya::maps::{MapData, RingBuf};
 use carp_common::event::AdvertEvent;
-use carp_common::inspect::{inspect, Verdict};
-use carp_common::maps::{Settings, VhidKey};
+use carp_common::hmac::HmacKey;
+use carp_common::inspect::{fill_event, inspect, Verdict};
+use carp_common::maps::{ReplayKey, ReplayState, Settings, VhidKey};
 use carp_common::reason::Reason;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -228,6 +229,42 @@ impl ReceivePath {
         Ok(())
     }
 
+    /// Installs (or, with `None`, removes) the HMAC key of a served vhid, so
+    /// that adverts with a wrong HMAC are dropped before they reach us.
+    pub fn set_hmac_key(
+        &mut self,
+        ifindex: u32,
+        vhid: u8,
+        key: Option<&HmacKey>,
+    ) -> Result<(), ReceiveError> {
+        let vk = VhidKey {
+            ifindex,
+            vhid: u32::from(vhid),
+        };
+        if let Some(p) = self.program.as_mut() {
+            p.set_hmac_key(vk, key)?;
+        }
+        match key {
+            Some(k) => self.tables.hmac.insert(vk, *k),
+            None => self.tables.hmac.remove(&vk),
+        };
+        Ok(())
+    }
+
+    /// Sets the replay rule of one source unless one is set already (the
+    /// receive path keeps the last counter up to date from then on).
+    pub fn set_replay_rule(
+        &mut self,
+        key: ReplayKey,
+        state: ReplayState,
+    ) -> Result<(), ReceiveError> {
+        if let Some(p) = self.program.as_mut() {
+            p.set_replay_rule(key, state)?;
+        }
+        self.tables.replay.entry(key).or_insert(state);
+        Ok(())
+    }
+
     /// Replaces the rate limit and flags on both paths.
     pub fn set_settings(&mut self, settings: Settings) -> Result<(), ReceiveError> {
         if let Some(p) = self.program.as_mut() {
@@ -261,9 +298,13 @@ impl ReceivePath {
                     match inspect(&self.buf[..len], ifindex, &mut self.tables) {
                         Verdict::NotCarp => {}
                         Verdict::Drop(reason) => self.fallback_counters.bump(reason),
-                        Verdict::Advert(ev) => {
-                            self.fallback_counters.bump(Reason::Delivered);
-                            return Ok(ev);
+                        Verdict::Advert(at) => {
+                            let mut ev = AdvertEvent::zeroed();
+                            if fill_event(&self.buf[..len], &at, ifindex, &mut ev) {
+                                self.fallback_counters.bump(Reason::Delivered);
+                                return Ok(ev);
+                            }
+                            self.fallback_counters.bump(Reason::Truncated);
                         }
                     }
                 }
