@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 /// Bytes of stderr kept for the log and the outcome.
 const STDERR_TAIL: usize = 2048;
@@ -133,7 +134,14 @@ impl ScriptRunner {
             while let Some((job, done)) = rx.recv().await {
                 let mut outcomes = Vec::with_capacity(job.vips.len());
                 for vip in &job.vips {
-                    outcomes.push(run_one(&job, *vip, timeout).await);
+                    let span = tracing::info_span!(
+                        "script",
+                        vhid = job.vhid,
+                        iface = %job.interface,
+                        %vip,
+                        script = %job.script.display()
+                    );
+                    outcomes.push(run_one(&job, *vip, timeout).instrument(span).await);
                 }
                 // The caller may have dropped the receiver; that is fine.
                 let _ = done.send(outcomes);
@@ -184,8 +192,6 @@ async fn run_one(job: &ScriptJob, vip: IpAddr, timeout: Duration) -> ScriptOutco
         // Own process group, so a timeout also kills what the script started.
         .process_group(0)
         .kill_on_drop(true);
-    let span = tracing::info_span!("script", vhid = job.vhid, iface = %job.interface, %vip, script = %job.script.display());
-    let _enter = span.enter();
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
