@@ -1,5 +1,9 @@
 //! carpd-xdp: a CARP daemon whose receive path runs in the kernel as XDP.
 #![deny(missing_docs)]
 
+pub mod health;
 pub mod monitor;
+pub mod net;
+pub mod notify;
+pub mod scripts;
 pub mod xdp;

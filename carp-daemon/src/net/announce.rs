@@ -1,0 +1,190 @@
+//! Sending takeover announcements through an `AF_PACKET` socket bound to the
+//! interface: gratuitous ARP for IPv4 VIPs, unsolicited neighbour
+//! advertisements for IPv6 VIPs (frames from [`super::frame`]).
+//!
+//! The socket is opened with protocol 0, so it only sends and never queues
+//! received frames.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+use super::frame;
+
+/// Errors of sending announcements.
+#[derive(Debug, thiserror::Error)]
+pub enum AnnounceError {
+    /// A socket call failed.
+    #[error("{op} on ifindex {ifindex}: {source}")]
+    Io {
+        /// The call (`socket`, `bind`, `send`).
+        op: &'static str,
+        /// The interface.
+        ifindex: u32,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The kernel sent fewer bytes than the frame holds.
+    #[error("short send on ifindex {ifindex}: {sent} of {len} bytes")]
+    ShortSend {
+        /// The interface.
+        ifindex: u32,
+        /// Bytes sent.
+        sent: usize,
+        /// Frame length.
+        len: usize,
+    },
+}
+
+/// A send-only packet socket bound to one interface.
+#[derive(Debug)]
+pub struct Announcer {
+    /// The non-blocking `AF_PACKET`/`SOCK_RAW` socket.
+    fd: AsyncFd<OwnedFd>,
+    /// The interface it is bound to.
+    ifindex: u32,
+    /// The interface MAC, the source and the announced hardware address.
+    mac: [u8; 6],
+}
+
+impl Announcer {
+    /// Opens a packet socket bound to `ifindex`, announcing `mac`. Needs
+    /// `CAP_NET_RAW`; must be called inside a tokio runtime.
+    pub fn open(ifindex: u32, mac: [u8; 6]) -> Result<Announcer, AnnounceError> {
+        let io_err = |op| {
+            move |source| AnnounceError::Io {
+                op,
+                ifindex,
+                source,
+            }
+        };
+        // SAFETY: plain socket(2) call; the result is checked below.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        };
+        if raw < 0 {
+            return Err(io_err("socket")(io::Error::last_os_error()));
+        }
+        // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let ifindex_c = i32::try_from(ifindex)
+            .map_err(|_| io_err("bind")(io::Error::from_raw_os_error(libc::ENODEV)))?;
+        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_ifindex = ifindex_c;
+        // SAFETY: `sll` is a valid sockaddr_ll and its size is passed with it.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                std::ptr::from_ref(&sll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io_err("bind")(io::Error::last_os_error()));
+        }
+        // SAFETY: an OwnedFd stays open and returns the same descriptor until
+        // dropped, and the AsyncFd owns it.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::WRITABLE) }
+            .map_err(|e| io_err("register with tokio")(e.into()))?;
+        Ok(Announcer { fd, ifindex, mac })
+    }
+
+    /// The interface MAC announced.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// Sends one gratuitous ARP for `vip`.
+    pub async fn gratuitous_arp(&self, vip: Ipv4Addr) -> Result<(), AnnounceError> {
+        self.send(&frame::gratuitous_arp(self.mac, vip)).await
+    }
+
+    /// Sends one unsolicited neighbour advertisement for `vip`, from `vip`,
+    /// with the override flag and, when `router` is set, the router flag.
+    pub async fn unsolicited_na(&self, vip: Ipv6Addr, router: bool) -> Result<(), AnnounceError> {
+        self.send(&frame::unsolicited_na(self.mac, vip, vip, router))
+            .await
+    }
+
+    /// Announces every VIP `count` times, `interval` apart (gratuitous ARP
+    /// for IPv4, unsolicited NA with the router flag for IPv6). Stops at the
+    /// first error.
+    pub async fn announce(
+        &self,
+        vips: &[IpAddr],
+        count: u32,
+        interval: Duration,
+    ) -> Result<(), AnnounceError> {
+        for round in 0..count {
+            if round > 0 {
+                tokio::time::sleep(interval).await;
+            }
+            for vip in vips {
+                match vip {
+                    IpAddr::V4(v4) => self.gratuitous_arp(*v4).await?,
+                    IpAddr::V6(v6) => self.unsolicited_na(*v6, true).await?,
+                }
+            }
+        }
+        tracing::debug!(
+            ifindex = self.ifindex,
+            count,
+            vips = vips.len(),
+            "announced virtual addresses"
+        );
+        Ok(())
+    }
+
+    async fn send(&self, buf: &[u8]) -> Result<(), AnnounceError> {
+        let ifindex = self.ifindex;
+        loop {
+            let mut guard = self
+                .fd
+                .writable()
+                .await
+                .map_err(|source| AnnounceError::Io {
+                    op: "wait writable",
+                    ifindex,
+                    source,
+                })?;
+            let res = guard.try_io(|fd| {
+                // SAFETY: `buf` is valid for `buf.len()` bytes; the socket is bound.
+                let n = unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            match res {
+                Ok(Ok(sent)) if sent == buf.len() => return Ok(()),
+                Ok(Ok(sent)) => {
+                    return Err(AnnounceError::ShortSend {
+                        ifindex,
+                        sent,
+                        len: buf.len(),
+                    })
+                }
+                Ok(Err(source)) => {
+                    return Err(AnnounceError::Io {
+                        op: "send",
+                        ifindex,
+                        source,
+                    })
+                }
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! Interfaces: name → index, MAC and addresses, and carrier tracking.
+//!
+//! A link "has carrier" when it is administratively up (`IFF_UP`) and the
+//! kernel reports it running (`IFF_RUNNING`), which Linux sets exactly when
+//! the operational state (`IFLA_OPERSTATE`, RFC 2863) is UP or UNKNOWN —
+//! the latter for drivers, such as dummy, that report no carrier at all.
+//! An interface that disappears has no carrier.
+//!
+//! [`watch`] subscribes to `RTNLGRP_LINK` and reports, for the interfaces
+//! asked for, their carrier at start and then every change of it.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use futures::{StreamExt, TryStreamExt};
+use rtnetlink::packet_core::NetlinkPayload;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::{Handle, MulticastGroup};
+use tokio::sync::mpsc;
+
+/// Errors of interface lookup and tracking.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// Opening the netlink socket failed.
+    #[error("{op}: {source}")]
+    Socket {
+        /// What we were doing.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// No interface has this name.
+    #[error("no interface named {name:?}")]
+    NoSuchName {
+        /// The name asked for.
+        name: String,
+    },
+    /// No interface has this index.
+    #[error("no interface with index {ifindex}")]
+    NoSuchIndex {
+        /// The index asked for.
+        ifindex: u32,
+    },
+    /// The kernel rejected a netlink request.
+    #[error("{op} {target}: {source}")]
+    Netlink {
+        /// What we were doing.
+        op: &'static str,
+        /// The interface concerned, as name or index.
+        target: String,
+        /// The netlink error.
+        #[source]
+        source: rtnetlink::Error,
+    },
+}
+
+/// What we know about one interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// Interface index.
+    pub ifindex: u32,
+    /// Kernel name (without any `:label` suffix).
+    pub name: String,
+    /// Hardware address, when the interface has a 6-byte one.
+    pub mac: Option<[u8; 6]>,
+    /// Whether the link has carrier (see the module documentation).
+    pub carrier: bool,
+    /// Operational state as reported (`IFLA_OPERSTATE`).
+    pub oper_state: Option<State>,
+}
+
+/// A carrier report for one watched interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkEvent {
+    /// Interface index.
+    pub ifindex: u32,
+    /// Whether the link has carrier now.
+    pub carrier: bool,
+}
+
+/// The kernel device of an interface argument: UCARP accepts an alias such
+/// as `eth0:carp0`, whose device is `eth0` and whose label is `eth0:carp0`.
+pub fn device_name(interface: &str) -> &str {
+    interface.split_once(':').map_or(interface, |(dev, _)| dev)
+}
+
+/// Interface lookups over one route-netlink socket.
+#[derive(Clone, Debug)]
+pub struct Links {
+    /// Request handle of the netlink connection.
+    handle: Handle,
+}
+
+impl Links {
+    /// Opens the netlink socket. Must be called inside a tokio runtime.
+    pub fn new() -> Result<Links, LinkError> {
+        let handle = super::rtnl::connect().map_err(|source| LinkError::Socket {
+            op: "open route netlink socket",
+            source,
+        })?;
+        Ok(Links { handle })
+    }
+
+    /// Looks up an interface by name (an alias `eth0:carp0` resolves `eth0`).
+    pub async fn by_name(&self, interface: &str) -> Result<LinkInfo, LinkError> {
+        let name = device_name(interface);
+        let msg = self
+            .handle
+            .link()
+            .get()
+            .match_name(name)
+            .execute()
+            .try_next()
+            .await;
+        match msg {
+            Ok(Some(msg)) => Ok(link_info(&msg)),
+            Ok(None) => Err(LinkError::NoSuchName {
+                name: name.to_owned(),
+            }),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Err(LinkError::NoSuchName {
+                name: name.to_owned(),
+            }),
+            Err(source) => Err(LinkError::Netlink {
+                op: "get link",
+                target: name.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Looks up an interface by index.
+    pub async fn by_index(&self, ifindex: u32) -> Result<LinkInfo, LinkError> {
+        let msg = self
+            .handle
+            .link()
+            .get()
+            .match_index(ifindex)
+            .execute()
+            .try_next()
+            .await;
+        match msg {
+            Ok(Some(msg)) => Ok(link_info(&msg)),
+            Ok(None) => Err(LinkError::NoSuchIndex { ifindex }),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Err(LinkError::NoSuchIndex { ifindex }),
+            Err(source) => Err(LinkError::Netlink {
+                op: "get link",
+                target: ifindex.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// The first IPv4 address of the interface (the one UCARP uses as the
+    /// advert source when `--srcip` is not given), if any.
+    pub async fn first_ipv4(&self, ifindex: u32) -> Result<Option<Ipv4Addr>, LinkError> {
+        Ok(self
+            .addresses(ifindex)
+            .await?
+            .into_iter()
+            .find_map(|a| match a {
+                IpAddr::V4(v4) => Some(v4),
+                IpAddr::V6(_) => None,
+            }))
+    }
+
+    /// The link-local IPv6 address (fe80::/10) of the interface, if any.
+    pub async fn link_local_ipv6(&self, ifindex: u32) -> Result<Option<Ipv6Addr>, LinkError> {
+        Ok(self
+            .addresses(ifindex)
+            .await?
+            .into_iter()
+            .find_map(|a| match a {
+                IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80 => Some(v6),
+                _ => None,
+            }))
+    }
+
+    async fn addresses(&self, ifindex: u32) -> Result<Vec<IpAddr>, LinkError> {
+        let msgs: Vec<_> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(ifindex)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|source| LinkError::Netlink {
+                op: "list addresses of",
+                target: ifindex.to_string(),
+                source,
+            })?;
+        Ok(msgs
+            .iter()
+            .filter_map(|m| {
+                let local = m.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Local(ip) => Some(*ip),
+                    _ => None,
+                });
+                local.or_else(|| {
+                    m.attributes.iter().find_map(|a| match a {
+                        AddressAttribute::Address(ip) => Some(*ip),
+                        _ => None,
+                    })
+                })
+            })
+            .collect())
+    }
+}
+
+/// Watches the carrier of `ifindexes`. The receiver first gets the current
+/// state of each interface, then one event per change (repeated
+/// notifications with the same carrier are folded). The watch task ends when
+/// the receiver is dropped. Must be called inside a tokio runtime.
+pub async fn watch(ifindexes: &[u32]) -> Result<mpsc::Receiver<LinkEvent>, LinkError> {
+    // Subscribe before reading the current state so no change is missed.
+    let (handle, mut messages) =
+        super::rtnl::connect_multicast(&[MulticastGroup::Link]).map_err(|source| {
+            LinkError::Socket {
+                op: "subscribe to link notifications",
+                source,
+            }
+        })?;
+    let links = Links { handle };
+    let mut last: HashMap<u32, bool> = HashMap::new();
+    for &ifindex in ifindexes {
+        let carrier = match links.by_index(ifindex).await {
+            Ok(info) => info.carrier,
+            Err(LinkError::NoSuchIndex { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        last.insert(ifindex, carrier);
+    }
+    let (tx, rx) = mpsc::channel(64);
+    let initial: Vec<LinkEvent> = ifindexes
+        .iter()
+        .map(|&i| LinkEvent {
+            ifindex: i,
+            carrier: last[&i],
+        })
+        .collect();
+    tokio::spawn(async move {
+        // Keeps the netlink connection open for the life of the watch.
+        let _links = links;
+        for ev in initial {
+            if tx.send(ev).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let msg = tokio::select! {
+                msg = messages.next() => msg,
+                () = tx.closed() => return,
+            };
+            let Some((msg, _)) = msg else {
+                tracing::warn!("link notification socket closed");
+                return;
+            };
+            let (ifindex, carrier) = match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                    (link.header.index, link_info(&link).carrier)
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
+                    (link.header.index, false)
+                }
+                _ => continue,
+            };
+            let Some(prev) = last.get_mut(&ifindex) else {
+                continue;
+            };
+            if *prev == carrier {
+                continue;
+            }
+            *prev = carrier;
+            tracing::debug!(ifindex, carrier, "carrier changed");
+            if tx.send(LinkEvent { ifindex, carrier }).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+fn link_info(msg: &LinkMessage) -> LinkInfo {
+    let mut info = LinkInfo {
+        ifindex: msg.header.index,
+        name: String::new(),
+        mac: None,
+        carrier: msg.header.flags.contains(LinkFlags::Up)
+            && msg.header.flags.contains(LinkFlags::Running),
+        oper_state: None,
+    };
+    for attr in &msg.attributes {
+        match attr {
+            LinkAttribute::IfName(name) => info.name.clone_from(name),
+            LinkAttribute::Address(bytes) => info.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok(),
+            LinkAttribute::OperState(state) => info.oper_state = Some(*state),
+            _ => {}
+        }
+    }
+    info
+}
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(msg) => Some(-msg.raw_code()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alias_resolves_to_device() {
+        assert_eq!(device_name("eth0:carp0"), "eth0");
+        assert_eq!(device_name("eth0"), "eth0");
+    }
+
+    #[test]
+    fn carrier_needs_up_and_running() {
+        let mut msg = LinkMessage::default();
+        msg.header.index = 3;
+        msg.attributes.push(LinkAttribute::IfName("eth9".into()));
+        msg.attributes
+            .push(LinkAttribute::Address(vec![2, 0, 0, 0, 0, 1]));
+        msg.header.flags = LinkFlags::Up;
+        assert!(!link_info(&msg).carrier);
+        msg.header.flags = LinkFlags::Up | LinkFlags::Running;
+        let info = link_info(&msg);
+        assert!(info.carrier);
+        assert_eq!(info.name, "eth9");
+        assert_eq!(info.mac, Some([2, 0, 0, 0, 0, 1]));
+        msg.header.flags = LinkFlags::Running;
+        assert!(!link_info(&msg).carrier);
+    }
+}

@@ -1,0 +1,149 @@
+//! `net::link` against a real kernel: name/alias resolution, MAC and
+//! addresses, and carrier events when the veth peer goes down and up.
+
+mod common;
+
+use std::time::Duration;
+
+use carp_daemon::net::link::{self, LinkError, LinkEvent, Links};
+use common::{require_root, veth, Netns};
+use tokio::sync::mpsc;
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(f)
+}
+
+/// Next event, with a bound that only keeps a broken build from hanging.
+async fn next(rx: &mut mpsc::Receiver<LinkEvent>) -> LinkEvent {
+    tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("no link event within 30 s")
+        .expect("watch ended")
+}
+
+#[test]
+fn resolve_names_macs_and_addresses() {
+    if !require_root("resolve_names_macs_and_addresses") {
+        return;
+    }
+    let a = Netns::new("clnk");
+    let b = Netns::new("clnk");
+    veth(&a, "va", &b, "vb");
+    a.ip(&["addr", "add", "192.0.2.1/24", "dev", "va"]);
+    a.ip(&["addr", "add", "192.0.2.2/24", "dev", "va"]);
+    let (ifindex, mac) = (a.ifindex("va"), a.mac("va"));
+    a.run(|| {
+        block_on(async {
+            let links = Links::new().expect("netlink");
+            let info = links.by_name("va").await.expect("va");
+            assert_eq!(
+                (info.ifindex, info.name.as_str(), info.mac),
+                (ifindex, "va", Some(mac))
+            );
+            let alias = links.by_name("va:carp0").await.expect("alias");
+            assert_eq!(alias.ifindex, ifindex);
+            assert_eq!(links.by_index(ifindex).await.expect("by index").name, "va");
+            let err = links.by_name("nosuch0").await.expect_err("absent");
+            assert!(
+                matches!(err, LinkError::NoSuchName { ref name } if name == "nosuch0"),
+                "{err:?}"
+            );
+            assert!(matches!(
+                links.by_index(ifindex + 1000).await,
+                Err(LinkError::NoSuchIndex { .. })
+            ));
+            assert_eq!(
+                links.first_ipv4(ifindex).await.expect("v4"),
+                Some("192.0.2.1".parse().unwrap())
+            );
+            // The kernel configures the link-local address once the link has
+            // carrier; wait for it (bounded).
+            let mut ll = None;
+            for _ in 0..300 {
+                ll = links.link_local_ipv6(ifindex).await.expect("v6");
+                if ll.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let ll = ll.expect("link-local address");
+            assert_eq!(ll.segments()[0], 0xfe80, "{ll}");
+        })
+    });
+}
+
+#[test]
+fn carrier_events_follow_the_peer() {
+    if !require_root("carrier_events_follow_the_peer") {
+        return;
+    }
+    let a = Netns::new("clnk");
+    let b = Netns::new("clnk");
+    veth(&a, "va", &b, "vb");
+    // A second pair inside `a`: d0 stays down until the test raises it.
+    a.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
+    a.ip(&["link", "set", "d1", "up"]);
+    let (va, d0) = (a.ifindex("va"), a.ifindex("d0"));
+    a.run(|| {
+        block_on(async {
+            let mut rx = link::watch(&[va, d0]).await.expect("watch");
+            // The initial state of each interface comes first, in order.
+            let first = next(&mut rx).await;
+            assert_eq!(first.ifindex, va);
+            let second = next(&mut rx).await;
+            assert_eq!(
+                second,
+                LinkEvent {
+                    ifindex: d0,
+                    carrier: false
+                },
+                "d0 is down"
+            );
+            // va may still be coming up (link watch delay): wait for carrier.
+            let mut carrier = first.carrier;
+            while !carrier {
+                let ev = next(&mut rx).await;
+                assert_eq!(ev.ifindex, va);
+                carrier = ev.carrier;
+            }
+            // Events run in the namespace; commands change it from outside.
+            b.ip(&["link", "set", "vb", "down"]);
+            assert_eq!(
+                next(&mut rx).await,
+                LinkEvent {
+                    ifindex: va,
+                    carrier: false
+                }
+            );
+            b.ip(&["link", "set", "vb", "up"]);
+            assert_eq!(
+                next(&mut rx).await,
+                LinkEvent {
+                    ifindex: va,
+                    carrier: true
+                }
+            );
+            // Raising d0 gives it carrier; deleting it takes the carrier away.
+            a.ip(&["link", "set", "d0", "up"]);
+            assert_eq!(
+                next(&mut rx).await,
+                LinkEvent {
+                    ifindex: d0,
+                    carrier: true
+                }
+            );
+            a.ip(&["link", "del", "d0"]);
+            assert_eq!(
+                next(&mut rx).await,
+                LinkEvent {
+                    ifindex: d0,
+                    carrier: false
+                }
+            );
+        })
+    });
+}
