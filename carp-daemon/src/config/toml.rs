@@ -419,7 +419,7 @@ fn convert_password(
     warnings: &mut Vec<ConfigWarning>,
 ) -> Result<Password, ConfigError> {
     let f = |key: &str| format!("instance[{index}].{key}");
-    let given: Vec<(&str, usize)> = [
+    let mut given: Vec<(&str, usize)> = [
         raw.password_file
             .as_ref()
             .map(|v| ("password_file", v.span().start)),
@@ -431,6 +431,8 @@ fn convert_password(
     .into_iter()
     .flatten()
     .collect();
+    // Blame the one written last.
+    given.sort_by_key(|(_, offset)| *offset);
     if let [(first, _), (second, offset), ..] = given.as_slice() {
         return Err(ConfigError::Conflict {
             at: ctx.at(*offset, f(second)),

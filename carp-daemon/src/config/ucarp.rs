@@ -18,6 +18,10 @@ use super::password::{Password, PasswordSource};
 use super::validate::{check_config, split_alias, Field, Locate};
 use crate::cli::RunArgs;
 
+/// Names of the subcommands, which clap takes as the positional interface
+/// when they follow daemon options.
+const SUBCOMMANDS: [&str; 3] = ["check-config", "status", "monitor"];
+
 /// Flags of the UCARP-style command line, for error locations.
 struct Flags;
 
@@ -51,6 +55,13 @@ pub fn from_cli(
         }
         (positional, flag) => positional.as_ref().or(flag.as_ref()),
     };
+    if let Some(name) = interface.filter(|name| SUBCOMMANDS.contains(&name.as_str())) {
+        return Err(ConfigError::Invalid {
+            at: At::Flag("-i/--interface"),
+            value: name.clone(),
+            expected: "an interface name (it is a subcommand; give subcommands first)",
+        });
+    }
     let ucarp_options = run.instance_options();
     let mut config = if let Some(first) = ucarp_options.first() {
         if run.config.is_some() {
