@@ -88,7 +88,7 @@ pub struct RunArgs {
     #[arg(value_name = "INTERFACE")]
     pub interface_filter: Option<String>,
 
-    /// Bind interface <if>; `eth0:carp0` adds the VIP with that label.
+    /// Bind this interface; `eth0:carp0` adds the VIP with that label.
     #[arg(short = 'i', long = "interface", value_name = "if")]
     pub interface: Option<String>,
     /// Source (real) IP address of this host [default: the interface's].
@@ -101,7 +101,7 @@ pub struct RunArgs {
     /// Password (visible in ps: prefer --passfile).
     #[arg(short = 'p', long = "pass", value_name = "pass")]
     pub pass: Option<String>,
-    /// Read the password from the first line of <file>.
+    /// Read the password from the first line of this file.
     #[arg(short = 'o', long = "passfile", value_name = "file")]
     pub passfile: Option<PathBuf>,
     /// Become master as soon as possible (preempt a less preferred master).
@@ -126,10 +126,10 @@ pub struct RunArgs {
     /// Extra parameter passed to the up/down scripts.
     #[arg(short = 'x', long = "xparam", value_name = "value")]
     pub xparam: Option<String>,
-    /// Run <file> on becoming master: <file> <interface> <vip> [xparam].
+    /// Script run on becoming master, as `<file> <interface> <vip> [xparam]`.
     #[arg(short = 'u', long = "upscript", value_name = "file")]
     pub upscript: Option<PathBuf>,
-    /// Run <file> on becoming backup: <file> <interface> <vip> [xparam].
+    /// Script run on becoming backup, as `<file> <interface> <vip> [xparam]`.
     #[arg(short = 'd', long = "downscript", value_name = "file")]
     pub downscript: Option<PathBuf>,
     /// Enable debug output.

@@ -345,3 +345,33 @@ pub struct HealthCheck {
     /// Demote added while failing (1..=255).
     pub weight: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vip_prefix_defaults_to_the_host_route_and_is_bounded() {
+        let v4 = Vip::parse("192.0.2.10").unwrap();
+        assert_eq!(
+            (v4.addr, v4.prefix_len),
+            ("192.0.2.10".parse().unwrap(), 32)
+        );
+        assert_eq!(Vip::parse("2001:db8::1").unwrap().prefix_len, 128);
+        assert_eq!(
+            Vip::parse("192.0.2.10/24").unwrap().to_string(),
+            "192.0.2.10/24"
+        );
+        assert_eq!(Vip::parse("2001:db8::1/64").unwrap().prefix_len, 64);
+        for bad in [
+            "192.0.2.10/33",
+            "2001:db8::1/129",
+            "192.0.2.10/",
+            "/24",
+            "eth0",
+            "192.0.2.10/-1",
+        ] {
+            assert_eq!(Vip::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -20,7 +20,7 @@ use crate::cli::RunArgs;
 
 /// Names of the subcommands, which clap takes as the positional interface
 /// when they follow daemon options.
-const SUBCOMMANDS: [&str; 3] = ["check-config", "status", "monitor"];
+const SUBCOMMANDS: [&str; 4] = ["check-config", "status", "monitor", "help"];
 
 /// Flags of the UCARP-style command line, for error locations.
 struct Flags;
