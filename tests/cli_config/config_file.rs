@@ -213,8 +213,18 @@ fn missing_and_mistyped_keys_name_the_field() {
 }
 
 #[test]
+fn a_file_without_instances_is_rejected() {
+    let text = "[global]\nxdp_mode = \"off\"\n";
+    assert_eq!(
+        file_err(text),
+        format!("{FILE}:3: instance: missing, define at least one [[instance]]")
+    );
+}
+
+#[test]
 fn toml_syntax_errors_give_the_line() {
     let err = file_err(&doc(&[], "advskew = [1,\n"));
+    assert!(!err.contains('\n'), "one line: {err}");
     assert!(
         err.starts_with(&format!("{FILE}:7: instance[0].advskew: ")),
         "{err}"

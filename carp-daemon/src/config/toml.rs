@@ -194,6 +194,12 @@ pub fn parse_str(
 ) -> Result<Config, ConfigError> {
     let ctx = Ctx { path, src };
     let raw: RawFile = toml::from_str(src).map_err(|err| syntax_error(&ctx, &err))?;
+    if raw.instance.is_empty() {
+        return Err(ConfigError::Missing {
+            at: ctx.at(src.len(), "instance".into()),
+            hint: "define at least one [[instance]]",
+        });
+    }
     let mut warnings = Vec::new();
     let global = convert_global(&ctx, raw.global)?;
     let mut instances = Vec::new();
@@ -214,7 +220,13 @@ pub fn parse_str(
 
 fn syntax_error(ctx: &Ctx<'_>, err: &toml::de::Error) -> ConfigError {
     let offset = err.span().map_or(0, |span| span.start);
-    let message = err.message().trim().to_owned();
+    let message = err
+        .message()
+        .trim()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
     let table = table_at(ctx.src, offset);
     // A missing or unknown key is named in the message; otherwise the key is
     // the one on the line the parser stopped at.
