@@ -1,6 +1,8 @@
 //! carpd-xdp: a CARP daemon whose receive path runs in the kernel as XDP.
 #![deny(missing_docs)]
 
+pub mod cli;
+pub mod config;
 pub mod health;
 pub mod monitor;
 pub mod net;

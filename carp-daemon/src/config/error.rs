@@ -1,0 +1,176 @@
+//! Errors of configuration loading and validation, and where they happened.
+//!
+//! Every error carries an [`At`]: a file, line and field for the
+//! configuration file (`/etc/carpd-xdp/carpd-xdp.toml:12: instance[1].advskew`)
+//! or the option for the command line (`-k/--advskew`), so the operator is
+//! pointed at the one place to fix.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where a configuration value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum At {
+    /// A field of a configuration file.
+    File {
+        /// The configuration file.
+        path: PathBuf,
+        /// 1-based line of the value (of the table when the field is missing).
+        line: usize,
+        /// Dotted path of the field, e.g. `instance[1].advskew`.
+        field: String,
+    },
+    /// A command-line option, e.g. `-k/--advskew`.
+    Flag(&'static str),
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            At::File { path, line, field } => write!(f, "{}:{line}: {field}", path.display()),
+            At::Flag(flag) => f.write_str(flag),
+        }
+    }
+}
+
+/// Why a configuration (file or command line) was rejected. Nothing of a
+/// rejected configuration is ever applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The configuration file could not be read.
+    #[error("cannot read config file {}: {io}", path.display())]
+    Read {
+        /// The configuration file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        io: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the schema (unknown key,
+    /// wrong type, missing required key).
+    #[error("{at}: {message}")]
+    Syntax {
+        /// Where the parser stopped.
+        at: At,
+        /// The parser's description, naming the offending key or value.
+        message: String,
+    },
+    /// A number outside its allowed range.
+    #[error("{at}: {value} is out of range {range}")]
+    OutOfRange {
+        /// The field.
+        at: At,
+        /// The value given.
+        value: i64,
+        /// The allowed range, e.g. `0..=254`.
+        range: &'static str,
+    },
+    /// A value that does not parse as what the field needs.
+    #[error("{at}: {value:?} is not {expected}")]
+    Invalid {
+        /// The field.
+        at: At,
+        /// The value given.
+        value: String,
+        /// What was expected, e.g. `an IP address`.
+        expected: &'static str,
+    },
+    /// A required value is missing.
+    #[error("{at}: missing, {hint}")]
+    Missing {
+        /// The field (or option) that must be given.
+        at: At,
+        /// How to supply it.
+        hint: &'static str,
+    },
+    /// Two settings that cannot be used together.
+    #[error("{at}: cannot be combined with {other}")]
+    Conflict {
+        /// The field (or option) given second.
+        at: At,
+        /// The setting it conflicts with.
+        other: String,
+    },
+    /// advbase and advskew both zero: no advertisement interval (UCARP
+    /// refuses this too).
+    #[error("{at}: advbase 0 with advskew 0 gives no advertisement interval")]
+    ZeroInterval {
+        /// The advbase field.
+        at: At,
+    },
+    /// The same (interface, vhid) twice.
+    #[error("{at}: interface {interface} vhid {vhid} is already defined{first}")]
+    DuplicateInstance {
+        /// The second definition.
+        at: At,
+        /// Base interface name.
+        interface: String,
+        /// The repeated vhid.
+        vhid: u8,
+        /// Where the first one is (e.g. ` at line 4`), or empty.
+        first: String,
+    },
+    /// The same virtual address in two places.
+    #[error("{at}: virtual address {vip} is already used{first}")]
+    DuplicateVip {
+        /// The second occurrence.
+        at: At,
+        /// The repeated address.
+        vip: std::net::IpAddr,
+        /// Where the first one is (e.g. ` by instance[0]`), or empty.
+        first: String,
+    },
+    /// An address whose family differs from the instance's source address.
+    #[error("{at}: {addr} is {family} but srcip {srcip} is not")]
+    FamilyMismatch {
+        /// The field holding the address.
+        at: At,
+        /// The offending address.
+        addr: std::net::IpAddr,
+        /// `IPv4` or `IPv6`.
+        family: &'static str,
+        /// The instance's source address.
+        srcip: std::net::IpAddr,
+    },
+    /// A password longer than the CARP key (20 bytes).
+    #[error("{at}: password is {len} bytes, at most 20 are allowed")]
+    PasswordTooLong {
+        /// The password field or option.
+        at: At,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// An empty password.
+    #[error("{at}: password is empty")]
+    PasswordEmpty {
+        /// The password field or option.
+        at: At,
+    },
+    /// The password file could not be read.
+    #[error("{at}: cannot read password file {}: {io}", path.display())]
+    PasswordFile {
+        /// The password_file field or `-o/--passfile`.
+        at: At,
+        /// The password file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        io: std::io::Error,
+    },
+    /// The password environment variable is unset or not valid text.
+    #[error("{at}: environment variable {var} is not set or not valid UTF-8")]
+    PasswordEnv {
+        /// The password_env field.
+        at: At,
+        /// The variable name.
+        var: String,
+    },
+    /// `carpd-xdp IFACE` but the configuration has no instance on it.
+    #[error("{}: no instance on interface {interface}", path.display())]
+    NoInstance {
+        /// The configuration file.
+        path: PathBuf,
+        /// The interface asked for.
+        interface: String,
+    },
+}

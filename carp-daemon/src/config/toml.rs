@@ -1,0 +1,518 @@
+//! The TOML configuration file: its schema (unknown keys rejected) and the
+//! conversion into [`Config`] with every error located at `file:line: field`.
+//! See `dist/carpd-xdp.toml` for a documented example.
+
+use std::ffi::OsString;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{At, ConfigError};
+use super::facility::Facility;
+use super::locate::{join, key_on_line, line_of, quoted_name, table_at};
+use super::model::*;
+use super::password::{Password, PasswordSource};
+use super::validate::{check_config, split_alias, Field, Locate};
+use crate::xdp::mode::XdpMode;
+
+type S<T> = Spanned<T>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    global: Option<RawGlobal>,
+    #[serde(default)]
+    instance: Vec<S<RawInstance>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGlobal {
+    xdp_mode: Option<XdpMode>,
+    rate_limit: Option<RawRateLimit>,
+    status_socket: Option<PathBuf>,
+    metrics: Option<S<String>>,
+    log_facility: Option<S<String>>,
+    log_format: Option<LogFormat>,
+    debug: Option<bool>,
+    daemonize: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    rate: Option<S<i64>>,
+    burst: Option<S<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstance {
+    interface: S<String>,
+    label: Option<S<String>>,
+    vhid: S<i64>,
+    srcip: Option<S<String>>,
+    vips: S<Vec<S<String>>>,
+    advbase_secs: Option<S<i64>>,
+    advskew: Option<S<i64>>,
+    deadratio: Option<S<i64>>,
+    master_down: Option<MasterDownRule>,
+    preempt: Option<bool>,
+    neutral: Option<bool>,
+    shutdown_on_exit: Option<bool>,
+    ignore_ifstate: Option<bool>,
+    password: Option<S<String>>,
+    password_file: Option<S<PathBuf>>,
+    password_env: Option<S<String>>,
+    upscript: Option<PathBuf>,
+    downscript: Option<PathBuf>,
+    xparam: Option<String>,
+    script_timeout_secs: Option<S<i64>>,
+    replay: Option<ReplayMode>,
+    #[serde(default)]
+    unicast_peers: Vec<S<String>>,
+    mcast: Option<S<String>>,
+    broadcast_mac: Option<bool>,
+    announce: Option<RawAnnounce>,
+    #[serde(default)]
+    health_check: Vec<S<RawHealthCheck>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnnounce {
+    count: Option<S<i64>>,
+    interval_ms: Option<S<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealthCheck {
+    command: S<Vec<String>>,
+    interval_secs: S<i64>,
+    timeout_secs: S<i64>,
+    weight: S<i64>,
+}
+
+/// Where each checked field of one instance was written (byte offsets).
+struct InstanceSpans {
+    table: usize,
+    interface: usize,
+    label: Option<usize>,
+    vhid: usize,
+    advbase: Option<usize>,
+    vips: usize,
+    vip: Vec<usize>,
+    peers: Vec<usize>,
+    mcast: Option<usize>,
+}
+
+/// The file being converted: its path and text, for locating errors.
+struct Ctx<'a> {
+    path: &'a Path,
+    src: &'a str,
+}
+
+impl Ctx<'_> {
+    fn at(&self, offset: usize, field: String) -> At {
+        At::File {
+            path: self.path.to_owned(),
+            line: line_of(self.src, offset),
+            field,
+        }
+    }
+
+    fn int<T: TryFrom<i64>>(
+        &self,
+        value: &S<i64>,
+        field: String,
+        min: i64,
+        max: i64,
+        range: &'static str,
+    ) -> Result<T, ConfigError> {
+        let v = *value.get_ref();
+        match T::try_from(v) {
+            Ok(out) if (min..=max).contains(&v) => Ok(out),
+            _ => Err(ConfigError::OutOfRange {
+                at: self.at(value.span().start, field),
+                value: v,
+                range,
+            }),
+        }
+    }
+
+    fn ip(&self, value: &S<String>, field: String) -> Result<IpAddr, ConfigError> {
+        value.get_ref().parse().map_err(|_| ConfigError::Invalid {
+            at: self.at(value.span().start, field),
+            value: value.get_ref().clone(),
+            expected: "an IP address",
+        })
+    }
+}
+
+impl Locate for (&Ctx<'_>, &[InstanceSpans]) {
+    fn at(&self, index: usize, field: Field) -> At {
+        let (ctx, spans) = *self;
+        let s = &spans[index];
+        let name = |key: &str| format!("instance[{index}].{key}");
+        let (offset, field) = match field {
+            Field::Interface => (s.interface, name("interface")),
+            Field::Label => (
+                s.label.unwrap_or(s.interface),
+                name(if s.label.is_some() {
+                    "label"
+                } else {
+                    "interface"
+                }),
+            ),
+            Field::Vhid => (s.vhid, name("vhid")),
+            Field::Advbase => (s.advbase.unwrap_or(s.table), name("advbase_secs")),
+            Field::Vips => (s.vips, name("vips")),
+            Field::Vip(i) => (
+                s.vip.get(i).copied().unwrap_or(s.vips),
+                name(&format!("vips[{i}]")),
+            ),
+            Field::Peer(i) => (
+                s.peers.get(i).copied().unwrap_or(s.table),
+                name(&format!("unicast_peers[{i}]")),
+            ),
+            Field::Mcast => (s.mcast.unwrap_or(s.table), name("mcast")),
+        };
+        ctx.at(offset, field)
+    }
+}
+
+/// Parses and validates the text of a configuration file. `path` is only
+/// used in messages and warnings; `env` looks up `password_env` variables.
+pub fn parse_str(
+    src: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Config, ConfigError> {
+    let ctx = Ctx { path, src };
+    let raw: RawFile = toml::from_str(src).map_err(|err| syntax_error(&ctx, &err))?;
+    if raw.instance.is_empty() {
+        return Err(ConfigError::Missing {
+            at: ctx.at(src.len(), "instance".into()),
+            hint: "define at least one [[instance]]",
+        });
+    }
+    let mut warnings = Vec::new();
+    let global = convert_global(&ctx, raw.global)?;
+    let mut instances = Vec::new();
+    let mut spans = Vec::new();
+    for (index, raw) in raw.instance.into_iter().enumerate() {
+        let (inst, inst_spans) = convert_instance(&ctx, index, raw, env, &mut warnings)?;
+        instances.push(inst);
+        spans.push(inst_spans);
+    }
+    let config = Config {
+        global,
+        instances,
+        warnings,
+    };
+    check_config(&config, &(&ctx, spans.as_slice()))?;
+    Ok(config)
+}
+
+fn syntax_error(ctx: &Ctx<'_>, err: &toml::de::Error) -> ConfigError {
+    let offset = err.span().map_or(0, |span| span.start);
+    let message = err
+        .message()
+        .trim()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let table = table_at(ctx.src, offset);
+    // A missing or unknown key is named in the message; otherwise the key is
+    // the one on the line the parser stopped at.
+    let key = if message.starts_with("missing field") || message.starts_with("unknown field") {
+        quoted_name(&message).map(str::to_owned)
+    } else {
+        key_on_line(ctx.src, offset)
+    };
+    let field = match key {
+        Some(key) => join(&table, &key),
+        None if table.is_empty() => "(top level)".to_owned(),
+        None => table,
+    };
+    ConfigError::Syntax {
+        at: ctx.at(offset, field),
+        message,
+    }
+}
+
+fn convert_global(ctx: &Ctx<'_>, raw: Option<RawGlobal>) -> Result<Global, ConfigError> {
+    let mut global = Global::default();
+    let Some(raw) = raw else { return Ok(global) };
+    global.xdp_mode = raw.xdp_mode.unwrap_or_default();
+    if let Some(rate) = raw.rate_limit {
+        if let Some(v) = &rate.rate {
+            global.rate_limit.rate = ctx.int(
+                v,
+                "global.rate_limit.rate".into(),
+                0,
+                1_000_000,
+                "0..=1000000",
+            )?;
+        }
+        if let Some(v) = &rate.burst {
+            global.rate_limit.burst = ctx.int(
+                v,
+                "global.rate_limit.burst".into(),
+                0,
+                1_000_000,
+                "0..=1000000",
+            )?;
+        }
+    }
+    if let Some(socket) = raw.status_socket {
+        global.status_socket = socket;
+    }
+    if let Some(metrics) = raw.metrics {
+        let addr: SocketAddr = metrics
+            .get_ref()
+            .parse()
+            .map_err(|_| ConfigError::Invalid {
+                at: ctx.at(metrics.span().start, "global.metrics".into()),
+                value: metrics.get_ref().clone(),
+                expected: "an ADDRESS:PORT to listen on",
+            })?;
+        global.metrics = Some(addr);
+    }
+    if let Some(facility) = raw.log_facility {
+        global.log.facility =
+            Facility::parse_option(facility.get_ref()).map_err(|_| ConfigError::Invalid {
+                at: ctx.at(facility.span().start, "global.log_facility".into()),
+                value: facility.get_ref().clone(),
+                expected: "a syslog facility (daemon, user, local0..local7, ...) or none",
+            })?;
+    }
+    global.log.format = raw.log_format.unwrap_or_default();
+    global.log.debug = raw.debug.unwrap_or(false);
+    global.daemonize = raw.daemonize.unwrap_or(false);
+    Ok(global)
+}
+
+fn convert_instance(
+    ctx: &Ctx<'_>,
+    index: usize,
+    raw: S<RawInstance>,
+    env: &dyn Fn(&str) -> Option<OsString>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<(InstanceConfig, InstanceSpans), ConfigError> {
+    let table: Range<usize> = raw.span();
+    let raw = raw.into_inner();
+    let f = |key: &str| format!("instance[{index}].{key}");
+    let at = |offset: usize, key: &str| ctx.at(offset, f(key));
+
+    // UCARP's alias form `eth0:carp0` is accepted here too.
+    let (interface, alias) = split_alias(raw.interface.get_ref());
+    let label = match (&raw.label, alias) {
+        (Some(label), None) => Some(label.get_ref().clone()),
+        (None, alias) => alias.map(str::to_owned),
+        (Some(label), Some(_)) => {
+            return Err(ConfigError::Conflict {
+                at: at(label.span().start, "label"),
+                other: format!("the alias in interface {:?}", raw.interface.get_ref()),
+            });
+        }
+    };
+    let mut vips = Vec::new();
+    for (i, text) in raw.vips.get_ref().iter().enumerate() {
+        vips.push(
+            Vip::parse(text.get_ref()).ok_or_else(|| ConfigError::Invalid {
+                at: at(text.span().start, &format!("vips[{i}]")),
+                value: text.get_ref().clone(),
+                expected: "an IP address with an optional /prefix length",
+            })?,
+        );
+    }
+    let mut unicast_peers = Vec::new();
+    for (i, peer) in raw.unicast_peers.iter().enumerate() {
+        unicast_peers.push(ctx.ip(peer, f(&format!("unicast_peers[{i}]")))?);
+    }
+    let srcip = raw
+        .srcip
+        .as_ref()
+        .map(|v| ctx.ip(v, f("srcip")))
+        .transpose()?;
+    let mcast = raw
+        .mcast
+        .as_ref()
+        .map(|v| ctx.ip(v, f("mcast")))
+        .transpose()?;
+    let password = convert_password(ctx, index, table.start, &raw, env, warnings)?;
+
+    let mut scripts = Scripts {
+        upscript: raw.upscript,
+        downscript: raw.downscript,
+        xparam: raw.xparam,
+        ..Scripts::default()
+    };
+    if let Some(v) = &raw.script_timeout_secs {
+        scripts.timeout_secs = ctx.int(v, f("script_timeout_secs"), 1, 3600, "1..=3600")?;
+    }
+    let mut announce = Announce::default();
+    if let Some(raw_announce) = &raw.announce {
+        if let Some(v) = &raw_announce.count {
+            announce.count = ctx.int(v, f("announce.count"), 0, 100, "0..=100")?;
+        }
+        if let Some(v) = &raw_announce.interval_ms {
+            announce.interval_ms = ctx.int(v, f("announce.interval_ms"), 1, 60_000, "1..=60000")?;
+        }
+    }
+    let mut health_checks = Vec::new();
+    for (i, check) in raw.health_check.iter().enumerate() {
+        health_checks.push(convert_health_check(
+            ctx,
+            &f(&format!("health_check[{i}]")),
+            check,
+        )?);
+    }
+
+    let inst = InstanceConfig {
+        interface: interface.to_owned(),
+        label,
+        vhid: ctx.int(&raw.vhid, f("vhid"), 1, 255, "1..=255")?,
+        srcip,
+        vips,
+        advbase_secs: match &raw.advbase_secs {
+            Some(v) => ctx.int(v, f("advbase_secs"), 0, 255, "0..=255")?,
+            None => DEFAULT_ADVBASE_SECS,
+        },
+        advskew: match &raw.advskew {
+            Some(v) => ctx.int(v, f("advskew"), 0, 254, "0..=254")?,
+            None => 0,
+        },
+        deadratio: match &raw.deadratio {
+            Some(v) => ctx.int(v, f("deadratio"), 1, 255, "1..=255")?,
+            None => DEFAULT_DEADRATIO,
+        },
+        master_down: raw.master_down.unwrap_or_default(),
+        preempt: raw.preempt.unwrap_or(false),
+        neutral: raw.neutral.unwrap_or(false),
+        shutdown_on_exit: raw.shutdown_on_exit.unwrap_or(false),
+        ignore_ifstate: raw.ignore_ifstate.unwrap_or(false),
+        password,
+        scripts,
+        replay: raw.replay.unwrap_or_default(),
+        unicast_peers,
+        mcast,
+        broadcast_mac: raw.broadcast_mac.unwrap_or(false),
+        announce,
+        health_checks,
+    };
+    let spans = InstanceSpans {
+        table: table.start,
+        interface: raw.interface.span().start,
+        label: raw.label.as_ref().map(|l| l.span().start),
+        vhid: raw.vhid.span().start,
+        advbase: raw.advbase_secs.as_ref().map(|v| v.span().start),
+        vips: raw.vips.span().start,
+        vip: raw.vips.get_ref().iter().map(|v| v.span().start).collect(),
+        peers: raw.unicast_peers.iter().map(|v| v.span().start).collect(),
+        mcast: raw.mcast.as_ref().map(|v| v.span().start),
+    };
+    Ok((inst, spans))
+}
+
+/// Exactly one of `password_file`, `password_env`, `password`.
+fn convert_password(
+    ctx: &Ctx<'_>,
+    index: usize,
+    table: usize,
+    raw: &RawInstance,
+    env: &dyn Fn(&str) -> Option<OsString>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Password, ConfigError> {
+    let f = |key: &str| format!("instance[{index}].{key}");
+    let mut given: Vec<(&str, usize)> = [
+        raw.password_file
+            .as_ref()
+            .map(|v| ("password_file", v.span().start)),
+        raw.password_env
+            .as_ref()
+            .map(|v| ("password_env", v.span().start)),
+        raw.password.as_ref().map(|v| ("password", v.span().start)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    // Blame the one written last.
+    given.sort_by_key(|(_, offset)| *offset);
+    if let [(first, _), (second, offset), ..] = given.as_slice() {
+        return Err(ConfigError::Conflict {
+            at: ctx.at(*offset, f(second)),
+            other: f(first),
+        });
+    }
+    if let Some(file) = &raw.password_file {
+        return Password::from_file(
+            file.get_ref().clone(),
+            &ctx.at(file.span().start, f("password_file")),
+        );
+    }
+    if let Some(var) = &raw.password_env {
+        return Password::from_env(
+            var.get_ref(),
+            env,
+            &ctx.at(var.span().start, f("password_env")),
+        );
+    }
+    if let Some(inline) = &raw.password {
+        let at = ctx.at(inline.span().start, f("password"));
+        warnings.push(ConfigWarning {
+            at: at.to_string(),
+            message: "password written in the config file; prefer password_file or password_env"
+                .into(),
+        });
+        return Password::new(
+            inline.get_ref().clone().into_bytes(),
+            PasswordSource::Inline,
+            &at,
+        );
+    }
+    Err(ConfigError::Missing {
+        at: ctx.at(table, f("password_file")),
+        hint: "set password_file, password_env or password",
+    })
+}
+
+fn convert_health_check(
+    ctx: &Ctx<'_>,
+    prefix: &str,
+    raw: &S<RawHealthCheck>,
+) -> Result<HealthCheck, ConfigError> {
+    let check = raw.get_ref();
+    let f = |key: &str| format!("{prefix}.{key}");
+    let command = check.command.get_ref().clone();
+    if command.first().is_none_or(|program| program.is_empty()) {
+        return Err(ConfigError::Missing {
+            at: ctx.at(check.command.span().start, f("command")),
+            hint: "give the program and its arguments as a list of strings",
+        });
+    }
+    Ok(HealthCheck {
+        command,
+        interval_secs: ctx.int(
+            &check.interval_secs,
+            f("interval_secs"),
+            1,
+            86_400,
+            "1..=86400",
+        )?,
+        timeout_secs: ctx.int(
+            &check.timeout_secs,
+            f("timeout_secs"),
+            1,
+            86_400,
+            "1..=86400",
+        )?,
+        weight: ctx.int(&check.weight, f("weight"), 1, 255, "1..=255")?,
+    })
+}

@@ -1,0 +1,346 @@
+//! The configuration file: the shipped examples, `check-config` output, and
+//! one exact `file:line: field: message` per kind of error.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use carp_daemon::config;
+
+use super::{ip, no_env, Scratch};
+
+const FILE: &str = "/etc/carpd-xdp/t.toml";
+
+/// Lines: 1 `[[instance]]`, 2 interface, 3 vhid, 4 srcip, 5 vips, 6 password.
+pub(crate) fn base_doc() -> String {
+    "[[instance]]\ninterface = \"eth0\"\nvhid = 10\nsrcip = \"192.0.2.1\"\nvips = [\"192.0.2.10/24\"]\npassword = \"secret\"\n"
+        .to_owned()
+}
+
+/// The base document with `from` replaced by `to`, then `extra` appended.
+fn doc(edits: &[(&str, &str)], extra: &str) -> String {
+    let mut text = base_doc();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{from}");
+        text = text.replace(from, to);
+    }
+    text + extra
+}
+
+fn file_err(text: &str) -> String {
+    config::parse_str(text, Path::new(FILE), &no_env)
+        .expect_err("must be rejected")
+        .to_string()
+}
+
+fn web_mail_env(var: &str) -> Option<OsString> {
+    match var {
+        "CARPD_WEB_PASS" => Some("web-secret".into()),
+        "CARPD_MAIL_PASS" => Some("mail-secret".into()),
+        _ => None,
+    }
+}
+
+fn dist(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../dist")
+        .join(path)
+}
+
+#[test]
+fn seed_active_active_files_parse_and_mirror_each_other() {
+    let a =
+        config::load_with_env(&dist("examples/active-active-host-a.toml"), &web_mail_env).unwrap();
+    let b =
+        config::load_with_env(&dist("examples/active-active-host-b.toml"), &web_mail_env).unwrap();
+    assert_eq!(a.instances.len(), 2);
+    assert_eq!(b.instances.len(), 2);
+    for (ia, ib) in a.instances.iter().zip(&b.instances) {
+        // Same virtual host on both: vhid, VIPs, password, interval base.
+        assert_eq!(
+            (ia.vhid, &ia.vips, ia.password.key(), ia.advbase_secs),
+            (ib.vhid, &ib.vips, ib.password.key(), ib.advbase_secs)
+        );
+        assert_ne!(ia.srcip, ib.srcip);
+        assert!(
+            ia.preempt && ib.preempt,
+            "the preferred host takes its VIP back"
+        );
+        assert!(!ia.health_checks.is_empty() && !ib.health_checks.is_empty());
+    }
+    let (web_a, mail_a) = (&a.instances[0], &a.instances[1]);
+    let (web_b, mail_b) = (&b.instances[0], &b.instances[1]);
+    assert_eq!(web_a.vips[0].addr, ip("192.0.2.10"));
+    assert_eq!(mail_a.vips[0].addr, ip("192.0.2.20"));
+    assert!(web_a.advskew < web_b.advskew, "VIP-web preferred on host A");
+    assert!(
+        mail_b.advskew < mail_a.advskew,
+        "VIP-mail preferred on host B"
+    );
+    assert_eq!(web_a.vip_label(), "eth0:web");
+    assert!(a.warnings.is_empty() && b.warnings.is_empty());
+}
+
+#[test]
+fn documented_example_parses() {
+    let env = |var: &str| var.starts_with("CARPD_VHID").then(|| OsString::from("pw"));
+    let config = config::load_with_env(&dist("carpd-xdp.toml"), &env).unwrap();
+    assert_eq!(config.instances.len(), 2);
+    assert_eq!(config.instances[0].health_checks[0].weight, 100);
+    assert_eq!(config.instances[1].vips[0].addr, ip("2001:db8::10"));
+}
+
+#[test]
+fn check_config_output_loads_back_to_the_same_configuration() {
+    let original =
+        config::load_with_env(&dist("examples/active-active-host-a.toml"), &web_mail_env).unwrap();
+    let printed = config::render(&original);
+    let again = config::parse_str(&printed, Path::new("printed.toml"), &web_mail_env)
+        .unwrap_or_else(|e| panic!("{e}\n{printed}"));
+    assert_eq!(again, original);
+}
+
+#[test]
+fn check_config_output_redacts_inline_passwords_and_keeps_the_warning() {
+    let config = config::parse_str(&base_doc(), Path::new(FILE), &no_env).unwrap();
+    assert_eq!(config.warnings.len(), 1);
+    assert!(config.warnings[0]
+        .to_string()
+        .starts_with(&format!("{FILE}:6: instance[0].password: password written")));
+    let printed = config::render(&config);
+    assert!(!printed.contains("secret"), "{printed}");
+    assert!(
+        printed.contains("# password: <redacted> (inline)"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn numbers_out_of_range_name_file_line_and_field() {
+    let at = |line: usize, field: &str, value: &str, range: &str| {
+        format!("{FILE}:{line}: instance[0].{field}: {value} is out of range {range}")
+    };
+    assert_eq!(
+        file_err(&doc(&[("vhid = 10", "vhid = 0")], "")),
+        at(3, "vhid", "0", "1..=255")
+    );
+    assert_eq!(
+        file_err(&doc(&[("vhid = 10", "vhid = 256")], "")),
+        at(3, "vhid", "256", "1..=255")
+    );
+    assert_eq!(
+        file_err(&doc(&[], "advskew = 300\n")),
+        at(7, "advskew", "300", "0..=254")
+    );
+    assert_eq!(
+        file_err(&doc(&[], "advbase_secs = -1\n")),
+        at(7, "advbase_secs", "-1", "0..=255")
+    );
+    assert_eq!(
+        file_err(&doc(&[], "deadratio = 0\n")),
+        at(7, "deadratio", "0", "1..=255")
+    );
+    assert_eq!(
+        file_err(&doc(&[], "announce = { count = 101 }\n")),
+        at(7, "announce.count", "101", "0..=100")
+    );
+    let hc = "[[instance.health_check]]\ncommand = [\"/bin/true\"]\ninterval_secs = 5\ntimeout_secs = 1\nweight = 0\n";
+    assert_eq!(
+        file_err(&doc(&[], hc)),
+        at(11, "health_check[0].weight", "0", "1..=255")
+    );
+    assert_eq!(
+        file_err(&format!("[global.rate_limit]\nrate = -5\n{}", base_doc())),
+        format!("{FILE}:2: global.rate_limit.rate: -5 is out of range 0..=1000000")
+    );
+}
+
+#[test]
+fn second_instance_errors_point_into_it() {
+    let second = "\n[[instance]]\ninterface = \"eth1\"\nvhid = 10\nvips = [\"192.0.2.11\"]\npassword = \"p\"\nadvskew = 300\n";
+    assert_eq!(
+        file_err(&doc(&[], second)),
+        format!("{FILE}:13: instance[1].advskew: 300 is out of range 0..=254")
+    );
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_place() {
+    let err = file_err(&doc(&[], "advskw = 3\n"));
+    assert!(
+        err.starts_with(&format!(
+            "{FILE}:7: instance[0].advskw: unknown field `advskw`"
+        )),
+        "{err}"
+    );
+    let err = file_err(&format!("[global]\nxdp = \"off\"\n{}", base_doc()));
+    assert!(
+        err.starts_with(&format!("{FILE}:2: global.xdp: unknown field `xdp`")),
+        "{err}"
+    );
+    let err = file_err(&doc(&[], "[[instance.health_check]]\ncmd = [\"x\"]\n"));
+    assert!(
+        err.starts_with(&format!(
+            "{FILE}:8: instance[0].health_check[0].cmd: unknown field `cmd`"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_and_mistyped_keys_name_the_field() {
+    let err = file_err(&doc(&[("vhid = 10\n", "")], ""));
+    assert!(
+        err.starts_with(&format!("{FILE}:1: instance[0].vhid: missing field `vhid`")),
+        "{err}"
+    );
+    let err = file_err(&doc(&[("vhid = 10", "vhid = \"ten\"")], ""));
+    assert!(
+        err.starts_with(&format!("{FILE}:3: instance[0].vhid: invalid type")),
+        "{err}"
+    );
+    let err = file_err(&doc(&[], "preempt = \"yes\"\n"));
+    assert!(
+        err.starts_with(&format!("{FILE}:7: instance[0].preempt: invalid type")),
+        "{err}"
+    );
+    let err = file_err(&doc(&[], "replay = \"sometimes\"\n"));
+    assert!(
+        err.starts_with(&format!(
+            "{FILE}:7: instance[0].replay: unknown variant `sometimes`"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_file_without_instances_is_rejected() {
+    let text = "[global]\nxdp_mode = \"off\"\n";
+    assert_eq!(
+        file_err(text),
+        format!("{FILE}:3: instance: missing, define at least one [[instance]]")
+    );
+}
+
+#[test]
+fn toml_syntax_errors_give_the_line() {
+    let err = file_err(&doc(&[], "advskew = [1,\n"));
+    assert!(!err.contains('\n'), "one line: {err}");
+    assert!(
+        err.starts_with(&format!("{FILE}:7: instance[0].advskew: ")),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_interface_and_vhid_is_rejected() {
+    let second = "[[instance]]\ninterface = \"eth0:other\"\nvhid = 10\nvips = [\"192.0.2.11\"]\npassword = \"p\"\n";
+    assert_eq!(
+        file_err(&doc(&[], second)),
+        format!("{FILE}:9: instance[1].vhid: interface eth0 vhid 10 is already defined at line 3")
+    );
+    let third = "[[instance]]\ninterface = \"eth1\"\nvhid = 11\nvips = [\"192.0.2.10/24\"]\npassword = \"p\"\n";
+    assert_eq!(
+        file_err(&doc(&[], third)),
+        format!("{FILE}:10: instance[1].vips[0]: virtual address 192.0.2.10 is already used by instance[0]")
+    );
+}
+
+#[test]
+fn address_family_must_match_srcip() {
+    let err = file_err(&doc(
+        &[(
+            "vips = [\"192.0.2.10/24\"]",
+            "vips = [\"192.0.2.10/24\",\n  \"2001:db8::1\"]",
+        )],
+        "",
+    ));
+    assert_eq!(
+        err,
+        format!("{FILE}:6: instance[0].vips[1]: 2001:db8::1 is IPv6 but srcip 192.0.2.1 is not")
+    );
+    let err = file_err(&doc(&[], "unicast_peers = [\"2001:db8::2\"]\n"));
+    assert_eq!(err, format!("{FILE}:7: instance[0].unicast_peers[0]: 2001:db8::2 is IPv6 but srcip 192.0.2.1 is not"));
+}
+
+#[test]
+fn malformed_values_are_rejected_with_their_place() {
+    let cases: &[(String, String)] = &[
+        (doc(&[("192.0.2.10/24", "192.0.2.10/33")], ""), "5: instance[0].vips[0]: \"192.0.2.10/33\" is not an IP address with an optional /prefix length".into()),
+        (doc(&[("srcip = \"192.0.2.1\"", "srcip = \"host-a\"")], ""), "4: instance[0].srcip: \"host-a\" is not an IP address".into()),
+        (doc(&[("vips = [\"192.0.2.10/24\"]", "vips = []")], ""), "5: instance[0].vips: missing, give at least one virtual address".into()),
+        (doc(&[], "label = \"eth1:web\"\n"), "7: instance[0].label: \"eth1:web\" is not a label of the form <interface>:<name> of at most 15 bytes".into()),
+        (doc(&[], "mcast = \"192.0.2.99\"\n"), "7: instance[0].mcast: \"192.0.2.99\" is not a multicast group of the same family as a virtual address".into()),
+        (doc(&[], "unicast_peers = [\"192.0.2.2\"]\nmcast = \"239.1.1.1\"\n"), "8: instance[0].mcast: cannot be combined with unicast_peers".into()),
+        (doc(&[], "advbase_secs = 0\n"), "7: instance[0].advbase_secs: advbase 0 with advskew 0 gives no advertisement interval".into()),
+        (doc(&[], "[[instance.health_check]]\ncommand = []\ninterval_secs = 1\ntimeout_secs = 1\nweight = 1\n"), "8: instance[0].health_check[0].command: missing, give the program and its arguments as a list of strings".into()),
+        (format!("[global]\nmetrics = \"localhost\"\n{}", base_doc()), "2: global.metrics: \"localhost\" is not an ADDRESS:PORT to listen on".into()),
+        (format!("[global]\nlog_facility = \"loud\"\n{}", base_doc()), "2: global.log_facility: \"loud\" is not a syslog facility (daemon, user, local0..local7, ...) or none".into()),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(file_err(text), format!("{FILE}:{expected}"), "{text}");
+    }
+}
+
+#[test]
+fn password_errors_name_the_field_and_the_source() {
+    let long = doc(
+        &[(
+            "password = \"secret\"",
+            "password = \"123456789012345678901\"",
+        )],
+        "",
+    );
+    assert_eq!(
+        file_err(&long),
+        format!("{FILE}:6: instance[0].password: password is 21 bytes, at most 20 are allowed")
+    );
+    let none = doc(&[("password = \"secret\"\n", "")], "");
+    assert_eq!(file_err(&none), format!("{FILE}:1: instance[0].password_file: missing, set password_file, password_env or password"));
+    let two = doc(&[], "password_env = \"X\"\n");
+    assert_eq!(
+        file_err(&two),
+        format!("{FILE}:7: instance[0].password_env: cannot be combined with instance[0].password")
+    );
+    let env = doc(
+        &[(
+            "password = \"secret\"",
+            "password_env = \"CARPD_UNSET_VAR\"",
+        )],
+        "",
+    );
+    assert_eq!(file_err(&env), format!("{FILE}:6: instance[0].password_env: environment variable CARPD_UNSET_VAR is not set or not valid UTF-8"));
+    let unreadable = doc(
+        &[(
+            "password = \"secret\"",
+            "password_file = \"/nonexistent/vhid10.pass\"",
+        )],
+        "",
+    );
+    let err = file_err(&unreadable);
+    assert!(
+        err.starts_with(&format!("{FILE}:6: instance[0].password_file: cannot read password file /nonexistent/vhid10.pass: ")),
+        "{err}"
+    );
+}
+
+#[test]
+fn password_file_and_env_supply_the_key_without_warnings() {
+    let scratch = Scratch::new("pwfile");
+    let pass = scratch.file("vhid10.pass", "from-file\nsecond line ignored\n");
+    let text = doc(
+        &[(
+            "password = \"secret\"",
+            &format!("password_file = {:?}", pass.to_str().unwrap()),
+        )],
+        "",
+    );
+    let config = config::parse_str(&text, Path::new(FILE), &no_env).unwrap();
+    assert_eq!(config.instances[0].password.key(), b"from-file");
+    assert!(config.warnings.is_empty());
+    let text = doc(
+        &[("password = \"secret\"", "password_env = \"CARPD_WEB_PASS\"")],
+        "",
+    );
+    let config = config::parse_str(&text, Path::new(FILE), &web_mail_env).unwrap();
+    assert_eq!(config.instances[0].password.key(), b"web-secret");
+}
