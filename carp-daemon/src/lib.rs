@@ -2,4 +2,5 @@
 #![deny(missing_docs)]
 
 pub mod monitor;
+pub mod proto;
 pub mod xdp;
