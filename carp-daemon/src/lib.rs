@@ -7,5 +7,6 @@ pub mod health;
 pub mod monitor;
 pub mod net;
 pub mod notify;
+pub mod proto;
 pub mod scripts;
 pub mod xdp;

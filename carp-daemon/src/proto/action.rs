@@ -1,0 +1,150 @@
+//! What goes into and comes out of an [`super::instance::Instance`] besides
+//! adverts and time: states, reasons, administrative requests, actions and
+//! the status snapshot.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use carp_common::header::CarpHeader;
+
+use super::reject::RejectCounts;
+use super::Nanos;
+
+/// The CARP states (carp(4)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Not taking part: link down or shut down.
+    Init,
+    /// Listening; takes over when the master goes quiet.
+    Backup,
+    /// Holding the virtual addresses and advertising.
+    Master,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Init => "INIT",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+        })
+    }
+}
+
+/// Why the state changed, for logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The instance started.
+    Startup,
+    /// No advert for the master-down interval.
+    MasterDown,
+    /// A less preferred master was heard and preempt is on.
+    Preempt,
+    /// The master advertises a higher demote counter than ours.
+    PeerDemoted,
+    /// The master sent a leave advert.
+    PeerLeft,
+    /// The master advertises so rarely that it would time out anyway.
+    SlowMaster,
+    /// A more preferred master was heard.
+    BetterMaster,
+    /// The link went down.
+    LinkDown,
+    /// The link came up.
+    LinkUp,
+    /// An administrator asked us to step down.
+    AdminBackup,
+    /// The daemon is shutting down.
+    Shutdown,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Reason::Startup => "startup",
+            Reason::MasterDown => "master down",
+            Reason::Preempt => "preempting a less preferred master",
+            Reason::PeerDemoted => "master has a higher demote counter",
+            Reason::PeerLeft => "master left",
+            Reason::SlowMaster => "master advertises slower than master-down",
+            Reason::BetterMaster => "preferred master heard",
+            Reason::LinkDown => "link down",
+            Reason::LinkUp => "link up",
+            Reason::AdminBackup => "administrative step down",
+            Reason::Shutdown => "shutdown",
+        })
+    }
+}
+
+/// Which user script to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Script {
+    /// Became master (UCARP `--upscript`).
+    Up,
+    /// Gave up mastership, or started as backup (UCARP `--downscript`).
+    Down,
+}
+
+/// Administrative requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Admin {
+    /// Step down now (a leave advert lets a backup take over at once) and
+    /// stay backup until [`Admin::Resume`]. UCARP's SIGUSR2 is `GoBackup`
+    /// followed by `Resume`: the others get one master-down interval to take
+    /// over before we may again.
+    GoBackup,
+    /// Take part in elections again, starting a fresh master-down interval.
+    Resume,
+    /// Leave for good: a leave advert if master, addresses removed, INIT.
+    Shutdown,
+}
+
+/// What the daemon must do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send this advert, complete (counter, HMAC, checksum), to the group.
+    SendAdvert(CarpHeader),
+    /// Add every virtual address to the interface.
+    AddVips,
+    /// Remove every virtual address from the interface.
+    RemoveVips,
+    /// Send a gratuitous ARP / unsolicited NA for every virtual address.
+    Announce,
+    /// Run a user script.
+    RunScript(Script),
+    /// The state changed (for logging).
+    StateChanged {
+        /// Previous state.
+        from: State,
+        /// New state.
+        to: State,
+        /// Why.
+        reason: Reason,
+    },
+}
+
+/// A read-only view of an instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// Current state.
+    pub state: State,
+    /// The current master: ours when MASTER, the last accepted sender when
+    /// BACKUP.
+    pub master: Option<IpAddr>,
+    /// When the last advert was accepted.
+    pub last_advert_at: Option<Nanos>,
+    /// Our demote counter.
+    pub demote: u8,
+    /// Held in BACKUP by [`Admin::GoBackup`].
+    pub held: bool,
+    /// Adverts we sent.
+    pub adverts_sent: u64,
+    /// Adverts accepted.
+    pub adverts_accepted: u64,
+    /// State changes so far.
+    pub transitions: u64,
+    /// Counter of our last advert.
+    pub last_counter_sent: Option<u64>,
+    /// Rejected adverts by kind.
+    pub rejects: RejectCounts,
+}

@@ -1,0 +1,138 @@
+//! The counter carpd-xdp puts in its adverts.
+//!
+//! Layout (64 bits, big-endian on the wire):
+//!
+//! ```text
+//! | 16-bit tag 0xCA4D | 48-bit milliseconds since the Unix epoch |
+//! ```
+//!
+//! Each advert carries `max(previous + 1, tag | now_ms)`, where `now_ms` is the
+//! wall-clock time given at start plus the monotonic time elapsed since. The
+//! counter therefore grows by at least one per advert, keeps growing across
+//! restarts (as long as the wall clock does not go back by more than the
+//! restart takes), and says when it was sent, to the millisecond, which
+//! [`crate::proto::replay`] can check against a window. 48 bits of
+//! milliseconds last until the year 10889; adverts are at most 256 per second,
+//! so one per millisecond never runs ahead of time for long.
+//!
+//! The tag lets `auto` replay mode tell our counters from the random ones
+//! UCARP sends. It is inside the HMAC, so it cannot be added or removed by
+//! anyone without the password.
+
+use super::Nanos;
+
+/// The high 16 bits of every counter we send.
+pub const COUNTER_TAG: u16 = 0xCA4D;
+
+/// Bits of the counter holding the time.
+const TIME_BITS: u32 = 48;
+
+/// Mask of the time part.
+const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
+
+/// True when `counter` carries our tag.
+pub const fn is_tagged(counter: u64) -> bool {
+    (counter >> TIME_BITS) as u16 == COUNTER_TAG
+}
+
+/// The milliseconds since the Unix epoch a tagged counter carries.
+pub const fn embedded_millis(counter: u64) -> u64 {
+    counter & TIME_MASK
+}
+
+/// The tagged counter for a wall-clock time in milliseconds.
+pub const fn tagged(unix_ms: u64) -> u64 {
+    ((COUNTER_TAG as u64) << TIME_BITS) | (unix_ms & TIME_MASK)
+}
+
+/// Our wall clock, derived from one reading at start and the monotonic clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WallClock {
+    /// Monotonic time of the reading.
+    mono_at_start: Nanos,
+    /// Wall-clock time of the reading, nanoseconds since the Unix epoch.
+    unix_ns_at_start: u64,
+}
+
+impl WallClock {
+    /// A clock that read `unix_ns` when the monotonic clock read `now`.
+    pub const fn new(now: Nanos, unix_ns: u64) -> Self {
+        Self {
+            mono_at_start: now,
+            unix_ns_at_start: unix_ns,
+        }
+    }
+
+    /// Milliseconds since the Unix epoch at monotonic time `now`.
+    pub const fn unix_millis(&self, now: Nanos) -> u64 {
+        self.unix_ns_at_start
+            .saturating_add(now.saturating_sub(self.mono_at_start).0)
+            / 1_000_000
+    }
+}
+
+/// The counter of the adverts we send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdvertCounter {
+    /// Wall clock the counter follows.
+    clock: WallClock,
+    /// The last counter sent, if any.
+    last: Option<u64>,
+}
+
+impl AdvertCounter {
+    /// A counter following `clock`.
+    pub const fn new(clock: WallClock) -> Self {
+        Self { clock, last: None }
+    }
+
+    /// The counter for an advert sent at `now`: greater than every one before.
+    pub fn next(&mut self, now: Nanos) -> u64 {
+        let from_clock = tagged(self.clock.unix_millis(now));
+        let value = match self.last {
+            Some(last) => from_clock.max(last.saturating_add(1)),
+            None => from_clock,
+        };
+        self.last = Some(value);
+        value
+    }
+
+    /// The last counter sent, if any.
+    pub const fn last(&self) -> Option<u64> {
+        self.last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const START_UNIX_NS: u64 = 1_763_000_000_123_456_789;
+
+    #[test]
+    fn follows_wall_clock_in_milliseconds() {
+        let mut c = AdvertCounter::new(WallClock::new(Nanos(5_000), START_UNIX_NS));
+        let first = c.next(Nanos(5_000));
+        assert!(is_tagged(first));
+        assert_eq!(embedded_millis(first), 1_763_000_000_123);
+        let later = c.next(Nanos(5_000 + 2_500_000_000));
+        assert_eq!(embedded_millis(later), 1_763_000_002_623);
+    }
+
+    #[test]
+    fn strictly_increasing_even_within_one_millisecond() {
+        let mut c = AdvertCounter::new(WallClock::new(Nanos(0), START_UNIX_NS));
+        let a = c.next(Nanos(0));
+        let b = c.next(Nanos(10));
+        let d = c.next(Nanos(20));
+        assert_eq!((b, d), (a + 1, a + 2));
+        assert_eq!(c.last(), Some(d));
+    }
+
+    #[test]
+    fn untagged_values_are_recognised() {
+        assert!(!is_tagged(17288724999877301849)); // UCARP frame 1
+        assert!(is_tagged(tagged(0)));
+        assert!(!is_tagged(0));
+    }
+}

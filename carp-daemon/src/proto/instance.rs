@@ -1,0 +1,455 @@
+//! The state machine of one virtual host: one (interface, vhid).
+//!
+//! ```text
+//!            start (down script unless neutral)      master down / preempt /
+//!   INIT ───────────────────────────────────▶ BACKUP ─── leave heard / peer ──▶ MASTER
+//!    ▲  ◀──────────── link down ───────────── │  ▲        demoted / too slow     │
+//!    │                                        │  └── better master heard ────────┤
+//!    └──────────── link down, shutdown ───────┴──────────────────────────────────┘
+//! ```
+//!
+//! Inputs are [`Instance::handle_advert`], [`Instance::handle_timeout`],
+//! [`Instance::handle_link`], [`Instance::set_demote`] and
+//! [`Instance::handle_admin`]; outputs are [`Instance::poll_action`] and
+//! [`Instance::poll_timeout`]. Nothing here does I/O (see [`super`]).
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use carp_common::constants::{
+    CARP_ADVERTISEMENT, CARP_AUTHLEN, CARP_LEAVE_ADVBASE, CARP_LEAVE_ADVSKEW, CARP_VERSION,
+};
+use carp_common::header::CarpHeader;
+
+use super::action::{Action, Admin, Reason, Script, State, Status};
+use super::auth::Authenticator;
+use super::counter::{AdvertCounter, WallClock};
+use super::election::{own_addr_for, Priority};
+use super::params::{InstanceParams, ParamsError};
+use super::reject::{Reject, RejectCounts};
+use super::replay::ReplayGuard;
+use super::timers::{Timer, TimerTable};
+use super::Nanos;
+
+/// The CARP state machine of one (interface, vhid).
+#[derive(Clone, Debug)]
+pub struct Instance {
+    /// Configuration.
+    params: InstanceParams,
+    /// Signs and checks adverts.
+    auth: Authenticator,
+    /// Replay state of received counters.
+    replay: ReplayGuard,
+    /// Our wall clock, for the replay window.
+    clock: WallClock,
+    /// Our advert counter.
+    counter: AdvertCounter,
+    /// Current state.
+    state: State,
+    /// Deadlines.
+    timers: TimerTable,
+    /// Actions not yet polled.
+    actions: VecDeque<Action>,
+    /// Held in BACKUP by an administrator.
+    held: bool,
+    /// Shut down for good.
+    shut_down: bool,
+    /// Announcement rounds still to send since the takeover.
+    announce_rounds_left: u8,
+    /// Adverts sent since the takeover.
+    adverts_since_takeover: u64,
+    /// Sender of the last accepted advert (in BACKUP).
+    master: Option<IpAddr>,
+    /// Counters.
+    status: Status,
+}
+
+impl Instance {
+    /// A new instance, started at `now`: it enters BACKUP at once (running
+    /// the down script and removing stale addresses unless neutral) and
+    /// waits one master-down interval. `wall_clock_unix_ns` is the wall-clock
+    /// time at `now`, which seeds our counter.
+    pub fn new(
+        params: InstanceParams,
+        now: Nanos,
+        wall_clock_unix_ns: u64,
+    ) -> Result<Self, ParamsError> {
+        params.validate()?;
+        let clock = WallClock::new(now, wall_clock_unix_ns);
+        let window_ms = params.replay_window.map(|w| w.0 / 1_000_000);
+        let mut me = Self {
+            auth: Authenticator::new(params.password.clone(), &params.vips),
+            replay: ReplayGuard::new(params.replay_mode, window_ms),
+            clock,
+            counter: AdvertCounter::new(clock),
+            state: State::Init,
+            timers: TimerTable::default(),
+            actions: VecDeque::new(),
+            held: false,
+            shut_down: false,
+            announce_rounds_left: 0,
+            adverts_since_takeover: 0,
+            master: None,
+            status: Status {
+                state: State::Init,
+                master: None,
+                last_advert_at: None,
+                demote: params.demote,
+                held: false,
+                adverts_sent: 0,
+                adverts_accepted: 0,
+                transitions: 0,
+                last_counter_sent: None,
+                rejects: RejectCounts::default(),
+            },
+            params,
+        };
+        me.set_state(State::Backup, Reason::Startup);
+        if !me.params.neutral {
+            me.actions.push_back(Action::RemoveVips);
+            me.actions.push_back(Action::RunScript(Script::Down));
+        }
+        me.arm_master_down(now);
+        Ok(me)
+    }
+
+    /// The configuration.
+    pub fn params(&self) -> &InstanceParams {
+        &self.params
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// A snapshot of state and counters.
+    pub fn status(&self) -> Status {
+        let mut s = self.status.clone();
+        s.state = self.state;
+        s.held = self.held;
+        s.demote = self.params.demote;
+        s.last_counter_sent = self.counter.last();
+        s.master = match self.state {
+            State::Master => self.params.source_addrs.first().copied(),
+            State::Backup => self.master,
+            State::Init => None,
+        };
+        s
+    }
+
+    /// The next action to carry out, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Instance::handle_timeout`] must be called next, if ever.
+    pub fn poll_timeout(&self) -> Option<Nanos> {
+        self.timers.next()
+    }
+
+    /// A received advert from `src`. Checks it (cheap checks, HMAC, replay)
+    /// and, if it passes, applies the election rules.
+    pub fn handle_advert(
+        &mut self,
+        now: Nanos,
+        src: IpAddr,
+        header: &CarpHeader,
+    ) -> Result<(), Reject> {
+        if let Err(reject) = self.check_advert(now, src, header) {
+            self.status.rejects.bump(&reject);
+            return Err(reject);
+        }
+        self.status.adverts_accepted += 1;
+        self.status.last_advert_at = Some(now);
+        self.elect(now, src, header);
+        Ok(())
+    }
+
+    /// The checks of `carp_proto_input`, stateless first, replay last (its
+    /// state changes only for authentic adverts).
+    fn check_advert(&mut self, now: Nanos, src: IpAddr, h: &CarpHeader) -> Result<(), Reject> {
+        if self.state == State::Init {
+            return Err(Reject::NotRunning {
+                src,
+                state: self.state,
+            });
+        }
+        if h.version() != CARP_VERSION {
+            return Err(Reject::Version {
+                src,
+                version: h.version(),
+            });
+        }
+        if h.kind() != CARP_ADVERTISEMENT {
+            return Err(Reject::Type {
+                src,
+                kind: h.kind(),
+            });
+        }
+        if h.authlen != CARP_AUTHLEN {
+            return Err(Reject::AuthLen {
+                src,
+                authlen: h.authlen,
+            });
+        }
+        if h.vhid != self.params.vhid {
+            return Err(Reject::Vhid {
+                src,
+                vhid: h.vhid,
+                expected: self.params.vhid,
+            });
+        }
+        if !h.checksum_ok() {
+            return Err(Reject::Checksum {
+                src,
+                checksum: h.checksum(),
+            });
+        }
+        if self.params.source_addrs.contains(&src) {
+            return Err(Reject::Own { src });
+        }
+        if !self.auth.verify(h) {
+            return Err(Reject::Auth {
+                src,
+                counter: h.counter(),
+            });
+        }
+        self.replay
+            .admit(src, h.vhid, h.counter(), self.clock.unix_millis(now))
+            .map_err(|source| Reject::Replay { src, source })
+    }
+
+    /// The election rules for an accepted advert.
+    fn elect(&mut self, now: Nanos, src: IpAddr, h: &CarpHeader) {
+        let theirs = Priority::of_advert(h.demote, h.advbase, h.advskew, src);
+        let ours = Priority {
+            demote: self.params.demote,
+            interval: self.params.advert_interval(),
+            addr: own_addr_for(&self.params.source_addrs, src),
+        };
+        match self.state {
+            State::Init => {}
+            State::Master => {
+                // carp(4) `carp_proto_input_c`, MASTER; UCARP `packethandler`:
+                // a master that hears a preferred master (lower demote, then
+                // shorter interval, then lower address; a tie counts against
+                // us) goes BACKUP, after one final advert so that the new
+                // master knows to reassert itself. A leave advert is no rival.
+                if h.is_leave() {
+                    return;
+                }
+                if theirs.cmp_preference(&ours).is_le() {
+                    self.emit_advert(now, false);
+                    self.master = Some(src);
+                    self.become_backup(now, Reason::BetterMaster);
+                } else {
+                    // UCARP: a less preferred master is advertising; reassert
+                    // our addresses with another announcement.
+                    self.actions.push_back(Action::Announce);
+                }
+            }
+            State::Backup => {
+                self.master = Some(src);
+                if self.held {
+                    return;
+                }
+                // A master bowing out (advbase and advskew 255, as sent by
+                // carp(4) `carp_send_ad` on shutdown): take over at once.
+                if h.is_leave() {
+                    return self.become_master(now, Reason::PeerLeft);
+                }
+                // carp(4): take over masters advertising a higher demote
+                // count, regardless of preempt.
+                if h.demote > self.params.demote {
+                    return self.become_master(now, Reason::PeerDemoted);
+                }
+                // carp(4), UCARP: with preempt, treat a less preferred master
+                // as down.
+                if self.params.preempt && theirs.cmp_preference(&ours).is_gt() {
+                    return self.become_master(now, Reason::Preempt);
+                }
+                // UCARP, carp(4): a master that advertises less often than
+                // our master-down interval is guaranteed to time out; treat
+                // it as timed out now.
+                if theirs.interval > self.params.master_down_interval() {
+                    return self.become_master(now, Reason::SlowMaster);
+                }
+                self.arm_master_down(now);
+            }
+        }
+    }
+
+    /// Deadlines that passed by `now`.
+    pub fn handle_timeout(&mut self, now: Nanos) {
+        if self.timers.take_expired(Timer::Advert, now) && self.state == State::Master {
+            self.master_advert(now);
+        }
+        if self.timers.take_expired(Timer::MasterDown, now)
+            && self.state == State::Backup
+            && !self.held
+        {
+            self.become_master(now, Reason::MasterDown);
+        }
+    }
+
+    /// The link (carrier) of the interface went up or down.
+    pub fn handle_link(&mut self, now: Nanos, up: bool) {
+        if self.shut_down {
+            return;
+        }
+        match (up, self.state) {
+            (false, State::Master | State::Backup) => self.become_init(Reason::LinkDown),
+            (true, State::Init) => {
+                self.set_state(State::Backup, Reason::LinkUp);
+                self.arm_master_down(now);
+            }
+            _ => {}
+        }
+    }
+
+    /// Our demote counter changed. A master advertises it at once, so that
+    /// backups with a lower one take over without waiting for the next
+    /// advert.
+    pub fn set_demote(&mut self, now: Nanos, demote: u8) {
+        if demote == self.params.demote {
+            return;
+        }
+        self.params.demote = demote;
+        if self.state == State::Master {
+            self.master_advert(now);
+        }
+    }
+
+    /// An administrative request.
+    pub fn handle_admin(&mut self, now: Nanos, admin: Admin) {
+        if self.shut_down {
+            return;
+        }
+        match admin {
+            Admin::GoBackup => {
+                self.held = true;
+                match self.state {
+                    State::Master => {
+                        self.emit_advert(now, true);
+                        self.become_backup(now, Reason::AdminBackup);
+                    }
+                    State::Backup => self.timers.stop(Timer::MasterDown),
+                    State::Init => {}
+                }
+            }
+            Admin::Resume => {
+                self.held = false;
+                if self.state == State::Backup {
+                    self.arm_master_down(now);
+                }
+            }
+            Admin::Shutdown => {
+                if self.state == State::Master {
+                    self.emit_advert(now, true);
+                }
+                self.become_init(Reason::Shutdown);
+                self.shut_down = true;
+            }
+        }
+    }
+
+    /// Takeover (carp(4) `carp_master_down`): add addresses, advertise,
+    /// announce, run the up script.
+    fn become_master(&mut self, now: Nanos, reason: Reason) {
+        self.timers.stop(Timer::MasterDown);
+        self.set_state(State::Master, reason);
+        self.master = None;
+        self.actions.push_back(Action::AddVips);
+        self.announce_rounds_left = self.params.announce_rounds;
+        self.adverts_since_takeover = 0;
+        self.master_advert(now);
+        self.actions.push_back(Action::RunScript(Script::Up));
+    }
+
+    /// Enters BACKUP, giving up addresses if we were master.
+    fn become_backup(&mut self, now: Nanos, reason: Reason) {
+        let was_master = self.state == State::Master;
+        self.timers.stop(Timer::Advert);
+        self.set_state(State::Backup, reason);
+        if was_master {
+            self.give_up();
+        }
+        self.arm_master_down(now);
+    }
+
+    /// Enters INIT, giving up addresses if we were master.
+    fn become_init(&mut self, reason: Reason) {
+        let was_master = self.state == State::Master;
+        self.timers.stop_all();
+        self.set_state(State::Init, reason);
+        if was_master {
+            self.give_up();
+        }
+    }
+
+    /// The give-up actions, mirroring the takeover.
+    fn give_up(&mut self) {
+        self.actions.push_back(Action::RemoveVips);
+        self.actions.push_back(Action::RunScript(Script::Down));
+    }
+
+    /// Records a state change.
+    fn set_state(&mut self, to: State, reason: Reason) {
+        let from = self.state;
+        if from == to {
+            return;
+        }
+        self.state = to;
+        self.status.transitions += 1;
+        self.actions
+            .push_back(Action::StateChanged { from, to, reason });
+    }
+
+    /// Arms the master-down timer from `now`, unless held.
+    fn arm_master_down(&mut self, now: Nanos) {
+        if self.held {
+            self.timers.stop(Timer::MasterDown);
+        } else {
+            let at = now.saturating_add(self.params.master_down_interval());
+            self.timers.set(Timer::MasterDown, at);
+        }
+    }
+
+    /// A MASTER's periodic advert: sends it, announces when a round is due
+    /// (the first with the takeover advert, then every
+    /// `announce_every_adverts` adverts), re-arms the advert timer.
+    fn master_advert(&mut self, now: Nanos) {
+        self.emit_advert(now, false);
+        self.adverts_since_takeover += 1;
+        let every = u64::from(self.params.announce_every_adverts.max(1));
+        if self.announce_rounds_left > 0 && (self.adverts_since_takeover - 1).is_multiple_of(every)
+        {
+            self.announce_rounds_left -= 1;
+            self.actions.push_back(Action::Announce);
+        }
+        let at = now.saturating_add(self.params.advert_interval());
+        self.timers.set(Timer::Advert, at);
+    }
+
+    /// Queues one complete advert; a leave advert carries advbase and
+    /// advskew 255.
+    fn emit_advert(&mut self, now: Nanos, leave: bool) {
+        let (advbase, advskew) = if leave {
+            (CARP_LEAVE_ADVBASE, CARP_LEAVE_ADVSKEW)
+        } else {
+            (self.params.advbase_secs, self.params.advskew)
+        };
+        let counter = self.counter.next(now);
+        let mut header = CarpHeader::advertisement(
+            self.params.vhid,
+            advbase,
+            advskew,
+            self.params.demote,
+            counter,
+        );
+        self.auth.seal(&mut header);
+        self.status.adverts_sent += 1;
+        self.actions.push_back(Action::SendAdvert(header));
+    }
+}

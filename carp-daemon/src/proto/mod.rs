@@ -1,0 +1,86 @@
+//! The CARP protocol core, sans-I/O.
+//!
+//! The contract, as in quinn-proto: everything here is deterministic. Nothing
+//! in this module reads a clock, opens a socket, spawns a thread, draws a
+//! random number or touches tokio. Time goes in as [`Nanos`] (CLOCK_MONOTONIC,
+//! the clock of the XDP event's `timestamp_ns`) with every `handle_*` call;
+//! deadlines come out of [`instance::Instance::poll_timeout`]; what the daemon
+//! must do comes out of [`instance::Instance::poll_action`]. The wall-clock
+//! time needed to seed the advert counter is passed in once, at creation.
+//!
+//! The module reads top to bottom like `ip_carp.c`:
+//! - [`auth`]: the HMAC-SHA1 of an advert and its constant-time check;
+//! - [`counter`]: the counter we send (wall-clock derived, tagged);
+//! - [`replay`]: which received counters are accepted, per source and vhid;
+//! - [`timers`]: the advert and master-down intervals and the timer table;
+//! - [`params`]: the configuration of one virtual host and its validation;
+//! - [`election`]: who is the better master;
+//! - [`reject`]: why a received advert was dropped;
+//! - [`action`]: states, reasons, admin requests, actions, status;
+//! - [`instance`]: the INIT/BACKUP/MASTER state machine of one (interface, vhid).
+
+pub mod action;
+pub mod auth;
+pub mod counter;
+pub mod election;
+pub mod instance;
+pub mod params;
+pub mod reject;
+pub mod replay;
+pub mod timers;
+
+pub use action::{Action, Admin, Reason, Script, State, Status};
+pub use auth::{AuthError, Password};
+pub use instance::Instance;
+pub use params::{InstanceParams, MasterDownRule, ParamsError};
+pub use reject::Reject;
+pub use replay::{ReplayError, ReplayMode};
+
+use std::fmt;
+
+/// A point in time or a duration in nanoseconds of CLOCK_MONOTONIC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Nanos(pub u64);
+
+impl Nanos {
+    /// Nanoseconds in one second.
+    pub const PER_SEC: u64 = 1_000_000_000;
+    /// Zero.
+    pub const ZERO: Nanos = Nanos(0);
+
+    /// `secs` whole seconds.
+    pub const fn from_secs(secs: u64) -> Self {
+        Nanos(secs.saturating_mul(Self::PER_SEC))
+    }
+
+    /// `ms` milliseconds.
+    pub const fn from_millis(ms: u64) -> Self {
+        Nanos(ms.saturating_mul(1_000_000))
+    }
+
+    /// `self + rhs`, saturating at the end of time instead of wrapping.
+    pub const fn saturating_add(self, rhs: Nanos) -> Self {
+        Nanos(self.0.saturating_add(rhs.0))
+    }
+
+    /// `self - rhs`, or zero when `rhs` is later.
+    pub const fn saturating_sub(self, rhs: Nanos) -> Self {
+        Nanos(self.0.saturating_sub(rhs.0))
+    }
+
+    /// `self × factor`, saturating.
+    pub const fn saturating_mul(self, factor: u64) -> Self {
+        Nanos(self.0.saturating_mul(factor))
+    }
+}
+
+impl fmt::Display for Nanos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}.{:09}s",
+            self.0 / Self::PER_SEC,
+            self.0 % Self::PER_SEC
+        )
+    }
+}

@@ -1,0 +1,273 @@
+//! Replay protection: which received counters are accepted.
+//!
+//! UCARP, OpenBSD and FreeBSD accept any counter, so a captured advert of a
+//! dead master, replayed, keeps its backups from ever taking over. We keep
+//! state per (source address, vhid) and apply one of three rules. The state
+//! changes only for adverts that passed authentication, so a forger cannot
+//! poison it. `docs/replay.md` has the threat model.
+//!
+//! - [`ReplayMode::Strict`]: a counter must be greater than the last one
+//!   accepted from that source and vhid. With a window configured, a counter
+//!   must also carry our tag (see [`super::counter`]) and a time within the
+//!   window of our own wall clock.
+//! - [`ReplayMode::Compat`], for peers whose counters are random (UCARP sends
+//!   a fresh random counter in every advert until it hears a peer, then the
+//!   last counter it heard + 1 per advert): a counter is accepted unless it is
+//!   one of the last [`COMPAT_MEMORY`] counters accepted from that source and
+//!   vhid. This stops the replay of any of the last [`COMPAT_MEMORY`] adverts,
+//!   not the replay of older ones.
+//! - [`ReplayMode::Auto`] (default): tagged counters follow the strict rule
+//!   against the last tagged counter of that source; untagged counters follow
+//!   the compat rule, until the source has sent two tagged adverts in a row
+//!   with growing counters. From then on it is known to be a carpd-xdp source
+//!   and untagged counters from it are refused ([`ReplayError::Downgrade`]).
+//!   Two in a row, because a random UCARP counter carries the tag once in
+//!   65,536 adverts; twice in a row, growing, once in about 8.6 × 10⁹.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use super::counter::{embedded_millis, is_tagged};
+
+/// How many recent counters per source the compat rule remembers.
+pub const COMPAT_MEMORY: usize = 256;
+
+/// How many (source, vhid) pairs one guard tracks; the least recently
+/// accepted is forgotten first.
+pub const MAX_SOURCES: usize = 256;
+
+/// Which replay rule applies (see the module documentation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplayMode {
+    /// Counters must grow per source and vhid (carpd-xdp-only clusters).
+    Strict,
+    /// Counters must not repeat a recent one (clusters with UCARP or carp(4)).
+    Compat,
+    /// Strict for carpd-xdp sources, compat for the others.
+    #[default]
+    Auto,
+}
+
+impl fmt::Display for ReplayMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReplayMode::Strict => "strict",
+            ReplayMode::Compat => "compat",
+            ReplayMode::Auto => "auto",
+        })
+    }
+}
+
+/// Errors of this module: why a counter was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    /// The counter is not greater than the last one accepted from the source.
+    #[error("counter {counter} is not greater than the last accepted {last}")]
+    Stale {
+        /// Counter received.
+        counter: u64,
+        /// Last counter accepted from that source and vhid.
+        last: u64,
+    },
+    /// The counter was accepted recently from the same source (compat rule).
+    #[error("counter {counter} was already accepted recently")]
+    Duplicate {
+        /// Counter received.
+        counter: u64,
+    },
+    /// An untagged counter from a source known to send tagged ones.
+    #[error("untagged counter {counter} from a source that sends tagged counters")]
+    Downgrade {
+        /// Counter received.
+        counter: u64,
+    },
+    /// A window is configured and the counter carries no time.
+    #[error("counter {counter} carries no time and a replay window is set")]
+    Untimed {
+        /// Counter received.
+        counter: u64,
+    },
+    /// The time in the counter is outside the window around our clock.
+    #[error("counter {counter} is {skew_ms} ms from our clock, the window is {window_ms} ms")]
+    OutsideWindow {
+        /// Counter received.
+        counter: u64,
+        /// Embedded time minus our time, in milliseconds.
+        skew_ms: i64,
+        /// The configured window, in milliseconds either side.
+        window_ms: u64,
+    },
+}
+
+impl ReplayError {
+    /// A short stable name for counting rejections by kind.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            ReplayError::Stale { .. } => "replay-stale",
+            ReplayError::Duplicate { .. } => "replay-duplicate",
+            ReplayError::Downgrade { .. } => "replay-downgrade",
+            ReplayError::Untimed { .. } => "replay-untimed",
+            ReplayError::OutsideWindow { .. } => "replay-window",
+        }
+    }
+}
+
+/// What we know about one (source, vhid).
+#[derive(Clone, Debug, Default)]
+struct SourceState {
+    /// Last accepted counter (strict rule).
+    last: Option<u64>,
+    /// Last accepted tagged counter (auto rule).
+    last_tagged: Option<u64>,
+    /// The previous accepted advert carried a tagged counter.
+    previous_tagged: bool,
+    /// Two tagged adverts in a row were seen: a carpd-xdp source.
+    known_tagged: bool,
+    /// Recently accepted counters, oldest first (compat rule).
+    recent: VecDeque<u64>,
+    /// Order of the last acceptance, for forgetting the oldest source.
+    touched: u64,
+}
+
+/// Replay state of every source heard, for one or more vhids.
+#[derive(Clone, Debug)]
+pub struct ReplayGuard {
+    /// The rule applied.
+    mode: ReplayMode,
+    /// Allowed distance between a counter's time and ours, in milliseconds.
+    window_ms: Option<u64>,
+    /// State per (source address, vhid).
+    sources: BTreeMap<(IpAddr, u8), SourceState>,
+    /// Acceptances so far, to order sources by recency.
+    clock: u64,
+}
+
+impl ReplayGuard {
+    /// A guard applying `mode`, with an optional time window in milliseconds.
+    pub fn new(mode: ReplayMode, window_ms: Option<u64>) -> Self {
+        Self {
+            mode,
+            window_ms,
+            sources: BTreeMap::new(),
+            clock: 0,
+        }
+    }
+
+    /// The rule applied.
+    pub fn mode(&self) -> ReplayMode {
+        self.mode
+    }
+
+    /// Checks `counter` from `src` for `vhid` and, if it passes, records it.
+    /// Call only for adverts that passed authentication. `now_unix_ms` is our
+    /// wall clock, used only with a window.
+    pub fn admit(
+        &mut self,
+        src: IpAddr,
+        vhid: u8,
+        counter: u64,
+        now_unix_ms: u64,
+    ) -> Result<(), ReplayError> {
+        let tagged = is_tagged(counter);
+        let state = self.sources.get(&(src, vhid));
+        match self.mode {
+            ReplayMode::Strict => {
+                check_greater(counter, state.and_then(|s| s.last))?;
+                self.check_window(counter, now_unix_ms)?;
+            }
+            ReplayMode::Compat => check_fresh(counter, state)?,
+            ReplayMode::Auto if tagged => {
+                check_greater(counter, state.and_then(|s| s.last_tagged))?;
+                self.check_window(counter, now_unix_ms)?;
+            }
+            ReplayMode::Auto => {
+                if state.is_some_and(|s| s.known_tagged) {
+                    return Err(ReplayError::Downgrade { counter });
+                }
+                check_fresh(counter, state)?;
+            }
+        }
+        self.record(src, vhid, counter, tagged);
+        Ok(())
+    }
+
+    /// The window rule, when a window is set.
+    fn check_window(&self, counter: u64, now_unix_ms: u64) -> Result<(), ReplayError> {
+        let Some(window_ms) = self.window_ms else {
+            return Ok(());
+        };
+        if !is_tagged(counter) {
+            return Err(ReplayError::Untimed { counter });
+        }
+        let skew_ms = embedded_millis(counter) as i128 - now_unix_ms as i128;
+        if skew_ms.unsigned_abs() > u128::from(window_ms) {
+            return Err(ReplayError::OutsideWindow {
+                counter,
+                skew_ms: skew_ms.clamp(i64::MIN.into(), i64::MAX.into()) as i64,
+                window_ms,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records an accepted counter.
+    fn record(&mut self, src: IpAddr, vhid: u8, counter: u64, tagged: bool) {
+        if !self.sources.contains_key(&(src, vhid)) && self.sources.len() >= MAX_SOURCES {
+            let oldest = self
+                .sources
+                .iter()
+                .min_by_key(|(_, s)| s.touched)
+                .map(|(k, _)| *k);
+            if let Some(oldest) = oldest {
+                self.sources.remove(&oldest);
+            }
+        }
+        self.clock += 1;
+        let s = self.sources.entry((src, vhid)).or_default();
+        s.touched = self.clock;
+        s.last = Some(counter);
+        if tagged {
+            if s.previous_tagged && s.last_tagged.is_some_and(|l| counter > l) {
+                s.known_tagged = true;
+            }
+            s.last_tagged = Some(counter);
+        }
+        s.previous_tagged = tagged;
+        if s.recent.len() == COMPAT_MEMORY {
+            s.recent.pop_front();
+        }
+        s.recent.push_back(counter);
+    }
+
+    /// True when `src` has shown it sends tagged counters (auto rule).
+    pub fn is_known_tagged(&self, src: IpAddr, vhid: u8) -> bool {
+        self.sources
+            .get(&(src, vhid))
+            .is_some_and(|s| s.known_tagged)
+    }
+
+    /// Number of (source, vhid) pairs tracked.
+    pub fn tracked(&self) -> usize {
+        self.sources.len()
+    }
+}
+
+/// The strict rule: greater than the last accepted.
+fn check_greater(counter: u64, last: Option<u64>) -> Result<(), ReplayError> {
+    match last {
+        Some(last) if counter <= last => Err(ReplayError::Stale { counter, last }),
+        _ => Ok(()),
+    }
+}
+
+/// The compat rule: not one of the recent counters.
+fn check_fresh(counter: u64, state: Option<&SourceState>) -> Result<(), ReplayError> {
+    if state.is_some_and(|s| s.recent.contains(&counter)) {
+        return Err(ReplayError::Duplicate { counter });
+    }
+    Ok(())
+}

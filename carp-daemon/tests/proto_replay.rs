@@ -1,0 +1,175 @@
+//! The replay rules of `proto::replay`, one test per rule and per hole the
+//! documentation admits.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use carp_daemon::proto::counter::tagged;
+use carp_daemon::proto::replay::{ReplayGuard, COMPAT_MEMORY, MAX_SOURCES};
+use carp_daemon::proto::{ReplayError, ReplayMode};
+use clap::ValueEnum;
+
+const NOW_MS: u64 = 1_763_000_000_000;
+
+fn src(n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, n))
+}
+
+#[test]
+fn strict_requires_growth_per_source_and_vhid() {
+    let mut g = ReplayGuard::new(ReplayMode::Strict, None);
+    g.admit(src(1), 7, 100, NOW_MS).unwrap();
+    g.admit(src(1), 7, 101, NOW_MS).unwrap();
+    assert_eq!(
+        g.admit(src(1), 7, 101, NOW_MS),
+        Err(ReplayError::Stale {
+            counter: 101,
+            last: 101
+        })
+    );
+    assert_eq!(
+        g.admit(src(1), 7, 5, NOW_MS),
+        Err(ReplayError::Stale {
+            counter: 5,
+            last: 101
+        })
+    );
+    // Another source, another vhid: their own state.
+    g.admit(src(2), 7, 5, NOW_MS).unwrap();
+    g.admit(src(1), 8, 5, NOW_MS).unwrap();
+    // A refused counter leaves the state as it was.
+    g.admit(src(1), 7, 102, NOW_MS).unwrap();
+}
+
+#[test]
+fn strict_window_checks_embedded_time() {
+    let mut g = ReplayGuard::new(ReplayMode::Strict, Some(2_000));
+    g.admit(src(1), 1, tagged(NOW_MS - 2_000), NOW_MS).unwrap();
+    g.admit(src(2), 1, tagged(NOW_MS + 2_000), NOW_MS).unwrap();
+    assert_eq!(
+        g.admit(src(3), 1, tagged(NOW_MS - 2_001), NOW_MS),
+        Err(ReplayError::OutsideWindow {
+            counter: tagged(NOW_MS - 2_001),
+            skew_ms: -2_001,
+            window_ms: 2_000
+        })
+    );
+    assert!(matches!(
+        g.admit(src(3), 1, tagged(NOW_MS + 60_000), NOW_MS),
+        Err(ReplayError::OutsideWindow {
+            skew_ms: 60_000,
+            ..
+        })
+    ));
+    assert_eq!(
+        g.admit(src(4), 1, 12345, NOW_MS),
+        Err(ReplayError::Untimed { counter: 12345 })
+    );
+}
+
+#[test]
+fn compat_refuses_recent_duplicates_only() {
+    let mut g = ReplayGuard::new(ReplayMode::Compat, None);
+    g.admit(src(1), 1, 900, NOW_MS).unwrap();
+    g.admit(src(1), 1, 3, NOW_MS).unwrap(); // lower: fine, UCARP counters are random
+    assert_eq!(
+        g.admit(src(1), 1, 900, NOW_MS),
+        Err(ReplayError::Duplicate { counter: 900 })
+    );
+    // The documented hole: after COMPAT_MEMORY newer counters, 900 is forgotten.
+    for c in 0..COMPAT_MEMORY as u64 {
+        g.admit(src(1), 1, 10_000 + c, NOW_MS).unwrap();
+    }
+    g.admit(src(1), 1, 900, NOW_MS).unwrap();
+}
+
+#[test]
+fn auto_treats_untagged_sources_as_compat() {
+    let mut g = ReplayGuard::new(ReplayMode::Auto, None);
+    for c in [
+        17288724999877301849u64,
+        7253010890525428751,
+        8800548394121392109,
+    ] {
+        g.admit(src(1), 7, c, NOW_MS).unwrap();
+    }
+    assert!(!g.is_known_tagged(src(1), 7));
+    assert!(matches!(
+        g.admit(src(1), 7, 7253010890525428751, NOW_MS),
+        Err(ReplayError::Duplicate { .. })
+    ));
+}
+
+#[test]
+fn auto_locks_a_tagged_source_to_strict() {
+    let mut g = ReplayGuard::new(ReplayMode::Auto, None);
+    g.admit(src(1), 1, tagged(NOW_MS), NOW_MS).unwrap();
+    assert!(!g.is_known_tagged(src(1), 1));
+    g.admit(src(1), 1, tagged(NOW_MS + 1000), NOW_MS).unwrap();
+    assert!(g.is_known_tagged(src(1), 1));
+    // Downgrade refused, stale refused.
+    assert_eq!(
+        g.admit(src(1), 1, 42, NOW_MS),
+        Err(ReplayError::Downgrade { counter: 42 })
+    );
+    assert_eq!(
+        g.admit(src(1), 1, tagged(NOW_MS), NOW_MS),
+        Err(ReplayError::Stale {
+            counter: tagged(NOW_MS),
+            last: tagged(NOW_MS + 1000)
+        })
+    );
+}
+
+#[test]
+fn auto_single_tagged_hit_from_a_random_source_does_not_lock_it() {
+    // A UCARP random counter carries the tag once in 65,536 adverts.
+    let mut g = ReplayGuard::new(ReplayMode::Auto, None);
+    g.admit(src(1), 1, 555, NOW_MS).unwrap();
+    g.admit(src(1), 1, tagged(12), NOW_MS).unwrap();
+    g.admit(src(1), 1, 777, NOW_MS).unwrap();
+    g.admit(src(1), 1, tagged(10), NOW_MS).unwrap_err(); // strict among tagged ones
+    g.admit(src(1), 1, 778, NOW_MS).unwrap();
+    assert!(!g.is_known_tagged(src(1), 1));
+}
+
+#[test]
+fn auto_accepts_ucarp_continuing_from_our_counter() {
+    // UCARP that takes over continues from the last counter it heard (ours) + 1.
+    let mut g = ReplayGuard::new(ReplayMode::Auto, None);
+    let ours = tagged(NOW_MS);
+    for k in 1..=5 {
+        g.admit(src(2), 1, ours + k, NOW_MS).unwrap();
+    }
+    assert!(g.is_known_tagged(src(2), 1));
+}
+
+#[test]
+fn least_recent_source_is_forgotten_at_capacity() {
+    let mut g = ReplayGuard::new(ReplayMode::Strict, None);
+    g.admit(src(0), 1, 10, NOW_MS).unwrap();
+    for n in 0..MAX_SOURCES as u32 {
+        let a = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + n));
+        g.admit(a, 1, 1, NOW_MS).unwrap();
+    }
+    assert_eq!(g.tracked(), MAX_SOURCES);
+    // src(0) was the least recent and is gone: its old counter passes again.
+    g.admit(src(0), 1, 10, NOW_MS).unwrap();
+}
+
+#[test]
+fn mode_names_in_config_cli_and_display() {
+    for (name, mode) in [
+        ("strict", ReplayMode::Strict),
+        ("compat", ReplayMode::Compat),
+        ("auto", ReplayMode::Auto),
+    ] {
+        assert_eq!(mode.to_string(), name);
+        assert_eq!(
+            serde_json::from_str::<ReplayMode>(&format!("\"{name}\"")).unwrap(),
+            mode
+        );
+        assert_eq!(ReplayMode::from_str(name, false).unwrap(), mode);
+    }
+    assert!(serde_json::from_str::<ReplayMode>("\"Strict\"").is_err());
+    assert_eq!(ReplayMode::default(), ReplayMode::Auto);
+}
