@@ -155,50 +155,11 @@ impl LogFormat {
     }
 }
 
-/// How the advert counter is checked against replays.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReplayMode {
-    /// Reject any advert whose counter does not increase.
-    Strict,
-    /// Accept what UCARP and carp(4) accept (no counter check).
-    Compat,
-    /// Strict with peers seen to increase their counter, compat otherwise.
-    #[default]
-    Auto,
-}
+/// How the advert counter is checked against replays: the core's rule.
+pub use crate::proto::replay::ReplayMode;
 
-impl ReplayMode {
-    /// The lowercase name, as in the file and on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            ReplayMode::Strict => "strict",
-            ReplayMode::Compat => "compat",
-            ReplayMode::Auto => "auto",
-        }
-    }
-}
-
-/// How long a backup waits for adverts before taking over.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MasterDownRule {
-    /// UCARP: `deadratio × advbase` s plus `advskew/256` s.
-    #[default]
-    Ucarp,
-    /// carp(4): `3 × advbase` s plus `advskew/256` s (deadratio ignored).
-    Openbsd,
-}
-
-impl MasterDownRule {
-    /// The lowercase name, as in the file.
-    pub fn name(self) -> &'static str {
-        match self {
-            MasterDownRule::Ucarp => "ucarp",
-            MasterDownRule::Openbsd => "openbsd",
-        }
-    }
-}
+/// How long a backup waits for adverts before taking over: the core's rule.
+pub use crate::proto::params::MasterDownRule;
 
 /// A virtual address with its prefix length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -22,7 +22,7 @@
 use super::Nanos;
 
 /// The high 16 bits of every counter we send.
-pub const COUNTER_TAG: u16 = 0xCA4D;
+pub use carp_common::constants::COUNTER_TAG;
 
 /// Bits of the counter holding the time.
 const TIME_BITS: u32 = 48;

@@ -138,6 +138,11 @@ impl Instance {
         s
     }
 
+    /// The replay rule for `src` that the receive path can enforce itself.
+    pub fn replay_rule(&self, src: IpAddr) -> Option<super::replay::MonotonicRule> {
+        self.replay.monotonic_rule(src, self.params.vhid)
+    }
+
     /// The next action to carry out, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()

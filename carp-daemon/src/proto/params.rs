@@ -23,6 +23,16 @@ pub enum MasterDownRule {
     OpenBsd,
 }
 
+impl MasterDownRule {
+    /// The lowercase name, as in the configuration file.
+    pub fn name(self) -> &'static str {
+        match self {
+            MasterDownRule::Ucarp => "ucarp",
+            MasterDownRule::OpenBsd => "openbsd",
+        }
+    }
+}
+
 /// Errors of this module: a configuration that cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamsError {

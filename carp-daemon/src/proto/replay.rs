@@ -52,6 +52,17 @@ pub enum ReplayMode {
     Auto,
 }
 
+impl ReplayMode {
+    /// The lowercase name, as in the configuration file and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplayMode::Strict => "strict",
+            ReplayMode::Compat => "compat",
+            ReplayMode::Auto => "auto",
+        }
+    }
+}
+
 impl fmt::Display for ReplayMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -114,6 +125,16 @@ impl ReplayError {
             ReplayError::OutsideWindow { .. } => "replay-window",
         }
     }
+}
+
+/// A replay rule simple enough for the receive path (see
+/// [`ReplayGuard::monotonic_rule`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MonotonicRule {
+    /// Last counter accepted; the next must be greater.
+    pub last: u64,
+    /// The counter must carry our tag ([`super::counter::COUNTER_TAG`]).
+    pub require_tag: bool,
 }
 
 /// What we know about one (source, vhid).
@@ -248,6 +269,20 @@ impl ReplayGuard {
         self.sources
             .get(&(src, vhid))
             .is_some_and(|s| s.known_tagged)
+    }
+
+    /// The part of the rule for `src` that a receive path can enforce on its
+    /// own with one number per source (the XDP program does): counters must
+    /// exceed `last` and, with `require_tag`, carry our tag. `None` where the
+    /// rule needs more state than that (compat, or auto for a source not yet
+    /// known to be carpd-xdp) or nothing was accepted from `src` yet.
+    pub fn monotonic_rule(&self, src: IpAddr, vhid: u8) -> Option<MonotonicRule> {
+        let s = self.sources.get(&(src, vhid))?;
+        match self.mode {
+            ReplayMode::Strict => Some(MonotonicRule { last: s.last?, require_tag: self.window_ms.is_some() }),
+            ReplayMode::Auto if s.known_tagged => Some(MonotonicRule { last: s.last_tagged?, require_tag: true }),
+            ReplayMode::Auto | ReplayMode::Compat => None,
+        }
     }
 
     /// Number of (source, vhid) pairs tracked.
