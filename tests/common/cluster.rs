@@ -1,0 +1,550 @@
+//! A LAN of throw-away namespaces for end-to-end daemon tests: a "switch"
+//! namespace with a Linux bridge, N host namespaces and a client namespace,
+//! each joined to the bridge by a veth (`eth0` on the host side, `hN` / `cl`
+//! as the bridge port). Hosts are `10.<net>.<lan>.(i+1)/24`, the client is
+//! `.100`. Daemons (`carpd-xdp`) and UCARP run inside host namespaces with
+//! their output captured to files in a temp dir, printed when a test panics.
+//!
+//! Everything is removed on drop: processes are killed (SIGKILL) and reaped
+//! by their guards, namespaces deleted by [`Netns`]. Declare the [`Lan`]
+//! before the daemons so that the daemons are dropped first.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{veth, ChildGuard, Netns};
+
+/// Path of the daemon under test.
+pub const CARPD: &str = env!("CARGO_BIN_EXE_carpd-xdp");
+
+/// Hang guard for "eventually" conditions: long enough never to matter on a
+/// loaded 2-core machine, short enough that a broken daemon fails the test.
+pub const EVENTUALLY: Duration = Duration::from_secs(20);
+
+/// One host of the LAN.
+pub struct Host {
+    /// Its namespace.
+    pub ns: Netns,
+    /// Its address on `eth0`.
+    pub ip: Ipv4Addr,
+    /// MAC address of its `eth0`.
+    pub mac: [u8; 6],
+    /// Name of its bridge port in the switch namespace.
+    pub port: String,
+}
+
+/// The switch, the hosts and the client, plus a scratch directory.
+pub struct Lan {
+    /// Holds the bridge `br0`.
+    pub switch: Netns,
+    /// The CARP hosts, index i at `.i+1`.
+    pub hosts: Vec<Host>,
+    /// The client (`eth0`, `.100`), where probes run.
+    pub client: Netns,
+    /// Scratch directory: configs, scripts, logs, status sockets.
+    pub dir: tempfile::TempDir,
+    /// First three octets of the /24.
+    net: [u8; 3],
+}
+
+impl Lan {
+    /// Builds a LAN of `hosts` hosts on `10.<a>.<b>.0/24`. `tag` names the
+    /// namespaces (`tag` must be short: namespace names end up in logs).
+    pub fn new(tag: &str, a: u8, b: u8, hosts: usize) -> Lan {
+        let switch = Netns::new(&format!("{tag}-sw"));
+        switch.ip(&["link", "add", "br0", "type", "bridge"]);
+        // IGMP snooping would need a querier; CARP's group is link-local and
+        // flooded anyway, but keep the bridge a plain hub for every group.
+        switch.ip(&[
+            "link",
+            "set",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
+        switch.ip(&["link", "set", "br0", "up"]);
+        let net = [10, a, b];
+        let attach = |ns: &Netns, port: &str, last: u8| {
+            veth(ns, "eth0", &switch, port);
+            switch.ip(&["link", "set", port, "master", "br0"]);
+            let addr = format!("10.{a}.{b}.{last}/24");
+            ns.ip(&["addr", "add", &addr, "dev", "eth0"]);
+        };
+        let mut list = Vec::new();
+        for i in 0..hosts {
+            let ns = Netns::new(&format!("{tag}-h{i}"));
+            let port = format!("h{i}");
+            attach(&ns, &port, i as u8 + 1);
+            let mac = ns.mac("eth0");
+            list.push(Host {
+                ns,
+                ip: Ipv4Addr::new(10, a, b, i as u8 + 1),
+                mac,
+                port,
+            });
+        }
+        let client = Netns::new(&format!("{tag}-cl"));
+        attach(&client, "cl", 100);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("carpd-{tag}-"))
+            .tempdir()
+            .expect("temp dir");
+        Lan {
+            switch,
+            hosts: list,
+            client,
+            dir,
+            net,
+        }
+    }
+
+    /// Address `.last` of the LAN (VIPs: pick `.10`, `.20`, ...).
+    pub fn addr(&self, last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(self.net[0], self.net[1], self.net[2], last)
+    }
+
+    /// Path of `name` in the scratch directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `text` to `name` in the scratch directory; `mode` 0o755 for
+    /// scripts.
+    pub fn write(&self, name: &str, text: &str, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {path:?}: {e}"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    /// Pulls host `i`'s cable: its bridge port goes down, so its `eth0`
+    /// loses carrier.
+    pub fn cut(&self, i: usize) {
+        self.switch
+            .ip(&["link", "set", &self.hosts[i].port, "down"]);
+    }
+
+    /// Plugs host `i`'s cable back in.
+    pub fn restore(&self, i: usize) {
+        self.switch.ip(&["link", "set", &self.hosts[i].port, "up"]);
+    }
+
+    /// Indices of the hosts whose `eth0` carries `vip`.
+    pub fn holders(&self, vip: Ipv4Addr) -> Vec<usize> {
+        (0..self.hosts.len())
+            .filter(|&i| has_addr(&self.hosts[i].ns, vip))
+            .collect()
+    }
+
+    /// The whole `ip -o addr` of every host, for failure messages.
+    pub fn addresses(&self) -> String {
+        let mut s = String::new();
+        for (i, h) in self.hosts.iter().enumerate() {
+            let _ = writeln!(s, "host {i} ({}):", h.ns.name());
+            s += &h.ns.ip(&["-o", "-4", "addr", "show", "dev", "eth0"]);
+        }
+        s
+    }
+
+    /// Daemon config for host `i`: a `[global]` section pointing the status
+    /// socket at `sock` and logging to stderr, then the instances.
+    pub fn config(&self, i: usize, sock: &Path, instances: &[Inst]) -> String {
+        let mut t = format!(
+            "[global]\nstatus_socket = \"{}\"\nlog_facility = \"none\"\ndebug = true\n",
+            sock.display()
+        );
+        for inst in instances {
+            t += &inst.toml(self.hosts[i].ip);
+        }
+        t
+    }
+
+    /// Starts `carpd-xdp --config` on host `i` with the instances given,
+    /// the config named `<name>.toml`.
+    pub fn daemon(&self, i: usize, name: &str, instances: &[Inst]) -> Daemon {
+        let sock = self.path(&format!("{name}.sock"));
+        let text = self.config(i, &sock, instances);
+        let config = self.write(&format!("{name}.toml"), &text, 0o644);
+        let args = vec!["--config".to_string(), config.display().to_string()];
+        Daemon::start(self, i, name, &args, &[], sock)
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- addresses at failure ----\n{}", self.addresses());
+        }
+    }
+}
+
+/// True when `eth0` in `ns` carries `addr`.
+pub fn has_addr(ns: &Netns, addr: Ipv4Addr) -> bool {
+    let out = ns.ip(&["-o", "-4", "addr", "show", "dev", "eth0"]);
+    let needle = format!("inet {addr}/");
+    out.contains(&needle)
+}
+
+/// True when an XDP program is attached to `ifname` in `ns`.
+pub fn xdp_attached(ns: &Netns, ifname: &str) -> bool {
+    ns.ip(&["-d", "link", "show", "dev", ifname])
+        .contains("xdp")
+}
+
+/// One `[[instance]]` on `eth0`.
+#[derive(Clone, Debug)]
+pub struct Inst {
+    /// Virtual host id.
+    pub vhid: u8,
+    /// `ADDRESS/PREFIX` of each VIP.
+    pub vips: Vec<String>,
+    /// Advertisement base, seconds.
+    pub advbase_secs: u8,
+    /// Advertisement skew, 1/256 s.
+    pub advskew: u8,
+    /// Take over from a slower master.
+    pub preempt: bool,
+    /// Shared secret (inline).
+    pub password: String,
+    /// Raw TOML appended to the instance table (more keys, then
+    /// `[[instance.health_check]]` tables).
+    pub extra: String,
+}
+
+impl Inst {
+    /// vhid with one VIP, advbase 1, the given advskew, preempt on.
+    pub fn new(vhid: u8, vip: Ipv4Addr, advskew: u8) -> Inst {
+        Inst {
+            vhid,
+            vips: vec![format!("{vip}/24")],
+            advbase_secs: 1,
+            advskew,
+            preempt: true,
+            password: format!("pw{vhid}"),
+            extra: String::new(),
+        }
+    }
+
+    /// The same with preempt set to `on`.
+    pub fn preempt(mut self, on: bool) -> Inst {
+        self.preempt = on;
+        self
+    }
+
+    /// The same with raw TOML appended.
+    pub fn extra(mut self, toml: &str) -> Inst {
+        self.extra += toml;
+        self
+    }
+
+    /// The `[[instance]]` table for a host whose address is `srcip`.
+    pub fn toml(&self, srcip: Ipv4Addr) -> String {
+        let vips: Vec<String> = self.vips.iter().map(|v| format!("\"{v}\"")).collect();
+        format!(
+            "\n[[instance]]\ninterface = \"eth0\"\nvhid = {}\nsrcip = \"{srcip}\"\n\
+             vips = [{}]\nadvbase_secs = {}\nadvskew = {}\npreempt = {}\npassword = \"{}\"\n{}\n",
+            self.vhid,
+            vips.join(", "),
+            self.advbase_secs,
+            self.advskew,
+            self.preempt,
+            self.password,
+            self.extra
+        )
+    }
+
+    /// Master-down interval as a backup with these settings waits:
+    /// `3 × advbase + advskew/256` s (deadratio 3).
+    pub fn master_down(&self) -> Duration {
+        master_down(self.advbase_secs, self.advskew, 3)
+    }
+
+    /// The advert interval `advbase + advskew/256` s.
+    pub fn interval(&self) -> Duration {
+        interval(self.advbase_secs, self.advskew)
+    }
+}
+
+/// `advbase + advskew/256` seconds.
+pub fn interval(advbase_secs: u8, advskew: u8) -> Duration {
+    Duration::from_secs(advbase_secs.into()) + Duration::from_secs(advskew.into()) / 256
+}
+
+/// `deadratio × advbase + advskew/256` seconds.
+pub fn master_down(advbase_secs: u8, advskew: u8, deadratio: u32) -> Duration {
+    Duration::from_secs(u64::from(advbase_secs) * u64::from(deadratio))
+        + Duration::from_secs(advskew.into()) / 256
+}
+
+/// A process in a host namespace with stdout/stderr in files; killed on
+/// drop, and its output printed if the test is failing.
+pub struct Proc {
+    /// What it is, for messages.
+    pub name: String,
+    /// Killed and reaped on drop.
+    pub child: ChildGuard,
+    /// Captured standard output.
+    pub stdout: PathBuf,
+    /// Captured standard error.
+    pub stderr: PathBuf,
+    /// Exit status once reaped by [`Proc::wait_exit`].
+    pub status: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Spawns `program args` in `ns` with `env` added.
+    pub fn spawn(
+        lan: &Lan,
+        ns: &Netns,
+        name: &str,
+        program: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Proc {
+        let stdout = lan.path(&format!("{name}.stdout"));
+        let stderr = lan.path(&format!("{name}.stderr"));
+        let mut cmd = ns.command(program);
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        // `ip netns exec` execs the program itself: the pid is the program's.
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
+        Proc {
+            name: name.to_string(),
+            child: ChildGuard(child),
+            stdout,
+            stderr,
+            status: None,
+        }
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child, which has not been reaped yet.
+        let rc = unsafe { libc::kill(self.child.pid() as i32, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill {}: {}",
+            self.name,
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Waits (bounded by `within`) for the process to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Some(st) = self.child.0.try_wait().expect("try_wait") {
+                self.status = Some(st);
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.0.kill();
+        self.status = self.child.0.wait().ok();
+    }
+
+    /// Captured standard error so far.
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Captured standard output so far.
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+        if std::thread::panicking() {
+            let tail = |text: String| {
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(150)..].join("\n")
+            };
+            eprintln!(
+                "---- {} stdout ----\n{}\n---- {} stderr (tail) ----\n{}",
+                self.name,
+                tail(self.stdout_text()),
+                self.name,
+                tail(self.stderr_text())
+            );
+        }
+    }
+}
+
+/// A running `carpd-xdp` and its status socket.
+pub struct Daemon {
+    /// The process.
+    pub proc: Proc,
+    /// Its status socket.
+    pub sock: PathBuf,
+    /// Host index it runs on.
+    pub host: usize,
+}
+
+impl Daemon {
+    /// Starts `carpd-xdp ARGS` on host `i`.
+    pub fn start(
+        lan: &Lan,
+        i: usize,
+        name: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+        sock: PathBuf,
+    ) -> Daemon {
+        let proc = Proc::spawn(lan, &lan.hosts[i].ns, name, CARPD, args, env);
+        Daemon {
+            proc,
+            sock,
+            host: i,
+        }
+    }
+
+    /// `carpd-xdp status --json`, or `None` while the daemon does not
+    /// answer (not started yet, gone, or the answer is not JSON).
+    pub fn status(&self) -> Option<Value> {
+        status(&self.sock)
+    }
+
+    /// The status of instance `vhid`, if the daemon answers.
+    pub fn instance(&self, vhid: u8) -> Option<Value> {
+        let st = self.status()?;
+        st["instances"]
+            .as_array()?
+            .iter()
+            .find(|i| i["vhid"].as_u64() == Some(vhid.into()))
+            .cloned()
+    }
+
+    /// State of instance `vhid` ("INIT", "BACKUP", "MASTER").
+    pub fn state(&self, vhid: u8) -> Option<String> {
+        Some(self.instance(vhid)?["state"].as_str()?.to_string())
+    }
+
+    /// Waits until instance `vhid` is in `state`, panicking after
+    /// [`EVENTUALLY`] or if the daemon exits.
+    pub fn wait_state(&mut self, vhid: u8, state: &str) {
+        let name = self.proc.name.clone();
+        let start = Instant::now();
+        loop {
+            if self.state(vhid).as_deref() == Some(state) {
+                return;
+            }
+            if let Some(st) = self.proc.child.0.try_wait().expect("try_wait") {
+                self.proc.status = Some(st);
+                panic!("{name} exited ({st}) while waiting for vhid {vhid} {state}");
+            }
+            assert!(
+                start.elapsed() < EVENTUALLY,
+                "{name}: vhid {vhid} not {state} within {EVENTUALLY:?} (last: {:?})",
+                self.state(vhid)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Signal number to the daemon.
+    pub fn signal(&self, signal: i32) {
+        self.proc.signal(signal)
+    }
+}
+
+/// Runs `carpd-xdp status --json --socket SOCK` (killed after 5 s) and
+/// parses its output.
+pub fn status(sock: &Path) -> Option<Value> {
+    if !sock.exists() {
+        return None;
+    }
+    let mut child = Command::new(CARPD)
+        .args(["status", "--json", "--socket"])
+        .arg(sock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn carpd-xdp status");
+    let guard_start = Instant::now();
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        if guard_start.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().expect("status output");
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, panicking with `what`
+/// after [`EVENTUALLY`].
+pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < EVENTUALLY,
+            "timed out after {EVENTUALLY:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Real UCARP in host `i`, managing its VIP through up/down scripts that
+/// run `ip addr add/del VIP/24` and log their argv to `<name>.scripts`.
+pub fn ucarp(lan: &Lan, i: usize, name: &str, args: &[String]) -> Proc {
+    let log = lan.path(&format!("{name}.scripts"));
+    let up = lan.write(
+        &format!("{name}-up.sh"),
+        &format!(
+            "#!/bin/sh\necho \"up $*\" >> {log}\nexec ip addr add \"$2/24\" dev \"$1\"\n",
+            log = log.display()
+        ),
+        0o755,
+    );
+    let down = lan.write(
+        &format!("{name}-down.sh"),
+        &format!(
+            "#!/bin/sh\necho \"down $*\" >> {log}\nip addr del \"$2/24\" dev \"$1\" 2>/dev/null\nexit 0\n",
+            log = log.display()
+        ),
+        0o755,
+    );
+    let mut all = vec![
+        "--interface=eth0".to_string(),
+        format!("--srcip={}", lan.hosts[i].ip),
+        format!("--upscript={}", up.display()),
+        format!("--downscript={}", down.display()),
+    ];
+    all.extend_from_slice(args);
+    Proc::spawn(lan, &lan.hosts[i].ns, name, "ucarp", &all, &[])
+}
