@@ -126,10 +126,7 @@ where
     let mut out: Vec<BoxedLayer> = Vec::new();
     if let Some(w) = stderr {
         out.push(match (format, env.journal) {
-            (LogFormat::Text, false) => fmt::layer()
-                .with_writer(w)
-                .with_ansi(env.terminal)
-                .boxed(),
+            (LogFormat::Text, false) => fmt::layer().with_writer(w).with_ansi(env.terminal).boxed(),
             (LogFormat::Text, true) => fmt::layer()
                 .with_writer(Journald(w))
                 .with_ansi(false)
@@ -380,14 +377,29 @@ mod tests {
         let plain = run(LogFormat::Text, false, false);
         assert_eq!(plain.len(), 1, "debug filtered out at info: {plain:?}");
         let line = &plain[0];
-        assert!(line.contains("WARN") && line.contains("master down"), "{line}");
-        assert!(line.contains("vhid=3") && line.contains("iface=\"eth0\""), "{line}");
-        assert!(line.as_bytes()[0].is_ascii_digit(), "timestamp first: {line}");
+        assert!(
+            line.contains("WARN") && line.contains("master down"),
+            "{line}"
+        );
+        assert!(
+            line.contains("vhid=3") && line.contains("iface=\"eth0\""),
+            "{line}"
+        );
+        assert!(
+            line.as_bytes()[0].is_ascii_digit(),
+            "timestamp first: {line}"
+        );
 
         let journal = run(LogFormat::Text, true, true);
         assert_eq!(journal.len(), 2, "debug shown with -D: {journal:?}");
-        assert!(journal[0].starts_with("<4>") && journal[0].contains("master down"), "{journal:?}");
-        assert!(!journal[0].as_bytes()[3].is_ascii_digit(), "no timestamp: {journal:?}");
+        assert!(
+            journal[0].starts_with("<4>") && journal[0].contains("master down"),
+            "{journal:?}"
+        );
+        assert!(
+            !journal[0].as_bytes()[3].is_ascii_digit(),
+            "no timestamp: {journal:?}"
+        );
         assert!(journal[1].starts_with("<7>"), "{journal:?}");
     }
 
@@ -429,6 +441,9 @@ mod tests {
         };
         let line = syslog.line(Level::WARN);
         assert_eq!(line.priority, libc::LOG_LOCAL3 | libc::LOG_WARNING);
-        assert_eq!(syslog.make_writer().priority, libc::LOG_LOCAL3 | libc::LOG_INFO);
+        assert_eq!(
+            syslog.make_writer().priority,
+            libc::LOG_LOCAL3 | libc::LOG_INFO
+        );
     }
 }

@@ -73,7 +73,9 @@ impl MetricsServer {
         std_listener
             .set_nonblocking(true)
             .map_err(io_err("set non-blocking"))?;
-        let local_addr = std_listener.local_addr().map_err(io_err("read address of"))?;
+        let local_addr = std_listener
+            .local_addr()
+            .map_err(io_err("read address of"))?;
         let listener = TcpListener::from_std(std_listener).map_err(io_err("register"))?;
         let task = tokio::spawn(accept_loop(listener, requests));
         Ok(MetricsServer { local_addr, task })
@@ -164,7 +166,12 @@ async fn respond(head: &str, requests: &mpsc::Sender<ControlRequest>) -> Vec<u8>
     };
     let path = target.split('?').next().unwrap_or(target);
     if path != "/metrics" {
-        return response("404 Not Found", "text/plain", "not found\n", method != "HEAD");
+        return response(
+            "404 Not Found",
+            "text/plain",
+            "not found\n",
+            method != "HEAD",
+        );
     }
     if method != "GET" && method != "HEAD" {
         return response(
@@ -342,8 +349,9 @@ mod tests {
         };
         let text = render(&report);
         for (state, value) in [("INIT", 0), ("BACKUP", 1), ("MASTER", 0)] {
-            let line =
-                format!("carpd_instance_state{{interface=\"eth0\",vhid=\"7\",state=\"{state}\"}} {value}\n");
+            let line = format!(
+                "carpd_instance_state{{interface=\"eth0\",vhid=\"7\",state=\"{state}\"}} {value}\n"
+            );
             assert!(text.contains(&line), "{line} missing from\n{text}");
         }
         assert!(text.contains("\ncarpd_up 1\n"));

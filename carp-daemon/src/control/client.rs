@@ -128,7 +128,11 @@ pub fn render_table(report: &StatusReport) -> String {
         out.push_str("  none\n");
     }
     for iface in &report.interfaces {
-        let _ = write!(out, "  {} (ifindex {}): {}", iface.name, iface.ifindex, iface.mode);
+        let _ = write!(
+            out,
+            "  {} (ifindex {}): {}",
+            iface.name, iface.ifindex, iface.mode
+        );
         if let Some(reason) = &iface.fallback_reason {
             let _ = write!(out, " (fallback: {reason})");
         }

@@ -123,7 +123,10 @@ mod tests {
         };
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["instances"][0]["vhid"], 9);
-        assert_eq!(json["instances"][0]["last_advert_age_ms"], serde_json::Value::Null);
+        assert_eq!(
+            json["instances"][0]["last_advert_age_ms"],
+            serde_json::Value::Null
+        );
         assert_eq!(json["interfaces"][0]["mode"], "skb");
         let back: StatusReport = serde_json::from_value(json).unwrap();
         assert_eq!(back, report);

@@ -81,8 +81,8 @@ impl ControlServer {
 impl Drop for ControlServer {
     fn drop(&mut self) {
         self.task.abort();
-        let ours = std::fs::symlink_metadata(&self.path)
-            .is_ok_and(|m| (m.dev(), m.ino()) == self.file_id);
+        let ours =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.file_id);
         if ours {
             if let Err(e) = std::fs::remove_file(&self.path) {
                 warn!(path = %self.path.display(), error = %e, "cannot remove control socket");
