@@ -3,7 +3,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod daemonize;
 pub mod health;
+pub mod logging;
+pub mod metrics;
 pub mod monitor;
 pub mod net;
 pub mod notify;

@@ -1,33 +1,85 @@
 //! `carpd-xdp`: command-line entry point.
+//!
+//! `carpd-xdp [UCARP options]`, `carpd-xdp [IFACE] [--config FILE]`, or a
+//! subcommand: `check-config`, `status`, `monitor`. Errors are printed as one
+//! line and give a non-zero exit; nothing is set up from a configuration
+//! that fails to load.
 
-use anyhow::Result;
-use carp_daemon::monitor::{self, MonitorArgs};
-use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
-/// Temporary entry point: the receive-path monitor.
-#[derive(Parser)]
-#[command(name = "carpd-xdp", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+use anyhow::{Context, Result};
+use carp_daemon::cli::{Cli, Command};
+use carp_daemon::config::{self, Config};
+use carp_daemon::daemon::{Daemon, Reloader};
+use carp_daemon::monitor;
+use clap::Parser;
 
-#[derive(Subcommand)]
-enum Command {
-    /// Attach the receive path and print validated adverts.
-    Monitor(MonitorArgs),
-}
-
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .init();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    match cli.command {
-        Command::Monitor(args) => rt.block_on(monitor::run(args))?,
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("carpd-xdp: {e:#}");
+            ExitCode::FAILURE
+        }
     }
-    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
+fn init_logging(debug: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if debug { "debug" } else { "info" })
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Some(Command::CheckConfig(args)) => {
+            let config = config::load(&args.file)?;
+            for w in &config.warnings {
+                eprintln!("warning: {}: {}", w.at, w.message);
+            }
+            print!("{}", config::render(&config));
+            Ok(())
+        }
+        Some(Command::Status(args)) => {
+            anyhow::bail!(
+                "no daemon status available at {} yet",
+                args.socket.display()
+            )
+        }
+        Some(Command::Monitor(args)) => {
+            init_logging(false);
+            runtime()?.block_on(monitor::run(args))?;
+            Ok(())
+        }
+        None => {
+            let env = |var: &str| std::env::var_os(var);
+            let config: Config = config::from_cli(&cli.run, &env)?;
+            init_logging(config.global.log.debug);
+            for w in &config.warnings {
+                tracing::warn!("{}: {}", w.at, w.message);
+            }
+            let run_args = cli.run.clone();
+            let reload: Reloader = Box::new(move || {
+                config::from_cli(&run_args, &|var: &str| std::env::var_os(var))
+                    .map_err(|e| e.to_string())
+            });
+            runtime()?.block_on(async move {
+                let daemon = Daemon::start(config).await?;
+                daemon.run(reload).await
+            })?;
+            Ok(())
+        }
+    }
 }

@@ -28,7 +28,12 @@ enum Task {
     /// Build the XDP object and print its path.
     BuildEbpf,
     /// Set up, then run formatting and lint checks and the whole test suite.
-    Test,
+    Test {
+        /// Also run each fuzz target for this many seconds (default under
+        /// CI=true: 60; otherwise 0, no fuzzing).
+        #[arg(long)]
+        fuzz_secs: Option<u64>,
+    },
     /// Set up, build and run the demo in throw-away namespaces (needs root).
     Demo,
 }
@@ -62,7 +67,14 @@ fn main() -> Result<()> {
             println!("{}", object.display());
             Ok(())
         }
-        Task::Test => test(),
+        Task::Test { fuzz_secs } => {
+            let default = if std::env::var("CI").as_deref() == Ok("true") {
+                60
+            } else {
+                0
+            };
+            test(fuzz_secs.unwrap_or(default))
+        }
         Task::Demo => {
             setup::run(true)?;
             setup::run_cmd(cargo().args(["build", "--release", "--package", "carp-daemon"]))?;
@@ -71,10 +83,26 @@ fn main() -> Result<()> {
     }
 }
 
-fn test() -> Result<()> {
+/// The fuzz targets of `carp-daemon/fuzz` (cargo-fuzz, nightly).
+const FUZZ_TARGETS: [&str; 2] = ["header_decode", "auth"];
+
+fn test(fuzz_secs: u64) -> Result<()> {
     setup::run(true)?;
+    if fuzz_secs > 0 {
+        setup::cargo_fuzz()?;
+    }
     setup::run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))?;
     setup::run_cmd(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
     setup::run_cmd(cargo().args(["test"]))?;
+    for target in FUZZ_TARGETS.iter().filter(|_| fuzz_secs > 0) {
+        println!("fuzz: {target} for {fuzz_secs} s");
+        let mut cmd = Command::new("cargo");
+        cmd.current_dir(workspace().join("carp-daemon/fuzz"))
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .args([&format!("+{}", ebpf::NIGHTLY), "fuzz", "run", target, "--"])
+            .arg(format!("-max_total_time={fuzz_secs}"))
+            .arg("-print_final_stats=1");
+        setup::run_cmd(&mut cmd)?;
+    }
     Ok(())
 }

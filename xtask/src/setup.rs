@@ -94,6 +94,23 @@ fn bpf_linker(sysroot: &Path) -> Result<()> {
     )
 }
 
+/// The cargo-fuzz release known to build with the stable toolchain here.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// Installs cargo-fuzz if missing (for the fuzz step of `cargo xtask test`).
+pub fn cargo_fuzz() -> Result<()> {
+    if have("cargo-fuzz") {
+        println!("setup: cargo-fuzz: present");
+        return Ok(());
+    }
+    println!("setup: installing cargo-fuzz {CARGO_FUZZ_VERSION}");
+    run_cmd(Command::new("cargo").env_remove("RUSTUP_TOOLCHAIN").args([
+        "install",
+        "--locked",
+        &format!("cargo-fuzz@{CARGO_FUZZ_VERSION}"),
+    ]))
+}
+
 fn have(command: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {command} >/dev/null")])

@@ -279,8 +279,14 @@ impl ReplayGuard {
     pub fn monotonic_rule(&self, src: IpAddr, vhid: u8) -> Option<MonotonicRule> {
         let s = self.sources.get(&(src, vhid))?;
         match self.mode {
-            ReplayMode::Strict => Some(MonotonicRule { last: s.last?, require_tag: self.window_ms.is_some() }),
-            ReplayMode::Auto if s.known_tagged => Some(MonotonicRule { last: s.last_tagged?, require_tag: true }),
+            ReplayMode::Strict => Some(MonotonicRule {
+                last: s.last?,
+                require_tag: self.window_ms.is_some(),
+            }),
+            ReplayMode::Auto if s.known_tagged => Some(MonotonicRule {
+                last: s.last_tagged?,
+                require_tag: true,
+            }),
             ReplayMode::Auto | ReplayMode::Compat => None,
         }
     }

@@ -134,6 +134,14 @@ impl ReceivePath {
         Ok(path)
     }
 
+    /// Sets up reception on one more interface (no-op if already there).
+    pub fn attach(&mut self, name: &str, ifindex: u32, mode: XdpMode) -> Result<(), ReceiveError> {
+        if self.interfaces.iter().any(|i| i.ifindex == ifindex) {
+            return Ok(());
+        }
+        self.add_interface(name, ifindex, mode)
+    }
+
     fn add_interface(
         &mut self,
         name: &str,

@@ -1,0 +1,134 @@
+//! The status snapshot the main loop hands to `carpd-xdp status` and the
+//! metrics endpoint; serialized as one JSON object.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::xdp::counters::Counters;
+
+/// The names an instance's `state` takes, in protocol order.
+pub const STATES: [&str; 3] = ["INIT", "BACKUP", "MASTER"];
+
+/// Everything `carpd-xdp status` shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Version of the running daemon.
+    pub version: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Seconds since it started.
+    pub uptime_secs: u64,
+    /// The receive path on each interface.
+    pub interfaces: Vec<InterfaceReport>,
+    /// Receive-path totals by reason (`delivered`, `truncated`, `ip_header`,
+    /// ..., `hmac`, `replay`, `rate_limited`, `ringbuf_full`).
+    pub counters: BTreeMap<String, u64>,
+    /// Every CARP instance, in configuration order.
+    pub instances: Vec<InstanceReport>,
+}
+
+/// How adverts are received on one interface.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceReport {
+    /// Interface name (`eth0`).
+    pub name: String,
+    /// Kernel interface index.
+    pub ifindex: u32,
+    /// Receive path in use: `native`, `skb` or `off` (packet socket).
+    pub mode: String,
+    /// Why a better mode was not used, when the daemon fell back.
+    pub fallback_reason: Option<String>,
+}
+
+/// One CARP instance (interface, vhid).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceReport {
+    /// Base interface.
+    pub interface: String,
+    /// VIP label (`eth0:carp0`), if any.
+    pub label: Option<String>,
+    /// Virtual host id.
+    pub vhid: u8,
+    /// `INIT`, `BACKUP` or `MASTER` (see [`STATES`]).
+    pub state: String,
+    /// Address of the current master, when known.
+    pub master: Option<String>,
+    /// Milliseconds since the last accepted advert, if any was.
+    pub last_advert_age_ms: Option<u64>,
+    /// Advertisement base, seconds.
+    pub advbase_secs: u8,
+    /// Advertisement skew, 1/256 s.
+    pub advskew: u8,
+    /// Current demotion (health checks, link state).
+    pub demote: u8,
+    /// Whether a less preferred master is preempted.
+    pub preempt: bool,
+    /// Held in BACKUP (SIGUSR2, link down).
+    pub held: bool,
+    /// Virtual addresses (`addr/prefix`).
+    pub vips: Vec<String>,
+    /// Adverts sent.
+    pub adverts_sent: u64,
+    /// Adverts received and accepted.
+    pub adverts_accepted: u64,
+    /// State changes.
+    pub transitions: u64,
+    /// Adverts rejected by the protocol core, by reason.
+    pub rejects: BTreeMap<String, u64>,
+}
+
+/// The receive-path counters as the report carries them: every reason by
+/// name.
+pub fn counter_map(counters: &Counters) -> BTreeMap<String, u64> {
+    counters
+        .iter()
+        .map(|(name, total)| (name.to_owned(), total))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use carp_common::reason::{Reason, REASON_COUNT};
+
+    #[test]
+    fn counters_keep_every_reason_and_reports_round_trip_through_json() {
+        let mut counters = Counters::default();
+        counters.bump(Reason::Hmac);
+        let map = counter_map(&counters);
+        assert_eq!(map.len(), REASON_COUNT as usize);
+        assert_eq!(map["hmac"], 1);
+        assert_eq!(map["delivered"], 0);
+
+        let report = StatusReport {
+            version: "0.1.0".into(),
+            pid: 7,
+            uptime_secs: 3,
+            interfaces: vec![InterfaceReport {
+                name: "eth0".into(),
+                ifindex: 2,
+                mode: "skb".into(),
+                fallback_reason: Some("driver lacks native XDP".into()),
+            }],
+            counters: map,
+            instances: vec![InstanceReport {
+                interface: "eth0".into(),
+                vhid: 9,
+                state: "MASTER".into(),
+                master: Some("192.0.2.1".into()),
+                last_advert_age_ms: None,
+                ..InstanceReport::default()
+            }],
+        };
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["instances"][0]["vhid"], 9);
+        assert_eq!(
+            json["instances"][0]["last_advert_age_ms"],
+            serde_json::Value::Null
+        );
+        assert_eq!(json["interfaces"][0]["mode"], "skb");
+        let back: StatusReport = serde_json::from_value(json).unwrap();
+        assert_eq!(back, report);
+    }
+}

@@ -1,0 +1,499 @@
+//! The daemon: a thin loop around the protocol core.
+//!
+//! ```text
+//!  XDP ring buffer / fallback socket ─┐
+//!  next core deadline (timer) ────────┤
+//!  netlink link events ───────────────┼─► select! ─► Instance::handle_* ─► actions ─► sockets,
+//!  health-check demote changes ───────┤                                             netlink,
+//!  signals (TERM INT HUP USR1 USR2) ──┤                                             scripts
+//!  control socket requests ───────────┘
+//! ```
+//!
+//! Every decision is the core's ([`crate::proto::instance::Instance`]); this
+//! module reads the clock, waits, and carries out what the core returns.
+
+pub mod instance;
+pub mod params;
+pub mod sender;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use carp_common::header::CarpHeader;
+use carp_common::maps::Settings;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::monitor::event_source;
+use crate::net::link::{LinkEvent, Links};
+use crate::net::vip::VipManager;
+use crate::notify::Notifier;
+use crate::proto::action::Admin;
+use crate::proto::Nanos;
+use crate::xdp::fallback::monotonic_ns;
+use crate::xdp::receive::{ReceiveError, ReceivePath};
+use instance::{InstanceKey, Running};
+
+/// Failures that stop the daemon (or a reload).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The receive path could not be set up.
+    #[error(transparent)]
+    Receive(#[from] ReceiveError),
+    /// An interface could not be resolved or watched.
+    #[error("{key}: {source}")]
+    Link {
+        /// The instance.
+        key: InstanceKey,
+        /// The netlink error (boxed: it is large).
+        #[source]
+        source: Box<crate::net::link::LinkError>,
+    },
+    /// Netlink could not be opened or watched.
+    #[error(transparent)]
+    Netlink(Box<crate::net::link::LinkError>),
+    /// The address manager could not be opened.
+    #[error(transparent)]
+    Vip(#[from] crate::net::vip::VipError),
+    /// No source address for adverts.
+    #[error("{key}: the interface has no {family} address to send adverts from; set srcip")]
+    NoSource {
+        /// The instance.
+        key: InstanceKey,
+        /// Which family is missing.
+        family: &'static str,
+    },
+    /// An advert socket could not be opened.
+    #[error(transparent)]
+    Send {
+        /// The socket error.
+        #[from]
+        source: sender::SendError,
+    },
+    /// The announcement socket could not be opened.
+    #[error("{key}: {source}")]
+    Announce {
+        /// The instance.
+        key: InstanceKey,
+        /// The socket error.
+        #[source]
+        source: crate::net::announce::AnnounceError,
+    },
+    /// Health checks are invalid.
+    #[error("{key}: {source}")]
+    Health {
+        /// The instance.
+        key: InstanceKey,
+        /// The error.
+        #[source]
+        source: crate::health::HealthError,
+    },
+    /// The configuration does not fit the core.
+    #[error(transparent)]
+    Params(#[from] params::ParamsError),
+    /// The core refused the parameters.
+    #[error("{key}: {source}")]
+    Core {
+        /// The instance.
+        key: InstanceKey,
+        /// The core's error.
+        #[source]
+        source: crate::proto::params::ParamsError,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {source}")]
+    Signals {
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<crate::net::link::LinkError> for DaemonError {
+    fn from(e: crate::net::link::LinkError) -> Self {
+        DaemonError::Netlink(Box::new(e))
+    }
+}
+
+/// Monotonic time as the core sees it.
+fn now() -> Nanos {
+    Nanos(monotonic_ns())
+}
+
+fn wall_clock_unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Where a reload reads the configuration again.
+pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send>;
+
+/// The running daemon's state, owned by the loop.
+pub struct Daemon {
+    config: Config,
+    instances: Vec<Running>,
+    receive: ReceivePath,
+    links: Links,
+    vips: VipManager,
+    health_tx: mpsc::Sender<(InstanceKey, u32)>,
+    health_rx: mpsc::Receiver<(InstanceKey, u32)>,
+    link_rx: Option<mpsc::Receiver<LinkEvent>>,
+    notifier: Notifier,
+    started: std::time::Instant,
+}
+
+fn settings(config: &Config) -> Settings {
+    Settings::with_rate(
+        config.global.rate_limit.rate,
+        config.global.rate_limit.burst,
+        0,
+    )
+}
+
+impl Daemon {
+    /// Sets up the receive path and every instance.
+    pub async fn start(config: Config) -> Result<Daemon, DaemonError> {
+        let links = Links::new()?;
+        let vips = VipManager::new()?;
+        let mut ifaces: Vec<(String, u32)> = Vec::new();
+        for inst in &config.instances {
+            let key = InstanceKey {
+                interface: inst.interface.clone(),
+                vhid: inst.vhid,
+            };
+            let link =
+                links
+                    .by_name(&inst.interface)
+                    .await
+                    .map_err(|source| DaemonError::Link {
+                        key,
+                        source: Box::new(source),
+                    })?;
+            if !ifaces.iter().any(|(_, i)| *i == link.ifindex) {
+                ifaces.push((link.name, link.ifindex));
+            }
+        }
+        let receive = ReceivePath::open(&ifaces, config.global.xdp_mode, settings(&config))?;
+        for i in receive.interfaces() {
+            tracing::info!(iface = %i.name, "receiving adverts in {} mode", i.reception.name());
+        }
+        let (health_tx, health_rx) = mpsc::channel(64);
+        let notifier = Notifier::from_env().unwrap_or_else(|e| {
+            tracing::warn!("systemd notification disabled: {e}");
+            Notifier::disabled()
+        });
+        let mut daemon = Daemon {
+            config: Config {
+                instances: Vec::new(),
+                ..config.clone()
+            },
+            instances: Vec::new(),
+            receive,
+            links,
+            vips,
+            health_tx,
+            health_rx,
+            link_rx: None,
+            notifier,
+            started: std::time::Instant::now(),
+        };
+        for inst in config.instances.clone() {
+            daemon.start_instance(inst).await?;
+        }
+        daemon.config = config;
+        daemon.watch_links().await?;
+        Ok(daemon)
+    }
+
+    async fn start_instance(
+        &mut self,
+        cfg: crate::config::InstanceConfig,
+    ) -> Result<(), DaemonError> {
+        let mut running = Running::start(
+            cfg,
+            &self.links,
+            &mut self.receive,
+            now(),
+            wall_clock_unix_ns(),
+            self.health_tx.clone(),
+        )
+        .await?;
+        running.carry_out(&self.vips, false).await;
+        self.instances.push(running);
+        Ok(())
+    }
+
+    async fn watch_links(&mut self) -> Result<(), DaemonError> {
+        let mut watched: Vec<u32> = self.instances.iter().map(|r| r.link.ifindex).collect();
+        watched.sort_unstable();
+        watched.dedup();
+        self.link_rx = Some(crate::net::link::watch(&watched).await?);
+        Ok(())
+    }
+
+    /// Runs until SIGTERM or SIGINT, then leaves gracefully.
+    pub async fn run(mut self, reload: Reloader) -> Result<(), DaemonError> {
+        let sig = |kind| signal(kind).map_err(|source| DaemonError::Signals { source });
+        let (mut term, mut int, mut hup) = (
+            sig(SignalKind::terminate())?,
+            sig(SignalKind::interrupt())?,
+            sig(SignalKind::hangup())?,
+        );
+        let (mut usr1, mut usr2) = (
+            sig(SignalKind::user_defined1())?,
+            sig(SignalKind::user_defined2())?,
+        );
+        let _ = self.notifier.ready();
+        loop {
+            let deadline = self.next_deadline();
+            let sleep = async {
+                match deadline {
+                    Some(at) => {
+                        tokio::time::sleep(Duration::from_nanos(
+                            at.0.saturating_sub(monotonic_ns()),
+                        ))
+                        .await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ev = self.receive.recv() => match ev {
+                    Ok(ev) => self.on_advert(&ev).await,
+                    Err(e) => tracing::error!("receive path: {e}"),
+                },
+                () = sleep => self.on_timeout().await,
+                Some(ev) = recv_opt(self.link_rx.as_mut()) => self.on_link(ev).await,
+                Some((key, demote)) = self.health_rx.recv() => self.on_health(key, demote).await,
+                _ = usr1.recv() => self.log_states(),
+                _ = usr2.recv() => self.on_usr2().await,
+                _ = hup.recv() => self.on_reload(&reload).await,
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        self.shut_down().await;
+        Ok(())
+    }
+
+    fn next_deadline(&self) -> Option<Nanos> {
+        self.instances
+            .iter()
+            .filter_map(|r| r.core.poll_timeout())
+            .min()
+    }
+
+    async fn on_advert(&mut self, ev: &carp_common::event::AdvertEvent) {
+        let header = CarpHeader::from_bytes(&ev.carp);
+        let src = event_source(ev);
+        let t = now();
+        let Some(running) = self
+            .instances
+            .iter_mut()
+            .find(|r| r.link.ifindex == ev.ifindex && r.cfg.vhid == header.vhid)
+        else {
+            return;
+        };
+        if let Err(reject) = running.handle_advert(t, src, &header, &mut self.receive) {
+            tracing::debug!(iface = %running.cfg.interface, vhid = header.vhid, "advert from {src} rejected: {reject}");
+        }
+        if let Some(latency) = t.0.checked_sub(ev.timestamp_ns) {
+            tracing::trace!(
+                vhid = header.vhid,
+                "advert from {src} handled {latency} ns after the kernel saw it"
+            );
+        }
+        running.carry_out(&self.vips, false).await;
+    }
+
+    async fn on_timeout(&mut self) {
+        let t = now();
+        for r in &mut self.instances {
+            if r.core.poll_timeout().is_some_and(|at| at <= t) {
+                r.core.handle_timeout(t);
+                r.carry_out(&self.vips, false).await;
+            }
+        }
+    }
+
+    async fn on_link(&mut self, ev: LinkEvent) {
+        let t = now();
+        for r in self
+            .instances
+            .iter_mut()
+            .filter(|r| r.link.ifindex == ev.ifindex && !r.cfg.ignore_ifstate)
+        {
+            tracing::info!(iface = %r.cfg.interface, vhid = r.cfg.vhid, "link {}", if ev.carrier { "up" } else { "down" });
+            r.core.handle_link(t, ev.carrier);
+            r.carry_out(&self.vips, false).await;
+        }
+    }
+
+    async fn on_health(&mut self, key: InstanceKey, demote: u32) {
+        let t = now();
+        if let Some(r) = self.instances.iter_mut().find(|r| r.key() == key) {
+            tracing::info!(iface = %key.interface, vhid = key.vhid, "health checks: demote {demote}");
+            r.core
+                .set_demote(t, u8::try_from(demote).unwrap_or(u8::MAX));
+            r.carry_out(&self.vips, false).await;
+        }
+    }
+
+    /// UCARP's SIGUSR2: step down, then take part again.
+    async fn on_usr2(&mut self) {
+        let t = now();
+        for r in &mut self.instances {
+            tracing::info!(iface = %r.cfg.interface, vhid = r.cfg.vhid, "SIGUSR2: going backup");
+            r.core.handle_admin(t, Admin::GoBackup);
+            r.core.handle_admin(t, Admin::Resume);
+            r.carry_out(&self.vips, false).await;
+        }
+    }
+
+    fn log_states(&self) {
+        for r in &self.instances {
+            let s = r.core.status();
+            tracing::info!(
+                iface = %r.cfg.interface, vhid = r.cfg.vhid,
+                "state {:?}, master {:?}, adverts sent {}, accepted {}, transitions {}",
+                s.state, s.master, s.adverts_sent, s.adverts_accepted, s.transitions
+            );
+        }
+        match self.receive.counters() {
+            Ok(c) => tracing::info!(
+                "receive path: {}",
+                c.iter()
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
+    /// SIGHUP: read the configuration again; instances whose configuration
+    /// is unchanged are not touched (no address flaps), removed ones leave,
+    /// changed ones restart, new ones start. A configuration that fails to
+    /// load or validate changes nothing.
+    async fn on_reload(&mut self, reload: &Reloader) {
+        let _ = self.notifier.reloading();
+        let new = match reload() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("reload refused, configuration unchanged: {e}");
+                let _ = self.notifier.ready();
+                return;
+            }
+        };
+        let old: BTreeMap<InstanceKey, usize> = self
+            .instances
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.key(), i))
+            .collect();
+        let mut keep = Vec::new();
+        let mut remaining: Vec<Option<Running>> = std::mem::take(&mut self.instances)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut to_start = Vec::new();
+        for cfg in &new.instances {
+            let key = InstanceKey {
+                interface: cfg.interface.clone(),
+                vhid: cfg.vhid,
+            };
+            match old
+                .get(&key)
+                .and_then(|i| remaining[*i].take_if(|r| r.cfg == *cfg))
+            {
+                Some(r) => keep.push(r),
+                None => to_start.push(cfg.clone()),
+            }
+        }
+        let t = now();
+        for mut gone in remaining.into_iter().flatten() {
+            tracing::info!(iface = %gone.cfg.interface, vhid = gone.cfg.vhid, "reload: instance removed or changed");
+            gone.shut_down(t, &self.vips, &mut self.receive).await;
+        }
+        self.instances = keep;
+        if let Err(e) = self.receive.set_settings(settings(&new)) {
+            tracing::error!("reload: {e}");
+        }
+        if new.global.xdp_mode != self.config.global.xdp_mode {
+            tracing::warn!("reload: xdp_mode changes take effect at the next restart");
+        }
+        for cfg in to_start {
+            let key = InstanceKey {
+                interface: cfg.interface.clone(),
+                vhid: cfg.vhid,
+            };
+            if let Ok(link) = self.links.by_name(&cfg.interface).await {
+                if let Err(e) =
+                    self.receive
+                        .attach(&link.name, link.ifindex, self.config.global.xdp_mode)
+                {
+                    tracing::error!("reload: {key}: {e}");
+                    continue;
+                }
+            }
+            if let Err(e) = self.start_instance(cfg).await {
+                tracing::error!("reload: {key}: {e}");
+            }
+        }
+        self.config = Config {
+            instances: self.instances.iter().map(|r| r.cfg.clone()).collect(),
+            ..new
+        };
+        if let Err(e) = self.watch_links().await {
+            tracing::error!("reload: {e}");
+        }
+        tracing::info!("configuration reloaded: {} instances", self.instances.len());
+        let _ = self.notifier.ready();
+    }
+
+    async fn shut_down(&mut self) {
+        let _ = self.notifier.stopping();
+        let t = now();
+        for r in &mut self.instances {
+            tracing::info!(iface = %r.cfg.interface, vhid = r.cfg.vhid, "shutting down");
+            r.shut_down(t, &self.vips, &mut self.receive).await;
+        }
+    }
+
+    /// The instances, for status reports.
+    pub fn instances(&self) -> &[Running] {
+        &self.instances
+    }
+
+    /// The receive path, for status reports.
+    pub fn receive(&self) -> &ReceivePath {
+        &self.receive
+    }
+
+    /// When the daemon started.
+    pub fn started(&self) -> std::time::Instant {
+        self.started
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where a reload reads from, for logs.
+    pub fn describe_reload_source(path: Option<&PathBuf>) -> String {
+        path.map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the command line".into())
+    }
+}
+
+async fn recv_opt<T>(rx: Option<&mut mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,93 @@
+//! From an instance's configuration to the core's parameters.
+
+use std::net::IpAddr;
+
+use carp_common::hmac::HmacKey;
+
+use crate::config::InstanceConfig;
+use crate::proto::auth::Password;
+use crate::proto::params::InstanceParams;
+
+/// Why an instance's configuration cannot drive the core.
+#[derive(Debug, thiserror::Error)]
+pub enum ParamsError {
+    /// The password does not fit the protocol.
+    #[error("{interface} vhid {vhid}: {source}")]
+    Password {
+        /// Interface.
+        interface: String,
+        /// Virtual host id.
+        vhid: u8,
+        /// The core's error.
+        #[source]
+        source: crate::proto::auth::AuthError,
+    },
+    /// The core refused the parameters.
+    #[error("{interface} vhid {vhid}: {source}")]
+    Invalid {
+        /// Interface.
+        interface: String,
+        /// Virtual host id.
+        vhid: u8,
+        /// The core's error.
+        #[source]
+        source: crate::proto::params::ParamsError,
+    },
+}
+
+/// The core's parameters for `cfg`, with our source addresses on the
+/// interface; `advert_interval_ms` turns the announcement gap into adverts.
+pub fn instance_params(
+    cfg: &InstanceConfig,
+    sources: Vec<IpAddr>,
+    advert_interval_ms: u64,
+) -> Result<InstanceParams, ParamsError> {
+    let password = Password::new(cfg.password.key()).map_err(|source| ParamsError::Password {
+        interface: cfg.interface.clone(),
+        vhid: cfg.vhid,
+        source,
+    })?;
+    let vips = cfg.vips.iter().map(|v| v.addr).collect();
+    let mut p = InstanceParams::new(cfg.vhid, password, vips, sources);
+    p.advbase_secs = cfg.advbase_secs;
+    p.advskew = cfg.advskew;
+    p.deadratio = u8::try_from(cfg.deadratio).unwrap_or(u8::MAX);
+    p.master_down_rule = cfg.master_down;
+    p.preempt = cfg.preempt;
+    p.neutral = cfg.neutral;
+    p.replay_mode = cfg.replay;
+    p.announce_rounds = u8::try_from(cfg.announce.count).unwrap_or(u8::MAX);
+    // The core repeats announcements every N adverts; pick the N closest to
+    // the configured gap.
+    let every =
+        (u64::from(cfg.announce.interval_ms) + advert_interval_ms / 2) / advert_interval_ms.max(1);
+    p.announce_every_adverts = u8::try_from(every.clamp(1, 255)).unwrap_or(u8::MAX);
+    p.validate().map_err(|source| ParamsError::Invalid {
+        interface: cfg.interface.clone(),
+        vhid: cfg.vhid,
+        source,
+    })?;
+    Ok(p)
+}
+
+/// The precomputed key that lets the receive path check this instance's
+/// HMACs, or `None` when its addresses do not fit (userspace checks them).
+pub fn hmac_key(cfg: &InstanceConfig) -> Option<HmacKey> {
+    let v4: Vec<[u8; 4]> = cfg
+        .vips
+        .iter()
+        .filter_map(|v| match v.addr {
+            IpAddr::V4(a) => Some(a.octets()),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let v6: Vec<[u8; 16]> = cfg
+        .vips
+        .iter()
+        .filter_map(|v| match v.addr {
+            IpAddr::V6(a) => Some(a.octets()),
+            IpAddr::V4(_) => None,
+        })
+        .collect();
+    HmacKey::precompute(cfg.password.key(), cfg.vhid, &v4, &v6).ok()
+}

@@ -1,0 +1,244 @@
+//! The control socket end to end: a server on a temp socket, a fake main
+//! loop answering status requests, the blocking client; stale and live
+//! sockets; the table people read.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use carp_daemon::control::{
+    query, render_table, ControlError, ControlRequest, ControlServer, InstanceReport,
+    InterfaceReport, StatusReport,
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn sample() -> StatusReport {
+    let mut counters: BTreeMap<String, u64> = ["delivered", "hmac", "ttl", "replay"]
+        .iter()
+        .map(|n| ((*n).to_owned(), 0))
+        .collect();
+    counters.insert("delivered".into(), 7442);
+    counters.insert("hmac".into(), 3);
+    StatusReport {
+        version: "0.1.0".into(),
+        pid: 4242,
+        uptime_secs: 3723,
+        interfaces: vec![
+            InterfaceReport {
+                name: "eth0".into(),
+                ifindex: 2,
+                mode: "native".into(),
+                fallback_reason: None,
+            },
+            InterfaceReport {
+                name: "eth1".into(),
+                ifindex: 3,
+                mode: "skb".into(),
+                fallback_reason: Some("driver lacks native XDP".into()),
+            },
+        ],
+        counters,
+        instances: vec![
+            InstanceReport {
+                interface: "eth0".into(),
+                label: None,
+                vhid: 1,
+                state: "MASTER".into(),
+                master: Some("192.0.2.1".into()),
+                last_advert_age_ms: None,
+                advbase_secs: 1,
+                advskew: 0,
+                demote: 0,
+                preempt: true,
+                held: false,
+                vips: vec!["192.0.2.10/24".into()],
+                adverts_sent: 3721,
+                adverts_accepted: 0,
+                transitions: 2,
+                rejects: BTreeMap::from([("hmac".into(), 3), ("replay".into(), 0)]),
+            },
+            InstanceReport {
+                interface: "eth1".into(),
+                label: Some("eth1:carp0".into()),
+                vhid: 20,
+                state: "BACKUP".into(),
+                master: Some("2001:db8::2".into()),
+                last_advert_age_ms: Some(840),
+                advbase_secs: 2,
+                advskew: 100,
+                demote: 10,
+                preempt: false,
+                held: true,
+                vips: vec!["2001:db8::20/64".into(), "198.51.100.20/32".into()],
+                adverts_sent: 0,
+                adverts_accepted: 1860,
+                transitions: 1,
+                rejects: BTreeMap::new(),
+            },
+        ],
+    }
+}
+
+/// A main loop that answers every status request with `report`.
+fn fake_main_loop(report: StatusReport) -> mpsc::Sender<ControlRequest> {
+    let (tx, mut rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Some(ControlRequest::Status { reply }) = rx.recv().await {
+            let _ = reply.send(report.clone());
+        }
+    });
+    tx
+}
+
+fn socket_in(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("carpd.sock")
+}
+
+/// Sends a raw line, returns the raw answer line.
+async fn raw(path: &Path, line: &str) -> String {
+    let mut stream = tokio::net::UnixStream::connect(path).await.unwrap();
+    stream.write_all(line.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).await.unwrap();
+    answer
+}
+
+#[test]
+fn status_round_trip_through_the_socket() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_in(&dir);
+    let _guard = rt.enter();
+    let server = ControlServer::bind(&path, fake_main_loop(sample())).unwrap();
+    assert_eq!(server.path(), path);
+
+    let meta = std::fs::metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+    // The blocking client, as `carpd-xdp status` uses it.
+    let client_path = path.clone();
+    let report = rt
+        .block_on(tokio::task::spawn_blocking(move || query(&client_path)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(report, sample());
+
+    // Unknown commands get an error object.
+    let answer = rt.block_on(raw(&path, "reload\n"));
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("\"reload\""),
+        "{answer}"
+    );
+
+    drop(server);
+    assert!(!path.exists(), "socket file removed on drop");
+    let err = query(&path).unwrap_err();
+    assert!(matches!(err, ControlError::NoDaemon { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("is carpd-xdp running? no socket at {}", path.display())
+    );
+}
+
+#[test]
+fn a_main_loop_that_drops_the_request_gives_an_error_answer() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_in(&dir);
+    let _guard = rt.enter();
+    let (tx, mut rx) = mpsc::channel(1);
+    rt.spawn(async move {
+        while let Some(ControlRequest::Status { reply }) = rx.recv().await {
+            drop(reply);
+        }
+    });
+    let _server = ControlServer::bind(&path, tx).unwrap();
+    let client_path = path.clone();
+    let err = rt
+        .block_on(tokio::task::spawn_blocking(move || query(&client_path)))
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(err, ControlError::Remote { ref message } if message.contains("dropped")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_stale_socket_is_replaced_and_a_live_one_refused() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_in(&dir);
+    let _guard = rt.enter();
+
+    // Left by a crashed run: the file exists, nobody listens.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let err = query(&path).unwrap_err();
+    assert!(matches!(err, ControlError::NotAnswering { .. }), "{err}");
+    let first = ControlServer::bind(&path, fake_main_loop(sample())).unwrap();
+    let client_path = path.clone();
+    rt.block_on(tokio::task::spawn_blocking(move || query(&client_path)))
+        .unwrap()
+        .unwrap();
+
+    // A second daemon on the same path is refused; the first keeps working.
+    let err = ControlServer::bind(&path, fake_main_loop(sample())).unwrap_err();
+    assert!(matches!(err, ControlError::AlreadyRunning { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    let client_path = path.clone();
+    let report = rt
+        .block_on(tokio::task::spawn_blocking(move || query(&client_path)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.pid, 4242);
+    drop(first);
+
+    // Anything else in the way is left alone.
+    std::fs::write(&path, b"not a socket").unwrap();
+    let err = ControlServer::bind(&path, fake_main_loop(sample())).unwrap_err();
+    assert!(matches!(err, ControlError::NotASocket { .. }), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"not a socket");
+}
+
+#[test]
+fn the_table_shows_instances_receive_path_and_nonzero_counters() {
+    let expected = "\
+carpd-xdp 0.1.0 (pid 4242), up 1h02m03s
+
+INTERFACE   VHID  STATE          MASTER       LAST ADVERT  ADVBASE/SKEW  DEMOTE  SENT  ACCEPTED  TRANSITIONS  VIPS
+eth0        1     MASTER         192.0.2.1    -            1/0           0       3721  0         2            192.0.2.10/24
+eth1:carp0  20    BACKUP (held)  2001:db8::2  0.8s ago     2/100         10      0     1860      1            2001:db8::20/64,198.51.100.20/32
+rejects eth0 vhid 1: hmac 3
+
+receive path:
+  eth0 (ifindex 2): native
+  eth1 (ifindex 3): skb (fallback: driver lacks native XDP)
+receive counters: delivered 7442, hmac 3
+";
+    assert_eq!(render_table(&sample()), expected);
+
+    let empty = StatusReport {
+        version: "0.1.0".into(),
+        pid: 1,
+        ..StatusReport::default()
+    };
+    assert_eq!(
+        render_table(&empty),
+        "carpd-xdp 0.1.0 (pid 1), up 0s\n\nno instances\n\nreceive path:\n  none\nreceive counters: all zero\n"
+    );
+}
