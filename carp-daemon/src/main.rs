@@ -9,9 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use carp_daemon::cli::{Cli, Command};
-use carp_daemon::config::{self, Config};
+use carp_daemon::config::{self, Config, Logging};
 use carp_daemon::daemon::{Daemon, Reloader};
-use carp_daemon::monitor;
+use carp_daemon::{control, daemonize, logging, monitor};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -32,16 +32,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
-fn init_logging(debug: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if debug { "debug" } else { "info" })
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Some(Command::CheckConfig(args)) => {
@@ -53,20 +43,27 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Status(args)) => {
-            anyhow::bail!(
-                "no daemon status available at {} yet",
-                args.socket.display()
-            )
+            let report = control::query(&args.socket)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", control::render_table(&report));
+            }
+            Ok(())
         }
         Some(Command::Monitor(args)) => {
-            init_logging(false);
+            logging::init(&Logging::default(), true)?;
             runtime()?.block_on(monitor::run(args))?;
             Ok(())
         }
         None => {
             let env = |var: &str| std::env::var_os(var);
             let config: Config = config::from_cli(&cli.run, &env)?;
-            init_logging(config.global.log.debug);
+            // Forking is only safe before the runtime starts its threads.
+            if config.global.daemonize {
+                daemonize::daemonize()?;
+            }
+            logging::init(&config.global.log, !config.global.daemonize)?;
             for w in &config.warnings {
                 tracing::warn!("{}: {}", w.at, w.message);
             }

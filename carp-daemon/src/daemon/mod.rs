@@ -15,6 +15,7 @@
 pub mod instance;
 pub mod params;
 pub mod sender;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
+use crate::control::{ControlRequest, ControlServer};
+use crate::metrics::MetricsServer;
 use crate::monitor::event_source;
 use crate::net::link::{LinkEvent, Links};
 use crate::net::vip::VipManager;
@@ -102,6 +105,12 @@ pub enum DaemonError {
         #[source]
         source: crate::proto::params::ParamsError,
     },
+    /// The control socket could not be set up.
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
+    /// The metrics endpoint could not be set up.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {source}")]
     Signals {
@@ -144,6 +153,9 @@ pub struct Daemon {
     link_rx: Option<mpsc::Receiver<LinkEvent>>,
     notifier: Notifier,
     started: std::time::Instant,
+    control_rx: mpsc::Receiver<ControlRequest>,
+    _control: ControlServer,
+    _metrics: Option<MetricsServer>,
 }
 
 fn settings(config: &Config) -> Settings {
@@ -182,6 +194,12 @@ impl Daemon {
             tracing::info!(iface = %i.name, "receiving adverts in {} mode", i.reception.name());
         }
         let (health_tx, health_rx) = mpsc::channel(64);
+        let (control_tx, control_rx) = mpsc::channel(16);
+        let control = ControlServer::bind(&config.global.status_socket, control_tx.clone())?;
+        let metrics = match config.global.metrics {
+            Some(addr) => Some(MetricsServer::bind(addr, control_tx)?),
+            None => None,
+        };
         let notifier = Notifier::from_env().unwrap_or_else(|e| {
             tracing::warn!("systemd notification disabled: {e}");
             Notifier::disabled()
@@ -200,6 +218,9 @@ impl Daemon {
             link_rx: None,
             notifier,
             started: std::time::Instant::now(),
+            control_rx,
+            _control: control,
+            _metrics: metrics,
         };
         for inst in config.instances.clone() {
             daemon.start_instance(inst).await?;
@@ -269,6 +290,7 @@ impl Daemon {
                 () = sleep => self.on_timeout().await,
                 Some(ev) = recv_opt(self.link_rx.as_mut()) => self.on_link(ev).await,
                 Some((key, demote)) = self.health_rx.recv() => self.on_health(key, demote).await,
+                Some(request) = self.control_rx.recv() => self.on_control(request),
                 _ = usr1.recv() => self.log_states(),
                 _ = usr2.recv() => self.on_usr2().await,
                 _ = hup.recv() => self.on_reload(&reload).await,
@@ -351,6 +373,14 @@ impl Daemon {
             r.core.handle_admin(t, Admin::GoBackup);
             r.core.handle_admin(t, Admin::Resume);
             r.carry_out(&self.vips, false).await;
+        }
+    }
+
+    fn on_control(&self, request: ControlRequest) {
+        match request {
+            ControlRequest::Status { reply } => {
+                let _ = reply.send(status::report(self, now()));
+            }
         }
     }
 

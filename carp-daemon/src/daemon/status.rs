@@ -1,0 +1,72 @@
+//! The status snapshot the control socket and the metrics endpoint serve.
+
+use crate::control::report::{counter_map, InstanceReport, InterfaceReport, StatusReport};
+use crate::proto::action::State;
+use crate::proto::Nanos;
+
+use super::Daemon;
+
+fn state_name(state: State) -> &'static str {
+    match state {
+        State::Init => "INIT",
+        State::Backup => "BACKUP",
+        State::Master => "MASTER",
+    }
+}
+
+/// A snapshot of every instance and of the receive path at `now`.
+pub fn report(daemon: &Daemon, now: Nanos) -> StatusReport {
+    let instances = daemon
+        .instances()
+        .iter()
+        .map(|r| {
+            let s = r.core.status();
+            InstanceReport {
+                interface: r.cfg.interface.clone(),
+                label: r.cfg.label.clone(),
+                vhid: r.cfg.vhid,
+                state: state_name(s.state).to_string(),
+                master: s.master.map(|m| m.to_string()),
+                last_advert_age_ms: s
+                    .last_advert_at
+                    .map(|t| now.0.saturating_sub(t.0) / 1_000_000),
+                advbase_secs: r.cfg.advbase_secs,
+                advskew: r.cfg.advskew,
+                demote: s.demote,
+                preempt: r.cfg.preempt,
+                held: s.held,
+                vips: r.cfg.vips.iter().map(|v| v.to_string()).collect(),
+                adverts_sent: s.adverts_sent,
+                adverts_accepted: s.adverts_accepted,
+                transitions: s.transitions,
+                rejects: s.rejects.iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            }
+        })
+        .collect();
+    let interfaces = daemon
+        .receive()
+        .interfaces()
+        .iter()
+        .map(|i| InterfaceReport {
+            name: i.name.clone(),
+            ifindex: i.ifindex,
+            mode: i.reception.name().to_string(),
+            fallback_reason: i.fallback_reason.clone(),
+        })
+        .collect();
+    let counters = match daemon.receive().counters() {
+        Ok(c) => counter_map(&c),
+        Err(e) => {
+            tracing::warn!("{e}");
+            Default::default()
+        }
+    };
+    StatusReport {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        uptime_secs: daemon.started().elapsed().as_secs(),
+        interfaces,
+        counters,
+        instances,
+    }
+}
