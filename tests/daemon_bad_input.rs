@@ -185,11 +185,13 @@ fn malformed_flags_are_refused_with_nothing_applied() {
     }
     let lan = Lan::new("cbflag", 212, 2, 1);
     let sock = lan.path("flags.sock");
+    // -o, not -p: -p is accepted with a warning, which is not the error.
+    let passfile = lan.write("carp.pass", "pw\n", 0o600);
     let ucarp = |extra: &[&str]| {
         let mut v = vec![
             "--interface=eth0".to_string(),
             format!("--srcip={}", lan.hosts[0].ip),
-            "--pass=pw".to_string(),
+            format!("--passfile={}", passfile.display()),
             format!("--status-socket={}", sock.display()),
         ];
         v.extend(extra.iter().map(|s| s.to_string()));
@@ -216,7 +218,11 @@ fn malformed_flags_are_refused_with_nothing_applied() {
         ("no vhid", ucarp(&[&vip]), vec!["--vhid"]),
         (
             "password too long",
-            ucarp(&["--vhid=1", &vip, "--pass=123456789012345678901"]),
+            {
+                let mut v = ucarp(&["--vhid=1", &vip]);
+                v[2] = "--pass=123456789012345678901".to_string();
+                v
+            },
             vec!["--pass"],
         ),
         (

@@ -129,7 +129,7 @@ fn three_daemons_elect_the_best_and_the_next_best_takes_over_on_link_down() {
         (holders == [1]).then_some(())
     });
     daemons[1].wait_state(10, "MASTER");
-    daemons[0].wait_state(10, "BACKUP");
+    daemons[0].wait_not_master(10);
     let answered = probe.wait_reply_from(lan.hosts[1].mac, fault);
     let record = probe.stop();
     let bound = insts[1].master_down() + insts[1].interval() + SLACK;
@@ -216,7 +216,7 @@ fn fail_over_and_return(tag: &str, net: u8, preempt: bool) -> (Lan, Vec<Daemon>,
     lan.cut(0);
     let fault = Instant::now();
     daemons[1].wait_state(10, "MASTER");
-    daemons[0].wait_state(10, "BACKUP");
+    daemons[0].wait_not_master(10);
     let answered = probe.wait_reply_from(lan.hosts[1].mac, fault);
     let bound = insts[1].master_down() + insts[1].interval() + SLACK;
     let outage = probe.snapshot().outage_after(fault);

@@ -97,7 +97,7 @@ fn carpd_master_ucarp_backup_fail_over_both_ways() {
     eventually("the VIP on the UCARP host only", || {
         (lan.holders(lan.addr(VHID)) == [1]).then_some(())
     });
-    a.wait_state(VHID, "BACKUP");
+    a.wait_not_master(VHID);
     probe.wait_reply_from(lan.hosts[1].mac, fault);
     let bound = master_down(1, 100, 3) + interval(1, 100) + SLACK;
     let outage = probe.snapshot().outage_after(fault);

@@ -413,7 +413,10 @@ impl Daemon {
         env: &[(&str, &str)],
         sock: PathBuf,
     ) -> Daemon {
-        let proc = Proc::spawn(lan, &lan.hosts[i].ns, name, CARPD, args, env);
+        // Our debug logs without the eBPF loader's, and no colours in files.
+        let mut env = env.to_vec();
+        env.extend([("RUST_LOG", "info,carp_daemon=debug"), ("NO_COLOR", "1")]);
+        let proc = Proc::spawn(lan, &lan.hosts[i].ns, name, CARPD, args, &env);
         Daemon {
             proc,
             sock,
@@ -445,19 +448,31 @@ impl Daemon {
     /// Waits until instance `vhid` is in `state`, panicking after
     /// [`EVENTUALLY`] or if the daemon exits.
     pub fn wait_state(&mut self, vhid: u8, state: &str) {
+        self.wait_state_in(vhid, &[state]);
+    }
+
+    /// Waits until instance `vhid` is not MASTER (INIT or BACKUP: a host
+    /// whose link is down may report either, as carp(4) and UCARP differ).
+    pub fn wait_not_master(&mut self, vhid: u8) {
+        self.wait_state_in(vhid, &["INIT", "BACKUP"]);
+    }
+
+    fn wait_state_in(&mut self, vhid: u8, states: &[&str]) {
         let name = self.proc.name.clone();
         let start = Instant::now();
         loop {
-            if self.state(vhid).as_deref() == Some(state) {
-                return;
+            if let Some(now) = self.state(vhid) {
+                if states.contains(&now.as_str()) {
+                    return;
+                }
             }
             if let Some(st) = self.proc.child.0.try_wait().expect("try_wait") {
                 self.proc.status = Some(st);
-                panic!("{name} exited ({st}) while waiting for vhid {vhid} {state}");
+                panic!("{name} exited ({st}) while waiting for vhid {vhid} {states:?}");
             }
             assert!(
                 start.elapsed() < EVENTUALLY,
-                "{name}: vhid {vhid} not {state} within {EVENTUALLY:?} (last: {:?})",
+                "{name}: vhid {vhid} not {states:?} within {EVENTUALLY:?} (last: {:?})",
                 self.state(vhid)
             );
             std::thread::sleep(Duration::from_millis(50));
