@@ -167,6 +167,7 @@ fn active_active_example_each_host_masters_its_vip_and_backs_up_the_other() {
     let skew = advskew(&b_text, 10);
     let bound = master_down(1, skew, 3) + interval(1, skew) + SLACK;
     let outage = probe.snapshot().outage_after(fault);
+    eprintln!("measured outage {outage:?}");
     assert!(
         outage <= bound,
         "VIP-web outage {outage:?}, bound {bound:?}"
