@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{
     eventually, has_addr, interval, master_down, ucarp, xdp_attached, Daemon, Inst, Lan, Proc,
-    EVENTUALLY,
 };
 use common::probe::Probe;
 use common::require_root;
