@@ -93,21 +93,7 @@ pub enum MonitorError {
 
 /// The receive path's key for `vhid` with password `pass` and addresses `addrs`.
 fn hmac_key(pass: &[u8], vhid: u8, addrs: &[IpAddr]) -> Result<HmacKey, MonitorError> {
-    let v4: Vec<[u8; 4]> = addrs
-        .iter()
-        .filter_map(|a| match a {
-            IpAddr::V4(v) => Some(v.octets()),
-            IpAddr::V6(_) => None,
-        })
-        .collect();
-    let v6: Vec<[u8; 16]> = addrs
-        .iter()
-        .filter_map(|a| match a {
-            IpAddr::V6(v) => Some(v.octets()),
-            IpAddr::V4(_) => None,
-        })
-        .collect();
-    HmacKey::precompute(pass, vhid, &v4, &v6).map_err(|e| MonitorError::Key {
+    crate::xdp::key::hmac_key(pass, vhid, addrs.iter().copied()).map_err(|e| MonitorError::Key {
         vhid,
         reason: e.to_string(),
     })
