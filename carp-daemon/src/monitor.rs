@@ -2,7 +2,19 @@
 //! advert that passes validation, plus the per-reason counters on request.
 //! A diagnostic tool for operators and the harness of the receive-path tests.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use carp_common::constants::AF_INET;
+use carp_common::event::AdvertEvent;
+use carp_common::header::CarpHeader;
+use carp_common::hmac::HmacKey;
+use carp_common::maps::{ReplayKey, ReplayState, Settings, REPLAY_STRICT, SETTINGS_PASS_HANDLED};
+use serde_json::json;
+use tokio::io::AsyncBufReadExt;
+use tokio::signal::unix::{signal, SignalKind};
+
 use crate::xdp::mode::XdpMode;
+use crate::xdp::receive::{ReceiveError, ReceivePath};
 
 /// Arguments of `carpd-xdp monitor`.
 #[derive(Clone, Debug, clap::Args)]
@@ -46,19 +58,6 @@ pub struct MonitorArgs {
     #[arg(long, requires = "pass")]
     pub strict: bool,
 }
-
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-use carp_common::constants::AF_INET;
-use carp_common::event::AdvertEvent;
-use carp_common::header::CarpHeader;
-use carp_common::hmac::HmacKey;
-use carp_common::maps::{ReplayKey, ReplayState, Settings, REPLAY_STRICT, SETTINGS_PASS_HANDLED};
-use serde_json::json;
-use tokio::io::AsyncBufReadExt;
-use tokio::signal::unix::{signal, SignalKind};
-
-use crate::xdp::receive::{ReceiveError, ReceivePath};
 
 /// Failures of `carpd-xdp monitor`.
 #[derive(Debug, thiserror::Error)]
