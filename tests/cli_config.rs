@@ -253,9 +253,10 @@ fn ucarp_defaults_apply_when_options_are_left_out() {
         "ucarp DEFAULT_FACILITY"
     );
     assert_eq!(config.global.xdp_mode, XdpMode::Auto);
+    // One process per vhid, as UCARP runs: a status socket per instance.
     assert_eq!(
         config.global.status_socket,
-        Path::new("/run/carpd-xdp.sock")
+        Path::new("/run/carpd-xdp-eth0-1.sock")
     );
     assert!(!config.global.daemonize && !config.global.log.debug);
     // -p is accepted but recorded as a warning (visible in ps).
