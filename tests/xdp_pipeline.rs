@@ -208,6 +208,60 @@ impl Monitor {
     }
 }
 
+/// A raw protocol-112 socket that joined 224.0.0.18 in its namespace, as a
+/// VRRP daemon or a second CARP process would listen.
+struct RawListener(std::os::fd::OwnedFd);
+
+impl RawListener {
+    fn open(ns: &Netns, ifindex: u32) -> RawListener {
+        use std::os::fd::FromRawFd;
+        ns.run(|| {
+            // SAFETY: plain socket(2); checked below.
+            let fd =
+                unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, 112) };
+            assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+            let mreq = libc::ip_mreqn {
+                imr_multiaddr: libc::in_addr {
+                    s_addr: u32::from_be_bytes(CARP_GROUP_V4).to_be(),
+                },
+                imr_address: libc::in_addr { s_addr: 0 },
+                imr_ifindex: ifindex as i32,
+            };
+            // SAFETY: mreq is a valid ip_mreqn of the size given.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_IP,
+                    libc::IP_ADD_MEMBERSHIP,
+                    (&mreq as *const libc::ip_mreqn).cast(),
+                    size_of::<libc::ip_mreqn>() as u32,
+                )
+            };
+            assert_eq!(
+                rc,
+                0,
+                "join 224.0.0.18: {}",
+                std::io::Error::last_os_error()
+            );
+            // SAFETY: fd is a fresh descriptor owned by nothing else.
+            RawListener(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+        })
+    }
+
+    /// Number of datagrams queued.
+    fn drain(&self) -> usize {
+        use std::os::fd::AsRawFd;
+        let mut buf = [0u8; 2048];
+        let mut n = 0;
+        // SAFETY: buf is valid for writes of its length.
+        while unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) } >= 0
+        {
+            n += 1;
+        }
+        n
+    }
+}
+
 fn xdp_on(ns: &Netns, ifname: &str) -> bool {
     ns.ip(&["-d", "link", "show", "dev", ifname])
         .contains("xdp")
@@ -224,6 +278,7 @@ fn run_mode(mode: &str) {
     let mac = sender.mac("veth0");
 
     let mut monitor = Monitor::start(&receiver, "veth1", mode);
+    let listener = RawListener::open(&receiver, receiver.ifindex("veth1"));
     if mode != "off" {
         assert!(
             xdp_on(&receiver, "veth1"),
@@ -274,6 +329,18 @@ fn run_mode(mode: &str) {
         total,
         delivered + defects.len() as u64 + (BURST_SENT - RATE_BURST) as u64,
         "{mode}: stray counts {c}"
+    );
+
+    // Frames the receive path cannot claim reach the stack (a VRRP daemon or
+    // another CARP process may want them): TTL 64, version 3, type 2,
+    // authlen 6, bad CARP checksum, unknown vhid. Frames of the served vhid
+    // are consumed. Without XDP the stack sees every well-formed IPv4 frame
+    // (the truncated, bad-header and fragment ones it drops itself).
+    let passed = listener.drain();
+    let expected = if mode == "off" { 2 + 6 + BURST_SENT } else { 6 };
+    assert_eq!(
+        passed, expected,
+        "{mode}: protocol-112 frames reaching a raw socket"
     );
 
     // Exactly the delivered adverts arrived as events, with their fields.

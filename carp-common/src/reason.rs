@@ -63,6 +63,22 @@ impl Reason {
         Reason::RingBufFull,
     ];
 
+    /// True when the frame was for a vhid the daemon serves (delivered, or
+    /// rejected after the vhid lookup). Such frames are consumed; the others
+    /// (malformed, another protocol version such as VRRPv3, another
+    /// daemon's vhid) are counted and passed on to the stack, so VRRP
+    /// daemons and other CARP processes on the host keep receiving theirs.
+    pub const fn for_served_vhid(self) -> bool {
+        matches!(
+            self,
+            Reason::Delivered
+                | Reason::Hmac
+                | Reason::Replay
+                | Reason::RateLimited
+                | Reason::RingBufFull
+        )
+    }
+
     /// Short snake_case name, as used in status output and metrics labels.
     pub const fn name(self) -> &'static str {
         match self {
@@ -102,6 +118,21 @@ impl TryFrom<u32> for Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_frames_of_served_vhids_are_consumed() {
+        let consumed: Vec<_> = Reason::ALL.iter().filter(|r| r.for_served_vhid()).collect();
+        assert_eq!(
+            consumed,
+            [
+                &Reason::Delivered,
+                &Reason::Hmac,
+                &Reason::Replay,
+                &Reason::RateLimited,
+                &Reason::RingBufFull
+            ]
+        );
+    }
 
     #[test]
     fn all_is_in_index_order_and_round_trips() {
