@@ -30,7 +30,6 @@ impl Locate for Flags {
         At::Flag(match field {
             Field::Interface | Field::Label => "-i/--interface",
             Field::Vhid => "-v/--vhid",
-            Field::Advbase => "-b/--advbase",
             Field::Vips | Field::Vip(_) | Field::Peer(_) => "-a/--addr",
             Field::Mcast => "--mcast",
         })

@@ -21,8 +21,6 @@ pub enum Field {
     Label,
     /// The vhid.
     Vhid,
-    /// The advertisement base.
-    Advbase,
     /// The list of VIPs as a whole.
     Vips,
     /// One VIP, by index.
