@@ -253,9 +253,10 @@ fn ucarp_defaults_apply_when_options_are_left_out() {
         "ucarp DEFAULT_FACILITY"
     );
     assert_eq!(config.global.xdp_mode, XdpMode::Auto);
+    // One process per vhid, as UCARP runs: a status socket per instance.
     assert_eq!(
         config.global.status_socket,
-        Path::new("/run/carpd-xdp.sock")
+        Path::new("/run/carpd-xdp-eth0-1.sock")
     );
     assert!(!config.global.daemonize && !config.global.log.debug);
     // -p is accepted but recorded as a warning (visible in ps).
@@ -400,6 +401,22 @@ fn positional_interface_and_subcommands_are_told_apart() {
 }
 
 #[test]
+fn advbase_zero_with_advskew_zero_is_allowed_for_the_fastest_interval() {
+    // UCARP refuses it; the core clamps the interval to 1/256 s (issue 3).
+    let config = run(&[
+        "-i", "eth0", "-v", "1", "-p", "pw", "-a", "10.0.0.1", "-b", "0",
+    ])
+    .expect("advbase 0 with advskew 0 is valid");
+    assert_eq!(
+        (
+            config.instances[0].advbase_secs,
+            config.instances[0].advskew
+        ),
+        (0, 0)
+    );
+}
+
+#[test]
 fn our_options_parse_and_override_the_file() {
     let scratch = Scratch::new("ours");
     let path = scratch.file("c.toml", &config_file::base_doc());
@@ -483,7 +500,6 @@ fn command_line_errors_name_the_flag() {
         (&["-i", "eth0", "-v", "1", "-p", "pw", "-o", "/x", "-a", "10.0.0.1"], "-o/--passfile: cannot be combined with -p/--pass"),
         (&["-i", "eth0", "-v", "1", "-p", "pw", "-a", "10.0.0.300"], "-a/--addr: \"10.0.0.300\" is not an IP address with an optional /prefix length"),
         (&["-i", "eth0", "-v", "1", "-p", "pw", "-s", "10.0.0.1", "-a", "2001:db8::1"], "-a/--addr: 2001:db8::1 is IPv6 but srcip 10.0.0.1 is not"),
-        (&["-i", "eth0", "-v", "1", "-p", "pw", "-a", "10.0.0.1", "-b", "0"], "-b/--advbase: advbase 0 with advskew 0 gives no advertisement interval"),
         (&["-i", "eth0", "-v", "1", "-p", "pw", "-a", "10.0.0.1", "--mcast", "10.0.0.2"], "--mcast: \"10.0.0.2\" is not a multicast group of the same family as a virtual address"),
         (&["-i", "eth0", "-v", "1", "-p", "pw", "-a", "10.0.0.1", "-f", "loud"], "-f/--facility: \"loud\" is not a syslog facility (daemon, user, local0..local7, ...) or none"),
         (&["-i", "eth0/1", "-v", "1", "-p", "pw", "-a", "10.0.0.1"], "-i/--interface: \"eth0/1\" is not an interface name (1 to 15 bytes, no '/', ':' or spaces)"),

@@ -133,6 +133,15 @@ struct Monitor {
 
 impl Monitor {
     fn start(ns: &Netns, ifname: &str, mode: &str) -> Monitor {
+        Monitor::start_with(
+            ns,
+            ifname,
+            mode,
+            &["--rate", "1", "--burst", &RATE_BURST.to_string()],
+        )
+    }
+
+    fn start_with(ns: &Netns, ifname: &str, mode: &str, extra: &[&str]) -> Monitor {
         let mut child = ns
             .command(env!("CARGO_BIN_EXE_carpd-xdp"))
             .args([
@@ -145,7 +154,7 @@ impl Monitor {
                 mode,
                 "--json",
             ])
-            .args(["--rate", "1", "--burst", &RATE_BURST.to_string()])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -199,6 +208,60 @@ impl Monitor {
     }
 }
 
+/// A raw protocol-112 socket that joined 224.0.0.18 in its namespace, as a
+/// VRRP daemon or a second CARP process would listen.
+struct RawListener(std::os::fd::OwnedFd);
+
+impl RawListener {
+    fn open(ns: &Netns, ifindex: u32) -> RawListener {
+        use std::os::fd::FromRawFd;
+        ns.run(|| {
+            // SAFETY: plain socket(2); checked below.
+            let fd =
+                unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, 112) };
+            assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+            let mreq = libc::ip_mreqn {
+                imr_multiaddr: libc::in_addr {
+                    s_addr: u32::from_be_bytes(CARP_GROUP_V4).to_be(),
+                },
+                imr_address: libc::in_addr { s_addr: 0 },
+                imr_ifindex: ifindex as i32,
+            };
+            // SAFETY: mreq is a valid ip_mreqn of the size given.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_IP,
+                    libc::IP_ADD_MEMBERSHIP,
+                    (&mreq as *const libc::ip_mreqn).cast(),
+                    size_of::<libc::ip_mreqn>() as u32,
+                )
+            };
+            assert_eq!(
+                rc,
+                0,
+                "join 224.0.0.18: {}",
+                std::io::Error::last_os_error()
+            );
+            // SAFETY: fd is a fresh descriptor owned by nothing else.
+            RawListener(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+        })
+    }
+
+    /// Number of datagrams queued.
+    fn drain(&self) -> usize {
+        use std::os::fd::AsRawFd;
+        let mut buf = [0u8; 2048];
+        let mut n = 0;
+        // SAFETY: buf is valid for writes of its length.
+        while unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) } >= 0
+        {
+            n += 1;
+        }
+        n
+    }
+}
+
 fn xdp_on(ns: &Netns, ifname: &str) -> bool {
     ns.ip(&["-d", "link", "show", "dev", ifname])
         .contains("xdp")
@@ -215,6 +278,7 @@ fn run_mode(mode: &str) {
     let mac = sender.mac("veth0");
 
     let mut monitor = Monitor::start(&receiver, "veth1", mode);
+    let listener = RawListener::open(&receiver, receiver.ifindex("veth1"));
     if mode != "off" {
         assert!(
             xdp_on(&receiver, "veth1"),
@@ -265,6 +329,18 @@ fn run_mode(mode: &str) {
         total,
         delivered + defects.len() as u64 + (BURST_SENT - RATE_BURST) as u64,
         "{mode}: stray counts {c}"
+    );
+
+    // Frames the receive path cannot claim reach the stack (a VRRP daemon or
+    // another CARP process may want them): TTL 64, version 3, type 2,
+    // authlen 6, bad CARP checksum, unknown vhid. Frames of the served vhid
+    // are consumed. Without XDP the stack sees every well-formed IPv4 frame
+    // (the truncated, bad-header and fragment ones it drops itself).
+    let passed = listener.drain();
+    let expected = if mode == "off" { 2 + 6 + BURST_SENT } else { 6 };
+    assert_eq!(
+        passed, expected,
+        "{mode}: protocol-112 frames reaching a raw socket"
     );
 
     // Exactly the delivered adverts arrived as events, with their fields.
@@ -362,6 +438,103 @@ fn run_mode(mode: &str) {
         .output()
         .unwrap();
     assert!(ping.status.success(), "{mode}: ping after the daemon died");
+}
+
+/// UCARP's adverts from shared/vectors (password carp-harness, vhid 7, VIP
+/// 10.99.0.100): frame 1 from 10.99.0.1, frames 5-7 from 10.99.0.2 with
+/// growing counters.
+const UCARP: [&str; 4] = [
+    "01005e00001200005e0000070800451000382eff4000ff7061d00a630001e0000012210700070001351cefede3c9ad1a1659039fcad73800a97623f077211f6f7d1936ebf435",
+    "01005e00001200005e000007080045100038191f4000ff7077af0a630002e0000012210764070001359af9a5aa1d5fddab07be7c5d7c6b8c5de5c4e6afe2f832e89f12c248e4",
+    "01005e00001200005e0000070800451000381e6a4000ff7072640a630002e00000122107640700012a80f9a5aa1d5fddab08f14c71f40ab18f7f740d6d3aac9c7d2d8bba0d88",
+    "01005e00001200005e00000708004510003894354000ff70fc980a630002e00000122107640700016a83f9a5aa1d5fddab09e8f6c73e45d60f30a20fb74a7cb354d0df9b520c",
+];
+
+/// Sends `frames` and waits until `delivered` adverts have been printed.
+fn send_and_wait(sender: &Netns, monitor: &mut Monitor, frames: &[Vec<u8>], delivered: usize) {
+    send_frames(sender, "veth0", frames);
+    while monitor.events.len() < delivered {
+        let v = monitor
+            .next_line()
+            .unwrap_or_else(|| panic!("only {} events", monitor.events.len()));
+        assert_eq!(v["event"], "advert", "{v}");
+        monitor.events.push(v);
+    }
+}
+
+/// HMAC and replay checked in the receive path itself: forged and replayed
+/// adverts are dropped there (own counters) and never reach userspace.
+fn run_auth(mode: &str) {
+    let sender = Netns::new("carpx-atx");
+    let receiver = Netns::new("carpx-arx");
+    veth(&sender, "veth0", &receiver, "veth1");
+    let mut monitor = Monitor::start_with(
+        &receiver,
+        "veth1",
+        mode,
+        &[
+            "--pass",
+            "carp-harness",
+            "--addr",
+            "10.99.0.100",
+            "--strict",
+            "--rate",
+            "0",
+        ],
+    );
+    let [f1, f5, f6, f7] = UCARP.map(common::unhex);
+    // A source's strict rule is installed once its first advert is seen.
+    send_and_wait(&sender, &mut monitor, std::slice::from_ref(&f5), 1);
+    send_and_wait(
+        &sender,
+        &mut monitor,
+        &[f6.clone(), f5.clone(), f6.clone(), f1.clone()],
+        3,
+    );
+    let mut forged = f7.clone();
+    forged[60] ^= 0x01; // one HMAC bit
+    fix_carp_checksum(&mut forged);
+    send_and_wait(&sender, &mut monitor, &[f1.clone(), forged, f7.clone()], 4);
+    let c = monitor.counters_when_delivered(4);
+    assert_eq!(c["delivered"], 4, "{mode}: {c}");
+    assert_eq!(c["replay"], 3, "{mode}: f5 and f6 again, and f1 again: {c}");
+    assert_eq!(c["hmac"], 1, "{mode}: {c}");
+    let counters: Vec<u64> = monitor
+        .events
+        .iter()
+        .map(|e| e["counter"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        counters,
+        [
+            17988971329740450567,
+            17988971329740450568,
+            17288724999877301849,
+            17988971329740450569
+        ],
+        "{mode}: exactly f5, f6, f1, f7 reached userspace, in order"
+    );
+}
+
+#[test]
+fn native_mode_authenticates_in_the_kernel() {
+    if require_root("native_mode_authenticates_in_the_kernel") {
+        run_auth("native");
+    }
+}
+
+#[test]
+fn skb_mode_authenticates_in_the_kernel() {
+    if require_root("skb_mode_authenticates_in_the_kernel") {
+        run_auth("skb");
+    }
+}
+
+#[test]
+fn off_mode_authenticates_in_the_fallback_path() {
+    if require_root("off_mode_authenticates_in_the_fallback_path") {
+        run_auth("off");
+    }
 }
 
 #[test]

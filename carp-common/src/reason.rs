@@ -63,6 +63,22 @@ impl Reason {
         Reason::RingBufFull,
     ];
 
+    /// True when the frame was for a vhid the daemon serves (delivered, or
+    /// rejected after the vhid lookup). Such frames are consumed; the others
+    /// (malformed, another protocol version such as VRRPv3, another
+    /// daemon's vhid) are counted and passed on to the stack, so VRRP
+    /// daemons and other CARP processes on the host keep receiving theirs.
+    pub const fn for_served_vhid(self) -> bool {
+        matches!(
+            self,
+            Reason::Delivered
+                | Reason::Hmac
+                | Reason::Replay
+                | Reason::RateLimited
+                | Reason::RingBufFull
+        )
+    }
+
     /// Short snake_case name, as used in status output and metrics labels.
     pub const fn name(self) -> &'static str {
         match self {
@@ -102,6 +118,18 @@ impl TryFrom<u32> for Reason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_frames_of_served_vhids_are_consumed() {
+        let consumed = Reason::ALL.map(|r| r.for_served_vhid());
+        // delivered, then truncated .. unknown_vhid, then hmac, replay,
+        // rate_limited, ringbuf_full.
+        let expected = [
+            true, false, false, false, false, false, false, false, false, false, true, true, true,
+            true,
+        ];
+        assert_eq!(consumed, expected);
+    }
 
     #[test]
     fn all_is_in_index_order_and_round_trips() {

@@ -6,9 +6,9 @@
 //!   timestamp (journald adds its own) and start with the `<N>` priority
 //!   prefix journald reads, so levels survive into the journal.
 //! - With a facility, every event also goes to syslog(3) under ident
-//!   `carpd-xdp` with the priority of its level. Under systemd with the
-//!   default facility each line then reaches the journal twice (stderr and
-//!   /dev/log); `-f none` avoids that.
+//!   `carpd-xdp` with the priority of its level, except when stderr already
+//!   goes to journald: the journal is then the system log, and a syslog copy
+//!   would put every line in it twice.
 
 use std::ffi::CString;
 use std::io::{self, IsTerminal, Write};
@@ -82,12 +82,14 @@ pub fn init(log: &Logging, foreground: bool) -> Result<(), LoggingError> {
     let filter = filter(log.debug, std::env::var("RUST_LOG").ok())?;
     let env = Environment::detect();
     let stderr = foreground.then_some(io::stderr);
-    if let Some(facility) = log.facility {
+    // Under journald, stderr is the system log already.
+    let facility = log.facility.filter(|_| !(foreground && env.journal));
+    if let Some(facility) = facility {
         // SAFETY: the ident is a 'static NUL-terminated string, as openlog(3)
         // requires (it keeps the pointer).
         unsafe { libc::openlog(SYSLOG_IDENT.as_ptr(), libc::LOG_PID, facility.to_libc()) };
     }
-    let syslog = log.facility.map(|f| Syslog {
+    let syslog = facility.map(|f| Syslog {
         facility: f.to_libc(),
     });
     tracing_subscriber::registry()

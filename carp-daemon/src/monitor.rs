@@ -2,7 +2,19 @@
 //! advert that passes validation, plus the per-reason counters on request.
 //! A diagnostic tool for operators and the harness of the receive-path tests.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use carp_common::constants::AF_INET;
+use carp_common::event::AdvertEvent;
+use carp_common::header::CarpHeader;
+use carp_common::hmac::HmacKey;
+use carp_common::maps::{ReplayKey, ReplayState, Settings, REPLAY_STRICT, SETTINGS_PASS_HANDLED};
+use serde_json::json;
+use tokio::io::AsyncBufReadExt;
+use tokio::signal::unix::{signal, SignalKind};
+
 use crate::xdp::mode::XdpMode;
+use crate::xdp::receive::{ReceiveError, ReceivePath};
 
 /// Arguments of `carpd-xdp monitor`.
 #[derive(Clone, Debug, clap::Args)]
@@ -28,19 +40,24 @@ pub struct MonitorArgs {
     /// Print JSON lines instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Password of the vhids: the receive path then checks HMACs itself
+    /// (with `--addr`, the vhids' virtual addresses, which the HMAC covers).
+    /// Read from the environment variable CARPD_MONITOR_PASS to keep it out of ps.
+    #[arg(
+        long,
+        env = "CARPD_MONITOR_PASS",
+        hide_env_values = true,
+        requires = "addrs"
+    )]
+    pub pass: Option<String>,
+    /// Virtual address of the vhids (repeat for several), for `--pass`.
+    #[arg(short = 'a', long = "addr")]
+    pub addrs: Vec<IpAddr>,
+    /// Apply the strict replay rule in the receive path to every source,
+    /// from its first delivered advert on (needs `--pass`).
+    #[arg(long, requires = "pass")]
+    pub strict: bool,
 }
-
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-use carp_common::constants::AF_INET;
-use carp_common::event::AdvertEvent;
-use carp_common::header::CarpHeader;
-use carp_common::maps::{Settings, SETTINGS_PASS_HANDLED};
-use serde_json::json;
-use tokio::io::AsyncBufReadExt;
-use tokio::signal::unix::{signal, SignalKind};
-
-use crate::xdp::receive::{ReceiveError, ReceivePath};
 
 /// Failures of `carpd-xdp monitor`.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +71,14 @@ pub enum MonitorError {
     /// The receive path failed.
     #[error(transparent)]
     Receive(#[from] ReceiveError),
+    /// No HMAC key can be built from the password and addresses.
+    #[error("vhid {vhid}: {reason}")]
+    Key {
+        /// The vhid.
+        vhid: u8,
+        /// Why.
+        reason: String,
+    },
     /// Signal handlers could not be installed.
     #[error("cannot {op}: {source}")]
     Os {
@@ -63,6 +88,32 @@ pub enum MonitorError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The receive path's key for `vhid` with password `pass` and addresses `addrs`.
+fn hmac_key(pass: &[u8], vhid: u8, addrs: &[IpAddr]) -> Result<HmacKey, MonitorError> {
+    crate::xdp::key::hmac_key(pass, vhid, addrs.iter().copied()).map_err(|e| MonitorError::Key {
+        vhid,
+        reason: e.to_string(),
+    })
+}
+
+/// Installs the strict replay rule for the source of a delivered advert
+/// (kept if one is there already: the receive path tracks the counter).
+fn strict_from_now_on(path: &mut ReceivePath, ev: &AdvertEvent) -> Result<(), MonitorError> {
+    let h = CarpHeader::from_bytes(&ev.carp);
+    let key = ReplayKey {
+        ifindex: ev.ifindex,
+        vhid: u16::from(h.vhid),
+        family: ev.family,
+        addr: ev.src,
+    };
+    let state = ReplayState {
+        last_counter: h.counter(),
+        flags: REPLAY_STRICT,
+        _pad: 0,
+    };
+    Ok(path.set_replay_rule(key, state)?)
 }
 
 /// Index of the interface called `name`, if it exists.
@@ -142,6 +193,10 @@ pub async fn run(args: MonitorArgs) -> Result<(), MonitorError> {
     for (_, ifindex) in &interfaces {
         for vhid in &args.vhids {
             path.serve_vhid(*ifindex, *vhid)?;
+            if let Some(pass) = &args.pass {
+                let key = hmac_key(pass.as_bytes(), *vhid, &args.addrs)?;
+                path.set_hmac_key(*ifindex, *vhid, Some(&key))?;
+            }
         }
     }
     let modes: Vec<_> = path
@@ -169,7 +224,13 @@ pub async fn run(args: MonitorArgs) -> Result<(), MonitorError> {
     let mut stdin_open = true;
     loop {
         tokio::select! {
-            ev = path.recv() => println!("{}", describe(&ev?, args.json)),
+            ev = path.recv() => {
+                let ev = ev?;
+                if args.strict {
+                    strict_from_now_on(&mut path, &ev)?;
+                }
+                println!("{}", describe(&ev, args.json));
+            }
             line = stdin.next_line(), if stdin_open => match line {
                 Ok(Some(cmd)) => match cmd.trim() {
                     "counters" => {

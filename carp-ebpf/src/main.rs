@@ -183,12 +183,16 @@ fn try_carp_xdp(ctx: &XdpContext) -> Result<u32, ()> {
     };
     // SAFETY: reads a field of the context the kernel handed us.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    match inspect(&frame, ifindex, &mut Maps) {
+    let outcome = match inspect(&frame, ifindex, &mut Maps) {
         Verdict::NotCarp => return Ok(xdp_action::XDP_PASS),
-        Verdict::Drop(reason) => count(reason),
-        Verdict::Advert(at) => count(deliver(&frame, &at, ifindex)),
-    }
-    if settings().pass_handled() {
+        Verdict::Drop(reason) => reason,
+        Verdict::Advert(at) => deliver(&frame, &at, ifindex),
+    };
+    count(outcome);
+    // Frames we cannot claim (malformed, other versions such as VRRPv3,
+    // vhids of other daemons) go on to the stack; ours are consumed unless
+    // the daemon asks to let tcpdump see them.
+    if !outcome.for_served_vhid() || settings().pass_handled() {
         Ok(xdp_action::XDP_PASS)
     } else {
         Ok(xdp_action::XDP_DROP)

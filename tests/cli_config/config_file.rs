@@ -271,7 +271,6 @@ fn malformed_values_are_rejected_with_their_place() {
         (doc(&[], "label = \"eth1:web\"\n"), "7: instance[0].label: \"eth1:web\" is not a label of the form <interface>:<name> of at most 15 bytes".into()),
         (doc(&[], "mcast = \"192.0.2.99\"\n"), "7: instance[0].mcast: \"192.0.2.99\" is not a multicast group of the same family as a virtual address".into()),
         (doc(&[], "unicast_peers = [\"192.0.2.2\"]\nmcast = \"239.1.1.1\"\n"), "8: instance[0].mcast: cannot be combined with unicast_peers".into()),
-        (doc(&[], "advbase_secs = 0\n"), "7: instance[0].advbase_secs: advbase 0 with advskew 0 gives no advertisement interval".into()),
         (doc(&[], "[[instance.health_check]]\ncommand = []\ninterval_secs = 1\ntimeout_secs = 1\nweight = 1\n"), "8: instance[0].health_check[0].command: missing, give the program and its arguments as a list of strings".into()),
         (format!("[global]\nmetrics = \"localhost\"\n{}", base_doc()), "2: global.metrics: \"localhost\" is not an ADDRESS:PORT to listen on".into()),
         (format!("[global]\nlog_facility = \"loud\"\n{}", base_doc()), "2: global.log_facility: \"loud\" is not a syslog facility (daemon, user, local0..local7, ...) or none".into()),

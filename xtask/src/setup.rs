@@ -85,11 +85,7 @@ fn bpf_linker(sysroot: &Path) -> Result<()> {
         Command::new("cargo")
             .env("LLVM_PREFIX", sysroot)
             .env_remove("RUSTUP_TOOLCHAIN")
-            .args([
-                "install",
-                "--locked",
-                &format!("bpf-linker@{BPF_LINKER_VERSION}"),
-            ])
+            .args(["install", &format!("bpf-linker@{BPF_LINKER_VERSION}")])
             .args(["--no-default-features", "--features", "llvm-22"]),
     )
 }

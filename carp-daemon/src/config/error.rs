@@ -91,13 +91,6 @@ pub enum ConfigError {
         /// The setting it conflicts with.
         other: String,
     },
-    /// advbase and advskew both zero: no advertisement interval (UCARP
-    /// refuses this too).
-    #[error("{at}: advbase 0 with advskew 0 gives no advertisement interval")]
-    ZeroInterval {
-        /// The advbase field.
-        at: At,
-    },
     /// The same (interface, vhid) twice.
     #[error("{at}: interface {interface} vhid {vhid} is already defined{first}")]
     DuplicateInstance {

@@ -103,7 +103,6 @@ struct InstanceSpans {
     interface: usize,
     label: Option<usize>,
     vhid: usize,
-    advbase: Option<usize>,
     vips: usize,
     vip: Vec<usize>,
     peers: Vec<usize>,
@@ -169,7 +168,6 @@ impl Locate for (&Ctx<'_>, &[InstanceSpans]) {
                 }),
             ),
             Field::Vhid => (s.vhid, name("vhid")),
-            Field::Advbase => (s.advbase.unwrap_or(s.table), name("advbase_secs")),
             Field::Vips => (s.vips, name("vips")),
             Field::Vip(i) => (
                 s.vip.get(i).copied().unwrap_or(s.vips),
@@ -412,7 +410,6 @@ fn convert_instance(
         interface: raw.interface.span().start,
         label: raw.label.as_ref().map(|l| l.span().start),
         vhid: raw.vhid.span().start,
-        advbase: raw.advbase_secs.as_ref().map(|v| v.span().start),
         vips: raw.vips.span().start,
         vip: raw.vips.get_ref().iter().map(|v| v.span().start).collect(),
         peers: raw.unicast_peers.iter().map(|v| v.span().start).collect(),

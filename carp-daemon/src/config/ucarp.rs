@@ -30,7 +30,6 @@ impl Locate for Flags {
         At::Flag(match field {
             Field::Interface | Field::Label => "-i/--interface",
             Field::Vhid => "-v/--vhid",
-            Field::Advbase => "-b/--advbase",
             Field::Vips | Field::Vip(_) | Field::Peer(_) => "-a/--addr",
             Field::Mcast => "--mcast",
         })
@@ -165,8 +164,14 @@ fn ucarp_config(run: &RunArgs, interface: Option<&str>) -> Result<Config, Config
         announce: Announce::default(),
         health_checks: Vec::new(),
     };
+    // UCARP runs one process per vhid, and init scripts often start several:
+    // each gets its own status socket unless --status-socket says otherwise.
+    let global = Global {
+        status_socket: PathBuf::from(format!("/run/carpd-xdp-{base}-{vhid}.sock")),
+        ..Global::default()
+    };
     let config = Config {
-        global: Global::default(),
+        global,
         instances: vec![instance],
         warnings,
     };

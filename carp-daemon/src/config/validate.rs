@@ -21,8 +21,6 @@ pub enum Field {
     Label,
     /// The vhid.
     Vhid,
-    /// The advertisement base.
-    Advbase,
     /// The list of VIPs as a whole.
     Vips,
     /// One VIP, by index.
@@ -91,11 +89,8 @@ pub fn check_instance(
             });
         }
     }
-    if inst.advbase_secs == 0 && inst.advskew == 0 {
-        return Err(ConfigError::ZeroInterval {
-            at: loc.at(index, Field::Advbase),
-        });
-    }
+    // advbase 0 with advskew 0 is allowed (UCARP refuses it): the core
+    // clamps the interval to 1/256 s, as carp(4) does.
     if inst.vips.is_empty() {
         return Err(ConfigError::Missing {
             at: loc.at(index, Field::Vips),

@@ -189,10 +189,8 @@ impl Daemon {
                 ifaces.push((link.name, link.ifindex));
             }
         }
-        let receive = ReceivePath::open(&ifaces, config.global.xdp_mode, settings(&config))?;
-        for i in receive.interfaces() {
-            tracing::info!(iface = %i.name, "receiving adverts in {} mode", i.reception.name());
-        }
+        // Sockets first: a second daemon on the same socket or metrics
+        // address fails here, before it has touched any interface.
         let (health_tx, health_rx) = mpsc::channel(64);
         let (control_tx, control_rx) = mpsc::channel(16);
         let control = ControlServer::bind(&config.global.status_socket, control_tx.clone())?;
@@ -200,6 +198,10 @@ impl Daemon {
             Some(addr) => Some(MetricsServer::bind(addr, control_tx)?),
             None => None,
         };
+        let receive = ReceivePath::open(&ifaces, config.global.xdp_mode, settings(&config))?;
+        for i in receive.interfaces() {
+            tracing::info!(iface = %i.name, "receiving adverts in {} mode", i.reception.name());
+        }
         let notifier = Notifier::from_env().unwrap_or_else(|e| {
             tracing::warn!("systemd notification disabled: {e}");
             Notifier::disabled()

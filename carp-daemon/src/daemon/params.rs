@@ -73,21 +73,10 @@ pub fn instance_params(
 /// The precomputed key that lets the receive path check this instance's
 /// HMACs, or `None` when its addresses do not fit (userspace checks them).
 pub fn hmac_key(cfg: &InstanceConfig) -> Option<HmacKey> {
-    let v4: Vec<[u8; 4]> = cfg
-        .vips
-        .iter()
-        .filter_map(|v| match v.addr {
-            IpAddr::V4(a) => Some(a.octets()),
-            IpAddr::V6(_) => None,
-        })
-        .collect();
-    let v6: Vec<[u8; 16]> = cfg
-        .vips
-        .iter()
-        .filter_map(|v| match v.addr {
-            IpAddr::V6(a) => Some(a.octets()),
-            IpAddr::V4(_) => None,
-        })
-        .collect();
-    HmacKey::precompute(cfg.password.key(), cfg.vhid, &v4, &v6).ok()
+    crate::xdp::key::hmac_key(
+        cfg.password.key(),
+        cfg.vhid,
+        cfg.vips.iter().map(|v| v.addr),
+    )
+    .ok()
 }

@@ -3,6 +3,7 @@
 
 pub mod counters;
 pub mod fallback;
+pub mod key;
 pub mod mode;
 pub mod program;
 pub mod receive;

@@ -107,6 +107,20 @@ pub struct XdpProgram {
     links: Vec<(u32, FdLink)>,
 }
 
+/// The XDP program in the loaded object.
+fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, ProgramError> {
+    ebpf.program_mut(PROGRAM_NAME)
+        .ok_or(ProgramError::Missing {
+            what: "program",
+            name: PROGRAM_NAME,
+        })?
+        .try_into()
+        .map_err(|e| ProgramError::Program {
+            op: "find the XDP program".into(),
+            source: Box::new(e),
+        })
+}
+
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProgramError> {
     ebpf.take_map(name)
         .ok_or(ProgramError::Missing { what: "map", name })
@@ -127,17 +141,7 @@ impl XdpProgram {
         let mut ebpf = Ebpf::load(XDP_OBJECT).map_err(|e| ProgramError::Load {
             source: Box::new(e),
         })?;
-        let program: &mut Xdp = ebpf
-            .program_mut(PROGRAM_NAME)
-            .ok_or(ProgramError::Missing {
-                what: "program",
-                name: PROGRAM_NAME,
-            })?
-            .try_into()
-            .map_err(|e| ProgramError::Program {
-                op: "find the XDP program".into(),
-                source: Box::new(e),
-            })?;
+        let program = xdp_program(&mut ebpf)?;
         program.load().map_err(|e| ProgramError::Program {
             op: "load the XDP program".into(),
             source: Box::new(e),
@@ -176,18 +180,7 @@ impl XdpProgram {
         ifindex: u32,
         mode: AttachMode,
     ) -> Result<(), ProgramError> {
-        let program: &mut Xdp = self
-            .ebpf
-            .program_mut(PROGRAM_NAME)
-            .ok_or(ProgramError::Missing {
-                what: "program",
-                name: PROGRAM_NAME,
-            })?
-            .try_into()
-            .map_err(|e| ProgramError::Program {
-                op: "find the XDP program".into(),
-                source: Box::new(e),
-            })?;
+        let program = xdp_program(&mut self.ebpf)?;
         let op = || format!("attach XDP to {ifname} in {} mode", mode.name());
         let id = program
             .attach_to_if_index(ifindex, mode.aya())
