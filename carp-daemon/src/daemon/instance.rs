@@ -349,7 +349,7 @@ impl Running {
             kind,
             script: path,
             vhid: self.cfg.vhid,
-            interface: self.cfg.interface.clone(),
+            interface: self.cfg.vip_label().to_string(),
             vips: self.cfg.vips.iter().map(|v| v.addr).collect(),
             xparam: self.cfg.scripts.xparam.clone(),
         };
