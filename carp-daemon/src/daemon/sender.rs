@@ -158,6 +158,9 @@ impl AdvertSocket {
                     },
                     sin_zero: [0; 8],
                 };
+                // The source may not be configured yet at boot: bind anyway.
+                set(&fd, libc::IPPROTO_IP, libc::IP_FREEBIND, &1i32)
+                    .map_err(err("set IP_FREEBIND"))?;
                 bind(&fd, &local).map_err(err("bind to the source address"))?;
                 if peers.is_empty() {
                     vec![SocketAddr::V4(SocketAddrV4::new(group, 0))]
@@ -204,6 +207,10 @@ impl AdvertSocket {
                     },
                     sin6_scope_id: ifindex,
                 };
+                // At boot the link-local address may still be tentative (DAD):
+                // bind anyway; sends fail until it is usable, then work.
+                set(&fd, libc::IPPROTO_IPV6, libc::IPV6_FREEBIND, &1i32)
+                    .map_err(err("set IPV6_FREEBIND"))?;
                 bind(&fd, &local).map_err(err("bind to the source address"))?;
                 if peers.is_empty() {
                     vec![SocketAddr::V6(SocketAddrV6::new(group, 0, 0, ifindex))]
