@@ -78,8 +78,11 @@ fn main() -> Result<()> {
         }
         Task::Bench { quick } => {
             setup::run_cmd(cargo().args(["build", "--release", "--package", "carp-daemon"]))?;
+            let ws = workspace();
+            let object = ebpf::build_object(&ws, &ws.join("target")).map_err(|e| anyhow!(e))?;
             bench::run(
-                &workspace().join("target/release/carpd-xdp"),
+                &ws.join("target/release/carpd-xdp"),
+                &object,
                 bench::Options { quick },
             )
         }

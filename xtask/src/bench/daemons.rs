@@ -103,8 +103,6 @@ pub struct Daemon {
     pub which: Impl,
     /// Its log file (appended to across restarts).
     pub log: PathBuf,
-    /// Host it runs on.
-    pub host: Host,
 }
 
 impl Daemon {
@@ -163,12 +161,7 @@ impl Daemon {
             .stderr(file)
             .spawn()
             .with_context(|| format!("start {}", which.name()))?;
-        Ok(Daemon {
-            child,
-            which,
-            log,
-            host: host.clone(),
-        })
+        Ok(Daemon { child, which, log })
     }
 
     /// Process id (`ip netns exec` execs the daemon in place).
@@ -262,7 +255,14 @@ pub fn holds_vip(host: &Host) -> Result<bool> {
 pub fn drop_vip(host: &Host) {
     let _ = exec_in(
         &host.ns,
-        &["ip", "addr", "del", &format!("{}/32", dotted(VIP)), "dev", "eth0"],
+        &[
+            "ip",
+            "addr",
+            "del",
+            &format!("{}/32", dotted(VIP)),
+            "dev",
+            "eth0",
+        ],
     );
 }
 

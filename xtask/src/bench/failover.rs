@@ -92,7 +92,7 @@ impl<'a> Pair<'a> {
 
     /// Waits until the client gets replies from A after `since` and B holds
     /// no VIP, then lets one more advert interval pass.
-    fn wait_stable(&mut self, prober: &Prober, since: Instant) -> Result<()> {
+    pub fn wait_stable(&mut self, prober: &Prober, since: Instant) -> Result<()> {
         let limit = Instant::now() + self.timers.master_down() * 2 + Duration::from_secs(5);
         loop {
             sys::pause(Duration::from_millis(50))?;
@@ -103,7 +103,8 @@ impl<'a> Pair<'a> {
                     self.a.log.display()
                 );
             }
-            if prober.first_reply_from(self.stage.a.mac, since).is_some() && !holds_vip(&self.stage.b)?
+            if prober.first_reply_from(self.stage.a.mac, since).is_some()
+                && !holds_vip(&self.stage.b)?
             {
                 break;
             }
@@ -115,7 +116,11 @@ impl<'a> Pair<'a> {
                 );
             }
         }
-        sys::pause(self.timers.master_interval().max(Duration::from_millis(200)))
+        sys::pause(
+            self.timers
+                .master_interval()
+                .max(Duration::from_millis(200)),
+        )
     }
 
     /// Brings A back after a fault: kill what is left, remove a stale VIP,

@@ -104,7 +104,13 @@ impl Stage {
             namespaces: Vec::new(),
         };
         let sw = name("sw");
-        for ns in [&sw, &stage.a.ns, &stage.b.ns, &stage.client.ns, &stage.attacker.ns] {
+        for ns in [
+            &sw,
+            &stage.a.ns,
+            &stage.b.ns,
+            &stage.client.ns,
+            &stage.attacker.ns,
+        ] {
             ip(&["netns", "add", ns])?;
             stage.namespaces.push(ns.clone());
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
@@ -147,11 +153,6 @@ impl Stage {
             &["sysctl", "-qw", "net.ipv4.neigh.eth0.locktime=0"],
         )?;
         Ok(stage)
-    }
-
-    /// Every host.
-    pub fn hosts(&self) -> [&Host; 4] {
-        [&self.a, &self.b, &self.client, &self.attacker]
     }
 }
 

@@ -193,7 +193,11 @@ pub fn set_link(ifname: &str, up: bool) -> Result<()> {
     // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
     let flags = unsafe { req.ifr_ifru.ifru_flags };
     let up_flag = libc::IFF_UP as libc::c_short;
-    req.ifr_ifru.ifru_flags = if up { flags | up_flag } else { flags & !up_flag };
+    req.ifr_ifru.ifru_flags = if up {
+        flags | up_flag
+    } else {
+        flags & !up_flag
+    };
     // SAFETY: valid fd and ifreq.
     if unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } != 0 {
         return Err(io::Error::last_os_error()).context("SIOCSIFFLAGS");
