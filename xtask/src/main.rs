@@ -1,5 +1,6 @@
 //! Developer tasks of carpd-xdp: `cargo xtask <task>`.
 
+mod bench;
 mod demo;
 mod ebpf;
 mod setup;
@@ -36,6 +37,13 @@ enum Task {
     },
     /// Set up, build and run the demo in throw-away namespaces (needs root).
     Demo,
+    /// Build, then benchmark carpd-xdp against UCARP in throw-away namespaces
+    /// (needs root); writes target/bench/{report.md,report.json,failover.svg}.
+    Bench {
+        /// A short run: fewer trials, shorter floods.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 /// The repository root (xtask lives one level below it).
@@ -79,6 +87,16 @@ fn main() -> Result<()> {
             setup::run(true)?;
             setup::run_cmd(cargo().args(["build", "--release", "--package", "carp-daemon"]))?;
             demo::run(&workspace().join("target/release/carpd-xdp"))
+        }
+        Task::Bench { quick } => {
+            setup::run_cmd(cargo().args(["build", "--release", "--package", "carp-daemon"]))?;
+            let ws = workspace();
+            let object = ebpf::build_object(&ws, &ws.join("target")).map_err(|e| anyhow!(e))?;
+            bench::run(
+                &ws.join("target/release/carpd-xdp"),
+                &object,
+                bench::Options { quick },
+            )
         }
     }
 }

@@ -1,0 +1,275 @@
+//! The two implementations under test, started with identical vhid,
+//! password, VIP and timers: carpd-xdp (which adds the VIP itself) and UCARP
+//! (whose up and down scripts add and remove it). Each daemon's stderr goes
+//! to a log file that the bench reads for state changes and, for carpd-xdp,
+//! the trace lines giving the advert processing latency.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::stage::{dotted, exec_in, Host, Stage, PASSWORD, VHID, VIP};
+use super::sys;
+
+/// An implementation under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Impl {
+    /// This project.
+    Carpd,
+    /// UCARP 1.5 (Debian package).
+    Ucarp,
+}
+
+impl Impl {
+    /// Name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::Carpd => "carpd-xdp",
+            Impl::Ucarp => "ucarp",
+        }
+    }
+
+    /// The log line marking a transition to MASTER.
+    fn master_marker(self) -> &'static str {
+        match self {
+            Impl::Carpd => "-> Master",
+            Impl::Ucarp => "Switching to state: MASTER",
+        }
+    }
+}
+
+/// Advert timers of a scenario: advbase (s) and the advskews (1/256 s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timers {
+    /// advbase of both hosts, in seconds.
+    pub advbase: u8,
+    /// advskew of host A (master).
+    pub master_skew: u8,
+    /// advskew of host B (backup).
+    pub backup_skew: u8,
+}
+
+impl Timers {
+    /// UCARP's defaults: advbase 1, master advskew 0, backup advskew 100.
+    pub const DEFAULTS: Timers = Timers {
+        advbase: 1,
+        master_skew: 0,
+        backup_skew: 100,
+    };
+    /// Sub-second timers: advbase 0, advskews 4 and 16.
+    pub const SUBSECOND: Timers = Timers {
+        advbase: 0,
+        master_skew: 4,
+        backup_skew: 16,
+    };
+
+    /// Advert interval of the master.
+    pub fn master_interval(&self) -> Duration {
+        interval(self.advbase, self.master_skew)
+    }
+
+    /// Master-down time of the backup with deadratio 3 (UCARP's rule:
+    /// 3 × advbase + advskew/256 s; with advbase 0, 3 × the interval).
+    pub fn master_down(&self) -> Duration {
+        if self.advbase > 0 {
+            Duration::from_secs(3 * u64::from(self.advbase))
+                + Duration::from_nanos(u64::from(self.backup_skew) * 1_000_000_000 / 256)
+        } else {
+            3 * interval(0, self.backup_skew)
+        }
+    }
+
+    /// Label in the report.
+    pub fn label(&self) -> String {
+        format!(
+            "advbase {} / advskew {}+{}",
+            self.advbase, self.master_skew, self.backup_skew
+        )
+    }
+}
+
+fn interval(advbase: u8, skew: u8) -> Duration {
+    Duration::from_secs(u64::from(advbase))
+        + Duration::from_nanos(u64::from(skew) * 1_000_000_000 / 256)
+}
+
+/// One running daemon; killed on drop.
+pub struct Daemon {
+    child: Child,
+    /// Which implementation.
+    pub which: Impl,
+    /// Its log file (appended to across restarts).
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `which` on `host` with `skew` and `timers`.
+    pub fn start(
+        stage: &Stage,
+        daemon: &Path,
+        which: Impl,
+        host: &Host,
+        skew: u8,
+        timers: Timers,
+    ) -> Result<Daemon> {
+        let role = host.ns.rsplit('-').next().unwrap_or("h");
+        let log = stage.dir.join(format!("{}-{role}.log", which.name()));
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("open {}", log.display()))?;
+        let common = [
+            "--interface=eth0".to_string(),
+            format!("--srcip={}", host.addr()),
+            format!("--vhid={VHID}"),
+            format!("--pass={PASSWORD}"),
+            format!("--addr={}", dotted(VIP)),
+            format!("--advbase={}", timers.advbase),
+            format!("--advskew={skew}"),
+            "--preempt".to_string(),
+        ];
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &host.ns]);
+        match which {
+            Impl::Carpd => {
+                cmd.arg(daemon).args(common).args([
+                    "--upscript=/bin/true",
+                    "--downscript=/bin/true",
+                    "--facility=none",
+                    "--xdp-mode=auto",
+                ]);
+                let sock = stage.dir.join(format!("carpd-{role}.sock"));
+                cmd.arg("--status-socket").arg(sock);
+                // Trace level adds one line per accepted advert: the latency
+                // from the kernel timestamp to the state machine.
+                cmd.env("RUST_LOG", "carp_daemon=trace");
+            }
+            Impl::Ucarp => {
+                let (up, down) = scripts(&stage.dir)?;
+                cmd.arg("ucarp").args(common);
+                cmd.arg(format!("--upscript={}", up.display()));
+                cmd.arg(format!("--downscript={}", down.display()));
+            }
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("start {}", which.name()))?;
+        Ok(Daemon { child, which, log })
+    }
+
+    /// Process id (`ip netns exec` execs the daemon in place).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends `sig`.
+    pub fn signal(&self, sig: i32) {
+        sys::kill(self.pid(), sig);
+    }
+
+    /// Waits up to `d` for the process to exit, then kills it.
+    pub fn reap(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end && self.alive() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Current size of the log, to read what comes after it.
+    pub fn log_mark(&self) -> u64 {
+        std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The log written since `mark`.
+    pub fn log_since(&self, mark: u64) -> String {
+        let text = std::fs::read(&self.log).unwrap_or_default();
+        let start = (mark as usize).min(text.len());
+        String::from_utf8_lossy(&text[start..]).into_owned()
+    }
+
+    /// Transitions to MASTER logged since `mark`.
+    pub fn masters_since(&self, mark: u64) -> usize {
+        self.log_since(mark)
+            .lines()
+            .filter(|l| l.contains(self.which.master_marker()))
+            .count()
+    }
+
+    /// Advert processing latencies (ns) logged since `mark` (carpd-xdp).
+    pub fn latencies_since(&self, mark: u64) -> Vec<f64> {
+        self.log_since(mark)
+            .lines()
+            .filter_map(|l| {
+                let (_, rest) = l.split_once(" handled ")?;
+                let (n, _) = rest.split_once(" ns after the kernel")?;
+                n.trim().parse::<f64>().ok()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// UCARP's up and down scripts: add / remove the VIP (/32), as the
+/// carpd-xdp daemon does itself.
+fn scripts(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    use std::os::unix::fs::PermissionsExt;
+    let up = dir.join("vip-up.sh");
+    let down = dir.join("vip-down.sh");
+    for (path, verb) in [(&up, "add"), (&down, "del")] {
+        std::fs::write(
+            path,
+            format!("#!/bin/sh\nexec ip addr {verb} \"$2\"/32 dev \"$1\" 2>/dev/null\n"),
+        )?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok((up, down))
+}
+
+/// True when `host` holds the VIP on `eth0`.
+pub fn holds_vip(host: &Host) -> Result<bool> {
+    let out = exec_in(&host.ns, &["ip", "-o", "-4", "addr", "show", "dev", "eth0"])?;
+    Ok(out.contains(&format!("inet {}/", dotted(VIP))))
+}
+
+/// Removes a VIP a killed daemon left behind (no error if absent).
+pub fn drop_vip(host: &Host) {
+    let _ = exec_in(
+        &host.ns,
+        &[
+            "ip",
+            "addr",
+            "del",
+            &format!("{}/32", dotted(VIP)),
+            "dev",
+            "eth0",
+        ],
+    );
+}
+
+/// Fails unless `ucarp` is installed.
+pub fn check_ucarp() -> Result<()> {
+    match Command::new("ucarp").arg("--help").output() {
+        Ok(_) => Ok(()),
+        Err(_) => bail!("ucarp is not installed: run `cargo xtask setup`"),
+    }
+}

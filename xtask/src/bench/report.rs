@@ -1,0 +1,334 @@
+//! The Markdown report (ours next to UCARP, ratios, targets) and its JSON
+//! twin, written from [`Results`].
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use super::daemons::{Impl, Timers};
+use super::failover::{ms, Fault};
+use super::flood::Case;
+use super::results::{Results, Series};
+use super::stats::Summary;
+
+fn f1(v: f64) -> String {
+    format!("{v:.1}")
+}
+
+fn opt(s: Option<Summary>, f: impl Fn(Summary) -> String) -> String {
+    s.map_or("–".into(), f)
+}
+
+fn ratio(ucarp: Option<f64>, ours: Option<f64>) -> String {
+    match (ucarp, ours) {
+        (Some(u), Some(o)) if o > 0.0 => format!("{:.1}×", u / o),
+        _ => "–".into(),
+    }
+}
+
+/// The report in Markdown.
+pub fn markdown(r: &Results) -> String {
+    let mut m = String::new();
+    let _ = writeln!(
+        m,
+        "# carpd-xdp vs UCARP\n\n`cargo xtask bench{}` — kernel {}, {} CPUs, run time {:.0} s. \
+         Every figure below was measured in this run.\n",
+        if r.quick { " --quick" } else { "" },
+        r.kernel,
+        r.cpus,
+        r.run_secs
+    );
+    failover_table(&mut m, r);
+    stability_table(&mut m, r);
+    flood_tables(&mut m, r);
+    other_tables(&mut m, r);
+    let _ = writeln!(m, "## Targets of issue 5 (carpd-xdp)\n");
+    let _ = writeln!(m, "| target | measured | met |\n|---|---|---|");
+    for t in r.targets() {
+        let met = match t.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "not measured",
+        };
+        let _ = writeln!(m, "| {} | {} | {met} |", t.what, t.measured);
+    }
+    m
+}
+
+fn failover_table(m: &mut String, r: &Results) {
+    let _ = writeln!(
+        m,
+        "## Failover\n\nFault on the master → first echo reply from the backup's MAC at the VIP \
+         (client probes every 5 ms). \"after last advert\": from the master's last advert seen \
+         on the segment before the fault. Times in ms.\n"
+    );
+    let _ = writeln!(
+        m,
+        "| timers | fault | implementation | master-down | n | min | median | p95 | max | after last advert (median) | probes lost (median) | no takeover | median ratio UCARP ÷ ours |"
+    );
+    let _ = writeln!(m, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for timers in [Timers::DEFAULTS, Timers::SUBSECOND] {
+        for fault in [Fault::LinkDown, Fault::Kill, Fault::Term] {
+            let ours = r.series(Impl::Carpd, timers, fault);
+            for which in [Impl::Carpd, Impl::Ucarp] {
+                let Some(s) = r.series(which, timers, fault) else {
+                    continue;
+                };
+                let ratio_cell = if which == Impl::Ucarp {
+                    ratio(
+                        s.failover().map(|x| x.median),
+                        ours.and_then(Series::failover).map(|x| x.median),
+                    )
+                } else {
+                    String::new()
+                };
+                if let Some(why) = &s.skipped {
+                    let _ = writeln!(
+                        m,
+                        "| {} | {} | {} | {} | 0 | {why} |||||||| ",
+                        timers.label(),
+                        fault.name(),
+                        which.name(),
+                        f1(ms(timers.master_down()))
+                    );
+                    continue;
+                }
+                let f = s.failover();
+                let _ = writeln!(
+                    m,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {ratio_cell} |",
+                    timers.label(),
+                    fault.name(),
+                    which.name(),
+                    f1(ms(timers.master_down())),
+                    s.trials.len(),
+                    opt(f, |x| f1(x.min)),
+                    opt(f, |x| f1(x.median)),
+                    opt(f, |x| f1(x.p95)),
+                    opt(f, |x| f1(x.max)),
+                    opt(s.since_last_advert(), |x| f1(x.median)),
+                    opt(s.lost(), |x| format!("{:.0}", x.median)),
+                    s.no_takeover()
+                );
+            }
+        }
+    }
+    m.push('\n');
+}
+
+fn stability_table(m: &mut String, r: &Results) {
+    let _ = writeln!(
+        m,
+        "## Stability without faults\n\n| timers | implementation | window (s) | backup → MASTER transitions | advert latency kernel → state machine p50 / p99 (µs, n) |\n|---|---|---|---|---|"
+    );
+    for s in &r.stability {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {:.0} | {} | {} |",
+            s.timers.label(),
+            s.which.name(),
+            s.window_secs,
+            s.flaps.map_or("never settled".into(), |f| f.to_string()),
+            latency(s.latency_us, s.which)
+        );
+    }
+    m.push('\n');
+}
+
+fn latency(s: Option<Summary>, which: Impl) -> String {
+    match (s, which) {
+        (Some(s), _) => format!("{:.0} / {:.0} ({})", s.median, s.p99, s.n),
+        (None, Impl::Ucarp) => "not available".into(),
+        (None, Impl::Carpd) => "no samples".into(),
+    }
+}
+
+fn flood_tables(m: &mut String, r: &Results) {
+    let _ = writeln!(
+        m,
+        "## Under flood\n\nThe attacker floods the backup for {:.0} s per case (AF_PACKET, sendmmsg, \
+         one core); meanwhile the client sends UDP to the backup as fast as it can. CPU in % of one \
+         core: the daemons' from /proc/<pid>/stat (resolution: one clock tick over the window, \
+         {:.2} %), softirq summed over all CPUs from /proc/stat (XDP runs there, charged to no \
+         daemon). Timers: UCARP defaults. Advert latency: from the XDP program's timestamp to \
+         the daemon's state machine, carpd-xdp's trace lines (at advbase 1, about one sample \
+         per second).\n",
+        r.flood_secs,
+        r.cpu_resolution()
+    );
+    let _ = writeln!(
+        m,
+        "| case | implementation | attacker kpps | backup daemon CPU % | master daemon CPU % | softirq % | false transitions | advert latency p50 / p99 (µs, n) | legit UDP received kpps | CPU ratio UCARP ÷ ours |\n|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for case in Case::ALL {
+        let ours = r.flood(Impl::Carpd, case);
+        for which in [Impl::Carpd, Impl::Ucarp] {
+            let Some(o) = r.flood(which, case) else {
+                continue;
+            };
+            let ratio_cell = if which == Impl::Ucarp {
+                cpu_ratio(o.backup_cpu, ours.map(|x| x.backup_cpu), r.cpu_resolution())
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                m,
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {:.0} | {ratio_cell} |",
+                case.name(),
+                which.name(),
+                o.attack_pps / 1e3,
+                o.backup_cpu,
+                o.master_cpu,
+                o.softirq_cpu,
+                o.false_transitions,
+                latency(o.latency_us, which),
+                o.legit.received_pps / 1e3
+            );
+        }
+    }
+    let _ = writeln!(
+        m,
+        "\n(e) The master's link is cut while its captured advert is replayed to the backup at 10/s:\n\n| implementation | backup takes over |\n|---|---|"
+    );
+    for f in &r.floods {
+        let _ = writeln!(
+            m,
+            "| {} | {} |",
+            f.which.name(),
+            f.replay_cut.takeover_ms.map_or(
+                format!("**never** (waited {:.0} s)", f.replay_cut.waited_ms / 1e3),
+                |v| format!("after {v:.0} ms")
+            )
+        );
+    }
+    m.push('\n');
+}
+
+/// UCARP's CPU over ours; when ours is below the tick resolution, a lower
+/// bound.
+fn cpu_ratio(ucarp: f64, ours: Option<f64>, resolution: f64) -> String {
+    match ours {
+        _ if ucarp < resolution => "–".into(),
+        Some(o) if o < resolution => format!("> {:.0}×", ucarp / resolution),
+        Some(o) => format!("{:.1}×", ucarp / o),
+        None => "–".into(),
+    }
+}
+
+fn other_tables(m: &mut String, r: &Results) {
+    let _ = writeln!(
+        m,
+        "## Cost of XDP for ordinary traffic\n\nUDP ({}-byte payload) from the client to the backup host, sent as fast as one socket can; median of the rounds.\n\n| configuration | received kpps | sent kpps | received vs no program |\n|---|---|---|---|",
+        super::traffic::PAYLOAD
+    );
+    let base = r.xdp_cost.first().map(|x| x.received_pps);
+    for x in &r.xdp_cost {
+        let _ = writeln!(
+            m,
+            "| {} | {:.0} | {:.0} | {} |",
+            x.attach.name(),
+            x.received_pps / 1e3,
+            x.sent_pps / 1e3,
+            base.filter(|b| *b > 0.0).map_or("–".into(), |b| format!(
+                "{:+.1} %",
+                (x.received_pps / b - 1.0) * 100.0
+            ))
+        );
+    }
+    let _ = writeln!(
+        m,
+        "\n## Per-packet cost of the XDP program\n\nBPF_PROG_TEST_RUN, 1,000,000 repeats, median of 3 runs.\n\n| frame | action | ns/packet |\n|---|---|---|"
+    );
+    for c in &r.prog_cost {
+        let action = match c.action {
+            1 => "XDP_DROP",
+            2 => "XDP_PASS",
+            _ => "other",
+        };
+        let _ = writeln!(m, "| {} | {action} | {:.0} |", c.frame, c.ns_per_packet);
+    }
+    let _ = writeln!(
+        m,
+        "\n## Memory\n\n| implementation | peak RSS (VmHWM) of any daemon |\n|---|---|"
+    );
+    for (which, kib) in &r.rss_kib {
+        let _ = writeln!(m, "| {} | {:.1} MiB |", which.name(), *kib as f64 / 1024.0);
+    }
+    m.push('\n');
+}
+
+fn summary_json(s: Option<Summary>) -> Value {
+    s.map_or(Value::Null, |s| {
+        json!({"n": s.n, "min": s.min, "median": s.median, "p95": s.p95, "p99": s.p99, "max": s.max})
+    })
+}
+
+/// The report as JSON.
+pub fn json(r: &Results) -> Value {
+    json!({
+        "quick": r.quick,
+        "kernel": r.kernel,
+        "cpus": r.cpus,
+        "run_secs": r.run_secs,
+        "failover": r.failover.iter().map(|s| json!({
+            "implementation": s.which.name(),
+            "advbase": s.timers.advbase,
+            "master_advskew": s.timers.master_skew,
+            "backup_advskew": s.timers.backup_skew,
+            "master_down_ms": ms(s.timers.master_down()),
+            "fault": s.fault.name(),
+            "skipped": s.skipped,
+            "failover_ms": summary_json(s.failover()),
+            "since_last_advert_ms": summary_json(s.since_last_advert()),
+            "probes_lost": summary_json(s.lost()),
+            "trials": s.trials.iter().map(|t| json!({
+                "failover_ms": t.failover_ms,
+                "since_last_advert_ms": t.since_last_advert_ms,
+                "lost": t.lost,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "stability": r.stability.iter().map(|s| json!({
+            "implementation": s.which.name(),
+            "advbase": s.timers.advbase,
+            "window_secs": s.window_secs,
+            "backup_transitions_to_master": s.flaps,
+            "latency_us": summary_json(s.latency_us),
+        })).collect::<Vec<_>>(),
+        "flood_secs": r.flood_secs,
+        "floods": r.floods.iter().map(|f| json!({
+            "implementation": f.which.name(),
+            "cases": f.outcomes.iter().map(|o| json!({
+                "case": o.case.name(),
+                "attack_pps": o.attack_pps,
+                "backup_cpu_pct": o.backup_cpu,
+                "master_cpu_pct": o.master_cpu,
+                "softirq_cpu_pct": o.softirq_cpu,
+                "false_transitions": o.false_transitions,
+                "latency_us": summary_json(o.latency_us),
+                "legit_sent_pps": o.legit.sent_pps,
+                "legit_received_pps": o.legit.received_pps,
+                "legit_received_mbit": o.legit.mbit(),
+            })).collect::<Vec<_>>(),
+            "replay_cut": {
+                "takeover_ms": f.replay_cut.takeover_ms,
+                "waited_ms": f.replay_cut.waited_ms,
+            },
+        })).collect::<Vec<_>>(),
+        "xdp_cost": r.xdp_cost.iter().map(|x| json!({
+            "configuration": x.attach.name(),
+            "received_pps": x.received_pps,
+            "sent_pps": x.sent_pps,
+        })).collect::<Vec<_>>(),
+        "prog_cost": r.prog_cost.iter().map(|c| json!({
+            "frame": c.frame,
+            "action": c.action,
+            "ns_per_packet": c.ns_per_packet,
+        })).collect::<Vec<_>>(),
+        "peak_rss_kib": r.rss_kib.iter().map(|(w, k)| json!({"implementation": w.name(), "kib": k})).collect::<Vec<_>>(),
+        "targets": r.targets().iter().map(|t| json!({
+            "target": t.what,
+            "measured": t.measured,
+            "met": t.met,
+        })).collect::<Vec<_>>(),
+    })
+}
