@@ -17,7 +17,9 @@ fn pair(tag: &str, net: u8, extra0: &str) -> (Lan, Daemon, Daemon) {
     let mut d1 = lan.daemon(1, "d1", &[Inst::new(VHID, vip, 100)]);
     d0.wait_state(VHID, "MASTER");
     d1.wait_state(VHID, "BACKUP");
-    eventually("the VIP on host 0 only", || (lan.holders(vip) == [0]).then_some(()));
+    eventually("the VIP on host 0 only", || {
+        (lan.holders(vip) == [0]).then_some(())
+    });
     (lan, d0, d1)
 }
 
@@ -37,10 +39,14 @@ fn sigusr1_logs_state_and_sigusr2_steps_down_then_resumes() {
     // The leave advert hands over at once, then host 0 (preferred, preempt)
     // takes the VIP back once it takes part again.
     d1.wait_state(VHID, "MASTER");
-    eventually("the VIP on host 1", || (lan.holders(vip) == [1]).then_some(()));
+    eventually("the VIP on host 1", || {
+        (lan.holders(vip) == [1]).then_some(())
+    });
     d0.wait_state(VHID, "MASTER");
     d1.wait_state(VHID, "BACKUP");
-    eventually("the VIP back on host 0 only", || (lan.holders(vip) == [0]).then_some(()));
+    eventually("the VIP back on host 0 only", || {
+        (lan.holders(vip) == [0]).then_some(())
+    });
 }
 
 #[test]
@@ -55,6 +61,10 @@ fn ignoring_link_state_keeps_the_master_on_carrier_loss() {
     // the carrier, stays master and keeps its VIP (UCARP's -S).
     d1.wait_state(VHID, "MASTER");
     std::thread::sleep(std::time::Duration::from_millis(500));
-    assert_eq!(d0.state(VHID).as_deref(), Some("MASTER"), "host 0 must ignore carrier loss");
+    assert_eq!(
+        d0.state(VHID).as_deref(),
+        Some("MASTER"),
+        "host 0 must ignore carrier loss"
+    );
     assert!(lan.holders(vip).contains(&0), "host 0 keeps its VIP");
 }

@@ -241,3 +241,25 @@ fn status_names_the_master() {
     assert_eq!(s.adverts_sent, 1);
     assert!(s.last_counter_sent.is_some());
 }
+
+#[test]
+fn resume_does_not_preempt_within_one_master_down_interval() {
+    // UCARP's SIGUSR2 with preempt on: step down, resume, and let the
+    // backup that took over stay master for one master-down interval.
+    let mut p = params();
+    p.preempt = true;
+    let (mut i, t) = master(p);
+    i.handle_admin(t, Admin::GoBackup);
+    i.handle_admin(t, Admin::Resume);
+    drain(&mut i);
+    let md = 3_000_000_000;
+    // A less preferred master (advskew 100) within the interval: no preempt.
+    i.handle_advert(Nanos(t.0 + md - 1), ip(20), &advert(1, 100, 0, 1))
+        .unwrap();
+    assert_eq!(i.state(), State::Backup);
+    // Its next advert once the interval is over: preempt.
+    i.handle_advert(Nanos(t.0 + md), ip(20), &advert(1, 100, 0, 2))
+        .unwrap();
+    assert_eq!(i.state(), State::Master);
+    assert!(drain(&mut i).contains(&changed(State::Backup, State::Master, Reason::Preempt)));
+}

@@ -93,7 +93,9 @@ pub enum Admin {
     /// followed by `Resume`: the others get one master-down interval to take
     /// over before we may again.
     GoBackup,
-    /// Take part in elections again, starting a fresh master-down interval.
+    /// Take part in elections again, starting a fresh master-down interval;
+    /// preemption waits for that interval too, so that the others really
+    /// get to take over.
     Resume,
     /// Leave for good: a leave advert if master, addresses removed, INIT.
     Shutdown,

@@ -52,6 +52,9 @@ pub struct Instance {
     actions: VecDeque<Action>,
     /// Held in BACKUP by an administrator.
     held: bool,
+    /// No preemption before this time: after [`Admin::Resume`] the others
+    /// get one master-down interval to take over (UCARP's SIGUSR2).
+    preempt_after: Nanos,
     /// Shut down for good.
     shut_down: bool,
     /// Announcement rounds still to send since the takeover.
@@ -86,6 +89,7 @@ impl Instance {
             timers: TimerTable::default(),
             actions: VecDeque::new(),
             held: false,
+            preempt_after: Nanos(0),
             shut_down: false,
             announce_rounds_left: 0,
             adverts_since_takeover: 0,
@@ -271,7 +275,10 @@ impl Instance {
                 }
                 // carp(4), UCARP: with preempt, treat a less preferred master
                 // as down.
-                if self.params.preempt && theirs.cmp_preference(&ours).is_gt() {
+                if self.params.preempt
+                    && now >= self.preempt_after
+                    && theirs.cmp_preference(&ours).is_gt()
+                {
                     return self.become_master(now, Reason::Preempt);
                 }
                 // UCARP, carp(4): a master that advertises less often than
@@ -345,6 +352,7 @@ impl Instance {
             }
             Admin::Resume => {
                 self.held = false;
+                self.preempt_after = now.saturating_add(self.params.master_down_interval());
                 if self.state == State::Backup {
                     self.arm_master_down(now);
                 }
