@@ -9,7 +9,7 @@
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::FdLink;
 use aya::programs::{Xdp, XdpMode as AyaXdpMode};
-use aya::Ebpf;
+use aya::{Ebpf, EbpfLoader};
 use carp_common::constants::{
     MAP_COUNTERS, MAP_EVENTS, MAP_HMAC, MAP_REPLAY, MAP_SETTINGS, MAP_VHIDS, PROGRAM_NAME,
 };
@@ -138,9 +138,12 @@ impl XdpProgram {
     /// Loads the embedded object into the kernel (not yet attached).
     pub fn load(settings: Settings) -> Result<Self, ProgramError> {
         raise_memlock_limit();
-        let mut ebpf = Ebpf::load(XDP_OBJECT).map_err(|e| ProgramError::Load {
-            source: Box::new(e),
-        })?;
+        // No kernel BTF: the program uses no CO-RE relocations, and parsing
+        // vmlinux's BTF would cost tens of MiB of memory for nothing.
+        let mut ebpf = EbpfLoader::new()
+            .btf(None)
+            .load(XDP_OBJECT)
+            .map_err(|e| ProgramError::Load { source: Box::new(e) })?;
         let program = xdp_program(&mut ebpf)?;
         program.load().map_err(|e| ProgramError::Program {
             op: "load the XDP program".into(),
