@@ -140,10 +140,13 @@ impl XdpProgram {
         raise_memlock_limit();
         // No kernel BTF: the program uses no CO-RE relocations, and parsing
         // vmlinux's BTF would cost tens of MiB of memory for nothing.
-        let mut ebpf = EbpfLoader::new()
-            .btf(None)
-            .load(XDP_OBJECT)
-            .map_err(|e| ProgramError::Load { source: Box::new(e) })?;
+        let mut ebpf =
+            EbpfLoader::new()
+                .btf(None)
+                .load(XDP_OBJECT)
+                .map_err(|e| ProgramError::Load {
+                    source: Box::new(e),
+                })?;
         let program = xdp_program(&mut ebpf)?;
         program.load().map_err(|e| ProgramError::Program {
             op: "load the XDP program".into(),

@@ -66,6 +66,19 @@ impl Timers {
         backup_skew: 16,
     };
 
+    /// The fastest timers: advbase 0 with advskew 0 (clamped to 1/256 s)
+    /// on the master and 1 on the backup: adverts every 3.9 ms, master-down
+    /// 11.7 ms (the "fastest both support"; UCARP supports none of
+    /// the sub-second ones).
+    pub const FASTEST: Timers = Timers {
+        advbase: 0,
+        master_skew: 0,
+        backup_skew: 1,
+    };
+
+    /// Every timer set measured, in report order.
+    pub const ALL: [Timers; 3] = [Timers::DEFAULTS, Timers::SUBSECOND, Timers::FASTEST];
+
     /// Advert interval of the master.
     pub fn master_interval(&self) -> Duration {
         interval(self.advbase, self.master_skew)
@@ -91,7 +104,10 @@ impl Timers {
     }
 }
 
+/// `advbase + advskew/256` s, the all-zero interval clamped to 1/256 s as
+/// the daemon does.
 fn interval(advbase: u8, skew: u8) -> Duration {
+    let skew = if advbase == 0 && skew == 0 { 1 } else { skew };
     Duration::from_secs(u64::from(advbase))
         + Duration::from_nanos(u64::from(skew) * 1_000_000_000 / 256)
 }

@@ -67,7 +67,7 @@ fn failover_table(m: &mut String, r: &Results) {
         "| timers | fault | implementation | master-down | n | min | median | p95 | max | after last advert (median) | probes lost (median) | no takeover | median ratio UCARP ÷ ours |"
     );
     let _ = writeln!(m, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for timers in [Timers::DEFAULTS, Timers::SUBSECOND] {
+    for timers in Timers::ALL {
         for fault in [Fault::LinkDown, Fault::Kill, Fault::Term] {
             let ours = r.series(Impl::Carpd, timers, fault);
             for which in [Impl::Carpd, Impl::Ucarp] {
