@@ -74,7 +74,7 @@ impl Frames {
         Frames(vec![
             ("non-CARP UDP (pass)", udp_frame(x, b)),
             (
-                "CARP, unknown vhid (drop)",
+                "CARP, unknown vhid (counted, passed on)",
                 carp_frame(a.mac, a.ip, b.mac, &header(VHID + 92, counter, valid)),
             ),
             (
