@@ -14,15 +14,15 @@
 
 pub mod instance;
 pub mod params;
+pub mod rate;
+mod reload;
 pub mod sender;
 pub mod status;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use carp_common::header::CarpHeader;
-use carp_common::maps::Settings;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
@@ -38,6 +38,7 @@ use crate::proto::Nanos;
 use crate::xdp::fallback::monotonic_ns;
 use crate::xdp::receive::{ReceiveError, ReceivePath};
 use instance::{InstanceKey, Running};
+use rate::settings;
 
 /// Failures that stop the daemon (or a reload).
 #[derive(Debug, thiserror::Error)]
@@ -156,33 +157,6 @@ pub struct Daemon {
     control_rx: mpsc::Receiver<ControlRequest>,
     _control: ControlServer,
     _metrics: Option<MetricsServer>,
-}
-
-/// The receive path's settings. The per-source rate limit is never below
-/// what the configured vhids need: a peer may advertise 256 times per second
-/// on a vhid with advbase 0 (advskew 1), once per second otherwise; half as
-/// much again is kept for jitter. A lower configured rate would drop genuine
-/// adverts and make backups take over.
-fn settings(config: &Config) -> Settings {
-    let limit = &config.global.rate_limit;
-    if limit.rate == 0 {
-        return Settings::with_rate(0, 0, 0);
-    }
-    let needed: u32 = config
-        .instances
-        .iter()
-        .map(|i| if i.advbase_secs == 0 { 256 } else { 1 })
-        .sum();
-    let floor = needed + needed / 2;
-    let rate = limit.rate.max(floor);
-    let burst = limit.burst.max(rate / 4);
-    if rate > limit.rate {
-        tracing::info!(
-            "per-source rate limit raised from {} to {rate} adverts/s (burst {burst}): the configured vhids may advertise {needed} times per second",
-            limit.rate
-        );
-    }
-    Settings::with_rate(rate, burst, 0)
 }
 
 impl Daemon {
@@ -426,86 +400,6 @@ impl Daemon {
         }
     }
 
-    /// SIGHUP: read the configuration again; instances whose configuration
-    /// is unchanged are not touched (no address flaps), removed ones leave,
-    /// changed ones restart, new ones start. A configuration that fails to
-    /// load or validate changes nothing.
-    async fn on_reload(&mut self, reload: &Reloader) {
-        let _ = self.notifier.reloading();
-        let new = match reload() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!("reload refused, configuration unchanged: {e}");
-                let _ = self.notifier.ready();
-                return;
-            }
-        };
-        let old: BTreeMap<InstanceKey, usize> = self
-            .instances
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.key(), i))
-            .collect();
-        let mut keep = Vec::new();
-        let mut remaining: Vec<Option<Running>> = std::mem::take(&mut self.instances)
-            .into_iter()
-            .map(Some)
-            .collect();
-        let mut to_start = Vec::new();
-        for cfg in &new.instances {
-            let key = InstanceKey {
-                interface: cfg.interface.clone(),
-                vhid: cfg.vhid,
-            };
-            match old
-                .get(&key)
-                .and_then(|i| remaining[*i].take_if(|r| r.cfg == *cfg))
-            {
-                Some(r) => keep.push(r),
-                None => to_start.push(cfg.clone()),
-            }
-        }
-        let t = now();
-        for mut gone in remaining.into_iter().flatten() {
-            tracing::info!(iface = %gone.cfg.interface, vhid = gone.cfg.vhid, "reload: instance removed or changed");
-            gone.shut_down(t, &self.vips, &mut self.receive).await;
-        }
-        self.instances = keep;
-        if let Err(e) = self.receive.set_settings(settings(&new)) {
-            tracing::error!("reload: {e}");
-        }
-        if new.global.xdp_mode != self.config.global.xdp_mode {
-            tracing::warn!("reload: xdp_mode changes take effect at the next restart");
-        }
-        for cfg in to_start {
-            let key = InstanceKey {
-                interface: cfg.interface.clone(),
-                vhid: cfg.vhid,
-            };
-            if let Ok(link) = self.links.by_name(&cfg.interface).await {
-                if let Err(e) =
-                    self.receive
-                        .attach(&link.name, link.ifindex, self.config.global.xdp_mode)
-                {
-                    tracing::error!("reload: {key}: {e}");
-                    continue;
-                }
-            }
-            if let Err(e) = self.start_instance(cfg).await {
-                tracing::error!("reload: {key}: {e}");
-            }
-        }
-        self.config = Config {
-            instances: self.instances.iter().map(|r| r.cfg.clone()).collect(),
-            ..new
-        };
-        if let Err(e) = self.watch_links().await {
-            tracing::error!("reload: {e}");
-        }
-        tracing::info!("configuration reloaded: {} instances", self.instances.len());
-        let _ = self.notifier.ready();
-    }
-
     async fn shut_down(&mut self) {
         let _ = self.notifier.stopping();
         let t = now();
@@ -546,51 +440,5 @@ async fn recv_opt<T>(rx: Option<&mut mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(advbases: &[u8], rate: u32, burst: u32) -> Config {
-        let text = advbases
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                format!(
-                    "[[instance]]\ninterface = \"eth0\"\nvhid = {}\nvips = [\"192.0.2.{}\"]\nadvbase_secs = {b}\nadvskew = 1\npassword = \"pw\"\n",
-                    i + 1,
-                    i + 10
-                )
-            })
-            .collect::<String>();
-        let text = format!("[global.rate_limit]\nrate = {rate}\nburst = {burst}\n{text}");
-        crate::config::parse_str(&text, std::path::Path::new("t.toml"), &|_| None)
-            .expect("valid config")
-    }
-
-    #[test]
-    fn rate_limit_covers_the_fastest_adverts_of_the_configured_vhids() {
-        // Slow vhids: the configured limit stands.
-        assert_eq!(
-            settings(&config(&[1, 1], 50, 20)),
-            Settings::with_rate(50, 20, 0)
-        );
-        // advbase 0: up to 256 adverts/s from the master, plus headroom.
-        assert_eq!(
-            settings(&config(&[0], 50, 20)),
-            Settings::with_rate(384, 96, 0)
-        );
-        assert_eq!(
-            settings(&config(&[0, 0], 50, 20)),
-            Settings::with_rate(768, 192, 0)
-        );
-        // A generous configured limit is kept; 0 still means no limit.
-        assert_eq!(
-            settings(&config(&[0], 1000, 300)),
-            Settings::with_rate(1000, 300, 0)
-        );
-        assert_eq!(settings(&config(&[0], 0, 0)), Settings::with_rate(0, 0, 0));
     }
 }
