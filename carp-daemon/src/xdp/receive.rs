@@ -110,9 +110,10 @@ impl ReceivePath {
             match XdpProgram::load(settings) {
                 Ok(p) => path.program = Some(p),
                 Err(e) if mode == XdpMode::Auto => {
+                    let e = with_causes(&e);
                     tracing::warn!("XDP unavailable, using the fallback receive path: {e}");
                     for (name, ifindex) in interfaces {
-                        path.add_fallback(name, *ifindex, Some(e.to_string()))?;
+                        path.add_fallback(name, *ifindex, Some(e.clone()))?;
                     }
                     return Ok(path);
                 }
@@ -177,11 +178,12 @@ impl ReceivePath {
         }
         match (mode, last_error) {
             (XdpMode::Auto, Some(e)) => {
+                let e = with_causes(&e);
                 tracing::warn!(
                     iface = name,
                     "XDP cannot attach, using the fallback receive path: {e}"
                 );
-                self.add_fallback(name, ifindex, Some(e.to_string()))
+                self.add_fallback(name, ifindex, Some(e))
             }
             (_, Some(e)) => Err(e.into()),
             (_, None) => Ok(()),
@@ -319,6 +321,22 @@ impl ReceivePath {
             }
         }
     }
+}
+
+/// An error and its causes, each once ("cannot attach ...: `bpf_link_create`
+/// failed: Device or resource busy"), for logs and status.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 async fn next_ring_event(
