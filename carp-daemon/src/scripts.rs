@@ -394,13 +394,23 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        // The backgrounded sleep was in the script's group: it must be gone
-        // (or a zombie about to be reaped by init), not sleeping.
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = state.rsplit(") ").next().and_then(|s| s.chars().next());
+        // The backgrounded sleep was in the script's group: SIGKILL was sent
+        // to the group, so it must die (be gone, or a zombie about to be
+        // reaped). A killed process can be runnable for a moment before it
+        // exits, hence the wait; its pid must still be the sleep's.
+        let alive = || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let cmd = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
+            cmd.trim() == "sleep" && !matches!(state, None | Some('Z') | Some('X'))
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while alive() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert!(
-            matches!(state, None | Some('Z') | Some('X')),
-            "sleep still alive: {state:?}"
+            !alive(),
+            "the script's backgrounded sleep (pid {pid}) survived the timeout"
         );
     }
 
