@@ -84,6 +84,8 @@ fn two_daemons_elect_the_best_and_fail_over_on_sigkill() {
     let fault = Instant::now();
     daemons[1].wait_state(10, "MASTER");
     let answered = probe.wait_reply_from(lan.hosts[1].mac, fault);
+    // Keep probing a moment: who answers after the takeover is the point.
+    std::thread::sleep(Duration::from_millis(300));
     let record = probe.stop();
     // The killed daemon could not remove its VIP, so host 0 may go on
     // answering until the new master's gratuitous ARP moves the client:
@@ -132,6 +134,8 @@ fn three_daemons_elect_the_best_and_the_next_best_takes_over_on_link_down() {
     daemons[1].wait_state(10, "MASTER");
     daemons[0].wait_not_master(10);
     let answered = probe.wait_reply_from(lan.hosts[1].mac, fault);
+    // Keep probing a moment: who answers after the takeover is the point.
+    std::thread::sleep(Duration::from_millis(300));
     let record = probe.stop();
     let bound = insts[1].master_down() + insts[1].interval() + SLACK;
     let outage = record.outage_after(fault);
@@ -183,6 +187,8 @@ fn sigterm_hands_over_at_once_and_cleans_up() {
     );
     daemons[1].wait_state(10, "MASTER");
     let answered = probe.wait_reply_from(lan.hosts[1].mac, fault);
+    // Keep probing a moment: who answers after the takeover is the point.
+    std::thread::sleep(Duration::from_millis(300));
     let record = probe.stop();
     let bound = insts[1].interval() + SLACK;
     let outage = record.outage_after(fault);
@@ -252,6 +258,8 @@ fn preferred_host_preempts_back_when_its_link_returns() {
         (lan.holders(lan.addr(10)) == [0]).then_some(())
     });
     let answered = probe.wait_reply_from(lan.hosts[0].mac, back);
+    // Keep probing a moment: who answers after the takeover is the point.
+    std::thread::sleep(Duration::from_millis(300));
     let record = probe.stop();
     assert_eq!(
         record.responders_after(answered),

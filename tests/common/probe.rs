@@ -64,10 +64,10 @@ impl Record {
             .map(|r| r.at)
     }
 
-    /// Source MACs of the replies after `t`, in order, deduplicated.
+    /// Source MACs of the replies from `t` on, in order, deduplicated.
     pub fn responders_after(&self, t: Instant) -> Vec<[u8; 6]> {
         let mut out: Vec<[u8; 6]> = Vec::new();
-        for r in self.replies.iter().filter(|r| r.at > t) {
+        for r in self.replies.iter().filter(|r| r.at >= t) {
             if out.last() != Some(&r.mac) {
                 out.push(r.mac);
             }

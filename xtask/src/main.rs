@@ -111,7 +111,7 @@ fn test(fuzz_secs: u64) -> Result<()> {
     }
     setup::run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))?;
     setup::run_cmd(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
-    setup::run_cmd(cargo().args(["test"]))?;
+    setup::run_cmd(cargo().args(["test", "--no-fail-fast"]))?;
     for target in FUZZ_TARGETS.iter().filter(|_| fuzz_secs > 0) {
         println!("fuzz: {target} for {fuzz_secs} s");
         let mut cmd = Command::new("cargo");
