@@ -19,7 +19,6 @@ mod reload;
 pub mod sender;
 pub mod status;
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use carp_common::header::CarpHeader;
@@ -422,17 +421,6 @@ impl Daemon {
     /// When the daemon started.
     pub fn started(&self) -> std::time::Instant {
         self.started
-    }
-
-    /// The configuration in force.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// Where a reload reads from, for logs.
-    pub fn describe_reload_source(path: Option<&PathBuf>) -> String {
-        path.map(|p| p.display().to_string())
-            .unwrap_or_else(|| "the command line".into())
     }
 }
 

@@ -144,6 +144,28 @@ pub fn run(daemon: &Path, object: &Path, opts: Options) -> Result<()> {
     Ok(())
 }
 
+/// Failover trials for every fault, one series each.
+fn failover_series(
+    pair: &mut Pair,
+    prober: &Prober,
+    which: Impl,
+    timers: Timers,
+    plan: &Plan,
+    r: &mut Results,
+) -> Result<()> {
+    for fault in [Fault::LinkDown, Fault::Kill, Fault::Term] {
+        let trials = failover::trials(pair, prober, fault, plan.trials)?;
+        r.failover.push(Series {
+            which,
+            timers,
+            fault,
+            trials,
+            skipped: None,
+        });
+    }
+    Ok(())
+}
+
 /// UCARP's default timers: stability, failover trials, floods.
 fn defaults_phase(
     stage: &Stage,
@@ -157,16 +179,7 @@ fn defaults_phase(
     println!("bench: {} at {}", which.name(), timers.label());
     let mut pair = Pair::start(stage, daemon, which, timers, prober)?;
     r.stability.push(stability(&pair, plan.window)?);
-    for fault in [Fault::LinkDown, Fault::Kill, Fault::Term] {
-        let trials = failover::trials(&mut pair, prober, fault, plan.trials)?;
-        r.failover.push(Series {
-            which,
-            timers,
-            fault,
-            trials,
-            skipped: None,
-        });
-    }
+    failover_series(&mut pair, prober, which, timers, plan, r)?;
     println!("bench: {} under flood", which.name());
     let outcomes = flood::cases(stage, &mut pair, prober, plan.flood)?;
     let limit = timers.master_down() * if plan.trials < 10 { 2 } else { 3 };
@@ -232,16 +245,7 @@ fn subsecond_phase(
             ),
         );
     } else {
-        for fault in [Fault::LinkDown, Fault::Kill, Fault::Term] {
-            let trials = failover::trials(&mut pair, prober, fault, plan.trials)?;
-            r.failover.push(Series {
-                which,
-                timers,
-                fault,
-                trials,
-                skipped: None,
-            });
-        }
+        failover_series(&mut pair, prober, which, timers, plan, r)?;
     }
     let rss = pair.stop();
     if let Some(entry) = r.rss_kib.iter_mut().find(|(w, _)| *w == which) {
