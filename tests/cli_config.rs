@@ -496,7 +496,7 @@ fn command_line_errors_name_the_flag() {
         (&["-i", "eth0", "-p", "pw", "-a", "10.0.0.1"], "-v/--vhid: missing, give the vhid (1-255)"),
         (&["-i", "eth0", "-v", "1", "-a", "10.0.0.1"], "-o/--passfile: missing, give the password with -o/--passfile (or -p/--pass)"),
         (&["-i", "eth0", "-v", "1", "-p", "pw"], "-a/--addr: missing, give at least one virtual address"),
-        (&["-i", "eth0", "-v", "1", "-p", "123456789012345678901", "-a", "10.0.0.1"], "-p/--pass: password is 21 bytes, at most 20 are allowed"),
+        (&["-i", "eth0", "-v", "1", "-p", "12345678901234567890", "-a", "10.0.0.1"], "-p/--pass: password is 20 bytes, at most 19 are allowed (the limit of UCARP and the BSD kernels)"),
         (&["-i", "eth0", "-v", "1", "-p", "pw", "-o", "/x", "-a", "10.0.0.1"], "-o/--passfile: cannot be combined with -p/--pass"),
         (&["-i", "eth0", "-v", "1", "-p", "pw", "-a", "10.0.0.300"], "-a/--addr: \"10.0.0.300\" is not an IP address with an optional /prefix length"),
         (&["-i", "eth0", "-v", "1", "-p", "pw", "-s", "10.0.0.1", "-a", "2001:db8::1"], "-a/--addr: 2001:db8::1 is IPv6 but srcip 10.0.0.1 is not"),

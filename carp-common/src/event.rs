@@ -27,10 +27,16 @@ pub struct AdvertEvent {
     pub vlan_id: u16,
     /// Explicit padding, zero.
     pub _pad1: [u8; 2],
+    /// Ethernet source address of the frame: it tells UCARP
+    /// (`00:00:5e:00:00:<vhid>`) and the BSD kernels (`00:00:5e:00:01:<vhid>`)
+    /// from carpd-xdp, which sends from the interface's own address.
+    pub src_mac: [u8; 6],
+    /// Explicit padding, zero.
+    pub _pad2: [u8; 2],
 }
 
 /// Size of [`AdvertEvent`] in bytes.
-pub const ADVERT_EVENT_LEN: usize = 88;
+pub const ADVERT_EVENT_LEN: usize = 96;
 const _: () = assert!(size_of::<AdvertEvent>() == ADVERT_EVENT_LEN);
 const _: () = assert!(align_of::<AdvertEvent>() == 8);
 
@@ -48,6 +54,8 @@ impl AdvertEvent {
             carp: [0; CARP_HEADER_LEN],
             vlan_id: 0,
             _pad1: [0; 2],
+            src_mac: [0; 6],
+            _pad2: [0; 2],
         }
     }
 

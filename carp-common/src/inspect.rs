@@ -14,7 +14,7 @@
 //!
 //! The classifier does not build the event: [`Verdict::Advert`] says where the
 //! advert lies, and [`fill_event`] copies it straight into ring-buffer memory,
-//! keeping the 88-byte event off the XDP program's 512-byte stack.
+//! keeping the 96-byte event off the XDP program's 512-byte stack.
 
 use crate::access::Packet;
 use crate::checksum;
@@ -207,6 +207,11 @@ pub fn fill_event<P: Packet + ?Sized>(
     ev.vlan_id = at.vlan_id;
     ev._pad0 = 0;
     ev._pad1 = [0; 2];
+    ev._pad2 = [0; 2];
+    let Some(mac) = pkt.load::<6>(6) else {
+        return false;
+    };
+    ev.src_mac = mac;
     ev.src = source(pkt, ip, at.family);
     ev.dst = [0; 16];
     // One bounds check per load, each with its own early return: merged

@@ -167,6 +167,7 @@ fn good_ipv4_advert_is_delivered_with_every_field() {
     assert_eq!(ev.carp, carp(7));
     assert_eq!(ev.timestamp_ns, 1_000);
     assert_eq!(ev.vlan_id, 0);
+    assert_eq!(ev.src_mac, [2, 0, 0, 0, 0, 1]);
 }
 
 #[test]

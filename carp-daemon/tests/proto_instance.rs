@@ -21,13 +21,18 @@ fn startup_enters_backup_and_runs_down_script() {
 }
 
 #[test]
-fn neutral_startup_runs_no_script() {
+fn neutral_startup_runs_no_script_but_still_removes_stale_addresses() {
+    // UCARP's -n is about the down script; a VIP a crashed run left behind
+    // would answer ARP beside the real master (issue 12, case 9).
     let mut p = params();
     p.neutral = true;
     let mut i = Instance::new(p, START, START_UNIX_NS).unwrap();
     assert_eq!(
         drain(&mut i),
-        vec![changed(State::Init, State::Backup, Reason::Startup)]
+        vec![
+            changed(State::Init, State::Backup, Reason::Startup),
+            Action::RemoveVips
+        ]
     );
 }
 
@@ -37,7 +42,8 @@ fn master_down_expiry_takes_over_with_complete_advert() {
     p.advskew = 100;
     p.demote = 4;
     let mut i = started(p);
-    let md = Nanos(3_390_625_000);
+    // Demoted: advskew 240 on the wire and in our timers, as FreeBSD.
+    let md = Nanos(3_937_500_000);
     i.handle_timeout(Nanos(START.0 + md.0 - 1));
     assert_eq!(i.state(), State::Backup);
     assert_eq!(i.poll_action(), None);
@@ -45,24 +51,26 @@ fn master_down_expiry_takes_over_with_complete_advert() {
     i.handle_timeout(t);
     let actions = drain(&mut i);
     let h = sent(&actions)[0];
+    let reserved = h.counter() + 60_000;
     assert_eq!(
         actions,
         vec![
             changed(State::Backup, State::Master, Reason::MasterDown),
             Action::AddVips,
+            Action::PersistCounter(reserved),
             Action::SendAdvert(h),
             Action::Announce,
             Action::RunScript(Script::Up),
         ]
     );
-    assert_eq!((h.vhid, h.advbase, h.advskew, h.demote), (VHID, 1, 100, 4));
+    assert_eq!((h.vhid, h.advbase, h.advskew, h.demote), (VHID, 1, 240, 4));
     assert!(h.checksum_ok() && auth().verify(&h));
     assert!(is_tagged(h.counter()));
     assert_eq!(
         embedded_millis(h.counter()),
         (START_UNIX_NS + md.0) / 1_000_000
     );
-    assert_eq!(i.poll_timeout(), Some(Nanos(t.0 + 1_390_625_000)));
+    assert_eq!(i.poll_timeout(), Some(Nanos(t.0 + 1_937_500_000)));
 }
 
 #[test]
@@ -209,13 +217,17 @@ fn backup_preempts_a_worse_master_only_with_preempt() {
 }
 
 #[test]
-fn backup_preempts_on_address_tie_break() {
+fn backup_never_preempts_on_an_address_tie() {
+    // UCARP, OpenBSD and FreeBSD preempt only a slower master; a preempt on
+    // a tie made two masters with UCARP (issue 11, case 1).
     let mut p = params();
     p.preempt = true;
     let mut i = started(p);
     i.handle_advert(START, ip(9), &advert(1, 0, 0, 1)).unwrap();
     assert_eq!(i.state(), State::Backup);
     i.handle_advert(START, ip(11), &advert(1, 0, 0, 2)).unwrap();
+    assert_eq!(i.state(), State::Backup);
+    i.handle_advert(START, ip(11), &advert(1, 1, 0, 3)).unwrap();
     assert_eq!(i.state(), State::Master);
 }
 
@@ -263,4 +275,116 @@ fn backup_takes_over_a_master_too_slow_to_stay() {
         drain(&mut i)[0],
         changed(State::Backup, State::Master, Reason::SlowMaster)
     );
+}
+
+/// A sender with the given source MAC.
+fn from(addr: &str, mac: [u8; 6]) -> Sender {
+    Sender {
+        addr: addr.parse().unwrap(),
+        mac,
+    }
+}
+
+const UCARP_MAC: [u8; 6] = [0, 0, 0x5e, 0, 0, VHID];
+const BSD_MAC: [u8; 6] = [0, 0, 0x5e, 0, 1, VHID];
+const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0, 9];
+
+#[test]
+fn two_masters_of_equal_rank_settle_as_the_peer_does() {
+    // We are 192.0.2.10. 192.0.3.9 is lower in UCARP's host-order compare
+    // (last octet first) though higher as a big-endian number.
+    for (peer, mac, we_yield) in [
+        ("192.0.3.9", UCARP_MAC, true),
+        ("192.0.3.9", HOST_MAC, true),
+        ("192.0.1.11", UCARP_MAC, false),
+        ("192.0.1.11", HOST_MAC, false),
+        // The BSD kernels yield on a tie themselves: we keep the VIP.
+        ("192.0.3.9", BSD_MAC, false),
+        ("192.0.1.11", BSD_MAC, false),
+    ] {
+        let (mut i, t) = master(params());
+        i.handle_advert(t, from(peer, mac), &advert(1, 0, 0, 77))
+            .unwrap();
+        let expected = if we_yield {
+            State::Backup
+        } else {
+            State::Master
+        };
+        assert_eq!(i.state(), expected, "peer {peer} mac {mac:02x?}");
+    }
+}
+
+#[test]
+fn demotion_against_peers_that_ignore_the_demote_byte() {
+    // A demoted master advertises advskew 240: a UCARP or FreeBSD backup
+    // (which read only advskew) with preempt takes over; as a master, we
+    // compare with them on intervals alone.
+    let mut p = params();
+    p.demote = 1;
+    let (mut i, t) = master(p);
+    // UCARP master, advskew 100: slower than our configured 0 but faster
+    // than our demoted 240. It keeps the VIP in its own eyes, so we yield.
+    i.handle_advert(t, from("192.0.2.20", UCARP_MAC), &advert(1, 100, 0, 5))
+        .unwrap();
+    assert_eq!(i.state(), State::Backup);
+    // OpenBSD reads the byte: demote 0 beats our 1 whatever the interval.
+    let mut p = params();
+    p.demote = 1;
+    let (mut i, t) = master(p);
+    i.handle_advert(t, from("192.0.2.20", BSD_MAC), &advert(2, 0, 0, 5))
+        .unwrap();
+    assert_eq!(i.state(), State::Backup);
+}
+
+#[test]
+fn backup_takes_over_a_demoted_master_only_where_the_byte_is_read() {
+    // UCARP and FreeBSD send demote 0 and never read ours; a demote byte from
+    // a UCARP MAC is no reason to take over.
+    let mut i = started(params());
+    i.handle_advert(START, from("192.0.2.20", UCARP_MAC), &advert(1, 0, 3, 1))
+        .unwrap();
+    assert_eq!(i.state(), State::Backup);
+    assert_eq!(i.status().master_kind, Some(PeerKind::Ucarp));
+    i.handle_advert(START, from("192.0.2.21", BSD_MAC), &advert(1, 0, 3, 1))
+        .unwrap();
+    assert_eq!(i.state(), State::Master);
+}
+
+#[test]
+fn openbsd_master_with_a_constant_cookie_keeps_us_backup() {
+    // Issue 11 case 2: every advert carries the same counter.
+    for mode in [ReplayMode::Auto, ReplayMode::Compat] {
+        let mut p = params();
+        p.replay_mode = mode;
+        let mut i = started(p);
+        let cookie = advert(1, 100, 0, 0x0123_4567_89ab_cdef);
+        let mut t = START;
+        for _ in 0..20 {
+            i.handle_advert(t, from("192.0.2.20", BSD_MAC), &cookie)
+                .unwrap();
+            t = t.saturating_add(Nanos::from_secs(1));
+            i.handle_timeout(t);
+            assert_eq!(i.state(), State::Backup, "{mode:?}");
+        }
+        assert_eq!(i.status().master_kind, Some(PeerKind::OpenBsd));
+    }
+}
+
+#[test]
+fn counters_start_above_the_persisted_reservation() {
+    let mut i = started(params());
+    let far = carp_daemon::proto::counter::tagged((START_UNIX_NS / 1_000_000) + 3_600_000);
+    i.raise_counter_floor(far);
+    let md = params().master_down_interval();
+    let t = START.saturating_add(md);
+    i.handle_timeout(t);
+    let a = drain(&mut i);
+    let h = sent(&a)[0];
+    assert_eq!(h.counter(), far + 1);
+    // The reservation is persisted before the advert that needs it.
+    let persist = a
+        .iter()
+        .position(|x| *x == Action::PersistCounter(far + 1 + 60_000));
+    let send = a.iter().position(|x| matches!(x, Action::SendAdvert(_)));
+    assert!(persist.is_some() && persist < send, "{a:?}");
 }

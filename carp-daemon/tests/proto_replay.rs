@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use carp_daemon::proto::counter::tagged;
+use carp_daemon::proto::peer::MacClass;
 use carp_daemon::proto::replay::{ReplayGuard, COMPAT_MEMORY, MAX_SOURCES};
 use carp_daemon::proto::{ReplayError, ReplayMode};
 use clap::ValueEnum;
@@ -17,36 +18,38 @@ fn src(n: u8) -> IpAddr {
 #[test]
 fn strict_requires_growth_per_source_and_vhid() {
     let mut g = ReplayGuard::new(ReplayMode::Strict, None);
-    g.admit(src(1), 7, 100, NOW_MS).unwrap();
-    g.admit(src(1), 7, 101, NOW_MS).unwrap();
+    g.admit(src(1), 7, 100, NOW_MS, MacClass::Unknown).unwrap();
+    g.admit(src(1), 7, 101, NOW_MS, MacClass::Unknown).unwrap();
     assert_eq!(
-        g.admit(src(1), 7, 101, NOW_MS),
+        g.admit(src(1), 7, 101, NOW_MS, MacClass::Unknown),
         Err(ReplayError::Stale {
             counter: 101,
             last: 101
         })
     );
     assert_eq!(
-        g.admit(src(1), 7, 5, NOW_MS),
+        g.admit(src(1), 7, 5, NOW_MS, MacClass::Unknown),
         Err(ReplayError::Stale {
             counter: 5,
             last: 101
         })
     );
     // Another source, another vhid: their own state.
-    g.admit(src(2), 7, 5, NOW_MS).unwrap();
-    g.admit(src(1), 8, 5, NOW_MS).unwrap();
+    g.admit(src(2), 7, 5, NOW_MS, MacClass::Unknown).unwrap();
+    g.admit(src(1), 8, 5, NOW_MS, MacClass::Unknown).unwrap();
     // A refused counter leaves the state as it was.
-    g.admit(src(1), 7, 102, NOW_MS).unwrap();
+    g.admit(src(1), 7, 102, NOW_MS, MacClass::Unknown).unwrap();
 }
 
 #[test]
 fn strict_window_checks_embedded_time() {
     let mut g = ReplayGuard::new(ReplayMode::Strict, Some(2_000));
-    g.admit(src(1), 1, tagged(NOW_MS - 2_000), NOW_MS).unwrap();
-    g.admit(src(2), 1, tagged(NOW_MS + 2_000), NOW_MS).unwrap();
+    g.admit(src(1), 1, tagged(NOW_MS - 2_000), NOW_MS, MacClass::Unknown)
+        .unwrap();
+    g.admit(src(2), 1, tagged(NOW_MS + 2_000), NOW_MS, MacClass::Unknown)
+        .unwrap();
     assert_eq!(
-        g.admit(src(3), 1, tagged(NOW_MS - 2_001), NOW_MS),
+        g.admit(src(3), 1, tagged(NOW_MS - 2_001), NOW_MS, MacClass::Unknown),
         Err(ReplayError::OutsideWindow {
             counter: tagged(NOW_MS - 2_001),
             skew_ms: -2_001,
@@ -54,14 +57,20 @@ fn strict_window_checks_embedded_time() {
         })
     );
     assert!(matches!(
-        g.admit(src(3), 1, tagged(NOW_MS + 60_000), NOW_MS),
+        g.admit(
+            src(3),
+            1,
+            tagged(NOW_MS + 60_000),
+            NOW_MS,
+            MacClass::Unknown
+        ),
         Err(ReplayError::OutsideWindow {
             skew_ms: 60_000,
             ..
         })
     ));
     assert_eq!(
-        g.admit(src(4), 1, 12345, NOW_MS),
+        g.admit(src(4), 1, 12345, NOW_MS, MacClass::Unknown),
         Err(ReplayError::Untimed { counter: 12345 })
     );
 }
@@ -69,17 +78,18 @@ fn strict_window_checks_embedded_time() {
 #[test]
 fn compat_refuses_recent_duplicates_only() {
     let mut g = ReplayGuard::new(ReplayMode::Compat, None);
-    g.admit(src(1), 1, 900, NOW_MS).unwrap();
-    g.admit(src(1), 1, 3, NOW_MS).unwrap(); // lower: fine, UCARP counters are random
+    g.admit(src(1), 1, 900, NOW_MS, MacClass::Unknown).unwrap();
+    g.admit(src(1), 1, 3, NOW_MS, MacClass::Unknown).unwrap(); // lower: fine, UCARP counters are random
     assert_eq!(
-        g.admit(src(1), 1, 900, NOW_MS),
+        g.admit(src(1), 1, 900, NOW_MS, MacClass::Unknown),
         Err(ReplayError::Duplicate { counter: 900 })
     );
     // The documented hole: after COMPAT_MEMORY newer counters, 900 is forgotten.
     for c in 0..COMPAT_MEMORY as u64 {
-        g.admit(src(1), 1, 10_000 + c, NOW_MS).unwrap();
+        g.admit(src(1), 1, 10_000 + c, NOW_MS, MacClass::Unknown)
+            .unwrap();
     }
-    g.admit(src(1), 1, 900, NOW_MS).unwrap();
+    g.admit(src(1), 1, 900, NOW_MS, MacClass::Unknown).unwrap();
 }
 
 #[test]
@@ -90,11 +100,11 @@ fn auto_treats_untagged_sources_as_compat() {
         7253010890525428751,
         8800548394121392109,
     ] {
-        g.admit(src(1), 7, c, NOW_MS).unwrap();
+        g.admit(src(1), 7, c, NOW_MS, MacClass::Unknown).unwrap();
     }
     assert!(!g.is_known_tagged(src(1), 7));
     assert!(matches!(
-        g.admit(src(1), 7, 7253010890525428751, NOW_MS),
+        g.admit(src(1), 7, 7253010890525428751, NOW_MS, MacClass::Unknown),
         Err(ReplayError::Duplicate { .. })
     ));
 }
@@ -102,17 +112,19 @@ fn auto_treats_untagged_sources_as_compat() {
 #[test]
 fn auto_locks_a_tagged_source_to_strict() {
     let mut g = ReplayGuard::new(ReplayMode::Auto, None);
-    g.admit(src(1), 1, tagged(NOW_MS), NOW_MS).unwrap();
+    g.admit(src(1), 1, tagged(NOW_MS), NOW_MS, MacClass::Unknown)
+        .unwrap();
     assert!(!g.is_known_tagged(src(1), 1));
-    g.admit(src(1), 1, tagged(NOW_MS + 1000), NOW_MS).unwrap();
+    g.admit(src(1), 1, tagged(NOW_MS + 1000), NOW_MS, MacClass::Unknown)
+        .unwrap();
     assert!(g.is_known_tagged(src(1), 1));
     // Downgrade refused, stale refused.
     assert_eq!(
-        g.admit(src(1), 1, 42, NOW_MS),
+        g.admit(src(1), 1, 42, NOW_MS, MacClass::Unknown),
         Err(ReplayError::Downgrade { counter: 42 })
     );
     assert_eq!(
-        g.admit(src(1), 1, tagged(NOW_MS), NOW_MS),
+        g.admit(src(1), 1, tagged(NOW_MS), NOW_MS, MacClass::Unknown),
         Err(ReplayError::Stale {
             counter: tagged(NOW_MS),
             last: tagged(NOW_MS + 1000)
@@ -124,11 +136,13 @@ fn auto_locks_a_tagged_source_to_strict() {
 fn auto_single_tagged_hit_from_a_random_source_does_not_lock_it() {
     // A UCARP random counter carries the tag once in 65,536 adverts.
     let mut g = ReplayGuard::new(ReplayMode::Auto, None);
-    g.admit(src(1), 1, 555, NOW_MS).unwrap();
-    g.admit(src(1), 1, tagged(12), NOW_MS).unwrap();
-    g.admit(src(1), 1, 777, NOW_MS).unwrap();
-    g.admit(src(1), 1, tagged(10), NOW_MS).unwrap_err(); // strict among tagged ones
-    g.admit(src(1), 1, 778, NOW_MS).unwrap();
+    g.admit(src(1), 1, 555, NOW_MS, MacClass::Unknown).unwrap();
+    g.admit(src(1), 1, tagged(12), NOW_MS, MacClass::Unknown)
+        .unwrap();
+    g.admit(src(1), 1, 777, NOW_MS, MacClass::Unknown).unwrap();
+    g.admit(src(1), 1, tagged(10), NOW_MS, MacClass::Unknown)
+        .unwrap_err(); // strict among tagged ones
+    g.admit(src(1), 1, 778, NOW_MS, MacClass::Unknown).unwrap();
     assert!(!g.is_known_tagged(src(1), 1));
 }
 
@@ -138,22 +152,63 @@ fn auto_accepts_ucarp_continuing_from_our_counter() {
     let mut g = ReplayGuard::new(ReplayMode::Auto, None);
     let ours = tagged(NOW_MS);
     for k in 1..=5 {
-        g.admit(src(2), 1, ours + k, NOW_MS).unwrap();
+        g.admit(src(2), 1, ours + k, NOW_MS, MacClass::Unknown)
+            .unwrap();
     }
     assert!(g.is_known_tagged(src(2), 1));
 }
 
 #[test]
+fn ucarp_or_freebsd_restarting_after_continuing_our_counter_is_not_a_downgrade() {
+    // Issue 11 case 7: they continued our tagged counter, then restart and
+    // send random counters again. By their MAC they are not carpd-xdp.
+    let ours = tagged(NOW_MS);
+    for mac in [MacClass::Ucarp, MacClass::Bsd] {
+        let mut g = ReplayGuard::new(ReplayMode::Auto, None);
+        for k in 1..=5 {
+            g.admit(src(2), 1, ours + k, NOW_MS, mac).unwrap();
+        }
+        assert!(!g.is_known_tagged(src(2), 1), "{mac:?}");
+        assert_eq!(g.monotonic_rule(src(2), 1), None, "{mac:?}");
+        g.admit(src(2), 1, 0x1234_5678_9abc_def0, NOW_MS, mac)
+            .unwrap();
+    }
+}
+
+#[test]
+fn openbsd_constant_cookie_is_liveness_in_auto_and_compat_only() {
+    // Issue 11 case 2: OpenBSD repeats one cookie in every advert.
+    let cookie = 0x0123_4567_89ab_cdef;
+    for mode in [ReplayMode::Auto, ReplayMode::Compat] {
+        let mut g = ReplayGuard::new(mode, None);
+        for _ in 0..300 {
+            g.admit(src(3), 1, cookie, NOW_MS, MacClass::Bsd).unwrap();
+        }
+        // The same repeat from a host that is not a BSD kernel is a replay.
+        g.admit(src(4), 1, cookie, NOW_MS, MacClass::Ucarp).unwrap();
+        assert!(g.admit(src(4), 1, cookie, NOW_MS, MacClass::Ucarp).is_err());
+        // Once a source changed its counter, its repeats are replays again.
+        g.admit(src(5), 1, 7, NOW_MS, MacClass::Bsd).unwrap();
+        g.admit(src(5), 1, 8, NOW_MS, MacClass::Bsd).unwrap();
+        assert!(g.admit(src(5), 1, 8, NOW_MS, MacClass::Bsd).is_err());
+        assert!(g.admit(src(5), 1, 7, NOW_MS, MacClass::Bsd).is_err());
+    }
+    let mut g = ReplayGuard::new(ReplayMode::Strict, None);
+    g.admit(src(3), 1, cookie, NOW_MS, MacClass::Bsd).unwrap();
+    assert!(g.admit(src(3), 1, cookie, NOW_MS, MacClass::Bsd).is_err());
+}
+
+#[test]
 fn least_recent_source_is_forgotten_at_capacity() {
     let mut g = ReplayGuard::new(ReplayMode::Strict, None);
-    g.admit(src(0), 1, 10, NOW_MS).unwrap();
+    g.admit(src(0), 1, 10, NOW_MS, MacClass::Unknown).unwrap();
     for n in 0..MAX_SOURCES as u32 {
         let a = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + n));
-        g.admit(a, 1, 1, NOW_MS).unwrap();
+        g.admit(a, 1, 1, NOW_MS, MacClass::Unknown).unwrap();
     }
     assert_eq!(g.tracked(), MAX_SOURCES);
     // src(0) was the least recent and is gone: its old counter passes again.
-    g.admit(src(0), 1, 10, NOW_MS).unwrap();
+    g.admit(src(0), 1, 10, NOW_MS, MacClass::Unknown).unwrap();
 }
 
 #[test]

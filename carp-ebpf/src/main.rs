@@ -199,7 +199,7 @@ fn try_carp_xdp(ctx: &XdpContext) -> Result<u32, ()> {
     }
 }
 
-/// Writes the event straight into ring-buffer memory (no 88-byte stack copy).
+/// Writes the event straight into ring-buffer memory (no 96-byte stack copy).
 #[inline(always)]
 fn deliver(frame: &Frame, at: &Located, ifindex: u32) -> Reason {
     let Some(mut entry) = CARP_EVENTS.reserve::<AdvertEvent>(0) else {

@@ -285,13 +285,13 @@ fn password_errors_name_the_field_and_the_source() {
     let long = doc(
         &[(
             "password = \"secret\"",
-            "password = \"123456789012345678901\"",
+            "password = \"12345678901234567890\"",
         )],
         "",
     );
     assert_eq!(
         file_err(&long),
-        format!("{FILE}:6: instance[0].password: password is 21 bytes, at most 20 are allowed")
+        format!("{FILE}:6: instance[0].password: password is 20 bytes, at most 19 are allowed (the limit of UCARP and the BSD kernels)")
     );
     let none = doc(&[("password = \"secret\"\n", "")], "");
     assert_eq!(file_err(&none), format!("{FILE}:1: instance[0].password_file: missing, set password_file, password_env or password"));

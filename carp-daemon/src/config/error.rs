@@ -125,8 +125,9 @@ pub enum ConfigError {
         /// The instance's source address.
         srcip: std::net::IpAddr,
     },
-    /// A password longer than the CARP key (20 bytes).
-    #[error("{at}: password is {len} bytes, at most 20 are allowed")]
+    /// A password longer than the peers accept (19 bytes: a NUL-terminated
+    /// 20-byte key).
+    #[error("{at}: password is {len} bytes, at most 19 are allowed (the limit of UCARP and the BSD kernels)")]
     PasswordTooLong {
         /// The password field or option.
         at: At,

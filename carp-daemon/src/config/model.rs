@@ -35,7 +35,7 @@ pub const DEFAULT_RATE: u32 = 50;
 /// Default burst above the rate accepted from one source.
 pub const DEFAULT_BURST: u32 = 20;
 /// Longest CARP key in bytes (CARP_KEY_LEN of carp(4)).
-pub const MAX_PASSWORD_BYTES: usize = 20;
+pub const MAX_PASSWORD_BYTES: usize = crate::proto::auth::MAX_PASSWORD_LEN;
 
 /// The whole configuration of one daemon.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +79,9 @@ pub struct Global {
     pub log: Logging,
     /// Detach into the background (UCARP's `-B`).
     pub daemonize: bool,
+    /// Where the last advert counter reservation of each instance is kept,
+    /// so that counters never go back across restarts.
+    pub state_dir: PathBuf,
 }
 
 impl Default for Global {
@@ -90,6 +93,7 @@ impl Default for Global {
             metrics: None,
             log: Logging::default(),
             daemonize: false,
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
         }
     }
 }
@@ -157,6 +161,12 @@ impl LogFormat {
 
 /// How the advert counter is checked against replays: the core's rule.
 pub use crate::proto::replay::ReplayMode;
+
+/// How IPv6 link-local VIPs enter the HMAC we send: the core's choice.
+pub use crate::proto::params::LinkLocalHmac;
+
+/// Default of `global.state_dir`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/carpd-xdp";
 
 /// How long a backup waits for adverts before taking over: the core's rule.
 pub use crate::proto::params::MasterDownRule;
@@ -230,6 +240,11 @@ pub struct InstanceConfig {
     pub scripts: Scripts,
     /// Replay protection of the advert counter.
     pub replay: ReplayMode,
+    /// With tagged counters, how far (ms, either side) their time may be
+    /// from our clock (`docs/replay.md`); `None`: no window.
+    pub replay_window_ms: Option<u32>,
+    /// How IPv6 link-local VIPs enter the HMAC of the adverts we send.
+    pub hmac_link_local: LinkLocalHmac,
     /// Send adverts to these addresses instead of the multicast group.
     pub unicast_peers: Vec<IpAddr>,
     /// Multicast group instead of 224.0.0.18 / ff02::12 (UCARP's `--mcast`).

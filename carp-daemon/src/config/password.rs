@@ -1,5 +1,5 @@
 //! The CARP password: read from a file, an environment variable or given
-//! inline, checked against the 20-byte key of carp(4), never printed.
+//! inline, checked against the 19-byte limit of carp(4) and UCARP, never printed.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -29,7 +29,7 @@ pub struct Password {
 }
 
 impl Password {
-    /// Checks a secret (1..=20 bytes) read from `source`; `at` names the field.
+    /// Checks a secret (1..=19 bytes) read from `source`; `at` names the field.
     pub fn new(key: Vec<u8>, source: PasswordSource, at: &At) -> Result<Password, ConfigError> {
         if key.is_empty() {
             return Err(ConfigError::PasswordEmpty { at: at.clone() });
@@ -120,11 +120,12 @@ mod tests {
 
     #[test]
     fn length_limits_are_enforced() {
-        assert!(Password::new(b"x".repeat(20), PasswordSource::Inline, &at()).is_ok());
-        let err = Password::new(b"x".repeat(21), PasswordSource::Inline, &at()).unwrap_err();
+        // 19 bytes, as BSD ifconfig keeps and UCARP accepts.
+        assert!(Password::new(b"x".repeat(19), PasswordSource::Inline, &at()).is_ok());
+        let err = Password::new(b"x".repeat(20), PasswordSource::Inline, &at()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "-p/--pass: password is 21 bytes, at most 20 are allowed"
+            "-p/--pass: password is 20 bytes, at most 19 are allowed (the limit of UCARP and the BSD kernels)"
         );
         let err = Password::new(Vec::new(), PasswordSource::Inline, &at()).unwrap_err();
         assert_eq!(err.to_string(), "-p/--pass: password is empty");

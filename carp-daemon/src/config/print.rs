@@ -40,6 +40,7 @@ fn render_global(out: &mut String, global: &Global) {
     let _ = writeln!(out, "[global]");
     let _ = writeln!(out, "xdp_mode = {}", quote(global.xdp_mode.name()));
     let _ = writeln!(out, "status_socket = {}", quote_path(&global.status_socket));
+    let _ = writeln!(out, "state_dir = {}", quote_path(&global.state_dir));
     match global.metrics {
         Some(addr) => {
             let _ = writeln!(out, "metrics = {}", quote(&addr.to_string()));
@@ -110,6 +111,14 @@ fn render_instance(out: &mut String, inst: &InstanceConfig) {
     }
     let _ = writeln!(out, "script_timeout_secs = {}", scripts.timeout_secs);
     let _ = writeln!(out, "replay = {}", quote(inst.replay.name()));
+    if let Some(ms) = inst.replay_window_ms {
+        let _ = writeln!(out, "replay_window_ms = {ms}");
+    }
+    let _ = writeln!(
+        out,
+        "hmac_link_local = {}",
+        quote(inst.hmac_link_local.name())
+    );
     let _ = writeln!(
         out,
         "unicast_peers = {}",

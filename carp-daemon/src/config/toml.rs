@@ -39,6 +39,7 @@ struct RawGlobal {
     log_format: Option<LogFormat>,
     debug: Option<bool>,
     daemonize: Option<bool>,
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +73,8 @@ struct RawInstance {
     xparam: Option<String>,
     script_timeout_secs: Option<S<i64>>,
     replay: Option<ReplayMode>,
+    replay_window_ms: Option<S<i64>>,
+    hmac_link_local: Option<S<String>>,
     #[serde(default)]
     unicast_peers: Vec<S<String>>,
     mcast: Option<S<String>>,
@@ -293,6 +296,9 @@ fn convert_global(ctx: &Ctx<'_>, raw: Option<RawGlobal>) -> Result<Global, Confi
     global.log.format = raw.log_format.unwrap_or_default();
     global.log.debug = raw.debug.unwrap_or(false);
     global.daemonize = raw.daemonize.unwrap_or(false);
+    if let Some(dir) = raw.state_dir {
+        global.state_dir = dir;
+    }
     Ok(global)
 }
 
@@ -364,6 +370,19 @@ fn convert_instance(
             announce.interval_ms = ctx.int(v, f("announce.interval_ms"), 1, 60_000, "1..=60000")?;
         }
     }
+    let replay_window_ms = raw
+        .replay_window_ms
+        .as_ref()
+        .map(|v| ctx.int(v, f("replay_window_ms"), 1, 86_400_000, "1..=86400000"))
+        .transpose()?;
+    let hmac_link_local = match &raw.hmac_link_local {
+        None => LinkLocalHmac::default(),
+        Some(v) => v.get_ref().parse().map_err(|_| ConfigError::Invalid {
+            at: ctx.at(v.span().start, f("hmac_link_local")),
+            value: v.get_ref().clone(),
+            expected: "\"include\" or \"exclude\"",
+        })?,
+    };
     let mut health_checks = Vec::new();
     for (i, check) in raw.health_check.iter().enumerate() {
         health_checks.push(convert_health_check(
@@ -399,6 +418,8 @@ fn convert_instance(
         password,
         scripts,
         replay: raw.replay.unwrap_or_default(),
+        replay_window_ms,
+        hmac_link_local,
         unicast_peers,
         mcast,
         broadcast_mac: raw.broadcast_mac.unwrap_or(false),

@@ -158,6 +158,8 @@ fn ucarp_config(run: &RunArgs, interface: Option<&str>) -> Result<Config, Config
             ..Scripts::default()
         },
         replay: ReplayMode::default(),
+        replay_window_ms: None,
+        hmac_link_local: LinkLocalHmac::default(),
         unicast_peers: Vec::new(),
         mcast: run.mcast,
         broadcast_mac: run.nomcast,

@@ -54,6 +54,10 @@ pub struct InstanceReport {
     pub state: String,
     /// Address of the current master, when known.
     pub master: Option<String>,
+    /// What the master's adverts show it runs (`carpd-xdp`, `ucarp`,
+    /// `openbsd`, `freebsd`, `bsd` when not yet told apart, `unknown`),
+    /// when we are BACKUP: the election rules followed against it.
+    pub master_kind: Option<String>,
     /// Milliseconds since the last accepted advert, if any was.
     pub last_advert_age_ms: Option<u64>,
     /// Advertisement base, seconds.

@@ -10,6 +10,7 @@ use carp_common::constants::AF_INET;
 use carp_common::maps::{ReplayKey, ReplayState, REPLAY_REQUIRE_TAG, REPLAY_STRICT};
 use tokio::sync::mpsc;
 
+use super::counters::CounterFile;
 use super::params::{hmac_key, instance_params};
 use super::sender::AdvertSocket;
 use super::DaemonError;
@@ -20,6 +21,7 @@ use crate::net::link::{LinkInfo, Links};
 use crate::net::vip::{Vip, VipManager, VipSet};
 use crate::proto::action::{Action, Admin, Script, State};
 use crate::proto::instance::Instance;
+use crate::proto::peer::Sender;
 use crate::proto::reject::Reject;
 use crate::proto::Nanos;
 use crate::scripts::{ScriptJob, ScriptKind, ScriptRunner};
@@ -57,6 +59,8 @@ pub struct Running {
     kernel_rules: HashSet<IpAddr>,
     /// Whether the receive path checks this instance's HMACs.
     pub hmac_in_receive_path: bool,
+    /// Where the counter reservation is kept, if anywhere.
+    counter_file: Option<CounterFile>,
 }
 
 impl Running {
@@ -213,8 +217,23 @@ impl Running {
             _health: health,
             kernel_rules: HashSet::new(),
             hmac_in_receive_path: hmac.is_some(),
+            counter_file: None,
             cfg,
         })
+    }
+
+    /// Keeps the counter reservation in `file` and starts above the one it
+    /// holds. Call before the first advert. Without a readable file the
+    /// counter follows the wall clock alone, as logged.
+    pub fn use_counter_file(&mut self, file: CounterFile) {
+        match file.load() {
+            Ok(Some(floor)) => self.core.raise_counter_floor(floor),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{e}; counters follow the wall clock only")
+            }
+        }
+        self.counter_file = Some(file);
     }
 
     /// Hands a received advert to the core; on acceptance, lets the receive
@@ -222,11 +241,12 @@ impl Running {
     pub fn handle_advert(
         &mut self,
         now: Nanos,
-        src: IpAddr,
+        sender: Sender,
         header: &carp_common::header::CarpHeader,
         receive: &mut ReceivePath,
     ) -> Result<(), Reject> {
-        self.core.handle_advert(now, src, header)?;
+        self.core.handle_advert(now, sender, header)?;
+        let src = sender.addr;
         if self.hmac_in_receive_path && !self.kernel_rules.contains(&src) {
             if let Some(rule) = self.core.replay_rule(src) {
                 let (family, addr) = match src {
@@ -329,6 +349,15 @@ impl Running {
                     return;
                 }
                 self.run_script(script);
+            }
+            Action::PersistCounter(value) => {
+                // A failed write is logged, not fatal: counters still follow
+                // the wall clock, as they did before reservations existed.
+                if let Some(file) = &self.counter_file {
+                    if let Err(e) = file.store(value) {
+                        tracing::warn!(iface = %iface, vhid, "{e}");
+                    }
+                }
             }
             Action::StateChanged { from, to, reason } => {
                 tracing::info!(iface = %iface, vhid, "{from:?} -> {to:?} ({reason:?})");

@@ -12,6 +12,7 @@
 //! Every decision is the core's ([`crate::proto::instance::Instance`]); this
 //! module reads the clock, waits, and carries out what the core returns.
 
+pub mod counters;
 pub mod instance;
 pub mod params;
 pub mod rate;
@@ -237,6 +238,11 @@ impl Daemon {
             self.health_tx.clone(),
         )
         .await?;
+        running.use_counter_file(counters::CounterFile::new(
+            &self.config.global.state_dir,
+            &running.cfg.interface,
+            running.cfg.vhid,
+        ));
         running.carry_out(&self.vips, false).await;
         self.instances.push(running);
         Ok(())
@@ -306,6 +312,10 @@ impl Daemon {
     async fn on_advert(&mut self, ev: &carp_common::event::AdvertEvent) {
         let header = CarpHeader::from_bytes(&ev.carp);
         let src = event_source(ev);
+        let sender = crate::proto::Sender {
+            addr: src,
+            mac: ev.src_mac,
+        };
         let t = now();
         let Some(running) = self
             .instances
@@ -314,7 +324,7 @@ impl Daemon {
         else {
             return;
         };
-        if let Err(reject) = running.handle_advert(t, src, &header, &mut self.receive) {
+        if let Err(reject) = running.handle_advert(t, sender, &header, &mut self.receive) {
             tracing::debug!(iface = %running.cfg.interface, vhid = header.vhid, "advert from {src} rejected: {reject}");
         }
         if let Some(latency) = t.0.checked_sub(ev.timestamp_ns) {

@@ -7,6 +7,7 @@ use carp_common::hmac::HmacKey;
 use crate::config::InstanceConfig;
 use crate::proto::auth::Password;
 use crate::proto::params::InstanceParams;
+use crate::proto::Nanos;
 
 /// Why an instance's configuration cannot drive the core.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +57,10 @@ pub fn instance_params(
     p.preempt = cfg.preempt;
     p.neutral = cfg.neutral;
     p.replay_mode = cfg.replay;
+    p.replay_window = cfg
+        .replay_window_ms
+        .map(|ms| Nanos::from_millis(u64::from(ms)));
+    p.hmac_link_local = cfg.hmac_link_local;
     p.announce_rounds = u8::try_from(cfg.announce.count).unwrap_or(u8::MAX);
     // The core repeats announcements every N adverts; pick the N closest to
     // the configured gap.
@@ -71,8 +76,15 @@ pub fn instance_params(
 }
 
 /// The precomputed key that lets the receive path check this instance's
-/// HMACs, or `None` when its addresses do not fit (userspace checks them).
+/// HMACs, or `None` when its addresses do not fit, or include an IPv6
+/// link-local address: peers may then send either of two digests (OpenBSD
+/// leaves such addresses out), and the kernel checks one; userspace checks
+/// both.
 pub fn hmac_key(cfg: &InstanceConfig) -> Option<HmacKey> {
+    let link_local = |a: &IpAddr| matches!(a, IpAddr::V6(v6) if v6.is_unicast_link_local());
+    if cfg.vips.iter().any(|v| link_local(&v.addr)) {
+        return None;
+    }
     crate::xdp::key::hmac_key(
         cfg.password.key(),
         cfg.vhid,

@@ -27,6 +27,7 @@ pub fn report(daemon: &Daemon, now: Nanos) -> StatusReport {
                 vhid: r.cfg.vhid,
                 state: state_name(s.state).to_string(),
                 master: s.master.map(|m| m.to_string()),
+                master_kind: s.master_kind.map(|k| k.name().to_string()),
                 last_advert_age_ms: s
                     .last_advert_at
                     .map(|t| now.0.saturating_sub(t.0) / 1_000_000),

@@ -114,6 +114,11 @@ pub enum Action {
     Announce,
     /// Run a user script.
     RunScript(Script),
+    /// Write this counter reservation to stable storage before carrying out
+    /// the actions after it: every counter we send is at most the last one
+    /// written, and a restarted instance starts above it
+    /// ([`super::instance::Instance::raise_counter_floor`]).
+    PersistCounter(u64),
     /// The state changed (for logging).
     StateChanged {
         /// Previous state.
@@ -133,6 +138,8 @@ pub struct Status {
     /// The current master: ours when MASTER, the last accepted sender when
     /// BACKUP.
     pub master: Option<IpAddr>,
+    /// What the master's adverts show of its implementation (BACKUP).
+    pub master_kind: Option<super::peer::PeerKind>,
     /// When the last advert was accepted.
     pub last_advert_at: Option<Nanos>,
     /// Our demote counter.

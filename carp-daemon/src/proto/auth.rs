@@ -17,7 +17,15 @@
 //! The key is the password bytes. carp(4) and UCARP keep it in a 20-byte
 //! buffer padded with NULs; HMAC pads keys with zeros to the SHA-1 block size
 //! anyway, so `"pw"` and `"pw\0\0"` give the same digest and all three
-//! implementations agree.
+//! implementations agree. That buffer is a C string: BSD `ifconfig` copies at
+//! most 19 bytes of a password and UCARP refuses a longer one
+//! (`strlen(pass) + 1 > sizeof sc_key`), so 19 bytes is the limit here too; a
+//! 20-byte password would give digests no peer computes.
+//!
+//! IPv6 link-local addresses: OpenBSD leaves them out of the digest it sends
+//! (`HMAC_NOV6LL`) and accepts digests with or without them; FreeBSD includes
+//! them. We accept both forms and send the configured one
+//! ([`LinkLocalHmac`]).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -26,11 +34,14 @@ use std::net::IpAddr;
 use carp_common::constants::{CARP_ADVERTISEMENT, CARP_HMAC_LEN, CARP_VERSION};
 use carp_common::header::CarpHeader;
 use hmac::{Hmac, KeyInit, Mac};
+
+use super::params::LinkLocalHmac;
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
-/// Longest password carp(4) and UCARP accept, in bytes.
-pub const MAX_PASSWORD_LEN: usize = 20;
+/// Longest password carp(4) and UCARP accept, in bytes (a NUL-terminated
+/// 20-byte buffer).
+pub const MAX_PASSWORD_LEN: usize = 19;
 
 /// Errors of this module.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,7 +54,7 @@ pub enum AuthError {
     },
 }
 
-/// The shared secret of a virtual host (at most 20 bytes).
+/// The shared secret of a virtual host (at most [`MAX_PASSWORD_LEN`] bytes).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password {
     /// The password bytes, without padding.
@@ -84,15 +95,29 @@ pub struct HmacAddrs {
 impl HmacAddrs {
     /// Sorts `addrs` into HMAC order.
     pub fn new(addrs: &[IpAddr]) -> Self {
-        let v4: BTreeSet<[u8; 4]> = addrs
+        Self::sorted(addrs.iter().copied())
+    }
+
+    /// Sorts `addrs` into HMAC order, leaving out IPv6 link-local addresses
+    /// (OpenBSD's `HMAC_NOV6LL` form); `None` when there are none, so that
+    /// both forms are the same.
+    pub fn without_link_local(addrs: &[IpAddr]) -> Option<Self> {
+        let is_ll = |a: &IpAddr| matches!(a, IpAddr::V6(v6) if v6.is_unicast_link_local());
+        addrs
             .iter()
+            .any(is_ll)
+            .then(|| Self::sorted(addrs.iter().copied().filter(|a| !is_ll(a))))
+    }
+
+    fn sorted(addrs: impl Iterator<Item = IpAddr> + Clone) -> Self {
+        let v4: BTreeSet<[u8; 4]> = addrs
+            .clone()
             .filter_map(|a| match a {
                 IpAddr::V4(a) => Some(a.octets()),
                 IpAddr::V6(_) => None,
             })
             .collect();
         let v6: BTreeSet<[u8; 16]> = addrs
-            .iter()
             .filter_map(|a| match a {
                 IpAddr::V6(a) => Some(a.octets()),
                 IpAddr::V4(_) => None,
@@ -119,41 +144,75 @@ pub struct Authenticator {
     password: Password,
     /// The vhid's addresses in HMAC order.
     addrs: HmacAddrs,
+    /// The same without IPv6 link-local addresses, when it has any.
+    addrs_no_ll: Option<HmacAddrs>,
+    /// The form we send.
+    send: LinkLocalHmac,
 }
 
 impl Authenticator {
-    /// An authenticator for a vhid with these addresses.
+    /// An authenticator for a vhid with these addresses, sending IPv6
+    /// link-local addresses in the digest.
     pub fn new(password: Password, addrs: &[IpAddr]) -> Self {
         Self {
             password,
             addrs: HmacAddrs::new(addrs),
+            addrs_no_ll: HmacAddrs::without_link_local(addrs),
+            send: LinkLocalHmac::Include,
         }
     }
 
-    /// The digest of an advert for `vhid` with `counter` (8 wire bytes).
+    /// The same, sending IPv6 link-local addresses in the digest as `form`
+    /// says.
+    pub fn sending(mut self, form: LinkLocalHmac) -> Self {
+        self.send = form;
+        self
+    }
+
+    /// The digest of an advert for `vhid` with `counter` (8 wire bytes),
+    /// link-local addresses included.
     pub fn digest(&self, version_type: u8, vhid: u8, counter: &[u8; 8]) -> [u8; CARP_HMAC_LEN] {
+        self.digest_over(&self.addrs, version_type, vhid, counter)
+    }
+
+    fn digest_over(
+        &self,
+        addrs: &HmacAddrs,
+        version_type: u8,
+        vhid: u8,
+        counter: &[u8; 8],
+    ) -> [u8; CARP_HMAC_LEN] {
         // HMAC accepts keys of any length, so this cannot fail.
         let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(self.password.as_bytes())
             .unwrap_or_else(|_| unreachable!("hmac takes keys of any length"));
         mac.update(&[version_type >> 4, version_type & 0x0f, vhid]);
-        mac.update(self.addrs.as_bytes());
+        mac.update(addrs.as_bytes());
         mac.update(counter);
         let mut out = [0u8; CARP_HMAC_LEN];
         out.copy_from_slice(&mac.finalize().into_bytes());
         out
     }
 
-    /// True when the advert's HMAC matches (compared in constant time).
+    /// True when the advert's HMAC matches, with or without IPv6 link-local
+    /// addresses (compared in constant time).
     pub fn verify(&self, header: &CarpHeader) -> bool {
-        let expected = self.digest(header.version_type, header.vhid, &header.counter);
-        expected.ct_eq(&header.hmac).into()
+        let check = |addrs: &HmacAddrs| -> bool {
+            let expected =
+                self.digest_over(addrs, header.version_type, header.vhid, &header.counter);
+            expected.ct_eq(&header.hmac).into()
+        };
+        check(&self.addrs) || self.addrs_no_ll.as_ref().is_some_and(check)
     }
 
     /// Fills in the HMAC, then the checksum, of an advert: the header is ready
     /// to send.
     pub fn seal(&self, header: &mut CarpHeader) {
         header.version_type = (CARP_VERSION << 4) | CARP_ADVERTISEMENT;
-        header.hmac = self.digest(header.version_type, header.vhid, &header.counter);
+        let addrs = match (self.send, &self.addrs_no_ll) {
+            (LinkLocalHmac::Exclude, Some(no_ll)) => no_ll,
+            _ => &self.addrs,
+        };
+        header.hmac = self.digest_over(addrs, header.version_type, header.vhid, &header.counter);
         header.seal_checksum();
     }
 }
@@ -163,16 +222,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn password_length_limit() {
-        assert!(Password::new(&[b'x'; 20]).is_ok());
+    fn password_length_limit_is_the_peers_19_bytes() {
+        assert!(Password::new(&[b'x'; 19]).is_ok());
         assert_eq!(
-            Password::new(&[b'x'; 21]),
-            Err(AuthError::PasswordTooLong { len: 21 })
+            Password::new(&[b'x'; 20]),
+            Err(AuthError::PasswordTooLong { len: 20 })
         );
         assert_eq!(
-            AuthError::PasswordTooLong { len: 21 }.to_string(),
-            "password is 21 bytes long, at most 20 are allowed"
+            AuthError::PasswordTooLong { len: 20 }.to_string(),
+            "password is 20 bytes long, at most 19 are allowed"
         );
+    }
+
+    #[test]
+    fn link_local_addresses_in_either_form() {
+        let addrs: Vec<IpAddr> = ["fe80::1", "2001:db8::1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let pw = || Password::new(b"pw").unwrap();
+        let include = Authenticator::new(pw(), &addrs);
+        let exclude = Authenticator::new(pw(), &addrs).sending(LinkLocalHmac::Exclude);
+        let (mut a, mut b) = (
+            CarpHeader::advertisement(3, 1, 0, 0, 9),
+            CarpHeader::advertisement(3, 1, 0, 0, 9),
+        );
+        include.seal(&mut a);
+        exclude.seal(&mut b);
+        assert_ne!(a.hmac, b.hmac, "the two forms differ");
+        // The excluded form is the digest over the global address alone.
+        let global_only = Authenticator::new(pw(), &addrs[1..]);
+        assert_eq!(b.hmac, global_only.digest(b.version_type, 3, &b.counter));
+        for auth in [&include, &exclude] {
+            assert!(auth.verify(&a) && auth.verify(&b));
+        }
+        // Without link-local addresses there is one form only.
+        assert!(!global_only.verify(&a));
     }
 
     #[test]

@@ -18,6 +18,16 @@
 //! The tag lets `auto` replay mode tell our counters from the random ones
 //! UCARP sends. It is inside the HMAC, so it cannot be added or removed by
 //! anyone without the password.
+//!
+//! Across restarts the wall clock alone is not enough: a host restarted
+//! after its clock went back (booted before NTP, a VM restored from a
+//! snapshot) would send counters below those its peers recorded, and strict
+//! peers would drop them. So the counter also stays above a floor, the last
+//! reservation persisted by the daemon: before an advert's counter passes
+//! the current reservation, the core asks (with
+//! [`super::Action::PersistCounter`], queued before the advert) for a new
+//! one [`RESERVE`] ahead to be written to stable storage, and a restarted
+//! instance starts above what was written.
 
 use super::Nanos;
 
@@ -44,6 +54,10 @@ pub const fn embedded_millis(counter: u64) -> u64 {
 pub const fn tagged(unix_ms: u64) -> u64 {
     ((COUNTER_TAG as u64) << TIME_BITS) | (unix_ms & TIME_MASK)
 }
+
+/// How far ahead of the counter a reservation goes: a minute of
+/// milliseconds, so the daemon writes about once a minute per instance.
+pub const RESERVE: u64 = 60_000;
 
 /// Our wall clock, derived from one reading at start and the monotonic clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,23 +92,48 @@ pub struct AdvertCounter {
     clock: WallClock,
     /// The last counter sent, if any.
     last: Option<u64>,
+    /// Every counter is above this (the reservation a previous run wrote).
+    floor: u64,
+    /// Counters up to this one are covered by a persisted reservation.
+    reserved: Option<u64>,
 }
 
 impl AdvertCounter {
     /// A counter following `clock`.
     pub const fn new(clock: WallClock) -> Self {
-        Self { clock, last: None }
+        Self {
+            clock,
+            last: None,
+            floor: 0,
+            reserved: None,
+        }
     }
 
-    /// The counter for an advert sent at `now`: greater than every one before.
-    pub fn next(&mut self, now: Nanos) -> u64 {
+    /// Every counter from now on is above `floor`.
+    pub fn raise_floor(&mut self, floor: u64) {
+        self.floor = self.floor.max(floor);
+    }
+
+    /// The counter for an advert sent at `now`: greater than every one
+    /// before and than the floor. The second value, when present, is a new
+    /// reservation to persist before the advert is sent.
+    pub fn next(&mut self, now: Nanos) -> (u64, Option<u64>) {
         let from_clock = tagged(self.clock.unix_millis(now));
-        let value = match self.last {
-            Some(last) => from_clock.max(last.saturating_add(1)),
-            None => from_clock,
+        let above = match self.last {
+            Some(last) => last.max(self.floor),
+            None => self.floor,
         };
+        let value = from_clock.max(above.saturating_add(1));
         self.last = Some(value);
-        value
+        let reserve = match self.reserved {
+            Some(r) if value <= r => None,
+            _ => {
+                let r = value.saturating_add(RESERVE);
+                self.reserved = Some(r);
+                Some(r)
+            }
+        };
+        (value, reserve)
     }
 
     /// The last counter sent, if any.
@@ -112,21 +151,57 @@ mod tests {
     #[test]
     fn follows_wall_clock_in_milliseconds() {
         let mut c = AdvertCounter::new(WallClock::new(Nanos(5_000), START_UNIX_NS));
-        let first = c.next(Nanos(5_000));
+        let (first, _) = c.next(Nanos(5_000));
         assert!(is_tagged(first));
         assert_eq!(embedded_millis(first), 1_763_000_000_123);
-        let later = c.next(Nanos(5_000 + 2_500_000_000));
+        let (later, _) = c.next(Nanos(5_000 + 2_500_000_000));
         assert_eq!(embedded_millis(later), 1_763_000_002_623);
     }
 
     #[test]
     fn strictly_increasing_even_within_one_millisecond() {
         let mut c = AdvertCounter::new(WallClock::new(Nanos(0), START_UNIX_NS));
-        let a = c.next(Nanos(0));
-        let b = c.next(Nanos(10));
-        let d = c.next(Nanos(20));
+        let (a, _) = c.next(Nanos(0));
+        let (b, _) = c.next(Nanos(10));
+        let (d, _) = c.next(Nanos(20));
         assert_eq!((b, d), (a + 1, a + 2));
         assert_eq!(c.last(), Some(d));
+    }
+
+    #[test]
+    fn reservations_cover_every_counter_and_are_rare() {
+        let mut c = AdvertCounter::new(WallClock::new(Nanos(0), START_UNIX_NS));
+        let (first, r) = c.next(Nanos(0));
+        let mut reserved = r.expect("the first advert reserves");
+        assert_eq!(reserved, first + RESERVE);
+        let mut writes = 1;
+        // Ten minutes of adverts at 256 per second.
+        for i in 1..(600 * 256) {
+            let (v, r) = c.next(Nanos(i * 3_906_250));
+            if let Some(r) = r {
+                assert!(r > reserved);
+                reserved = r;
+                writes += 1;
+            }
+            assert!(
+                v <= reserved,
+                "advert {i}: {v} above the reservation {reserved}"
+            );
+        }
+        assert!(writes <= 11, "{writes} writes in ten minutes");
+    }
+
+    #[test]
+    fn a_restart_with_the_clock_set_back_stays_above_the_reservation() {
+        // First run: the clock an hour ahead.
+        let hour_ns = 3_600_000_000_000;
+        let mut before = AdvertCounter::new(WallClock::new(Nanos(0), START_UNIX_NS + hour_ns));
+        let (sent, reserved) = before.next(Nanos(0));
+        // Second run: the true clock, the reservation read back.
+        let mut after = AdvertCounter::new(WallClock::new(Nanos(0), START_UNIX_NS));
+        after.raise_floor(reserved.unwrap());
+        let (next, _) = after.next(Nanos(0));
+        assert!(next > sent && next > reserved.unwrap() && is_tagged(next));
     }
 
     #[test]

@@ -1,33 +1,40 @@
-//! Who is the better master.
+//! Who is the better master, as each kind of peer sees it.
 //!
-//! A master's priority is, in order (lower wins each step):
+//! A master's rank is, in order (lower wins each step):
 //!
-//! 1. its demote counter (OpenBSD carp(4): "higher demote loses", compared
-//!    before the interval in `carp_proto_input_c`);
-//! 2. its advert interval `advbase + advskew/256` (carp(4) and UCARP compare
-//!    `struct timeval`s in the same place);
-//! 3. on equal intervals, its source address as an unsigned big-endian number.
-//!    UCARP breaks the tie in the same direction (lower wins) but compares
-//!    `ip_src.s_addr` as a host-order integer, so on little-endian hosts it
-//!    orders by the last octet first: 10.0.1.2 beats 10.0.2.1 here and loses
-//!    there. Only addresses of the same family are compared; otherwise the
-//!    tie stands, and a tie counts against the master that hears it (as in
-//!    carp(4), which has no address tie-break).
+//! 1. its demote counter (OpenBSD carp(4) `carp_proto_input_c`: "higher
+//!    demote loses", compared before the interval), for peers that read the
+//!    demote byte ([`PeerKind::honours_demote`]); UCARP and FreeBSD ignore it
+//!    and see our demotion only in advskew
+//!    ([`super::params::InstanceParams::wire_advskew`]);
+//! 2. its advert interval `advbase + advskew/256` (every implementation
+//!    compares the two `struct timeval`s).
+//!
+//! Two masters of equal rank that hear each other must still end with one:
+//! each side settles the tie as the peer on the other side does
+//! ([`super::peer::TieBreak`]). UCARP keeps the master with the lower
+//! address, comparing `ip_src.s_addr` as a host-order word (UCARP
+//! `packethandler`, MASTER): on the little-endian hosts it runs on, the last
+//! octet weighs most, so 10.0.2.1 beats 10.0.1.2. carpd-xdp uses the same
+//! order ([`tie_order`]) against UCARP and against itself. OpenBSD and
+//! FreeBSD have no address tie-break: the master that hears an equal advert
+//! yields, so against them we keep the VIP. A backup never preempts on a tie.
 
 use std::cmp::Ordering;
 use std::net::IpAddr;
 
+use super::peer::{PeerKind, TieBreak};
 use super::timers::advert_interval;
 use super::Nanos;
 
-/// The priority of a master, as compared by [`Priority::cmp_preference`].
+/// The rank of a master and its address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Priority {
     /// Demote counter; higher loses.
     pub demote: u8,
     /// Advert interval; longer loses.
     pub interval: Nanos,
-    /// Source address; the higher loses a tie.
+    /// Source address; settles ties (see [`tie_order`]).
     pub addr: Option<IpAddr>,
 }
 
@@ -41,18 +48,68 @@ impl Priority {
         }
     }
 
-    /// `Less` when `self` is the better master, `Greater` when `other` is,
-    /// `Equal` when nothing tells them apart.
-    pub fn cmp_preference(&self, other: &Priority) -> Ordering {
-        self.demote
-            .cmp(&other.demote)
-            .then(self.interval.cmp(&other.interval))
-            .then_with(|| match (self.addr, other.addr) {
-                (Some(IpAddr::V4(a)), Some(IpAddr::V4(b))) => a.octets().cmp(&b.octets()),
-                (Some(IpAddr::V6(a)), Some(IpAddr::V6(b))) => a.octets().cmp(&b.octets()),
-                _ => Ordering::Equal,
-            })
+    /// The rank of `self` against `other` as a `kind` peer compares them,
+    /// addresses aside: `Less` when `self` is the better master.
+    pub fn cmp_rank(&self, other: &Priority, kind: PeerKind) -> Ordering {
+        let demote = if kind.honours_demote() {
+            self.demote.cmp(&other.demote)
+        } else {
+            Ordering::Equal
+        };
+        demote.then(self.interval.cmp(&other.interval))
     }
+
+    /// carpd-xdp's total order among carpd-xdp hosts: rank, then
+    /// [`tie_order`]; `Equal` only for addresses of different families.
+    pub fn cmp_preference(&self, other: &Priority) -> Ordering {
+        self.cmp_rank(other, PeerKind::Carpd)
+            .then_with(|| addr_cmp(self.addr, other.addr).unwrap_or(Ordering::Equal))
+    }
+}
+
+/// The key two masters of equal rank compare, lower staying master: an IPv4
+/// address as UCARP compares it on a little-endian host (the network-order
+/// word read as a little-endian integer), an IPv6 address as a big-endian
+/// number (UCARP has no IPv6).
+pub fn tie_order(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(u32::from_le_bytes(a.octets())),
+        IpAddr::V6(a) => u128::from_be_bytes(a.octets()),
+    }
+}
+
+/// [`tie_order`] of two addresses of the same family.
+fn addr_cmp(a: Option<IpAddr>, b: Option<IpAddr>) -> Option<Ordering> {
+    match (a?, b?) {
+        (a @ IpAddr::V4(_), b @ IpAddr::V4(_)) | (a @ IpAddr::V6(_), b @ IpAddr::V6(_)) => {
+            Some(tie_order(a).cmp(&tie_order(b)))
+        }
+        _ => None,
+    }
+}
+
+/// MASTER hearing the master `theirs`, a `kind` peer: true when we must go
+/// BACKUP. Exactly one of two masters yields when each applies the rule of
+/// the other: a better rank wins; on a tie we yield only where the peer
+/// would not (the lower address stays, or the BSD peer yields). Without an
+/// address of the peer's family to compare, a tie counts against us.
+pub fn master_yields(ours: &Priority, theirs: &Priority, kind: PeerKind) -> bool {
+    match theirs.cmp_rank(ours, kind) {
+        Ordering::Less => true,
+        Ordering::Greater => false,
+        Ordering::Equal => match kind.tie_break() {
+            TieBreak::PeerYields => false,
+            TieBreak::LowerAddress => addr_cmp(theirs.addr, ours.addr).is_none_or(Ordering::is_lt),
+        },
+    }
+}
+
+/// BACKUP with preempt hearing the master `theirs`: true when it ranks
+/// strictly below us, as the peer itself would agree (it then yields to our
+/// adverts). Never on an address tie: UCARP, OpenBSD and FreeBSD preempt only
+/// a slower master.
+pub fn preempts(ours: &Priority, theirs: &Priority, kind: PeerKind) -> bool {
+    theirs.cmp_rank(ours, kind).is_gt()
 }
 
 /// Our own address of the same family as `peer`, for tie-breaks.
@@ -68,37 +125,72 @@ mod tests {
         Priority::of_advert(demote, advbase, advskew, addr.parse().unwrap())
     }
 
+    const ALL: [PeerKind; 6] = [
+        PeerKind::Carpd,
+        PeerKind::Ucarp,
+        PeerKind::OpenBsd,
+        PeerKind::FreeBsd,
+        PeerKind::Bsd,
+        PeerKind::Unknown,
+    ];
+
     #[test]
-    fn demote_beats_interval() {
-        assert_eq!(
-            p(0, 10, 0, "10.0.0.9").cmp_preference(&p(1, 1, 0, "10.0.0.1")),
-            Ordering::Less
-        );
+    fn demote_beats_interval_for_peers_that_read_it() {
+        let (a, b) = (p(0, 10, 0, "10.0.0.9"), p(1, 1, 0, "10.0.0.1"));
+        assert_eq!(a.cmp_rank(&b, PeerKind::OpenBsd), Ordering::Less);
+        assert_eq!(a.cmp_rank(&b, PeerKind::Ucarp), Ordering::Greater);
+        assert_eq!(a.cmp_rank(&b, PeerKind::FreeBsd), Ordering::Greater);
     }
 
     #[test]
-    fn interval_beats_address() {
+    fn tie_order_is_ucarps_little_endian_word() {
+        // UCARP on x86 ranks 10.99.2.1 before 10.99.1.2; big-endian would not.
+        assert!(tie_order("10.99.2.1".parse().unwrap()) < tie_order("10.99.1.2".parse().unwrap()));
+        assert!(tie_order("10.0.0.1".parse().unwrap()) < tie_order("10.0.0.2".parse().unwrap()));
+        assert!(tie_order("fe80::1".parse().unwrap()) < tie_order("fe80::2".parse().unwrap()));
         assert_eq!(
-            p(0, 1, 1, "10.0.0.1").cmp_preference(&p(0, 1, 0, "10.0.0.9")),
-            Ordering::Greater
-        );
-    }
-
-    #[test]
-    fn tie_broken_by_big_endian_address() {
-        // Little-endian host order would rank these the other way round.
-        assert_eq!(
-            p(0, 1, 0, "10.0.1.2").cmp_preference(&p(0, 1, 0, "10.0.2.1")),
+            p(0, 1, 0, "10.99.2.1").cmp_preference(&p(0, 1, 0, "10.99.1.2")),
             Ordering::Less
-        );
-        assert_eq!(
-            p(0, 1, 0, "fe80::2").cmp_preference(&p(0, 1, 0, "fe80::1")),
-            Ordering::Greater
         );
         assert_eq!(
             p(0, 1, 0, "10.0.0.1").cmp_preference(&p(0, 1, 0, "fe80::1")),
             Ordering::Equal
         );
+    }
+
+    #[test]
+    fn two_masters_of_equal_rank_keep_exactly_one() {
+        let (lo, hi) = (p(0, 1, 0, "10.99.2.1"), p(0, 1, 0, "10.99.1.2"));
+        for kind in [PeerKind::Carpd, PeerKind::Ucarp, PeerKind::Unknown] {
+            // We are `hi`, they are `lo`: we yield; and the other way round.
+            assert!(master_yields(&hi, &lo, kind), "{kind:?}");
+            assert!(!master_yields(&lo, &hi, kind), "{kind:?}");
+        }
+        for kind in [PeerKind::OpenBsd, PeerKind::FreeBsd, PeerKind::Bsd] {
+            // The BSD master yields on a tie, so we must not.
+            assert!(!master_yields(&hi, &lo, kind), "{kind:?}");
+            assert!(!master_yields(&lo, &hi, kind), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn better_rank_wins_whatever_the_peer() {
+        let (fast, slow) = (p(0, 1, 0, "10.0.0.9"), p(0, 1, 10, "10.0.0.1"));
+        for kind in ALL {
+            assert!(master_yields(&slow, &fast, kind), "{kind:?}");
+            assert!(!master_yields(&fast, &slow, kind), "{kind:?}");
+            assert!(preempts(&fast, &slow, kind), "{kind:?}");
+            assert!(!preempts(&slow, &fast, kind), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn never_preempt_on_a_tie() {
+        let (a, b) = (p(0, 1, 0, "10.0.0.1"), p(0, 1, 0, "10.0.0.2"));
+        for kind in ALL {
+            assert!(!preempts(&a, &b, kind), "{kind:?}");
+            assert!(!preempts(&b, &a, kind), "{kind:?}");
+        }
     }
 
     #[test]

@@ -24,8 +24,9 @@ use carp_common::header::CarpHeader;
 use super::action::{Action, Admin, Reason, Script, State, Status};
 use super::auth::Authenticator;
 use super::counter::{AdvertCounter, WallClock};
-use super::election::{own_addr_for, Priority};
+use super::election::{master_yields, own_addr_for, preempts, Priority};
 use super::params::{InstanceParams, ParamsError};
+use super::peer::{MacClass, PeerKind, PeerTable, Sender};
 use super::reject::{Reject, RejectCounts};
 use super::replay::ReplayGuard;
 use super::timers::{Timer, TimerTable};
@@ -63,6 +64,8 @@ pub struct Instance {
     adverts_since_takeover: u64,
     /// Sender of the last accepted advert (in BACKUP).
     master: Option<IpAddr>,
+    /// What each source's adverts showed of its implementation.
+    peers: PeerTable,
     /// Counters.
     status: Status,
 }
@@ -81,7 +84,8 @@ impl Instance {
         let clock = WallClock::new(now, wall_clock_unix_ns);
         let window_ms = params.replay_window.map(|w| w.0 / 1_000_000);
         let mut me = Self {
-            auth: Authenticator::new(params.password.clone(), &params.vips),
+            auth: Authenticator::new(params.password.clone(), &params.vips)
+                .sending(params.hmac_link_local),
             replay: ReplayGuard::new(params.replay_mode, window_ms),
             clock,
             counter: AdvertCounter::new(clock),
@@ -94,9 +98,11 @@ impl Instance {
             announce_rounds_left: 0,
             adverts_since_takeover: 0,
             master: None,
+            peers: PeerTable::default(),
             status: Status {
                 state: State::Init,
                 master: None,
+                master_kind: None,
                 last_advert_at: None,
                 demote: params.demote,
                 held: false,
@@ -109,12 +115,21 @@ impl Instance {
             params,
         };
         me.set_state(State::Backup, Reason::Startup);
+        // Addresses a crashed run left behind go whatever `neutral` says: it
+        // is about the down script (UCARP `--neutral`), and a stale VIP would
+        // answer ARP beside the real master.
+        me.actions.push_back(Action::RemoveVips);
         if !me.params.neutral {
-            me.actions.push_back(Action::RemoveVips);
             me.actions.push_back(Action::RunScript(Script::Down));
         }
         me.arm_master_down(now);
         Ok(me)
+    }
+
+    /// Every counter we send from now on is above `floor`: the last
+    /// reservation a previous run persisted (see [`super::counter`]).
+    pub fn raise_counter_floor(&mut self, floor: u64) {
+        self.counter.raise_floor(floor);
     }
 
     /// The configuration.
@@ -139,6 +154,10 @@ impl Instance {
             State::Backup => self.master,
             State::Init => None,
         };
+        s.master_kind = match self.state {
+            State::Master => None,
+            _ => s.master.and_then(|m| self.peers.kind(m)),
+        };
         s
     }
 
@@ -157,27 +176,33 @@ impl Instance {
         self.timers.next()
     }
 
-    /// A received advert from `src`. Checks it (cheap checks, HMAC, replay)
-    /// and, if it passes, applies the election rules.
+    /// A received advert from `sender` (an address, or an address and the
+    /// frame's Ethernet source). Checks it (cheap checks, HMAC, replay) and,
+    /// if it passes, applies the election rules of the peer it comes from.
     pub fn handle_advert(
         &mut self,
         now: Nanos,
-        src: IpAddr,
+        sender: impl Into<Sender>,
         header: &CarpHeader,
     ) -> Result<(), Reject> {
-        if let Err(reject) = self.check_advert(now, src, header) {
+        let sender = sender.into();
+        if let Err(reject) = self.check_advert(now, sender, header) {
             self.status.rejects.bump(&reject);
             return Err(reject);
         }
         self.status.adverts_accepted += 1;
         self.status.last_advert_at = Some(now);
-        self.elect(now, src, header);
+        let kind = self
+            .peers
+            .record(sender, header.vhid, header.counter(), header.demote);
+        self.elect(now, sender.addr, kind, header);
         Ok(())
     }
 
     /// The checks of `carp_proto_input`, stateless first, replay last (its
     /// state changes only for authentic adverts).
-    fn check_advert(&mut self, now: Nanos, src: IpAddr, h: &CarpHeader) -> Result<(), Reject> {
+    fn check_advert(&mut self, now: Nanos, sender: Sender, h: &CarpHeader) -> Result<(), Reject> {
+        let src = sender.addr;
         if self.state == State::Init {
             return Err(Reject::NotRunning {
                 src,
@@ -224,13 +249,14 @@ impl Instance {
                 counter: h.counter(),
             });
         }
+        let mac = MacClass::of(sender.mac, h.vhid);
         self.replay
-            .admit(src, h.vhid, h.counter(), self.clock.unix_millis(now))
+            .admit(src, h.vhid, h.counter(), self.clock.unix_millis(now), mac)
             .map_err(|source| Reject::Replay { src, source })
     }
 
-    /// The election rules for an accepted advert.
-    fn elect(&mut self, now: Nanos, src: IpAddr, h: &CarpHeader) {
+    /// The election rules for an accepted advert from a `kind` peer.
+    fn elect(&mut self, now: Nanos, src: IpAddr, kind: PeerKind, h: &CarpHeader) {
         let theirs = Priority::of_advert(h.demote, h.advbase, h.advskew, src);
         let ours = Priority {
             demote: self.params.demote,
@@ -241,14 +267,15 @@ impl Instance {
             State::Init => {}
             State::Master => {
                 // carp(4) `carp_proto_input_c`, MASTER; UCARP `packethandler`:
-                // a master that hears a preferred master (lower demote, then
-                // shorter interval, then lower address; a tie counts against
-                // us) goes BACKUP, after one final advert so that the new
-                // master knows to reassert itself. A leave advert is no rival.
+                // a master that hears a preferred master goes BACKUP, after
+                // one final advert so that the new master knows to reassert
+                // itself. Preferred as the peer itself ranks us, ties settled
+                // as it settles them, so that exactly one of us stays
+                // ([`master_yields`]). A leave advert is no rival.
                 if h.is_leave() {
                     return;
                 }
-                if theirs.cmp_preference(&ours).is_le() {
+                if master_yields(&ours, &theirs, kind) {
                     self.emit_advert(now, false);
                     self.master = Some(src);
                     self.become_backup(now, Reason::BetterMaster);
@@ -268,16 +295,17 @@ impl Instance {
                 if h.is_leave() {
                     return self.become_master(now, Reason::PeerLeft);
                 }
-                // carp(4): take over masters advertising a higher demote
-                // count, regardless of preempt.
-                if h.demote > self.params.demote {
+                // OpenBSD carp(4): take over masters advertising a higher
+                // demote count, regardless of preempt (where the peer reads
+                // the byte, it then yields to us).
+                if kind.honours_demote() && h.demote > self.params.demote {
                     return self.become_master(now, Reason::PeerDemoted);
                 }
-                // carp(4), UCARP: with preempt, treat a less preferred master
-                // as down.
+                // carp(4), UCARP: with preempt, treat a master that ranks
+                // strictly below us as down; never on an address tie.
                 if self.params.preempt
                     && now >= self.preempt_after
-                    && theirs.cmp_preference(&ours).is_gt()
+                    && preempts(&ours, &theirs, kind)
                 {
                     return self.become_master(now, Reason::Preempt);
                 }
@@ -451,9 +479,12 @@ impl Instance {
         let (advbase, advskew) = if leave {
             (CARP_LEAVE_ADVBASE, CARP_LEAVE_ADVSKEW)
         } else {
-            (self.params.advbase_secs, self.params.advskew)
+            (self.params.advbase_secs, self.params.wire_advskew())
         };
-        let counter = self.counter.next(now);
+        let (counter, reserve) = self.counter.next(now);
+        if let Some(reserve) = reserve {
+            self.actions.push_back(Action::PersistCounter(reserve));
+        }
         let mut header = CarpHeader::advertisement(
             self.params.vhid,
             advbase,

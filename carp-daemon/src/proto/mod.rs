@@ -14,7 +14,8 @@
 //! - [`replay`]: which received counters are accepted, per source and vhid;
 //! - [`timers`]: the advert and master-down intervals and the timer table;
 //! - [`params`]: the configuration of one virtual host and its validation;
-//! - [`election`]: who is the better master;
+//! - [`peer`]: which implementation sent an advert, and what follows;
+//! - [`election`]: who is the better master, as each peer sees it;
 //! - [`reject`]: why a received advert was dropped;
 //! - [`action`]: states, reasons, admin requests, actions, status;
 //! - [`instance`]: the INIT/BACKUP/MASTER state machine of one (interface, vhid).
@@ -25,6 +26,7 @@ pub mod counter;
 pub mod election;
 pub mod instance;
 pub mod params;
+pub mod peer;
 pub mod reject;
 pub mod replay;
 pub mod timers;
@@ -32,7 +34,8 @@ pub mod timers;
 pub use action::{Action, Admin, Reason, Script, State, Status};
 pub use auth::{AuthError, Password};
 pub use instance::Instance;
-pub use params::{InstanceParams, MasterDownRule, ParamsError};
+pub use params::{InstanceParams, LinkLocalHmac, MasterDownRule, ParamsError};
+pub use peer::{PeerKind, Sender};
 pub use reject::Reject;
 pub use replay::{ReplayError, ReplayMode};
 

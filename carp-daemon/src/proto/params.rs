@@ -33,6 +33,46 @@ impl MasterDownRule {
     }
 }
 
+/// How IPv6 link-local virtual addresses enter the HMAC of the adverts we
+/// send. Received adverts are accepted in either form, as OpenBSD does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LinkLocalHmac {
+    /// Included, as FreeBSD and (for IPv4-only vhids, trivially) UCARP do.
+    #[default]
+    Include,
+    /// Left out, as OpenBSD sends (`HMAC_NOV6LL` in `carp_hmac_prepare`).
+    Exclude,
+}
+
+impl LinkLocalHmac {
+    /// The lowercase name, as in the configuration file.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkLocalHmac::Include => "include",
+            LinkLocalHmac::Exclude => "exclude",
+        }
+    }
+}
+
+impl std::str::FromStr for LinkLocalHmac {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "include" => Ok(LinkLocalHmac::Include),
+            "exclude" => Ok(LinkLocalHmac::Exclude),
+            other => Err(format!(
+                "unknown link-local HMAC form {other:?}: expected \"include\" or \"exclude\""
+            )),
+        }
+    }
+}
+
+/// The advskew a demoted host advertises at least, so that peers which
+/// ignore the demote byte (UCARP, FreeBSD) see the demotion too: FreeBSD's
+/// own ceiling for a demoted host (`DEMOTE_ADVSKEW`, `CARP_MAXSKEW` 240).
+pub const DEMOTED_ADVSKEW: u8 = 240;
+
 /// Errors of this module: a configuration that cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamsError {
@@ -127,6 +167,8 @@ pub struct InstanceParams {
     pub announce_rounds: u8,
     /// Adverts between two announcement rounds.
     pub announce_every_adverts: u8,
+    /// How IPv6 link-local VIPs enter the HMAC we send.
+    pub hmac_link_local: LinkLocalHmac,
 }
 
 impl InstanceParams {
@@ -150,21 +192,35 @@ impl InstanceParams {
             replay_window: None,
             announce_rounds: 2,
             announce_every_adverts: 2,
+            hmac_link_local: LinkLocalHmac::Include,
         }
     }
 
-    /// Our advert interval.
-    pub fn advert_interval(&self) -> Nanos {
-        advert_interval(self.advbase_secs, self.advskew)
+    /// The advskew we advertise: the configured one, raised to
+    /// [`DEMOTED_ADVSKEW`] while demoted. OpenBSD and carpd-xdp read the
+    /// demote byte; UCARP and FreeBSD ignore it and see only this, as FreeBSD
+    /// itself advertises its demotion. Our own timers follow it too, as
+    /// FreeBSD's do.
+    pub fn wire_advskew(&self) -> u8 {
+        if self.demote > 0 {
+            self.advskew.max(DEMOTED_ADVSKEW)
+        } else {
+            self.advskew
+        }
     }
 
-    /// Our master-down interval.
+    /// Our advert interval, from the advskew we advertise.
+    pub fn advert_interval(&self) -> Nanos {
+        advert_interval(self.advbase_secs, self.wire_advskew())
+    }
+
+    /// Our master-down interval, from the advskew we advertise.
     pub fn master_down_interval(&self) -> Nanos {
         master_down_interval(
             self.master_down_rule,
             self.deadratio,
             self.advbase_secs,
-            self.advskew,
+            self.wire_advskew(),
         )
     }
 

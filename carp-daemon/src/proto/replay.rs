@@ -23,6 +23,18 @@
 //!   and untagged counters from it are refused ([`ReplayError::Downgrade`]).
 //!   Two in a row, because a random UCARP counter carries the tag once in
 //!   65,536 adverts; twice in a row, growing, once in about 8.6 × 10⁹.
+//!   Only a source sending from a MAC that is not a CARP virtual-router
+//!   address ([`MacClass::Other`], or unknown) becomes known this way: UCARP
+//!   and FreeBSD continue the last counter they heard, ours included, so
+//!   their counters look like ours until they restart and go back to random
+//!   ones, which must not then be refused.
+//!
+//! OpenBSD puts one constant cookie in every advert (`vhe_replay_cookie`).
+//! In `compat` and `auto`, a source sending from a BSD virtual-router MAC
+//! ([`MacClass::Bsd`]) whose every accepted counter was that same value may
+//! repeat it: such an advert proves that the host is alive, nothing more, and
+//! a replay of it cannot be told apart. `strict` refuses it (counters must
+//! grow): it is for carpd-xdp-only clusters.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -31,6 +43,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 use super::counter::{embedded_millis, is_tagged};
+use super::peer::MacClass;
 
 /// How many recent counters per source the compat rule remembers.
 pub const COMPAT_MEMORY: usize = 256;
@@ -150,6 +163,8 @@ struct SourceState {
     known_tagged: bool,
     /// Recently accepted counters, oldest first (compat rule).
     recent: VecDeque<u64>,
+    /// Every accepted counter so far was this one (OpenBSD's cookie).
+    constant: Option<u64>,
     /// Order of the last acceptance, for forgetting the oldest source.
     touched: u64,
 }
@@ -185,17 +200,21 @@ impl ReplayGuard {
 
     /// Checks `counter` from `src` for `vhid` and, if it passes, records it.
     /// Call only for adverts that passed authentication. `now_unix_ms` is our
-    /// wall clock, used only with a window.
+    /// wall clock, used only with a window; `mac` is the class of the
+    /// advert's Ethernet source.
     pub fn admit(
         &mut self,
         src: IpAddr,
         vhid: u8,
         counter: u64,
         now_unix_ms: u64,
+        mac: MacClass,
     ) -> Result<(), ReplayError> {
         let tagged = is_tagged(counter);
         let state = self.sources.get(&(src, vhid));
+        let cookie = mac == MacClass::Bsd && state.is_some_and(|s| s.constant == Some(counter));
         match self.mode {
+            ReplayMode::Compat | ReplayMode::Auto if cookie => {}
             ReplayMode::Strict => {
                 check_greater(counter, state.and_then(|s| s.last))?;
                 self.check_window(counter, now_unix_ms)?;
@@ -212,7 +231,7 @@ impl ReplayGuard {
                 check_fresh(counter, state)?;
             }
         }
-        self.record(src, vhid, counter, tagged);
+        self.record(src, vhid, counter, tagged, mac);
         Ok(())
     }
 
@@ -236,7 +255,7 @@ impl ReplayGuard {
     }
 
     /// Records an accepted counter.
-    fn record(&mut self, src: IpAddr, vhid: u8, counter: u64, tagged: bool) {
+    fn record(&mut self, src: IpAddr, vhid: u8, counter: u64, tagged: bool, mac: MacClass) {
         if !self.sources.contains_key(&(src, vhid)) && self.sources.len() >= MAX_SOURCES {
             let oldest = self
                 .sources
@@ -248,11 +267,18 @@ impl ReplayGuard {
             }
         }
         self.clock += 1;
+        let fresh = !self.sources.contains_key(&(src, vhid));
         let s = self.sources.entry((src, vhid)).or_default();
         s.touched = self.clock;
         s.last = Some(counter);
+        s.constant = match s.constant {
+            _ if fresh => Some(counter),
+            Some(c) if c == counter => Some(c),
+            _ => None,
+        };
+        let may_be_ours = matches!(mac, MacClass::Other | MacClass::Unknown);
         if tagged {
-            if s.previous_tagged && s.last_tagged.is_some_and(|l| counter > l) {
+            if may_be_ours && s.previous_tagged && s.last_tagged.is_some_and(|l| counter > l) {
                 s.known_tagged = true;
             }
             s.last_tagged = Some(counter);

@@ -9,8 +9,8 @@ pub use carp_daemon::proto::auth::Authenticator;
 pub use carp_daemon::proto::counter::{embedded_millis, is_tagged};
 pub use carp_daemon::proto::timers::{advert_interval, master_down_interval};
 pub use carp_daemon::proto::{
-    Action, Admin, Instance, InstanceParams, MasterDownRule, Nanos, ParamsError, Password, Reason,
-    Reject, ReplayError, ReplayMode, Script, State,
+    Action, Admin, Instance, InstanceParams, MasterDownRule, Nanos, ParamsError, Password,
+    PeerKind, Reason, Reject, ReplayError, ReplayMode, Script, Sender, State,
 };
 
 pub const START: Nanos = Nanos(1_000_000_000_000);

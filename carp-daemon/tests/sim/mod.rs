@@ -258,7 +258,11 @@ impl Sim {
                     from,
                     to,
                 }),
-                Action::AddVips | Action::RemoveVips | Action::Announce | Action::RunScript(_) => {}
+                Action::AddVips
+                | Action::RemoveVips
+                | Action::Announce
+                | Action::RunScript(_)
+                | Action::PersistCounter(_) => {}
             }
         }
     }

@@ -1,0 +1,294 @@
+//! Who is on the other side: what an advert shows of the CARP implementation
+//! that sent it, and what follows for the election and the replay rules.
+//!
+//! The four implementations agree on the wire format but not on what they
+//! do with it (`docs/interop.md` has the whole matrix, with the lines of
+//! the peers' sources it rests on):
+//!
+//! | peer     | source MAC            | counter                         | demote byte | tie of two masters     |
+//! |----------|-----------------------|---------------------------------|-------------|------------------------|
+//! | carpd-xdp| the interface's own   | tagged, growing ([`super::counter`]) | honoured | lower address wins     |
+//! | UCARP    | `00:00:5e:00:00:vhid` | random, then last heard + 1     | ignored (0) | lower address wins, compared as a host-order word |
+//! | OpenBSD  | `00:00:5e:00:01:vhid` | one constant cookie             | honoured    | the master that hears it yields |
+//! | FreeBSD  | `00:00:5e:00:01:vhid` | random start, +1, last heard + 1 | ignored (0): demotion is added to advskew | the master that hears it yields |
+//!
+//! None of this is authenticated: the source MAC and the demote byte are
+//! outside the HMAC. An attacker on the link can already move the VIP with
+//! the fields the HMAC does not cover (`docs/replay.md`), so a forged MAC
+//! gains nothing new; it only selects which peer's rules we follow.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::counter::is_tagged;
+
+/// The Ethernet source address of an advert, sorted by who uses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MacClass {
+    /// Not known (the advert came without its link layer).
+    Unknown,
+    /// `00:00:5e:00:00:<vhid>`: UCARP writes this in every advert.
+    Ucarp,
+    /// `00:00:5e:00:01:<vhid>`: the IANA virtual-router address OpenBSD and
+    /// FreeBSD carp(4) send from.
+    Bsd,
+    /// Any other address: carpd-xdp sends from the interface's own.
+    Other,
+}
+
+impl MacClass {
+    /// Sorts `mac`, the source of an advert for `vhid`.
+    pub fn of(mac: [u8; 6], vhid: u8) -> Self {
+        match mac {
+            [0, 0, 0, 0, 0, 0] => MacClass::Unknown,
+            [0x00, 0x00, 0x5e, 0x00, 0x00, v] if v == vhid => MacClass::Ucarp,
+            [0x00, 0x00, 0x5e, 0x00, 0x01, v] if v == vhid => MacClass::Bsd,
+            _ => MacClass::Other,
+        }
+    }
+}
+
+/// The sender of a received advert: its IP source and, when the receive
+/// path saw the frame, its Ethernet source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Sender {
+    /// IP source address.
+    pub addr: IpAddr,
+    /// Ethernet source address; all zero when unknown.
+    pub mac: [u8; 6],
+}
+
+impl From<IpAddr> for Sender {
+    /// A sender whose link layer is unknown.
+    fn from(addr: IpAddr) -> Self {
+        Self { addr, mac: [0; 6] }
+    }
+}
+
+/// Which CARP implementation a source is, as far as its adverts show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PeerKind {
+    /// carpd-xdp: tagged counters from a MAC that is not a CARP one.
+    Carpd,
+    /// UCARP, by its source MAC.
+    Ucarp,
+    /// OpenBSD: a BSD source MAC and a repeated counter or a demote byte.
+    OpenBsd,
+    /// FreeBSD: a BSD source MAC and a counter that changes.
+    FreeBsd,
+    /// A BSD source MAC, one advert heard: OpenBSD or FreeBSD.
+    Bsd,
+    /// Nothing tells (no MAC and an untagged counter).
+    Unknown,
+}
+
+/// How a peer settles two masters of equal priority that hear each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TieBreak {
+    /// The lower address stays master (UCARP, and carpd-xdp so that it
+    /// agrees with UCARP): see [`super::election::tie_order`].
+    LowerAddress,
+    /// The master that hears the tie yields (OpenBSD, FreeBSD: MASTER goes
+    /// BACKUP on an equal interval). Against such a peer we keep the VIP,
+    /// or both would yield and the tie would repeat at every master-down.
+    PeerYields,
+}
+
+impl PeerKind {
+    /// Whether the peer reads the demote byte of our adverts. UCARP and
+    /// FreeBSD do not; they see our demotion only in advskew.
+    pub fn honours_demote(self) -> bool {
+        !matches!(self, PeerKind::Ucarp | PeerKind::FreeBsd)
+    }
+
+    /// How the peer settles a tie of two masters.
+    pub fn tie_break(self) -> TieBreak {
+        match self {
+            PeerKind::OpenBsd | PeerKind::FreeBsd | PeerKind::Bsd => TieBreak::PeerYields,
+            PeerKind::Carpd | PeerKind::Ucarp | PeerKind::Unknown => TieBreak::LowerAddress,
+        }
+    }
+
+    /// A short name, for status and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerKind::Carpd => "carpd-xdp",
+            PeerKind::Ucarp => "ucarp",
+            PeerKind::OpenBsd => "openbsd",
+            PeerKind::FreeBsd => "freebsd",
+            PeerKind::Bsd => "bsd",
+            PeerKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// What one source's authentic adverts have shown so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seen {
+    /// Class of its last source MAC.
+    mac: MacClass,
+    /// Its last counter.
+    last_counter: u64,
+    /// Some advert repeated the counter before it.
+    repeated: bool,
+    /// Some advert changed the counter.
+    changed: bool,
+    /// Some advert carried a demote byte other than zero.
+    demoted: bool,
+    /// Order of the last advert, to forget the oldest source first.
+    touched: u64,
+}
+
+/// How many sources one table remembers; the least recently heard is
+/// forgotten first.
+pub const MAX_PEERS: usize = 64;
+
+/// What the authentic adverts of each source have shown (bounded).
+#[derive(Clone, Debug, Default)]
+pub struct PeerTable {
+    /// Per source address.
+    seen: BTreeMap<IpAddr, Seen>,
+    /// Adverts recorded, to order sources by recency.
+    clock: u64,
+}
+
+impl PeerTable {
+    /// The class of `sender`'s MAC for `vhid` and whether its counter
+    /// repeats the last one recorded from it: what the replay rules need
+    /// before the advert is accepted.
+    pub fn preview(&self, sender: Sender, vhid: u8, counter: u64) -> (MacClass, bool) {
+        let repeats = self
+            .seen
+            .get(&sender.addr)
+            .is_some_and(|s| s.last_counter == counter && !s.changed);
+        (MacClass::of(sender.mac, vhid), repeats)
+    }
+
+    /// Records an accepted advert and returns what its sender is.
+    pub fn record(&mut self, sender: Sender, vhid: u8, counter: u64, demote: u8) -> PeerKind {
+        if !self.seen.contains_key(&sender.addr) && self.seen.len() >= MAX_PEERS {
+            let oldest = self
+                .seen
+                .iter()
+                .min_by_key(|(_, s)| s.touched)
+                .map(|(a, _)| *a);
+            if let Some(oldest) = oldest {
+                self.seen.remove(&oldest);
+            }
+        }
+        self.clock += 1;
+        let mac = MacClass::of(sender.mac, vhid);
+        let seen = self
+            .seen
+            .entry(sender.addr)
+            .and_modify(|s| {
+                s.repeated |= s.last_counter == counter;
+                s.changed |= s.last_counter != counter;
+            })
+            .or_insert(Seen {
+                mac,
+                last_counter: counter,
+                repeated: false,
+                changed: false,
+                demoted: false,
+                touched: 0,
+            });
+        seen.mac = mac;
+        seen.last_counter = counter;
+        seen.demoted |= demote != 0;
+        seen.touched = self.clock;
+        kind_of(seen)
+    }
+
+    /// What `addr` is, if it was heard.
+    pub fn kind(&self, addr: IpAddr) -> Option<PeerKind> {
+        self.seen.get(&addr).map(kind_of)
+    }
+}
+
+/// The kind a source's adverts show.
+fn kind_of(s: &Seen) -> PeerKind {
+    match s.mac {
+        MacClass::Ucarp => PeerKind::Ucarp,
+        MacClass::Bsd if s.repeated || s.demoted => PeerKind::OpenBsd,
+        MacClass::Bsd if s.changed => PeerKind::FreeBsd,
+        MacClass::Bsd => PeerKind::Bsd,
+        MacClass::Other => PeerKind::Carpd,
+        MacClass::Unknown if is_tagged(s.last_counter) => PeerKind::Carpd,
+        MacClass::Unknown => PeerKind::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V: u8 = 7;
+
+    fn sender(mac: [u8; 6]) -> Sender {
+        Sender {
+            addr: "10.0.0.2".parse().unwrap(),
+            mac,
+        }
+    }
+
+    #[test]
+    fn mac_classes() {
+        assert_eq!(MacClass::of([0, 0, 0x5e, 0, 0, V], V), MacClass::Ucarp);
+        assert_eq!(MacClass::of([0, 0, 0x5e, 0, 1, V], V), MacClass::Bsd);
+        assert_eq!(MacClass::of([0, 0, 0x5e, 0, 1, 8], V), MacClass::Other);
+        assert_eq!(MacClass::of([2, 0, 0, 0, 0, 1], V), MacClass::Other);
+        assert_eq!(MacClass::of([0; 6], V), MacClass::Unknown);
+    }
+
+    #[test]
+    fn openbsd_by_its_constant_cookie_freebsd_by_a_changing_counter() {
+        let bsd = sender([0, 0, 0x5e, 0, 1, V]);
+        let mut t = PeerTable::default();
+        assert_eq!(t.record(bsd, V, 99, 0), PeerKind::Bsd);
+        assert_eq!(t.preview(bsd, V, 99), (MacClass::Bsd, true));
+        assert_eq!(t.record(bsd, V, 99, 0), PeerKind::OpenBsd);
+
+        let mut t = PeerTable::default();
+        t.record(bsd, V, 99, 0);
+        assert_eq!(t.record(bsd, V, 100, 0), PeerKind::FreeBsd);
+        // Once the counter changed, a repeat is no cookie.
+        assert_eq!(t.preview(bsd, V, 100), (MacClass::Bsd, false));
+
+        let mut t = PeerTable::default();
+        assert_eq!(t.record(bsd, V, 5, 1), PeerKind::OpenBsd);
+    }
+
+    #[test]
+    fn ucarp_by_mac_carpd_by_mac_or_tag() {
+        let mut t = PeerTable::default();
+        assert_eq!(
+            t.record(sender([0, 0, 0x5e, 0, 0, V]), V, 1, 0),
+            PeerKind::Ucarp
+        );
+        let mut t = PeerTable::default();
+        assert_eq!(
+            t.record(sender([2, 0, 0, 0, 0, 1]), V, 1, 0),
+            PeerKind::Carpd
+        );
+        let mut t = PeerTable::default();
+        assert_eq!(t.record(sender([0; 6]), V, 1, 0), PeerKind::Unknown);
+        let tagged = super::super::counter::tagged(5);
+        assert_eq!(t.record(sender([0; 6]), V, tagged, 0), PeerKind::Carpd);
+    }
+
+    #[test]
+    fn bounded_forgetting_the_oldest() {
+        let mut t = PeerTable::default();
+        for i in 0..(MAX_PEERS as u32 + 10) {
+            let s = Sender {
+                addr: IpAddr::V4(i.into()),
+                mac: [2, 0, 0, 0, 0, 1],
+            };
+            t.record(s, V, 1, 0);
+        }
+        assert_eq!(t.seen.len(), MAX_PEERS);
+        assert_eq!(t.kind(IpAddr::V4(0.into())), None);
+        assert!(t.kind(IpAddr::V4((MAX_PEERS as u32 + 9).into())).is_some());
+    }
+}
