@@ -158,8 +158,9 @@ impl Lan {
     /// socket at `sock` and logging to stderr, then the instances.
     pub fn config(&self, i: usize, sock: &Path, instances: &[Inst]) -> String {
         let mut t = format!(
-            "[global]\nstatus_socket = \"{}\"\nlog_facility = \"none\"\ndebug = true\n",
-            sock.display()
+            "[global]\nstatus_socket = \"{}\"\nlog_facility = \"none\"\ndebug = true\nstate_dir = \"{}\"\n",
+            sock.display(),
+            self.path(&format!("state-{i}")).display()
         );
         for inst in instances {
             t += &inst.toml(self.hosts[i].ip);

@@ -16,6 +16,7 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("tcpdump", "tcpdump"),
     ("tshark", "tshark"),
     ("ucarp", "ucarp"),
+    ("faketime", "faketime"),
 ];
 
 /// The LLVM shared library the nightly ships, which bpf-linker links against.
