@@ -428,6 +428,10 @@ fn our_options_parse_and_override_the_file() {
         "skb",
         "--replay",
         "strict",
+        "--replay-window-ms",
+        "120000",
+        "--state-dir",
+        "/srv/carp-state",
         "--status-socket",
         "/run/s.sock",
         "--metrics",
@@ -451,6 +455,47 @@ fn our_options_parse_and_override_the_file() {
     assert_eq!(config.global.log.facility, Some(Facility::Local(0)));
     assert!(config.global.log.debug && config.global.daemonize);
     assert_eq!(config.instances[0].replay, ReplayMode::Strict);
+    assert_eq!(config.instances[0].replay_window_ms, Some(120_000));
+    assert_eq!(config.global.state_dir, Path::new("/srv/carp-state"));
+}
+
+#[test]
+fn replay_window_and_link_local_form_in_the_file() {
+    let scratch = Scratch::new("window");
+    let text = config_file::base_doc().replace(
+        "[[instance]]\n",
+        "[[instance]]\nreplay_window_ms = 5000\nhmac_link_local = \"exclude\"\n",
+    );
+    let path = scratch.file("c.toml", &text);
+    let config = config::load_with_env(&path, &no_env).unwrap();
+    assert_eq!(config.instances[0].replay_window_ms, Some(5_000));
+    assert_eq!(
+        config.instances[0].hmac_link_local,
+        carp_daemon::config::LinkLocalHmac::Exclude
+    );
+    // The core gets the window in nanoseconds.
+    let p = carp_daemon::daemon::params::instance_params(
+        &config.instances[0],
+        vec!["192.0.2.1".parse().unwrap()],
+        1000,
+    )
+    .unwrap();
+    assert_eq!(
+        p.replay_window,
+        Some(carp_daemon::proto::Nanos::from_millis(5_000))
+    );
+    for (bad, expected) in [
+        ("replay_window_ms = 0", "1..=86400000"),
+        ("hmac_link_local = \"both\"", "\"include\" or \"exclude\""),
+    ] {
+        let text =
+            config_file::base_doc().replace("[[instance]]\n", &format!("[[instance]]\n{bad}\n"));
+        let path = scratch.file("bad.toml", &text);
+        let err = config::load_with_env(&path, &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{bad}: {err}");
+    }
 }
 
 #[test]

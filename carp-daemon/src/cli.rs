@@ -174,6 +174,13 @@ pub struct RunArgs {
     /// Replay protection of the advert counter [default: auto].
     #[arg(long, value_enum, value_name = "MODE")]
     pub replay: Option<ReplayMode>,
+    /// Refuse tagged counters whose time is more than MS milliseconds from
+    /// our clock (docs/replay.md) [default: no window].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u32).range(1..=86_400_000))]
+    pub replay_window_ms: Option<u32>,
+    /// Where advert counter reservations are kept [default: /var/lib/carpd-xdp].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Unix socket answering `carpd-xdp status` [default: /run/carpd-xdp.sock].
     #[arg(long, value_name = "PATH")]
     pub status_socket: Option<PathBuf>,

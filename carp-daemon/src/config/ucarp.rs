@@ -210,5 +210,13 @@ fn apply_global_options(config: &mut Config, run: &RunArgs) -> Result<(), Config
             instance.replay = replay;
         }
     }
+    if let Some(ms) = run.replay_window_ms {
+        for instance in &mut config.instances {
+            instance.replay_window_ms = Some(ms);
+        }
+    }
+    if let Some(dir) = &run.state_dir {
+        config.global.state_dir = dir.clone();
+    }
     Ok(())
 }
