@@ -40,18 +40,30 @@ pub fn sole_holder_over(lan: &Lan, vip: Ipv4Addr, window: Duration) -> Result<us
 }
 
 /// Waits until `vip` is on host `host` only; returns how long that took.
-/// Panics with the addresses after `within`.
+/// Panics with the holders after `within`.
 pub fn wait_sole_holder(lan: &Lan, vip: Ipv4Addr, host: usize, within: Duration) -> Duration {
+    try_wait_sole_holder(lan, vip, host, within).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Waits until `vip` is on host `host` only; how long that took, or why not
+/// after `within`.
+pub fn try_wait_sole_holder(
+    lan: &Lan,
+    vip: Ipv4Addr,
+    host: usize,
+    within: Duration,
+) -> Result<Duration, String> {
     let start = Instant::now();
     loop {
-        if lan.holders(vip) == [host] {
-            return start.elapsed();
+        let holders = lan.holders(vip);
+        if holders == [host] {
+            return Ok(start.elapsed());
         }
-        assert!(
-            start.elapsed() < within,
-            "{vip} not on host {host} only within {within:?}: holders {:?}",
-            lan.holders(vip)
-        );
+        if start.elapsed() >= within {
+            return Err(format!(
+                "{vip} not on host {host} only within {within:?}: holders {holders:?}"
+            ));
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
