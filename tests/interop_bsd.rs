@@ -602,3 +602,51 @@ fn emulated_peer_sends_from_its_virtual_mac_and_hears_carpd() {
     );
     assert_eq!(open.state(), PeerState::Backup, "{}", open.summary());
 }
+
+/// OpenBSD leaves IPv6 link-local VIPs out of the HMAC it sends (and accepts
+/// either form). With a vhid holding an IPv4 VIP and a link-local one,
+/// carpd-xdp must accept the adverts of an OpenBSD master (no HMAC failure,
+/// at least one accepted within the first two intervals), and an OpenBSD
+/// backup must accept carpd-xdp's.
+#[test]
+fn openbsd_hmac_without_link_local_vip_is_accepted_both_ways() {
+    if !require_root("openbsd_hmac_without_link_local_vip_is_accepted_both_ways") {
+        return;
+    }
+    let lan = Lan::new("ill1", 213, 18, 3);
+    let ll: IpAddr = "fe80::12:1".parse().unwrap();
+    let with_ll = |mut c: PeerConfig| {
+        c.vips.push(ll);
+        c
+    };
+    let p = start_peer(&lan, 0, with_ll(peer(&lan, Kind::OpenBsd, 0, 0)));
+    wait_peer(&p, PeerState::Master, Duration::from_secs(5));
+    let mut ours = inst(&lan, 100, true, "compat");
+    ours.vips.push(format!("{ll}/64"));
+    let mut d = lan.daemon(1, "carpd", std::slice::from_ref(&ours));
+    d.wait_state(VHID, "BACKUP");
+    std::thread::sleep(interval(1, 0) * 2 + SLACK);
+    let st = d.instance(VHID).expect("status");
+    assert_eq!(
+        auth_failures(&d),
+        0,
+        "carpd-xdp refused OpenBSD's HMAC without the link-local VIP: {st}; {}",
+        p.summary()
+    );
+    assert!(
+        st["adverts_accepted"].as_u64().unwrap_or(0) >= 1,
+        "no OpenBSD advert accepted: {st}; {}",
+        p.summary()
+    );
+
+    // The other way: carpd-xdp master on host 1 (the OpenBSD master is
+    // killed), a second OpenBSD peer as backup on host 2.
+    let mut p = p;
+    p.kill();
+    d.wait_state(VHID, "MASTER");
+    let b = start_peer(&lan, 2, with_ll(peer(&lan, Kind::OpenBsd, 2, 200)));
+    std::thread::sleep(interval(1, 100) * 3);
+    let s = b.stats();
+    assert!(s.accepted >= 2 && s.bad_auth == 0, "{}", b.summary());
+    assert_eq!(b.state(), PeerState::Backup, "{}", b.summary());
+}

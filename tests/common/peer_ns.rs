@@ -96,7 +96,7 @@ pub struct PeerHost {
 
 impl PeerHost {
     /// Starts `cfg` on host `i` of `lan`; `vip_prefix` is the prefix length
-    /// the VIPs get on `eth0`. The peer's source address must be host `i`'s.
+    /// the IPv4 VIPs get on `eth0` (IPv6 ones get /64). The peer's source address must be host `i`'s.
     pub fn start(lan: &Lan, i: usize, cfg: PeerConfig, vip_prefix: u8) -> PeerHost {
         let host = &lan.hosts[i];
         assert_eq!(
@@ -106,10 +106,14 @@ impl PeerHost {
         );
         let ns = host.ns.name().to_string();
         let ifindex = host.ns.ifindex("eth0");
+        // IPv6 VIPs always get a /64.
         let vips: Vec<String> = cfg
             .vips
             .iter()
-            .map(|v| format!("{v}/{vip_prefix}"))
+            .map(|v| match v {
+                IpAddr::V4(_) => format!("{v}/{vip_prefix}"),
+                IpAddr::V6(_) => format!("{v}/64"),
+            })
             .collect();
         let name = format!("{:?} peer on host {i} ({})", cfg.kind, host.ip);
         let t0 = Instant::now();
