@@ -1,9 +1,10 @@
 //! A LAN of throw-away namespaces for end-to-end daemon tests: a "switch"
 //! namespace with a Linux bridge, N host namespaces and a client namespace,
 //! each joined to the bridge by a veth (`eth0` on the host side, `hN` / `cl`
-//! as the bridge port). Hosts are `10.<net>.<lan>.(i+1)/24`, the client is
-//! `.100`. Daemons (`carpd-xdp`) and UCARP run inside host namespaces with
-//! their output captured to files in a temp dir, printed when a test panics.
+//! as the bridge port). Hosts are `10.<net>.<lan>.(i+1)/24` (or addresses
+//! chosen by the test, [`Lan::with_addrs`]), the client is `.100`. Daemons
+//! (`carpd-xdp`) and UCARP run inside host namespaces with their output
+//! captured to files in a temp dir, printed when a test panics.
 //!
 //! Everything is removed on drop: processes are killed (SIGKILL) and reaped
 //! by their guards, namespaces deleted by [`Netns`]. Declare the [`Lan`]
@@ -56,6 +57,24 @@ impl Lan {
     /// Builds a LAN of `hosts` hosts on `10.<a>.<b>.0/24`. `tag` names the
     /// namespaces (`tag` must be short: namespace names end up in logs).
     pub fn new(tag: &str, a: u8, b: u8, hosts: usize) -> Lan {
+        let addrs: Vec<Ipv4Addr> = (0..hosts)
+            .map(|i| Ipv4Addr::new(10, a, b, i as u8 + 1))
+            .collect();
+        Lan::with_addrs(tag, &addrs, 24)
+    }
+
+    /// Builds a LAN whose host `i` has address `hosts[i]/prefix_len`, for
+    /// layouts a /24 cannot give (hosts in different /24s of a /16). The
+    /// client is `.100` of the first host's /24 and [`Lan::addr`] gives
+    /// addresses of that /24 too; none of the hosts may be that client.
+    pub fn with_addrs(tag: &str, hosts: &[Ipv4Addr], prefix_len: u8) -> Lan {
+        let first = hosts.first().expect("at least one host").octets();
+        let net = [first[0], first[1], first[2]];
+        let client_ip = Ipv4Addr::new(net[0], net[1], net[2], 100);
+        assert!(
+            !hosts.contains(&client_ip),
+            "{client_ip} is the client's address"
+        );
         let switch = Netns::new(&format!("{tag}-sw"));
         switch.ip(&["link", "add", "br0", "type", "bridge"]);
         // IGMP snooping would need a querier; CARP's group is link-local and
@@ -70,28 +89,22 @@ impl Lan {
             "0",
         ]);
         switch.ip(&["link", "set", "br0", "up"]);
-        let net = [10, a, b];
-        let attach = |ns: &Netns, port: &str, last: u8| {
+        let attach = |ns: &Netns, port: &str, ip: Ipv4Addr| {
             veth(ns, "eth0", &switch, port);
             switch.ip(&["link", "set", port, "master", "br0"]);
-            let addr = format!("10.{a}.{b}.{last}/24");
+            let addr = format!("{ip}/{prefix_len}");
             ns.ip(&["addr", "add", &addr, "dev", "eth0"]);
         };
         let mut list = Vec::new();
-        for i in 0..hosts {
+        for (i, &ip) in hosts.iter().enumerate() {
             let ns = Netns::new(&format!("{tag}-h{i}"));
             let port = format!("h{i}");
-            attach(&ns, &port, i as u8 + 1);
+            attach(&ns, &port, ip);
             let mac = ns.mac("eth0");
-            list.push(Host {
-                ns,
-                ip: Ipv4Addr::new(10, a, b, i as u8 + 1),
-                mac,
-                port,
-            });
+            list.push(Host { ns, ip, mac, port });
         }
         let client = Netns::new(&format!("{tag}-cl"));
-        attach(&client, "cl", 100);
+        attach(&client, "cl", client_ip);
         let dir = tempfile::Builder::new()
             .prefix(&format!("carpd-{tag}-"))
             .tempdir()

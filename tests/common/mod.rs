@@ -244,3 +244,4 @@ pub fn unhex(s: &str) -> Vec<u8> {
 
 pub mod cluster;
 pub mod probe;
+pub mod settle;
