@@ -471,7 +471,7 @@ fn replay_window_and_link_local_form_in_the_file() {
     assert_eq!(config.instances[0].replay_window_ms, Some(5_000));
     assert_eq!(
         config.instances[0].hmac_link_local,
-        carp_daemon::config::LinkLocalHmac::Exclude
+        config::LinkLocalHmac::Exclude
     );
     // The core gets the window in nanoseconds.
     let p = carp_daemon::daemon::params::instance_params(
