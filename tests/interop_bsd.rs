@@ -433,10 +433,10 @@ fn demoted_openbsd_master_is_taken_over_by_carpd_without_preempt() {
 /// carpd-xdp and a `kind` peer with the same advbase 1 / advskew 0, preempt
 /// on both, the peer on host `peer_host` (host 0 has the lower address).
 ///
-/// With `peer_first`, the peer is master alone before carpd-xdp starts; the
-/// BSDs have no address tie-break and yield on any tie, carpd-xdp prefers
-/// the lower address, so the master must end up on host 0 whoever it is (a
-/// peer master on host 0 is never displaced: it stays MASTER throughout).
+/// With `peer_first`, the peer is master alone before carpd-xdp starts. No
+/// implementation preempts a master of equal rank (UCARP, OpenBSD and FreeBSD
+/// preempt only a slower one, and so does carpd-xdp), so the peer must stay
+/// MASTER throughout, whatever the addresses, and carpd-xdp BACKUP.
 /// Otherwise both start together and either may win. Either way: after
 /// settling exactly one holds the VIP over a window, the states agree, and
 /// when the master is killed the other takes over within master-down + one
@@ -468,20 +468,18 @@ fn tie(tag: &str, b: u8, kind: Kind, peer_host: usize, peer_first: bool) {
     if peer_first {
         assert_eq!(
             holder,
-            0,
-            "the lower address must be master; carpd-xdp {}; {}",
+            peer_host,
+            "a joining backup of equal rank must not preempt; carpd-xdp {}; {}",
             status(&d),
             p.summary()
         );
-        if peer_host == 0 {
-            let states = p.states();
-            assert_eq!(
-                states.len(),
-                1,
-                "the {kind:?} master on the lower address was displaced: {states:?}; carpd-xdp {}",
-                status(&d)
-            );
-        }
+        let states = p.states();
+        assert_eq!(
+            states.len(),
+            1,
+            "the {kind:?} master was displaced: {states:?}; carpd-xdp {}",
+            status(&d)
+        );
     }
     let carpd_master = d.state(VHID).as_deref() == Some("MASTER");
     assert_eq!(
@@ -516,8 +514,8 @@ fn tie_openbsd_master_on_the_lower_address_stays_master_when_carpd_joins() {
 }
 
 #[test]
-fn tie_openbsd_master_on_the_higher_address_yields_to_carpd_joining() {
-    if !require_root("tie_openbsd_master_on_the_higher_address_yields_to_carpd_joining") {
+fn tie_openbsd_master_on_the_higher_address_stays_master_when_carpd_joins() {
+    if !require_root("tie_openbsd_master_on_the_higher_address_stays_master_when_carpd_joins") {
         return;
     }
     tie("ito2", 12, Kind::OpenBsd, 1, true);
@@ -540,8 +538,8 @@ fn tie_freebsd_master_on_the_lower_address_stays_master_when_carpd_joins() {
 }
 
 #[test]
-fn tie_freebsd_master_on_the_higher_address_yields_to_carpd_joining() {
-    if !require_root("tie_freebsd_master_on_the_higher_address_yields_to_carpd_joining") {
+fn tie_freebsd_master_on_the_higher_address_stays_master_when_carpd_joins() {
+    if !require_root("tie_freebsd_master_on_the_higher_address_stays_master_when_carpd_joins") {
         return;
     }
     tie("itf2", 14, Kind::FreeBsd, 1, true);
@@ -623,7 +621,15 @@ fn openbsd_hmac_without_link_local_vip_is_accepted_both_ways() {
     wait_peer(&p, PeerState::Master, Duration::from_secs(5));
     let mut ours = inst(&lan, 100, true, "compat");
     ours.vips.push(format!("{ll}/64"));
-    let mut d = lan.daemon(1, "carpd", std::slice::from_ref(&ours));
+    // Both families: no srcip, so that the daemon sends from the
+    // interface's IPv4 address and its IPv6 link-local one.
+    let sock = lan.path("carpd.sock");
+    let text = lan
+        .config(1, &sock, std::slice::from_ref(&ours))
+        .replace(&format!("srcip = \"{}\"\n", lan.hosts[1].ip), "");
+    let config = lan.write("carpd.toml", &text, 0o644);
+    let args = vec!["--config".to_string(), config.display().to_string()];
+    let mut d = Daemon::start(&lan, 1, "carpd", &args, &[], sock);
     d.wait_state(VHID, "BACKUP");
     std::thread::sleep(interval(1, 0) * 2 + SLACK);
     let st = d.instance(VHID).expect("status");

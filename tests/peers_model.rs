@@ -45,6 +45,23 @@ fn advert_with(
     h
 }
 
+/// An advert for [`vip`] sealed with `key` whatever its length (our own
+/// [`Password`] refuses keys over 19 bytes, as the peers do).
+fn sealed_with_any_key(key: &[u8], counter: u64) -> CarpHeader {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut h = CarpHeader::advertisement(VHID, 1, 0, 0, counter);
+    let IpAddr::V4(vip) = vip() else {
+        unreachable!("the VIP is IPv4")
+    };
+    let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(key).expect("any key length");
+    mac.update(&[2, 1, VHID]);
+    mac.update(&vip.octets());
+    mac.update(&h.counter);
+    h.hmac.copy_from_slice(&mac.finalize().into_bytes());
+    h.seal_checksum();
+    h
+}
+
 /// Every output queued so far.
 fn drain(p: &mut Peer) -> Vec<Output> {
     std::iter::from_fn(|| p.poll_output()).collect()
@@ -277,7 +294,9 @@ fn openbsd_leaves_link_local_out_of_the_hmac_and_accepts_both_forms() {
     let h = sent(&drain(&mut p))[0];
     let without = Authenticator::new(Password::new(PW.as_bytes()).unwrap(), &[g]);
     let with = Authenticator::new(Password::new(PW.as_bytes()).unwrap(), &[g, ll]);
-    assert!(without.verify(&h) && !with.verify(&h));
+    // Our Authenticator accepts both forms; compare the digests themselves.
+    let digest = |a: &Authenticator| a.digest(h.version_type, h.vhid, &h.counter);
+    assert!(h.hmac == digest(&without) && h.hmac != digest(&with));
     // Both forms from a peer are accepted.
     let a = advert_with(PW, &[g, ll], 1, 0, 0, 1);
     let b = advert_with(PW, &[g], 1, 0, 0, 2);
@@ -304,7 +323,7 @@ fn bsd_keys_are_cut_to_nineteen_bytes() {
             Ok(()),
             "{kind:?}"
         );
-        let twenty = advert_with("0123456789abcdefghiX", &[vip()], 1, 0, 0, 2);
+        let twenty = sealed_with_any_key(b"0123456789abcdefghiX", 2);
         assert_eq!(
             p.handle_advert(Nanos(2), v4("10.9.0.1"), &twenty),
             Err(Ignored::Auth)

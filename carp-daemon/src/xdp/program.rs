@@ -253,8 +253,14 @@ impl XdpProgram {
         };
         match key {
             Some(k) => self.hmac.insert(vk, *k, 0).map_err(map_err(op())),
+            // No key installed (a vhid checked in userspace only) is fine.
             None => match self.hmac.remove(&vk) {
                 Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+                Err(aya::maps::MapError::SyscallError(e))
+                    if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+                {
+                    Ok(())
+                }
                 Err(e) => Err(map_err(op())(e)),
             },
         }
