@@ -17,6 +17,7 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("tshark", "tshark"),
     ("ucarp", "ucarp"),
     ("faketime", "faketime"),
+    ("keepalived", "keepalived"),
 ];
 
 /// The LLVM shared library the nightly ships, which bpf-linker links against.

@@ -1,8 +1,10 @@
-//! The two implementations under test, started with identical vhid,
-//! password, VIP and timers: carpd-xdp (which adds the VIP itself) and UCARP
-//! (whose up and down scripts add and remove it). Each daemon's stderr goes
-//! to a log file that the bench reads for state changes and, for carpd-xdp,
-//! the trace lines giving the advert processing latency.
+//! The implementations under test, started with identical vhid, password,
+//! VIP and timers: carpd-xdp (which adds the VIP itself) and UCARP (whose up
+//! and down scripts add and remove it); and keepalived, the fastest peer
+//! there is, with VRRPv3 at its shortest advert interval (10 ms, `advert_int
+//! 0.01`), which ignores the CARP timers. Each daemon's stderr goes to a log
+//! file that the bench reads for state changes and, for carpd-xdp, the trace
+//! lines giving the advert processing latency.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,8 @@ pub enum Impl {
     Carpd,
     /// UCARP 1.5 (Debian package).
     Ucarp,
+    /// keepalived (Debian package), VRRPv3 with 10 ms adverts.
+    Keepalived,
 }
 
 impl Impl {
@@ -29,6 +33,26 @@ impl Impl {
         match self {
             Impl::Carpd => "carpd-xdp",
             Impl::Ucarp => "ucarp",
+            Impl::Keepalived => "keepalived",
+        }
+    }
+
+    /// The master's advert interval under `timers` (keepalived: 10 ms).
+    pub fn master_interval(self, timers: Timers) -> Duration {
+        match self {
+            Impl::Keepalived => KEEPALIVED_ADVERT,
+            _ => timers.master_interval(),
+        }
+    }
+
+    /// The backup's master-down time under `timers`. keepalived (VRRPv3,
+    /// RFC 5798): `3 × advert + (256 − priority) × advert / 256`.
+    pub fn master_down(self, timers: Timers) -> Duration {
+        match self {
+            Impl::Keepalived => {
+                KEEPALIVED_ADVERT * 3 + KEEPALIVED_ADVERT * (256 - KEEPALIVED_BACKUP_PRIORITY) / 256
+            }
+            _ => timers.master_down(),
         }
     }
 
@@ -37,9 +61,16 @@ impl Impl {
         match self {
             Impl::Carpd => "-> Master",
             Impl::Ucarp => "Switching to state: MASTER",
+            Impl::Keepalived => "Entering MASTER STATE",
         }
     }
 }
+
+/// keepalived's shortest advert interval (`advert_int 0.01`, VRRPv3).
+pub const KEEPALIVED_ADVERT: Duration = Duration::from_millis(10);
+/// keepalived's priorities: A preferred, B backup.
+const KEEPALIVED_MASTER_PRIORITY: u32 = 200;
+const KEEPALIVED_BACKUP_PRIORITY: u32 = 100;
 
 /// Advert timers of a scenario: advbase (s) and the advskews (1/256 s).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,7 +153,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `which` on `host` with `skew` and `timers`.
+    /// Starts `which` on `host` with `skew` and `timers`; `extra` are more
+    /// carpd-xdp options.
     pub fn start(
         stage: &Stage,
         daemon: &Path,
@@ -130,6 +162,7 @@ impl Daemon {
         host: &Host,
         skew: u8,
         timers: Timers,
+        extra: &[String],
     ) -> Result<Daemon> {
         let role = host.ns.rsplit('-').next().unwrap_or("h");
         let log = stage.dir.join(format!("{}-{role}.log", which.name()));
@@ -138,6 +171,9 @@ impl Daemon {
             .append(true)
             .open(&log)
             .with_context(|| format!("open {}", log.display()))?;
+        if which == Impl::Keepalived {
+            return Daemon::keepalived(stage, host, role, log, file);
+        }
         let common = [
             "--interface=eth0".to_string(),
             format!("--srcip={}", host.addr()),
@@ -160,6 +196,9 @@ impl Daemon {
                 ]);
                 let sock = stage.dir.join(format!("carpd-{role}.sock"));
                 cmd.arg("--status-socket").arg(sock);
+                cmd.arg("--state-dir")
+                    .arg(stage.dir.join(format!("state-{role}")));
+                cmd.args(extra);
                 // Trace level adds one line per accepted advert: the latency
                 // from the kernel timestamp to the state machine.
                 cmd.env("RUST_LOG", "carp_daemon=trace");
@@ -170,6 +209,7 @@ impl Daemon {
                 cmd.arg(format!("--upscript={}", up.display()));
                 cmd.arg(format!("--downscript={}", down.display()));
             }
+            Impl::Keepalived => unreachable!("started above"),
         }
         let child = cmd
             .stdin(Stdio::null())
@@ -178,6 +218,88 @@ impl Daemon {
             .spawn()
             .with_context(|| format!("start {}", which.name()))?;
         Ok(Daemon { child, which, log })
+    }
+
+    /// carpd-xdp on `host` with the configuration file `config`, logging to
+    /// `<name>.log`.
+    pub fn with_config(
+        stage: &Stage,
+        daemon: &Path,
+        host: &Host,
+        config: &Path,
+        name: &str,
+    ) -> Result<Daemon> {
+        let log = stage.dir.join(format!("{name}.log"));
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("open {}", log.display()))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &host.ns])
+            .arg(daemon)
+            .arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .context("start carpd-xdp")?;
+        Ok(Daemon {
+            child,
+            which: Impl::Carpd,
+            log,
+        })
+    }
+
+    /// keepalived, VRRP only, in the foreground, logging to the console, in
+    /// a process group of its own (it forks a VRRP child, and a fault must
+    /// reach both).
+    fn keepalived(
+        stage: &Stage,
+        host: &Host,
+        role: &str,
+        log: PathBuf,
+        file: std::fs::File,
+    ) -> Result<Daemon> {
+        use std::os::unix::process::CommandExt;
+        // Host A is the preferred one, as the lower advskew makes it for CARP.
+        let priority = if role == "a" {
+            KEEPALIVED_MASTER_PRIORITY
+        } else {
+            KEEPALIVED_BACKUP_PRIORITY
+        };
+        let conf = stage.dir.join(format!("keepalived-{role}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "global_defs {{\n  router_id bench_{role}\n  vrrp_version 3\n  \
+                 vrrp_garp_master_repeat 1\n}}\n\
+                 vrrp_instance bench {{\n  state BACKUP\n  interface eth0\n  \
+                 virtual_router_id {VHID}\n  priority {priority}\n  advert_int 0.01\n  \
+                 virtual_ipaddress {{\n    {}/32 dev eth0\n  }}\n}}\n",
+                dotted(VIP)
+            ),
+        )?;
+        let pid = |what: &str| stage.dir.join(format!("keepalived-{role}-{what}.pid"));
+        let child = Command::new("ip")
+            .args(["netns", "exec", &host.ns, "keepalived"])
+            .args(["--vrrp", "--dont-fork", "--log-console", "--log-detail"])
+            .arg(format!("--use-file={}", conf.display()))
+            .arg(format!("--pid={}", pid("main").display()))
+            .arg(format!("--vrrp_pid={}", pid("vrrp").display()))
+            .arg(format!("--checkers_pid={}", pid("checkers").display()))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .context("start keepalived")?;
+        Ok(Daemon {
+            child,
+            which: Impl::Keepalived,
+            log,
+        })
     }
 
     /// Process id (`ip netns exec` execs the daemon in place).
@@ -190,9 +312,14 @@ impl Daemon {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Sends `sig`.
+    /// Sends `sig` (to keepalived's whole process group).
     pub fn signal(&self, sig: i32) {
-        sys::kill(self.pid(), sig);
+        if self.which == Impl::Keepalived {
+            // SAFETY: kill(2) has no memory preconditions.
+            unsafe { libc::kill(-(self.pid() as i32), sig) };
+        } else {
+            sys::kill(self.pid(), sig);
+        }
     }
 
     /// Waits up to `d` for the process to exit, then kills it.
@@ -200,6 +327,14 @@ impl Daemon {
         let end = Instant::now() + d;
         while Instant::now() < end && self.alive() {
             std::thread::sleep(Duration::from_millis(10));
+        }
+        self.kill();
+    }
+
+    /// Kills the daemon (and keepalived's children) and reaps it.
+    fn kill(&mut self) {
+        if self.which == Impl::Keepalived {
+            self.signal(libc::SIGKILL);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -240,14 +375,13 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
 /// UCARP's up and down scripts: add / remove the VIP (/32), as the
 /// carpd-xdp daemon does itself.
-fn scripts(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+pub(super) fn scripts(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     use std::os::unix::fs::PermissionsExt;
     let up = dir.join("vip-up.sh");
     let down = dir.join("vip-down.sh");
@@ -282,10 +416,12 @@ pub fn drop_vip(host: &Host) {
     );
 }
 
-/// Fails unless `ucarp` is installed.
-pub fn check_ucarp() -> Result<()> {
-    match Command::new("ucarp").arg("--help").output() {
-        Ok(_) => Ok(()),
-        Err(_) => bail!("ucarp is not installed: run `cargo xtask setup`"),
+/// Fails unless `ucarp` and `keepalived` are installed.
+pub fn check_peers() -> Result<()> {
+    for (cmd, arg) in [("ucarp", "--help"), ("keepalived", "--version")] {
+        if Command::new(cmd).arg(arg).output().is_err() {
+            bail!("{cmd} is not installed: run `cargo xtask setup`");
+        }
     }
+    Ok(())
 }

@@ -63,6 +63,8 @@ pub struct Pair<'a> {
     pub b: Daemon,
     /// Peak RSS seen of any daemon of the pair (KiB), updated on stop.
     pub peak_rss_kib: u64,
+    /// More carpd-xdp options for both daemons.
+    extra: Vec<String>,
 }
 
 impl<'a> Pair<'a> {
@@ -74,9 +76,37 @@ impl<'a> Pair<'a> {
         timers: Timers,
         prober: &Prober,
     ) -> Result<Pair<'a>> {
-        let a = Daemon::start(stage, daemon, which, &stage.a, timers.master_skew, timers)?;
+        Pair::start_with(stage, daemon, which, timers, prober, &[])
+    }
+
+    /// The same, with more carpd-xdp options for both daemons.
+    pub fn start_with(
+        stage: &'a Stage,
+        daemon: &'a Path,
+        which: Impl,
+        timers: Timers,
+        prober: &Prober,
+        extra: &[String],
+    ) -> Result<Pair<'a>> {
+        let a = Daemon::start(
+            stage,
+            daemon,
+            which,
+            &stage.a,
+            timers.master_skew,
+            timers,
+            extra,
+        )?;
         sys::pause(Duration::from_millis(300))?;
-        let b = Daemon::start(stage, daemon, which, &stage.b, timers.backup_skew, timers)?;
+        let b = Daemon::start(
+            stage,
+            daemon,
+            which,
+            &stage.b,
+            timers.backup_skew,
+            timers,
+            extra,
+        )?;
         let mut pair = Pair {
             stage,
             daemon,
@@ -85,6 +115,7 @@ impl<'a> Pair<'a> {
             a,
             b,
             peak_rss_kib: 0,
+            extra: extra.to_vec(),
         };
         pair.wait_stable(prober, Instant::now())?;
         Ok(pair)
@@ -93,7 +124,7 @@ impl<'a> Pair<'a> {
     /// Waits until the client gets replies from A after `since` and B holds
     /// no VIP, then lets one more advert interval pass.
     pub fn wait_stable(&mut self, prober: &Prober, since: Instant) -> Result<()> {
-        let limit = Instant::now() + self.timers.master_down() * 2 + Duration::from_secs(5);
+        let limit = Instant::now() + self.master_down() * 2 + Duration::from_secs(5);
         loop {
             sys::pause(Duration::from_millis(50))?;
             if !self.a.alive() {
@@ -116,11 +147,17 @@ impl<'a> Pair<'a> {
                 );
             }
         }
-        sys::pause(
-            self.timers
-                .master_interval()
-                .max(Duration::from_millis(200)),
-        )
+        sys::pause(self.interval().max(Duration::from_millis(200)))
+    }
+
+    /// The master's advert interval.
+    pub fn interval(&self) -> Duration {
+        self.which.master_interval(self.timers)
+    }
+
+    /// The backup's master-down time.
+    pub fn master_down(&self) -> Duration {
+        self.which.master_down(self.timers)
     }
 
     /// Brings A back after a fault: kill what is left, remove a stale VIP,
@@ -139,6 +176,7 @@ impl<'a> Pair<'a> {
             &self.stage.a,
             self.timers.master_skew,
             self.timers,
+            &self.extra,
         )?;
         self.wait_stable(prober, since)
     }
@@ -190,10 +228,10 @@ impl<'a> Pair<'a> {
 pub fn trials(pair: &mut Pair<'_>, prober: &Prober, fault: Fault, n: usize) -> Result<Vec<Trial>> {
     let mut out = Vec::with_capacity(n);
     let mut rng = Rng::new();
-    let limit = pair.timers.master_down() + Duration::from_secs(3);
+    let limit = pair.master_down() + Duration::from_secs(3);
     for i in 0..n {
         // A random phase of A's advert cycle.
-        let phase = pair.timers.master_interval().mul_f64(rng.unit());
+        let phase = pair.interval().mul_f64(rng.unit());
         sys::pause(phase)?;
         let fault_at = pair.inject(fault)?;
         let deadline = fault_at + limit;

@@ -10,9 +10,12 @@
 //!
 //! Phases, each implementation in turn with the same vhid, password, VIP
 //! and timers: at UCARP's defaults a fault-free window, failover trials
-//! (link down, SIGKILL, SIGTERM), the flood cases and case (e); at
-//! sub-second timers a fault-free window and, if the pair holds still,
-//! failover trials; then the cost of XDP for ordinary traffic and the
+//! (link down, SIGKILL, SIGTERM), a paused backup, the flood cases and case
+//! (e); at sub-second timers a fault-free window and, if the pair holds
+//! still, failover trials and a paused backup (keepalived, VRRPv3 at 10 ms
+//! adverts, the fastest peer, at the fastest timers); a busy host at every
+//! timer setting (carpd-xdp with and without real-time scheduling); many
+//! vhids per host; then the cost of XDP for ordinary traffic and the
 //! per-packet cost of the program. Output: `target/bench/report.md`,
 //! `report.json`, `failover.svg`; daemon logs in `target/bench/run/`.
 
@@ -23,7 +26,9 @@ mod generator;
 mod plot;
 mod probe;
 mod report;
+mod resilience;
 mod results;
+mod scale;
 mod stage;
 mod stats;
 mod sys;
@@ -39,7 +44,7 @@ use anyhow::{Context, Result};
 use daemons::{Impl, Timers};
 use failover::{Fault, Pair};
 use probe::Prober;
-use results::{Floods, Results, Series, Stability};
+use results::{Busy, Floods, Pause, Results, Series, Stability};
 use stage::{Stage, VIP};
 
 /// Command-line options of the bench.
@@ -56,6 +61,9 @@ struct Plan {
     flood: Duration,
     xdp_rounds: usize,
     xdp_secs: Duration,
+    pause_rounds: usize,
+    busy: Duration,
+    scale_window: Duration,
 }
 
 impl Plan {
@@ -67,6 +75,9 @@ impl Plan {
                 flood: Duration::from_secs(2),
                 xdp_rounds: 1,
                 xdp_secs: Duration::from_secs(2),
+                pause_rounds: 2,
+                busy: Duration::from_secs(10),
+                scale_window: Duration::from_secs(3),
             }
         } else {
             Plan {
@@ -75,6 +86,9 @@ impl Plan {
                 flood: Duration::from_secs(5),
                 xdp_rounds: 3,
                 xdp_secs: Duration::from_secs(3),
+                pause_rounds: 4,
+                busy: Duration::from_secs(30),
+                scale_window: Duration::from_secs(10),
             }
         }
     }
@@ -86,7 +100,7 @@ pub fn run(daemon: &Path, object: &Path, opts: Options) -> Result<()> {
     if !crate::is_root() {
         anyhow::bail!("the bench creates network namespaces and attaches XDP: run it as root");
     }
-    daemons::check_ucarp()?;
+    daemons::check_peers()?;
     sys::catch_interrupts();
     let started = Instant::now();
     let plan = Plan::new(opts.quick);
@@ -114,7 +128,27 @@ pub fn run(daemon: &Path, object: &Path, opts: Options) -> Result<()> {
             subsecond_phase(&stage, daemon, which, timers, &plan, &prober, &mut r)?;
         }
     }
+    subsecond_phase(
+        &stage,
+        daemon,
+        Impl::Keepalived,
+        Timers::FASTEST,
+        &plan,
+        &prober,
+        &mut r,
+    )?;
+    busy_phase(&stage, daemon, &plan, &prober, &mut r)?;
     prober.stop()?;
+    for (which, n) in [
+        (Impl::Carpd, 1),
+        (Impl::Carpd, 16),
+        (Impl::Carpd, 255),
+        (Impl::Ucarp, 1),
+        (Impl::Ucarp, 16),
+    ] {
+        r.scale
+            .push(scale::measure(&stage, daemon, which, n, plan.scale_window)?);
+    }
 
     println!("bench: UDP throughput with and without XDP");
     r.xdp_cost = xdpcost::measure(&stage, daemon, plan.xdp_rounds, plan.xdp_secs)?;
@@ -180,6 +214,11 @@ fn defaults_phase(
     let mut pair = Pair::start(stage, daemon, which, timers, prober)?;
     r.stability.push(stability(&pair, plan.window)?);
     failover_series(&mut pair, prober, which, timers, plan, r)?;
+    r.pause.push(Pause {
+        which,
+        timers,
+        outcome: resilience::pause(&pair, plan.pause_rounds)?,
+    });
     println!("bench: {} under flood", which.name());
     let outcomes = flood::cases(stage, &mut pair, prober, plan.flood)?;
     let limit = timers.master_down() * if plan.trials < 10 { 2 } else { 3 };
@@ -246,10 +285,67 @@ fn subsecond_phase(
         );
     } else {
         failover_series(&mut pair, prober, which, timers, plan, r)?;
+        r.pause.push(Pause {
+            which,
+            timers,
+            outcome: resilience::pause(&pair, plan.pause_rounds)?,
+        });
     }
     let rss = pair.stop();
     if let Some(entry) = r.rss_kib.iter_mut().find(|(w, _)| *w == which) {
         entry.1 = entry.1.max(rss);
+    }
+    Ok(())
+}
+
+/// carpd-xdp options giving it real-time scheduling (`docs/tuning.md`).
+const REALTIME_ARGS: &[&str] = &["--realtime-priority", "50"];
+
+/// A busy host: every timer setting with carpd-xdp (default and real-time
+/// scheduling), UCARP at its defaults, keepalived at 10 ms adverts.
+fn busy_phase(
+    stage: &Stage,
+    daemon: &Path,
+    plan: &Plan,
+    prober: &Prober,
+    r: &mut Results,
+) -> Result<()> {
+    let realtime: Vec<String> = REALTIME_ARGS.iter().map(|s| s.to_string()).collect();
+    let mut runs: Vec<(Impl, Timers, bool)> = Vec::new();
+    for timers in Timers::ALL {
+        runs.push((Impl::Carpd, timers, false));
+        runs.push((Impl::Carpd, timers, true));
+    }
+    runs.push((Impl::Ucarp, Timers::DEFAULTS, false));
+    runs.push((Impl::Keepalived, Timers::FASTEST, false));
+    for (which, timers, rt) in runs {
+        println!(
+            "bench: busy host, {} at {}{}",
+            which.name(),
+            timers.label(),
+            if rt { ", real-time" } else { "" }
+        );
+        let extra: &[String] = if rt { &realtime } else { &[] };
+        let flaps = match Pair::start_with(stage, daemon, which, timers, prober, extra) {
+            Ok(pair) => {
+                let flaps = resilience::busy(&pair, plan.busy)?;
+                println!("bench:   {flaps} backup transitions to MASTER");
+                pair.stop();
+                Some(flaps)
+            }
+            Err(e) if !sys::interrupted() => {
+                println!("bench:   {}: {e:#}", which.name());
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        r.busy.push(Busy {
+            which,
+            timers,
+            realtime: rt,
+            window_secs: plan.busy.as_secs_f64(),
+            flaps,
+        });
     }
     Ok(())
 }

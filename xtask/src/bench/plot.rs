@@ -72,6 +72,7 @@ pub fn failover_svg(r: &Results, path: &Path) -> Result<()> {
         let color = match s.which {
             Impl::Carpd => RGBColor(0x1f, 0x77, 0xb4),
             Impl::Ucarp => RGBColor(0xd6, 0x27, 0x28),
+            Impl::Keepalived => RGBColor(0x2c, 0xa0, 0x2c),
         };
         let n = s.trials.len().max(1) as f64;
         let dots = s.trials.iter().enumerate().filter_map(|(k, t)| {

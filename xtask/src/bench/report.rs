@@ -40,6 +40,7 @@ pub fn markdown(r: &Results) -> String {
     );
     failover_table(&mut m, r);
     stability_table(&mut m, r);
+    resilience_tables(&mut m, r);
     flood_tables(&mut m, r);
     other_tables(&mut m, r);
     let _ = writeln!(m, "## Targets of issue 5 (carpd-xdp)\n");
@@ -64,17 +65,17 @@ fn failover_table(m: &mut String, r: &Results) {
     );
     let _ = writeln!(
         m,
-        "| timers | fault | implementation | master-down | n | min | median | p95 | max | after last advert (median) | probes lost (median) | no takeover | median ratio UCARP ÷ ours |"
+        "| timers | fault | implementation | master-down | n | min | median | p95 | max | after last advert (median) | probes lost (median) | no takeover | median ratio peer ÷ ours |"
     );
     let _ = writeln!(m, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for timers in Timers::ALL {
         for fault in [Fault::LinkDown, Fault::Kill, Fault::Term] {
             let ours = r.series(Impl::Carpd, timers, fault);
-            for which in [Impl::Carpd, Impl::Ucarp] {
+            for which in [Impl::Carpd, Impl::Ucarp, Impl::Keepalived] {
                 let Some(s) = r.series(which, timers, fault) else {
                     continue;
                 };
-                let ratio_cell = if which == Impl::Ucarp {
+                let ratio_cell = if which != Impl::Carpd {
                     ratio(
                         s.failover().map(|x| x.median),
                         ours.and_then(Series::failover).map(|x| x.median),
@@ -86,10 +87,10 @@ fn failover_table(m: &mut String, r: &Results) {
                     let _ = writeln!(
                         m,
                         "| {} | {} | {} | {} | 0 | {why} |||||||| ",
-                        timers.label(),
+                        label(which, timers),
                         fault.name(),
                         which.name(),
-                        f1(ms(timers.master_down()))
+                        f1(ms(which.master_down(timers)))
                     );
                     continue;
                 }
@@ -97,10 +98,10 @@ fn failover_table(m: &mut String, r: &Results) {
                 let _ = writeln!(
                     m,
                     "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {ratio_cell} |",
-                    timers.label(),
+                    label(which, timers),
                     fault.name(),
                     which.name(),
-                    f1(ms(timers.master_down())),
+                    f1(ms(which.master_down(timers))),
                     s.trials.len(),
                     opt(f, |x| f1(x.min)),
                     opt(f, |x| f1(x.median)),
@@ -116,6 +117,14 @@ fn failover_table(m: &mut String, r: &Results) {
     m.push('\n');
 }
 
+/// The timers column: CARP timers, or keepalived's own advert interval.
+fn label(which: Impl, timers: Timers) -> String {
+    match which {
+        Impl::Keepalived => format!("{} (keepalived: VRRPv3 advert_int 0.01)", timers.label()),
+        _ => timers.label(),
+    }
+}
+
 fn stability_table(m: &mut String, r: &Results) {
     let _ = writeln!(
         m,
@@ -125,7 +134,7 @@ fn stability_table(m: &mut String, r: &Results) {
         let _ = writeln!(
             m,
             "| {} | {} | {:.0} | {} | {} |",
-            s.timers.label(),
+            label(s.which, s.timers),
             s.which.name(),
             s.window_secs,
             s.flaps.map_or("never settled".into(), |f| f.to_string()),
@@ -138,7 +147,7 @@ fn stability_table(m: &mut String, r: &Results) {
 fn latency(s: Option<Summary>, which: Impl) -> String {
     match (s, which) {
         (Some(s), _) => format!("{:.0} / {:.0} ({})", s.median, s.p99, s.n),
-        (None, Impl::Ucarp) => "not available".into(),
+        (None, Impl::Ucarp | Impl::Keepalived) => "not available".into(),
         (None, Impl::Carpd) => "no samples".into(),
     }
 }
@@ -215,6 +224,88 @@ fn cpu_ratio(ucarp: f64, ours: Option<f64>, resolution: f64) -> String {
     }
 }
 
+fn resilience_tables(m: &mut String, r: &Results) {
+    let _ = writeln!(
+        m,
+        "## Paused backup
+
+The backup's daemon is stopped (SIGSTOP) for 3 × master-down while the \
+         master is healthy, then continued; a round counts when the backup then became MASTER \
+         (a false takeover).
+
+| timers | implementation | master-down (ms) | rounds | false takeovers |\n|---|---|---|---|---|"
+    );
+    for p in &r.pause {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {} | {} |",
+            label(p.which, p.timers),
+            p.which.name(),
+            f1(ms(p.which.master_down(p.timers))),
+            p.outcome.rounds,
+            p.outcome.takeovers
+        );
+    }
+    let _ = writeln!(
+        m,
+        "
+## Busy host
+
+No fault; one spinning thread per CPU competes with the daemons for the \
+         whole window. Backup → MASTER transitions per minute (each one is a false takeover).
+
+\
+         | timers | implementation | scheduling | window (s) | transitions | per minute |\n|---|---|---|---|---|---|"
+    );
+    for b in &r.busy {
+        let (n, per_min) = match b.flaps {
+            Some(f) => (
+                f.to_string(),
+                format!("{:.1}", f as f64 * 60.0 / b.window_secs.max(1e-3)),
+            ),
+            None => ("never settled".into(), "–".into()),
+        };
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {:.0} | {n} | {per_min} |",
+            label(b.which, b.timers),
+            b.which.name(),
+            if b.realtime { "real-time" } else { "default" },
+            b.window_secs
+        );
+    }
+    let _ = writeln!(
+        m,
+        "
+## Scale
+
+N vhids per host (one VIP each, advbase 1, advskew 0 / 100). carpd-xdp runs \
+         them in one process, UCARP in one process per vhid. \"settled\": A held every VIP and B \
+         none, 4 s after both were up. CPU over the steady window, in % of one core; takeover: \
+         A's link down → B holds the VIP (`ip addr`, polled every 10 ms).
+
+\
+         | implementation | vhids | settled | VIPs on B while A lived | CPU A / B (%) | RSS of B (KiB) | peak RSS (KiB) | takeover p50 / max (ms) | not taken |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for s in &r.scale {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {} | {:.2} / {:.2} | {} | {} | {} | {} |",
+            s.which.name(),
+            s.vhids,
+            if s.settled { "yes" } else { "**no**" },
+            s.backup_held,
+            s.cpu_pct.0,
+            s.cpu_pct.1,
+            s.rss_kib,
+            s.peak_rss_kib,
+            opt(s.takeover_ms, |x| format!("{:.0} / {:.0}", x.median, x.max)),
+            s.missing
+        );
+    }
+    m.push('\n');
+}
+
 fn other_tables(m: &mut String, r: &Results) {
     let _ = writeln!(
         m,
@@ -275,7 +366,7 @@ pub fn json(r: &Results) -> Value {
             "advbase": s.timers.advbase,
             "master_advskew": s.timers.master_skew,
             "backup_advskew": s.timers.backup_skew,
-            "master_down_ms": ms(s.timers.master_down()),
+            "master_down_ms": ms(s.which.master_down(s.timers)),
             "fault": s.fault.name(),
             "skipped": s.skipped,
             "failover_ms": summary_json(s.failover()),
@@ -293,6 +384,32 @@ pub fn json(r: &Results) -> Value {
             "window_secs": s.window_secs,
             "backup_transitions_to_master": s.flaps,
             "latency_us": summary_json(s.latency_us),
+        })).collect::<Vec<_>>(),
+        "pause": r.pause.iter().map(|p| json!({
+            "implementation": p.which.name(),
+            "timers": label(p.which, p.timers),
+            "master_down_ms": ms(p.which.master_down(p.timers)),
+            "rounds": p.outcome.rounds,
+            "false_takeovers": p.outcome.takeovers,
+        })).collect::<Vec<_>>(),
+        "busy": r.busy.iter().map(|b| json!({
+            "implementation": b.which.name(),
+            "timers": label(b.which, b.timers),
+            "realtime": b.realtime,
+            "window_secs": b.window_secs,
+            "backup_transitions_to_master": b.flaps,
+        })).collect::<Vec<_>>(),
+        "scale": r.scale.iter().map(|s| json!({
+            "implementation": s.which.name(),
+            "vhids": s.vhids,
+            "settled": s.settled,
+            "backup_held_while_master_alive": s.backup_held,
+            "cpu_pct_master": s.cpu_pct.0,
+            "cpu_pct_backup": s.cpu_pct.1,
+            "rss_kib_backup": s.rss_kib,
+            "peak_rss_kib": s.peak_rss_kib,
+            "takeover_ms": summary_json(s.takeover_ms),
+            "missing": s.missing,
         })).collect::<Vec<_>>(),
         "flood_secs": r.flood_secs,
         "floods": r.floods.iter().map(|f| json!({

@@ -4,6 +4,8 @@
 use super::daemons::{Impl, Timers};
 use super::failover::{Fault, Trial};
 use super::flood::{Case, Outcome, ReplayCut};
+use super::resilience::PauseOutcome;
+use super::scale::ScaleOutcome;
 use super::stats::{summarize, Summary};
 use super::testrun::Cost;
 use super::xdpcost::Rate;
@@ -81,9 +83,41 @@ pub struct Floods {
     pub replay_cut: ReplayCut,
 }
 
+/// Paused-backup rounds of one (implementation, timers).
+#[derive(Clone, Debug)]
+pub struct Pause {
+    /// Implementation.
+    pub which: Impl,
+    /// Timers.
+    pub timers: Timers,
+    /// The rounds.
+    pub outcome: PauseOutcome,
+}
+
+/// A busy-host window of one (implementation, timers, scheduling).
+#[derive(Clone, Debug)]
+pub struct Busy {
+    /// Implementation.
+    pub which: Impl,
+    /// Timers.
+    pub timers: Timers,
+    /// carpd-xdp with real-time scheduling.
+    pub realtime: bool,
+    /// Window, s.
+    pub window_secs: f64,
+    /// Backup → MASTER transitions (`None`: the pair never settled).
+    pub flaps: Option<usize>,
+}
+
 /// One bench run.
 #[derive(Clone, Debug, Default)]
 pub struct Results {
+    /// Paused-backup rounds.
+    pub pause: Vec<Pause>,
+    /// Busy-host windows.
+    pub busy: Vec<Busy>,
+    /// Scale measurements.
+    pub scale: Vec<ScaleOutcome>,
     /// `--quick` run.
     pub quick: bool,
     /// Failover series.

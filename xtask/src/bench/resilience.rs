@@ -1,0 +1,103 @@
+//! Faults that are not faults of the master: a backup that is paused (VM
+//! pause, live migration, a stalled journald: SIGSTOP here) for three
+//! master-down intervals while the master stays healthy, and a host whose
+//! CPUs are busy with other work. Neither must move the VIP; both are
+//! counted as transitions of the backup to MASTER.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::failover::Pair;
+use super::sys;
+
+/// Pause rounds of one pair.
+#[derive(Clone, Debug)]
+pub struct PauseOutcome {
+    /// Rounds run.
+    pub rounds: usize,
+    /// Rounds after which the backup became MASTER (a false takeover).
+    pub takeovers: usize,
+}
+
+/// `rounds` times: SIGSTOP the backup for 3 × master-down, SIGCONT, watch
+/// for 3 × master-down more.
+pub fn pause(pair: &Pair<'_>, rounds: usize) -> Result<PauseOutcome> {
+    let md = pair.master_down();
+    let mut takeovers = 0;
+    for i in 0..rounds {
+        let mark = pair.b.log_mark();
+        pair.b.signal(libc::SIGSTOP);
+        let stopped = sys::pause(md * 3);
+        pair.b.signal(libc::SIGCONT);
+        stopped?;
+        sys::pause(md * 3 + Duration::from_millis(300))?;
+        let took_over = pair.b.masters_since(mark) > 0;
+        takeovers += usize::from(took_over);
+        println!(
+            "bench:   {} paused backup, round {}/{rounds}: {}",
+            pair.which.name(),
+            i + 1,
+            if took_over {
+                "took over (false)"
+            } else {
+                "stayed backup"
+            }
+        );
+        if took_over {
+            // Let the pair settle again (A preempts back) before the next round.
+            sys::pause(md * 4 + Duration::from_millis(500))?;
+        }
+    }
+    Ok(PauseOutcome { rounds, takeovers })
+}
+
+/// Competing CPU load: one spinning thread per CPU, stopped on drop.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Starts `n` spinning threads (ordinary priority, no affinity).
+    pub fn start(n: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..n)
+            .map(|_| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                })
+            })
+            .collect();
+        Load { stop, threads }
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Transitions of the backup to MASTER during `window` while every CPU is
+/// busy with a spinning thread.
+pub fn busy(pair: &Pair<'_>, window: Duration) -> Result<usize> {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mark = pair.b.log_mark();
+    let load = Load::start(cpus);
+    let waited = sys::pause(window);
+    drop(load);
+    waited?;
+    Ok(pair.b.masters_since(mark))
+}
