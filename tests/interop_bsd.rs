@@ -621,9 +621,19 @@ fn openbsd_hmac_without_link_local_vip_is_accepted_both_ways() {
     };
     let p = start_peer(&lan, 0, with_ll(peer(&lan, Kind::OpenBsd, 0, 0)));
     wait_peer(&p, PeerState::Master, Duration::from_secs(5));
-    let mut ours = inst(&lan, 100, true, "compat");
-    ours.vips.push(format!("{ll}/64"));
-    let mut d = lan.daemon(1, "carpd", std::slice::from_ref(&ours));
+    // No srcip: a vhid with VIPs of both families sends from the IPv4
+    // address and from the link-local one (see daemon_ipv6).
+    let sock = lan.path("carpd.sock");
+    let text = format!(
+        "[global]\nstatus_socket = \"{}\"\nlog_facility = \"none\"\ndebug = true\n\n\
+         [[instance]]\ninterface = \"eth0\"\nvhid = {VHID}\nvips = [\"{}/24\", \"{ll}/64\"]\n\
+         advskew = 100\npreempt = true\npassword = \"{PASS}\"\nreplay = \"compat\"\n",
+        sock.display(),
+        lan.addr(VHID)
+    );
+    let config = lan.write("carpd.toml", &text, 0o644);
+    let args = ["--config".to_string(), config.display().to_string()];
+    let mut d = Daemon::start(&lan, 1, "carpd", &args, &[], sock);
     d.wait_state(VHID, "BACKUP");
     std::thread::sleep(interval(1, 0) * 2 + SLACK);
     let st = d.instance(VHID).expect("status");

@@ -56,6 +56,9 @@ enum To {
     Peer,
 }
 
+/// A frame in flight: (delivery time, sequence, receiver, CARP bytes).
+type InFlight = (Nanos, u64, To, [u8; 36]);
+
 /// carpd-xdp's core and one emulated peer on one segment.
 struct Pair {
     now: Nanos,
@@ -63,7 +66,7 @@ struct Pair {
     ours: Option<Instance>,
     peer: Peer,
     peer_alive: bool,
-    queue: BinaryHeap<Reverse<(Nanos, u64, To, [u8; 36])>>,
+    queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     steps: u64,
     /// Every state change: (time, who, MASTER or not).

@@ -486,7 +486,7 @@ impl PacketSocket {
                 &mut len,
             )
         };
-        (n > 0).then(|| (n as usize, from.sll_pkttype == libc::PACKET_OUTGOING as u8))
+        (n > 0).then_some((n as usize, from.sll_pkttype == libc::PACKET_OUTGOING))
     }
 
     /// Sends one whole frame.
