@@ -298,6 +298,11 @@ fn freebsd_continuing_our_counter_after_takeover_then_carpd_returns_and_preempts
         "our counters carry the tag: {last_ours:#x}"
     );
     std::thread::sleep(Duration::from_secs(2));
+    let theirs = p.counter();
+    assert!(
+        theirs > last_ours && theirs - last_ours <= 10,
+        "FreeBSD must continue from our last counter {last_ours:#x}, sends {theirs:#x}"
+    );
     let mut d = lan.daemon(0, "carpd2", &[inst(&lan, 0, true, "auto")]);
     d.wait_state(VHID, "MASTER");
     wait_sole_holder(&lan, lan.addr(VHID), 0, Duration::from_secs(5));
