@@ -115,10 +115,10 @@ fn pair(
             (start_carpd(), u)
         }
     };
-    // Two master-down intervals of the slower side, and one interval more.
-    let settle = master_down(1, carpd_skew.max(ucarp_skew), 3) * 2 + interval(1, 255);
+    // Two master-down intervals of the slower side.
+    let settle = master_down(1, carpd_skew.max(ucarp_skew), 3) * 2;
     std::thread::sleep(settle);
-    let holder = sole_holder_over(lan, vip, Duration::from_secs(6)).unwrap_or_else(|e| {
+    let holder = sole_holder_over(lan, vip, Duration::from_secs(5)).unwrap_or_else(|e| {
         panic!(
             "{e} (carpd-xdp on host {carpd_host} {}, UCARP on host {ucarp_host} {}); \
              carpd-xdp {}; UCARP: {}",
@@ -371,7 +371,7 @@ fn demoted_carpd_master_loses_to_ucarp_backup_with_preempt() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let held = sole_holder_over(&lan, vip, Duration::from_secs(6));
+    let held = sole_holder_over(&lan, vip, Duration::from_secs(5));
     assert_eq!(
         held,
         Ok(1),
