@@ -12,16 +12,26 @@
 //! - a carpd-xdp master demoted by a failing health check must give the VIP
 //!   to a UCARP backup with `--preempt` (UCARP never reads the demote byte).
 //!
+//! - the UCARP emulation of `tests/peers` against the real UCARP: when both
+//!   are masters at once with equal intervals, the one the real UCARP's
+//!   host-order compare prefers must win, in both layouts (a check that the
+//!   emulation used by `proto_peers_sim` is faithful).
+//!
 //! Every test uses a 19-byte password, the longest UCARP accepts.
 
 mod common;
+#[path = "common/peer_ns.rs"]
+mod peer_ns;
+mod peers;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use common::cluster::{interval, master_down, ucarp, Daemon, Inst, Lan, Proc};
 use common::require_root;
 use common::settle::{sole_holder_over, wait_sole_holder};
+use peer_ns::PeerHost;
+use peers::{ucarp_lower_addr, Kind, PeerConfig, PeerState};
 
 const VHID: u8 = 33;
 /// 19 bytes: the longest password UCARP accepts.
@@ -105,10 +115,10 @@ fn pair(
             (start_carpd(), u)
         }
     };
-    // Two master-down intervals of the slower side, and one interval more.
-    let settle = master_down(1, carpd_skew.max(ucarp_skew), 3) * 2 + interval(1, 255);
+    // Two master-down intervals of the slower side.
+    let settle = master_down(1, carpd_skew.max(ucarp_skew), 3) * 2;
     std::thread::sleep(settle);
-    let holder = sole_holder_over(lan, vip, Duration::from_secs(6)).unwrap_or_else(|e| {
+    let holder = sole_holder_over(lan, vip, Duration::from_secs(5)).unwrap_or_else(|e| {
         panic!(
             "{e} (carpd-xdp on host {carpd_host} {}, UCARP on host {ucarp_host} {}); \
              carpd-xdp {}; UCARP: {}",
@@ -361,7 +371,7 @@ fn demoted_carpd_master_loses_to_ucarp_backup_with_preempt() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let held = sole_holder_over(&lan, vip, Duration::from_secs(6));
+    let held = sole_holder_over(&lan, vip, Duration::from_secs(5));
     assert_eq!(
         held,
         Ok(1),
@@ -370,4 +380,88 @@ fn demoted_carpd_master_loses_to_ucarp_backup_with_preempt() {
         ucarp_log(&u)
     );
     assert_eq!(d.state(VHID).as_deref(), Some("BACKUP"), "{}", status(&d));
+}
+
+/// The UCARP emulation (host 0 at `emu`) is master, the real UCARP (host 1
+/// at `real`, same advbase/advskew, `--preempt`) backup. The emulation is
+/// frozen past master-down, so the real one takes over; unfrozen, both are
+/// masters with equal intervals and the host-order tie-break decides. The
+/// winner must be the lower address as UCARP compares it, and it must hold
+/// the VIP alone.
+fn emulation_tie_break_matches_real_ucarp(tag: &str, emu: [u8; 4], real: [u8; 4]) {
+    let lan = lan16(tag, emu, real);
+    let vip = lan.addr(VHID);
+    let cfg = PeerConfig::new(
+        Kind::Ucarp,
+        VHID,
+        0,
+        PASS,
+        IpAddr::V4(vip),
+        IpAddr::V4(lan.hosts[0].ip),
+    )
+    .preempt(true);
+    let p = PeerHost::start(&lan, 0, cfg, 24);
+    wait_sole_holder(&lan, vip, 0, Duration::from_secs(5));
+    let u = ucarp(&lan, 1, "ucarp", &ucarp_args(&lan, 0, &[]));
+    std::thread::sleep(master_down(1, 0, 3) + interval(1, 0));
+    assert_eq!(
+        sole_holder_over(&lan, vip, Duration::from_secs(2)),
+        Ok(0),
+        "UCARP must not preempt an equal master; {}; UCARP: {}",
+        p.summary(),
+        ucarp_log(&u)
+    );
+    assert!(
+        p.stats().accepted == 0 && p.stats().bad_auth == 0,
+        "{}",
+        p.summary()
+    );
+
+    p.pause();
+    // The frozen master keeps its VIP; the real UCARP takes over too.
+    let start = Instant::now();
+    while !lan.holders(vip).contains(&1) {
+        assert!(
+            start.elapsed() < master_down(1, 0, 3) + interval(1, 0) * 2 + SLACK,
+            "UCARP did not take over from the frozen emulation: {}",
+            ucarp_log(&u)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.resume();
+    let want = if ucarp_lower_addr(emu, real) { 0 } else { 1 };
+    std::thread::sleep(interval(1, 0) * 3);
+    let held = sole_holder_over(&lan, vip, Duration::from_secs(4));
+    assert_eq!(
+        held,
+        Ok(want),
+        "emulation at {:?}, real UCARP at {:?}: {}; UCARP: {}",
+        emu,
+        real,
+        p.summary(),
+        ucarp_log(&u)
+    );
+    assert_eq!(p.state() == PeerState::Master, want == 0, "{}", p.summary());
+    assert_eq!(p.stats().bad_auth, 0, "{}", p.summary());
+    assert!(
+        !u.stderr_text().contains("Bad digest"),
+        "UCARP rejected the emulation's adverts: {}",
+        ucarp_log(&u)
+    );
+}
+
+#[test]
+fn emulated_ucarp_on_10_99_1_2_loses_a_tie_to_real_ucarp_on_10_99_2_1() {
+    if !require_root("emulated_ucarp_on_10_99_1_2_loses_a_tie_to_real_ucarp_on_10_99_2_1") {
+        return;
+    }
+    emulation_tie_break_matches_real_ucarp("iue1", [10, 99, 1, 2], [10, 99, 2, 1]);
+}
+
+#[test]
+fn emulated_ucarp_on_10_99_2_1_wins_a_tie_against_real_ucarp_on_10_99_1_2() {
+    if !require_root("emulated_ucarp_on_10_99_2_1_wins_a_tie_against_real_ucarp_on_10_99_1_2") {
+        return;
+    }
+    emulation_tie_break_matches_real_ucarp("iue2", [10, 99, 2, 1], [10, 99, 1, 2]);
 }

@@ -271,8 +271,8 @@ fn openbsd_shutdown_bows_out_and_master_down_is_three_intervals() {
         Peer::new(c.clone(), Nanos::ZERO).master_down(),
         Nanos(4_171_875_000)
     );
-    let (mut p, t) = master(c);
-    p.shutdown(t);
+    let (mut p, _) = master(c);
+    p.shutdown();
     let outs = drain(&mut p);
     let bow = sent(&outs);
     assert_eq!(bow.len(), 1);

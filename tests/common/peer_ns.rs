@@ -150,6 +150,12 @@ impl PeerHost {
         self.lock().peer.stats()
     }
 
+    /// The counter of the peer's last advert sent or adopted (OpenBSD: its
+    /// cookie).
+    pub fn counter(&self) -> u64 {
+        self.lock().peer.counter()
+    }
+
     /// Every state change so far: (when, new state).
     pub fn states(&self) -> Vec<(Instant, PeerState)> {
         self.lock().states.clone()
@@ -255,7 +261,7 @@ fn run(sock: PacketSocket, inner: Arc<Mutex<Inner>>, t0: Instant, ns: &str, vips
             Control::Kill => break,
             Control::Shutdown => {
                 let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
-                g.peer.shutdown(now());
+                g.peer.shutdown();
                 carry_out(&sock, &mut g, ns, vips, &mut ip_id);
                 break;
             }

@@ -420,10 +420,10 @@ impl Peer {
     /// one advert carrying advbase and advskew 255 (`carp_ifdown` via
     /// `carp_send_ad` with `sc_bow_out`); UCARP and FreeBSD send nothing.
     /// Every flavour gives up its VIPs.
-    pub fn shutdown(&mut self, now: Nanos) {
+    pub fn shutdown(&mut self) {
         let was_master = self.state == PeerState::Master;
         if was_master && self.cfg.kind == Kind::OpenBsd {
-            self.send(now, true);
+            self.send(true);
         }
         self.advert_at = None;
         self.master_down_at = None;
@@ -436,7 +436,7 @@ impl Peer {
     /// Deadlines that passed by `now`.
     pub fn handle_timeout(&mut self, now: Nanos) {
         if self.state == PeerState::Master && self.advert_at.is_some_and(|t| t <= now) {
-            self.send(now, false);
+            self.send(false);
             self.advert_at = Some(now.saturating_add(self.interval()));
         }
         if self.state == PeerState::Backup && self.master_down_at.is_some_and(|t| t <= now) {
@@ -521,7 +521,7 @@ impl Peer {
                     _ => false,
                 };
                 if ours > theirs || (ours == theirs && lower) {
-                    self.send(now, false);
+                    self.send(false);
                     self.become_backup(now);
                 }
             }
@@ -600,7 +600,7 @@ impl Peer {
         self.master_down_at = None;
         self.set_state(PeerState::Master);
         self.out.push_back(Output::AddVips);
-        self.send(now, false);
+        self.send(false);
         self.advert_at = Some(now.saturating_add(self.interval()));
     }
 
@@ -636,7 +636,7 @@ impl Peer {
     }
 
     /// Queues one advert; a bow-out carries advbase and advskew 255.
-    fn send(&mut self, _now: Nanos, bow_out: bool) {
+    fn send(&mut self, bow_out: bool) {
         let (advbase, advskew) = if bow_out {
             (CARP_LEAVE_ADVBASE, CARP_LEAVE_ADVSKEW)
         } else {
