@@ -209,20 +209,26 @@ impl Running {
         let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
         if self.ifindex().is_some() && link.as_ref().map(|l| l.ifindex) != self.ifindex() {
             tracing::warn!(iface = %iface, vhid, "interface ifindex {} is gone", self.link.ifindex);
-            self.unbind(receive);
+            // Link down while still bound: a renamed interface keeps its
+            // addresses, so ours are removed from it (a deleted one took
+            // them with it).
             self.core.handle_link(now, false);
             self.carry_out(vips, false).await;
+            self.unbind(receive);
         }
         let Some(link) = link else {
             self.rebind_at = None;
             return;
         };
         if self.ifindex().is_some() {
-            // The same interface: a carrier change.
+            // The same interface: its carrier (the watch's first report
+            // included, so an instance started on a down link goes INIT).
             let was = self.link.carrier;
             self.link = link;
-            if was != self.link.carrier && !self.cfg.ignore_ifstate {
-                tracing::info!(iface = %iface, vhid, "link {}", if self.link.carrier { "up" } else { "down" });
+            if !self.cfg.ignore_ifstate {
+                if was != self.link.carrier {
+                    tracing::info!(iface = %iface, vhid, "link {}", if self.link.carrier { "up" } else { "down" });
+                }
                 self.core.handle_link(now, self.link.carrier);
             }
         } else {
@@ -278,8 +284,8 @@ impl Running {
         Ok(())
     }
 
-    /// Drops the binding to an interface that is gone: its sockets, the
-    /// vhid in the receive path. Its addresses went with the interface.
+    /// Drops the binding: its sockets, the vhid in the receive path (the
+    /// addresses are removed before, as the core asks).
     fn unbind(&mut self, receive: &mut ReceivePath) {
         if self.io.take().is_some() {
             let _ = receive.set_hmac_key(self.link.ifindex, self.cfg.vhid, None);
