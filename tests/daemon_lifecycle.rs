@@ -5,7 +5,8 @@
 //!
 //! - an interface deleted and created again comes back by itself: XDP
 //!   attached again, the instance BACKUP or MASTER as its priority says,
-//!   the VIP answering, status naming the new index;
+//!   the VIP answering, status naming the new index; a renamed one is left
+//!   (INIT, no ifindex, XDP detached) and followed back under its name;
 //! - a reload whose changed instance cannot start keeps the old one running
 //!   (still MASTER, VIP in place, no transition);
 //! - with `-z` and a hanging down script on one instance, SIGTERM still
@@ -112,6 +113,40 @@ fn deleted_and_recreated_interface_comes_back() {
     probe.wait_reply_from(lan.hosts[0].mac, Instant::now());
     let inst = d0.instance(10).expect("status");
     assert_eq!(inst["demote"], 0, "{inst}");
+}
+
+#[test]
+fn renamed_interface_is_left_and_followed_back() {
+    if !require_root("renamed_interface_is_left_and_followed_back") {
+        return;
+    }
+    let lan = Lan::new("lren", 211, 5, 1);
+    let vip = lan.addr(10);
+    let mut d0 = lan.daemon(0, "d0", &[Inst::new(10, vip, 0)]);
+    d0.wait_state(10, "MASTER");
+    wait_holder(&lan, 10, 0);
+    let ns = &lan.hosts[0].ns;
+    let ifindex = ns.ifindex("eth0");
+
+    // Renamed (it must be down for that): the instance has no interface.
+    ns.ip(&["link", "set", "eth0", "down"]);
+    ns.ip(&["link", "set", "eth0", "name", "lan0"]);
+    d0.wait_state(10, "INIT");
+    let st = eventually("the instance without an interface", || {
+        d0.status()
+            .filter(|st| st["instances"][0]["ifindex"].is_null() && interfaces(st).is_empty())
+    });
+    assert!(
+        !xdp_attached(ns, "lan0"),
+        "XDP left on the renamed interface: {st}"
+    );
+
+    // Named eth0 again and up: followed back.
+    ns.ip(&["link", "set", "lan0", "name", "eth0"]);
+    ns.ip(&["link", "set", "eth0", "up"]);
+    wait_bound(&lan, &d0, 10, ifindex);
+    d0.wait_state(10, "MASTER");
+    wait_holder(&lan, 10, 0);
 }
 
 #[test]
