@@ -141,6 +141,10 @@ fn wall_clock_unix_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// At exit, how long past the longest script timeout the daemon waits, so
+/// that a script killed at its timeout is reaped and logged before the exit.
+pub const SCRIPT_KILL_GRACE: Duration = Duration::from_secs(1);
+
 /// Where a reload reads the configuration again.
 pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send>;
 
@@ -478,9 +482,9 @@ impl Daemon {
 
     /// Leaves: every instance's leave advert first, then every address
     /// removed, and only then the scripts waited for, all of them under one
-    /// deadline (the longest script timeout of any instance), so that a
-    /// slow or hanging down script delays neither another instance's leave
-    /// nor the exit past it.
+    /// deadline (the longest script timeout of any instance, plus
+    /// [`SCRIPT_KILL_GRACE`]), so that a slow or hanging down script delays
+    /// neither another instance's leave nor the exit past it.
     async fn shut_down(&mut self) {
         let _ = self.notifier.stopping();
         let t = now();
@@ -499,7 +503,8 @@ impl Daemon {
             .iter()
             .map(|r| Duration::from_secs(r.cfg.scripts.timeout_secs.into()))
             .max()
-            .unwrap_or_default();
+            .unwrap_or_default()
+            + SCRIPT_KILL_GRACE;
         wait_for_scripts(pending, deadline).await;
     }
 
@@ -571,5 +576,41 @@ async fn recv_opt<T>(rx: Option<&mut mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(vhid: u8) -> InstanceKey {
+        InstanceKey {
+            interface: "eth0".into(),
+            vhid,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scripts_are_waited_for_under_one_deadline() {
+        let deadline = Duration::from_secs(11);
+        // Every script done: no wait.
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        done_tx.send(Vec::new()).unwrap();
+        let start = tokio::time::Instant::now();
+        wait_for_scripts(vec![(key(1), done_rx)], deadline).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // One ends after 2 s, two hang: the wait ends at the one deadline,
+        // not one deadline after the other.
+        let (late_tx, late_rx) = tokio::sync::oneshot::channel();
+        let (_hang_tx, hang_rx) = tokio::sync::oneshot::channel();
+        let (_hang2_tx, hang2_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let _ = late_tx.send(Vec::new());
+        });
+        let start = tokio::time::Instant::now();
+        let pending = vec![(key(1), late_rx), (key(2), hang_rx), (key(3), hang2_rx)];
+        wait_for_scripts(pending, deadline).await;
+        assert_eq!(start.elapsed(), deadline);
     }
 }
