@@ -13,8 +13,9 @@
 //!   sends every leave advert and removes every VIP at once: the backups of
 //!   both instances take over within one interval + 50 ms;
 //! - a VIP that cannot be added is retried and, while it fails, the
-//!   instance is demoted (the backup takes over); once the obstacle is gone
-//!   the VIP is added and the demote lifted.
+//!   instance is demoted (alone, it stays master; with a backup, the backup
+//!   takes the VIPs); once the obstacle is gone the VIP is added and the
+//!   demote lifted.
 
 mod common;
 
@@ -353,4 +354,47 @@ fn failed_vip_add_is_retried_and_demotes_while_failing() {
     assert_eq!(inst["state"], "MASTER", "{inst}");
     assert!(has_addr(&lan.hosts[0].ns, vip));
     assert!(d0.proc.stderr_text().contains("VIPs added after"));
+}
+
+#[test]
+fn failed_vip_add_hands_the_vips_to_a_host_that_can_hold_them() {
+    if !require_root("failed_vip_add_hands_the_vips_to_a_host_that_can_hold_them") {
+        return;
+    }
+    let lan = Lan::new("lvip2", 211, 6, 2);
+    wait_link_local(&lan);
+    let vip = lan.addr(10);
+    let vip6 = "fd00:211:6::10";
+    let inst = |advskew| {
+        let mut i = Inst::new(10, vip, advskew).auto_srcip();
+        i.vips.push(format!("{vip6}/64"));
+        i
+    };
+    let mut d0 = lan.daemon(0, "d0", &[inst(0)]);
+    d0.wait_state(10, "BACKUP");
+    ipv6_disabled(&lan, 0, true);
+    let mut d1 = lan.daemon(1, "d1", &[inst(100)]);
+    // Host 0 is preferred, takes over, cannot add the IPv6 VIP, is demoted
+    // and host 1 takes both VIPs although it is less preferred.
+    d1.wait_state(10, "MASTER");
+    d0.wait_state(10, "BACKUP");
+    wait_holder(&lan, 10, 1);
+    eventually("the IPv6 VIP on host 1", || {
+        has_addr6(&lan.hosts[1].ns, vip6).then_some(())
+    });
+    let demoted = d0.instance(10).expect("status");
+    assert_eq!(demoted["demote"], 255, "{demoted}");
+    assert!(!has_addr6(&lan.hosts[0].ns, vip6));
+
+    // IPv6 back on host 0: once its demote is lifted it takes over again
+    // (preempt) and this time holds both VIPs.
+    ipv6_disabled(&lan, 0, false);
+    d0.wait_state(10, "MASTER");
+    d1.wait_state(10, "BACKUP");
+    wait_holder(&lan, 10, 0);
+    eventually("the IPv6 VIP on host 0 only", || {
+        (has_addr6(&lan.hosts[0].ns, vip6) && !has_addr6(&lan.hosts[1].ns, vip6)).then_some(())
+    });
+    let inst = d0.instance(10).expect("status");
+    assert_eq!(inst["demote"], 0, "{inst}");
 }

@@ -20,6 +20,13 @@ pub const VIP_RETRY_FIRST_MS: u64 = 100;
 /// Longest wait between two tries of a failed VIP add (ms).
 pub const VIP_RETRY_MAX_MS: u64 = 30_000;
 
+/// Once another host has taken over from an instance demoted for a failed
+/// VIP add, the demote is kept at least this long (ms), or the current
+/// backoff if longer, before this host may take over and try again: a
+/// host that cannot hold the address does not snatch it back every few
+/// hundred milliseconds.
+pub const VIP_DEMOTE_HOLD_MS: u64 = 10_000;
+
 /// The demote sources of one instance. The core advertises their sum
 /// (saturated at 255); this is the one place that sums them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,6 +61,16 @@ impl VipRetry {
         let shift = failures.saturating_sub(1).min(20);
         Nanos::from_millis((VIP_RETRY_FIRST_MS << shift).min(VIP_RETRY_MAX_MS))
     }
+
+    /// We are no longer master (`now`). A pending retry is dropped; while
+    /// demoted for VIPs, the demote is lifted only after the hold (see
+    /// [`VIP_DEMOTE_HOLD_MS`]), when `due` comes.
+    pub(super) fn left_master(&mut self, now: Nanos, demoted: bool) {
+        self.due = demoted.then(|| {
+            let hold = Nanos::from_millis(VIP_DEMOTE_HOLD_MS).max(Self::backoff(self.failures));
+            now.saturating_add(hold)
+        });
+    }
 }
 
 #[cfg(test)]
@@ -78,6 +95,27 @@ mod tests {
             vips: 1,
         };
         assert_eq!(d.total(), 255);
+    }
+
+    #[test]
+    fn demote_is_held_after_another_host_took_over() {
+        let now = Nanos::from_secs(100);
+        let mut r = VipRetry {
+            failures: 2,
+            due: Some(Nanos::from_millis(100_200)),
+        };
+        r.left_master(now, true);
+        assert_eq!(
+            r.due,
+            Some(Nanos::from_millis(100_000 + VIP_DEMOTE_HOLD_MS))
+        );
+        r.failures = 10;
+        r.left_master(now, true);
+        assert_eq!(r.due, Some(Nanos::from_millis(100_000 + VIP_RETRY_MAX_MS)));
+        // Not demoted (one failure so far): the retry is dropped.
+        r.left_master(now, false);
+        assert_eq!(r.due, None);
+        assert_eq!(r.failures, 10, "the backoff goes on growing");
     }
 
     #[test]

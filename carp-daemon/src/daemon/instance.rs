@@ -364,8 +364,10 @@ impl Running {
             }
             Action::AddVips => self.add_vips(mgr).await,
             Action::RemoveVips => {
-                // A failed add is not retried once we are no longer master.
-                self.vip_retry.due = self.vip_retry.due.filter(|_| self.demote.vips > 0);
+                // Not master: a failed add is not retried; a VIP demote is
+                // held a while before it is lifted.
+                self.vip_retry
+                    .left_master(super::now(), self.demote.vips > 0);
                 let Some(io) = self.io.as_mut() else {
                     // No interface: its addresses went with it.
                     return;
