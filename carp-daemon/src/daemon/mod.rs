@@ -3,14 +3,18 @@
 //! ```text
 //!  XDP ring buffer / fallback socket ─┐
 //!  next core deadline (timer) ────────┤
-//!  netlink link events ───────────────┼─► select! ─► Instance::handle_* ─► actions ─► sockets,
-//!  health-check demote changes ───────┤                                             netlink,
+//!  netlink link events (by name) ─────┼─► select! ─► Instance::handle_* ─► actions ─► sockets,
+//!  retries due (rebind, VIP add) ─────┤                                             netlink,
+//!  health-check demote changes ───────┤
 //!  signals (TERM INT HUP USR1 USR2) ──┤                                             scripts
 //!  control socket requests ───────────┘
 //! ```
 //!
 //! Every decision is the core's ([`crate::proto::instance::Instance`]); this
 //! module reads the clock, waits, and carries out what the core returns.
+//! The life cycle around the core (an instance following its interface
+//! name, reloads that prepare before they replace, leaving, VIP retries and
+//! the demote sources) is described in [`instance`].
 
 mod binding;
 pub mod demote;
