@@ -85,14 +85,16 @@ fn deleted_and_recreated_interface_comes_back() {
     let lan = Lan::new("lcre", 211, 1, 2);
     let vip = lan.addr(10);
     let mut d0 = lan.daemon(0, "d0", &[Inst::new(10, vip, 0)]);
-    let mut d1 = lan.daemon(1, "d1", &[Inst::new(10, vip, 100)]);
+    // Host 1 looks its advert source up on the interface.
+    let mut d1 = lan.daemon(1, "d1", &[Inst::new(10, vip, 100).auto_srcip()]);
     d0.wait_state(10, "MASTER");
     d1.wait_state(10, "BACKUP");
     wait_holder(&lan, 10, 0);
     assert!(xdp_attached(&lan.hosts[1].ns, "eth0"));
 
-    // The backup's interface is re-created: it comes back as backup.
-    let new1 = lan.recreate(1);
+    // The backup's interface is re-created, its address added after it is
+    // up (binding waits for the address): it comes back as backup.
+    let new1 = lan.recreate_with(1, true);
     wait_bound(&lan, &d1, 10, new1);
     d1.wait_state(10, "BACKUP");
     let inst = d1.instance(10).expect("status");

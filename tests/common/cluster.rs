@@ -142,6 +142,12 @@ impl Lan {
     /// would come back: same name, MAC and address, a new index, attached to
     /// the bridge again, and raised last. Returns the new index.
     pub fn recreate(&self, i: usize) -> u32 {
+        self.recreate_with(i, false)
+    }
+
+    /// As [`Lan::recreate`], with `eth0` raised before its address is
+    /// added when `address_last` (as a network manager may do).
+    pub fn recreate_with(&self, i: usize, address_last: bool) -> u32 {
         let h = &self.hosts[i];
         let old = h.ns.ifindex("eth0");
         h.ns.ip(&["link", "del", "eth0"]);
@@ -165,8 +171,15 @@ impl Lan {
         self.switch.ip(&["link", "set", &h.port, "master", "br0"]);
         self.switch.ip(&["link", "set", &h.port, "up"]);
         let addr = format!("{}/24", h.ip);
-        h.ns.ip(&["addr", "add", &addr, "dev", "eth0"]);
-        h.ns.ip(&["link", "set", "eth0", "up"]);
+        if address_last {
+            h.ns.ip(&["link", "set", "eth0", "up"]);
+            // Long enough for the daemon to see the link up without it.
+            std::thread::sleep(Duration::from_millis(200));
+            h.ns.ip(&["addr", "add", &addr, "dev", "eth0"]);
+        } else {
+            h.ns.ip(&["addr", "add", &addr, "dev", "eth0"]);
+            h.ns.ip(&["link", "set", "eth0", "up"]);
+        }
         let new = h.ns.ifindex("eth0");
         assert_ne!(new, old, "the re-created eth0 must have a new index");
         new

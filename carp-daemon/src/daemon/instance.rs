@@ -85,6 +85,8 @@ pub struct Running {
     pub(super) vip_retry: VipRetry,
     /// When binding to the interface is tried again, after a failure.
     pub(super) rebind_at: Option<Nanos>,
+    /// The interface index a failure to bind was last warned about.
+    pub(super) rebind_warned: Option<u32>,
     /// Actions of the core's shutdown left for [`Running::finish_leave`].
     pub(super) leaving: Vec<Action>,
     /// Whether it was master when [`Running::send_leave`] was called.
@@ -235,6 +237,7 @@ impl Running {
             match self.bind(now, &link, links, receive, xdp_mode).await {
                 Ok(()) => {
                     self.rebind_at = None;
+                    self.rebind_warned = None;
                     tracing::info!(
                         iface = %iface, vhid,
                         "interface back as ifindex {}: receiving and sending again", link.ifindex
@@ -244,11 +247,17 @@ impl Running {
                         .handle_link(now, self.link.carrier || self.cfg.ignore_ifstate);
                 }
                 Err(e) => {
-                    tracing::warn!(
-                        iface = %iface, vhid,
-                        "cannot use interface ifindex {} yet, trying again in {REBIND_RETRY_MS} ms: {e}",
-                        link.ifindex
-                    );
+                    // Warned once per interface, then retried quietly.
+                    if self.rebind_warned == Some(link.ifindex) {
+                        tracing::debug!(iface = %iface, vhid, "still cannot use ifindex {}: {e}", link.ifindex);
+                    } else {
+                        self.rebind_warned = Some(link.ifindex);
+                        tracing::warn!(
+                            iface = %iface, vhid,
+                            "cannot use interface ifindex {} yet, trying again every {REBIND_RETRY_MS} ms: {e}",
+                            link.ifindex
+                        );
+                    }
                     self.rebind_at = Some(now.saturating_add(Nanos::from_millis(REBIND_RETRY_MS)));
                 }
             }

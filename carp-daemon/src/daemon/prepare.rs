@@ -116,6 +116,7 @@ impl Prepared {
             demote: Demote::default(),
             vip_retry: VipRetry::default(),
             rebind_at: None,
+            rebind_warned: None,
             leaving: Vec::new(),
             was_master_at_leave: false,
             cfg,
