@@ -50,6 +50,7 @@ fn sample() -> StatusReport {
         instances: vec![
             InstanceReport {
                 interface: "eth0".into(),
+                ifindex: Some(2),
                 label: None,
                 vhid: 1,
                 state: "MASTER".into(),
@@ -69,6 +70,7 @@ fn sample() -> StatusReport {
             },
             InstanceReport {
                 interface: "eth1".into(),
+                ifindex: Some(3),
                 label: Some("eth1:carp0".into()),
                 vhid: 20,
                 state: "BACKUP".into(),
@@ -233,6 +235,17 @@ receive path:
 receive counters: delivered 7442, hmac 3
 ";
     assert_eq!(render_table(&sample()), expected);
+
+    // An instance whose interface is missing (deleted, not yet re-created).
+    let mut missing = sample();
+    missing.instances[0].ifindex = None;
+    missing.instances[0].state = "INIT".into();
+    missing.instances[0].master = None;
+    let text = render_table(&missing);
+    assert!(
+        text.contains("\neth0        1     INIT (no interface)  -    "),
+        "{text}"
+    );
 
     let empty = StatusReport {
         version: "0.1.0".into(),

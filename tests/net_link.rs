@@ -76,6 +76,11 @@ fn resolve_names_macs_and_addresses() {
     });
 }
 
+/// The (index, carrier) an event reports.
+fn seen(ev: &LinkEvent) -> (Option<u32>, bool) {
+    (ev.ifindex(), ev.carrier())
+}
+
 #[test]
 fn carrier_events_follow_the_peer() {
     if !require_root("carrier_events_follow_the_peer") {
@@ -90,59 +95,62 @@ fn carrier_events_follow_the_peer() {
     let (va, d0) = (a.ifindex("va"), a.ifindex("d0"));
     a.run(|| {
         block_on(async {
-            let mut rx = link::watch(&[va, d0]).await.expect("watch");
+            let names = ["va".to_string(), "d0".to_string()];
+            let mut rx = link::watch(&names).await.expect("watch");
             // The initial state of each interface comes first, in order.
             let first = next(&mut rx).await;
-            assert_eq!(first.ifindex, va);
+            assert_eq!((first.name.as_str(), first.ifindex()), ("va", Some(va)));
             let second = next(&mut rx).await;
-            assert_eq!(
-                second,
-                LinkEvent {
-                    ifindex: d0,
-                    carrier: false
-                },
-                "d0 is down"
-            );
+            assert_eq!(second.name, "d0");
+            assert_eq!(seen(&second), (Some(d0), false), "d0 is down");
             // va may still be coming up (link watch delay): wait for carrier.
-            let mut carrier = first.carrier;
+            let mut carrier = first.carrier();
             while !carrier {
                 let ev = next(&mut rx).await;
-                assert_eq!(ev.ifindex, va);
-                carrier = ev.carrier;
+                assert_eq!(ev.ifindex(), Some(va));
+                carrier = ev.carrier();
             }
             // Events run in the namespace; commands change it from outside.
             b.ip(&["link", "set", "vb", "down"]);
-            assert_eq!(
-                next(&mut rx).await,
-                LinkEvent {
-                    ifindex: va,
-                    carrier: false
-                }
-            );
+            assert_eq!(seen(&next(&mut rx).await), (Some(va), false));
             b.ip(&["link", "set", "vb", "up"]);
-            assert_eq!(
-                next(&mut rx).await,
-                LinkEvent {
-                    ifindex: va,
-                    carrier: true
-                }
-            );
-            // Raising d0 gives it carrier; deleting it takes the carrier away.
+            assert_eq!(seen(&next(&mut rx).await), (Some(va), true));
+            // Raising d0 gives it carrier.
             a.ip(&["link", "set", "d0", "up"]);
-            assert_eq!(
-                next(&mut rx).await,
-                LinkEvent {
-                    ifindex: d0,
-                    carrier: true
-                }
-            );
+            assert_eq!(seen(&next(&mut rx).await), (Some(d0), true));
+            // Deleting it (the kernel reports it down first, then gone)
+            // leaves the name without an interface.
             a.ip(&["link", "del", "d0"]);
+            let mut gone = next(&mut rx).await;
+            if gone.ifindex().is_some() {
+                assert_eq!(seen(&gone), (Some(d0), false));
+                gone = next(&mut rx).await;
+            }
+            assert_eq!((gone.name.as_str(), seen(&gone)), ("d0", (None, false)));
+            // Created again under the same name: a new index, followed.
+            a.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
+            let d0_again = a.ifindex("d0");
+            assert_ne!(d0_again, d0);
+            let back = next(&mut rx).await;
             assert_eq!(
-                next(&mut rx).await,
-                LinkEvent {
-                    ifindex: d0,
-                    carrier: false
-                }
+                (back.name.as_str(), seen(&back)),
+                ("d0", (Some(d0_again), false))
+            );
+            a.ip(&["link", "set", "d1", "up"]);
+            a.ip(&["link", "set", "d0", "up"]);
+            let mut ev = next(&mut rx).await;
+            while !ev.carrier() {
+                ev = next(&mut rx).await;
+            }
+            assert_eq!(seen(&ev), (Some(d0_again), true));
+            // Renamed (it must be down for that): gone under its old name.
+            a.ip(&["link", "set", "d0", "down"]);
+            assert_eq!(seen(&next(&mut rx).await), (Some(d0_again), false));
+            a.ip(&["link", "set", "d0", "name", "d9"]);
+            let renamed = next(&mut rx).await;
+            assert_eq!(
+                (renamed.name.as_str(), seen(&renamed)),
+                ("d0", (None, false))
             );
         })
     });

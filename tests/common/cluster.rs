@@ -150,6 +150,54 @@ impl Lan {
         self.switch.ip(&["link", "set", &self.hosts[i].port, "up"]);
     }
 
+    /// Deletes host `i`'s `eth0` (the veth pair, bridge port included) and
+    /// creates it again as a re-created VLAN or bond, or a reloaded driver,
+    /// would come back: same name, MAC and address, a new index, attached to
+    /// the bridge again, and raised last. Returns the new index.
+    pub fn recreate(&self, i: usize) -> u32 {
+        self.recreate_with(i, false)
+    }
+
+    /// As [`Lan::recreate`], with `eth0` raised before its address is
+    /// added when `address_last` (as a network manager may do).
+    pub fn recreate_with(&self, i: usize, address_last: bool) -> u32 {
+        let h = &self.hosts[i];
+        let old = h.ns.ifindex("eth0");
+        h.ns.ip(&["link", "del", "eth0"]);
+        let mac = super::probe::mac_str(h.mac);
+        super::run_ok(Command::new("ip").args([
+            "link",
+            "add",
+            "eth0",
+            "address",
+            &mac,
+            "netns",
+            h.ns.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &h.port,
+            "netns",
+            self.switch.name(),
+        ]));
+        self.switch.ip(&["link", "set", &h.port, "master", "br0"]);
+        self.switch.ip(&["link", "set", &h.port, "up"]);
+        let addr = format!("{}/24", h.ip);
+        if address_last {
+            h.ns.ip(&["link", "set", "eth0", "up"]);
+            // Long enough for the daemon to see the link up without it.
+            std::thread::sleep(Duration::from_millis(200));
+            h.ns.ip(&["addr", "add", &addr, "dev", "eth0"]);
+        } else {
+            h.ns.ip(&["addr", "add", &addr, "dev", "eth0"]);
+            h.ns.ip(&["link", "set", "eth0", "up"]);
+        }
+        let new = h.ns.ifindex("eth0");
+        assert_ne!(new, old, "the re-created eth0 must have a new index");
+        new
+    }
+
     /// Indices of the hosts whose `eth0` carries `vip`.
     pub fn holders(&self, vip: Ipv4Addr) -> Vec<usize> {
         (0..self.hosts.len())
@@ -231,6 +279,9 @@ pub struct Inst {
     /// Raw TOML appended to the instance table (more keys, then
     /// `[[instance.health_check]]` tables).
     pub extra: String,
+    /// Whether `srcip` is set to the host's address (else the daemon looks
+    /// the sources up on the interface: first IPv4, IPv6 link-local).
+    pub srcip: bool,
 }
 
 impl Inst {
@@ -244,12 +295,20 @@ impl Inst {
             preempt: true,
             password: format!("pw{vhid}"),
             extra: String::new(),
+            srcip: true,
         }
     }
 
     /// The same with preempt set to `on`.
     pub fn preempt(mut self, on: bool) -> Inst {
         self.preempt = on;
+        self
+    }
+
+    /// The same without `srcip`: advert sources are looked up on the
+    /// interface, as needed for IPv6 VIPs next to IPv4 ones.
+    pub fn auto_srcip(mut self) -> Inst {
+        self.srcip = false;
         self
     }
 
@@ -262,8 +321,13 @@ impl Inst {
     /// The `[[instance]]` table for a host whose address is `srcip`.
     pub fn toml(&self, srcip: Ipv4Addr) -> String {
         let vips: Vec<String> = self.vips.iter().map(|v| format!("\"{v}\"")).collect();
+        let srcip = if self.srcip {
+            format!("srcip = \"{srcip}\"\n")
+        } else {
+            String::new()
+        };
         format!(
-            "\n[[instance]]\ninterface = \"eth0\"\nvhid = {}\nsrcip = \"{srcip}\"\n\
+            "\n[[instance]]\ninterface = \"eth0\"\nvhid = {}\n{srcip}\
              vips = [{}]\nadvbase_secs = {}\nadvskew = {}\npreempt = {}\npassword = \"{}\"\n{}\n",
             self.vhid,
             vips.join(", "),

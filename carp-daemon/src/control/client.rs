@@ -149,7 +149,9 @@ pub fn render_table(report: &StatusReport) -> String {
 
 /// The cells of one instance's row.
 fn instance_row(i: &InstanceReport) -> Vec<String> {
-    let state = if i.held {
+    let state = if i.ifindex.is_none() {
+        format!("{} (no interface)", i.state)
+    } else if i.held {
         format!("{} (held)", i.state)
     } else {
         i.state.clone()

@@ -46,6 +46,11 @@ pub struct InterfaceReport {
 pub struct InstanceReport {
     /// Base interface.
     pub interface: String,
+    /// Index of the interface the instance runs on; `None` while no
+    /// interface of that name exists (deleted, renamed), the instance INIT
+    /// until one appears.
+    #[serde(default)]
+    pub ifindex: Option<u32>,
     /// VIP label (`eth0:carp0`), if any.
     pub label: Option<String>,
     /// Virtual host id.

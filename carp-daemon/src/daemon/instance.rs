@@ -1,6 +1,26 @@
 //! One running instance: the core's state machine and the handles that carry
 //! out its actions (advert sockets, addresses, announcements, scripts), plus
 //! its health checks. Nothing here decides anything: the core does.
+//!
+//! Life cycle:
+//!
+//! - [`Running::prepare`] does everything that can fail (interface lookup,
+//!   source addresses, sockets, parameters, health checks) without touching
+//!   what a running instance uses, and [`super::prepare::Prepared::commit`] then serves the
+//!   vhid in the receive path: a reload can keep the old instance when its
+//!   replacement cannot be prepared.
+//! - What ties an instance to one kernel interface (index, advert sockets,
+//!   announcer, the addresses it added) is its [`super::binding::Binding`]. The instance
+//!   follows the interface *name* of its configuration: when that interface
+//!   is deleted the binding is dropped and the core told the link is down;
+//!   when an interface of that name appears again the binding is rebuilt on
+//!   the new index ([`Running::follow_link`]).
+//! - Leaving is two steps, so that a daemon with many instances sends every
+//!   leave advert first and removes every address next, before it waits for
+//!   any script: [`Running::send_leave`], then [`Running::finish_leave`].
+//! - A VIP that cannot be added is retried with a bounded exponential
+//!   backoff, and while it keeps failing the instance is demoted
+//!   ([`super::demote::Demote`] sums every demote source the core is given).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -8,23 +28,24 @@ use std::time::Duration;
 
 use carp_common::constants::AF_INET;
 use carp_common::maps::{ReplayKey, ReplayState, REPLAY_REQUIRE_TAG, REPLAY_STRICT};
-use tokio::sync::mpsc;
 
+use super::binding::{Binding, REBIND_RETRY_MS};
 use super::counters::CounterFile;
-use super::params::{hmac_key, instance_params};
-use super::sender::AdvertSocket;
+use super::demote::{Demote, VipRetry, VIP_FAILURE_DEMOTE};
+use super::params::hmac_key;
+use super::prepare::new_core;
 use super::DaemonError;
 use crate::config::InstanceConfig;
-use crate::health::{HealthCheck, HealthMonitor};
-use crate::net::announce::Announcer;
+use crate::health::HealthMonitor;
 use crate::net::link::{LinkInfo, Links};
-use crate::net::vip::{Vip, VipManager, VipSet};
+use crate::net::vip::{Vip, VipManager};
 use crate::proto::action::{Action, Admin, Script, State};
 use crate::proto::instance::Instance;
 use crate::proto::peer::Sender;
 use crate::proto::reject::Reject;
 use crate::proto::Nanos;
 use crate::scripts::{ScriptJob, ScriptKind, ScriptRunner};
+use crate::xdp::mode::XdpMode;
 use crate::xdp::receive::ReceivePath;
 
 /// Identifies an instance across reloads.
@@ -46,21 +67,34 @@ impl std::fmt::Display for InstanceKey {
 pub struct Running {
     /// Its configuration.
     pub cfg: InstanceConfig,
-    /// The kernel interface it runs on.
+    /// The kernel interface it runs on (the last one, while its interface
+    /// is missing: see [`Running::ifindex`]).
     pub link: LinkInfo,
     /// The state machine.
     pub core: Instance,
-    sockets: Vec<AdvertSocket>,
-    vips: VipSet,
-    announcer: Option<Announcer>,
-    scripts: ScriptRunner,
-    _health: Option<HealthMonitor>,
+    /// Sockets and addresses on the interface; `None` while the interface
+    /// of the configured name is missing (or binding to it failed).
+    pub(super) io: Option<Binding>,
+    pub(super) scripts: ScriptRunner,
+    pub(super) _health: Option<HealthMonitor>,
     /// Sources whose replay rule the receive path enforces already.
-    kernel_rules: HashSet<IpAddr>,
+    pub(super) kernel_rules: HashSet<IpAddr>,
     /// Whether the receive path checks this instance's HMACs.
     pub hmac_in_receive_path: bool,
+    /// Every demote source; the core gets their sum.
+    pub(super) demote: Demote,
+    /// VIPs that could not be added.
+    pub(super) vip_retry: VipRetry,
+    /// When binding to the interface is tried again, after a failure.
+    pub(super) rebind_at: Option<Nanos>,
+    /// The interface index a failure to bind was last warned about.
+    pub(super) rebind_warned: Option<u32>,
+    /// Actions of the core's shutdown left for [`Running::finish_leave`].
+    pub(super) leaving: Vec<Action>,
+    /// Whether it was master when [`Running::send_leave`] was called.
+    pub(super) was_master_at_leave: bool,
     /// Where the counter reservation is kept, if anywhere.
-    counter_file: Option<CounterFile>,
+    pub(super) counter_file: Option<CounterFile>,
 }
 
 impl Running {
@@ -72,168 +106,233 @@ impl Running {
         }
     }
 
-    /// Sets up an instance on its interface and starts its state machine.
-    pub async fn start(
-        cfg: InstanceConfig,
-        links: &Links,
-        receive: &mut ReceivePath,
-        now: Nanos,
-        wall_clock_unix_ns: u64,
-        health_tx: mpsc::Sender<(InstanceKey, u32)>,
-    ) -> Result<Running, DaemonError> {
-        let key = InstanceKey {
-            interface: cfg.interface.clone(),
-            vhid: cfg.vhid,
-        };
-        let link = links
-            .by_name(&cfg.interface)
-            .await
-            .map_err(|source| DaemonError::Link {
-                key: key.clone(),
-                source: Box::new(source),
-            })?;
-        let mut sources = Vec::new();
-        let wants_v4 = cfg.vips.iter().any(|v| v.addr.is_ipv4());
-        let wants_v6 = cfg.vips.iter().any(|v| v.addr.is_ipv6());
-        let link_err = |source| DaemonError::Link {
-            key: key.clone(),
-            source: Box::new(source),
-        };
-        match cfg.srcip {
-            Some(ip) => sources.push(ip),
-            None => {
-                if wants_v4 {
-                    match links.first_ipv4(link.ifindex).await.map_err(link_err)? {
-                        Some(a) => sources.push(IpAddr::V4(a)),
-                        None => {
-                            return Err(DaemonError::NoSource {
-                                key,
-                                family: "IPv4",
-                            })
-                        }
-                    }
-                }
-            }
-        }
-        if wants_v6 && !sources.iter().any(IpAddr::is_ipv6) {
-            match links
-                .link_local_ipv6(link.ifindex)
-                .await
-                .map_err(link_err)?
-            {
-                Some(a) => sources.push(IpAddr::V6(a)),
-                None => {
-                    return Err(DaemonError::NoSource {
-                        key,
-                        family: "IPv6 link-local",
-                    })
-                }
-            }
-        }
-        let mut sockets = Vec::new();
-        for src in &sources {
-            sockets.push(
-                AdvertSocket::open(
-                    &link.name,
-                    link.ifindex,
-                    *src,
-                    &cfg.unicast_peers,
-                    cfg.mcast,
-                )
-                .map_err(|source| DaemonError::Send { source })?,
+    /// The interface index the instance is bound to, `None` while its
+    /// interface is missing.
+    pub fn ifindex(&self) -> Option<u32> {
+        self.io.as_ref().map(|_| self.link.ifindex)
+    }
+
+    /// The demote sources.
+    pub fn demote(&self) -> Demote {
+        self.demote
+    }
+
+    /// The script runner, for a replacement to inherit.
+    pub fn scripts(&self) -> &ScriptRunner {
+        &self.scripts
+    }
+
+    /// Sets one demote source and gives the core the new sum.
+    fn set_demote(&mut self, now: Nanos, demote: Demote) {
+        if demote != self.demote {
+            tracing::info!(
+                iface = %self.cfg.interface, vhid = self.cfg.vhid,
+                "demote {} (health checks {}, VIPs {})",
+                demote.total(), demote.health, demote.vips
             );
         }
-        let advert_ms = u64::from(cfg.advbase_secs) * 1000 + u64::from(cfg.advskew) * 1000 / 256;
-        let params = instance_params(&cfg, sources, advert_ms.max(1))?;
-        let announcer = match link.mac {
-            Some(mac) => Some(Announcer::open(link.ifindex, mac).map_err(|source| {
-                DaemonError::Announce {
-                    key: key.clone(),
-                    source,
+        self.demote = demote;
+        self.core.set_demote(now, demote.total());
+    }
+
+    /// The health checks' demote contribution changed.
+    pub async fn set_health_demote(&mut self, now: Nanos, health: u32, vips: &VipManager) {
+        self.set_demote(
+            now,
+            Demote {
+                health,
+                ..self.demote
+            },
+        );
+        self.carry_out(vips, false).await;
+    }
+
+    /// The next time [`Running::on_retry`] has something to do.
+    pub fn retry_due(&self) -> Option<Nanos> {
+        match (self.vip_retry.due, self.rebind_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Retries what is due at `now`: binding to the interface, adding VIPs
+    /// (as master) or lifting the VIP demote (no longer master).
+    pub async fn on_retry(
+        &mut self,
+        now: Nanos,
+        links: &Links,
+        receive: &mut ReceivePath,
+        vips: &VipManager,
+        xdp_mode: XdpMode,
+    ) {
+        if self.rebind_at.is_some_and(|at| at <= now) {
+            self.rebind_at = None;
+            match links.by_name(&self.cfg.interface).await {
+                Ok(link) => {
+                    self.follow_link(now, Some(link), links, receive, vips, xdp_mode)
+                        .await
                 }
-            })?),
-            None => None,
+                Err(e) => tracing::debug!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{e}"),
+            }
+        }
+        if self.vip_retry.due.is_some_and(|at| at <= now) {
+            self.vip_retry.due = None;
+            if self.core.state() == State::Master {
+                tracing::info!(
+                    iface = %self.cfg.interface, vhid = self.cfg.vhid,
+                    "adding the VIPs again (try {})", self.vip_retry.failures + 1
+                );
+                self.add_vips(vips).await;
+            } else {
+                // Not master any more: lift the demote so that this host may
+                // take over and try again; the backoff goes on growing.
+                self.set_demote(
+                    now,
+                    Demote {
+                        vips: 0,
+                        ..self.demote
+                    },
+                );
+            }
+            self.carry_out(vips, false).await;
+        }
+    }
+
+    /// The interface of the configured name is now `link` (`None`: there
+    /// is none). Follows it: drops the binding to an interface that is gone
+    /// (the core sees the link down), binds to a new one (XDP attached,
+    /// vhid served, sockets reopened; the core sees the link up), or passes
+    /// a carrier change on to the core.
+    pub async fn follow_link(
+        &mut self,
+        now: Nanos,
+        link: Option<LinkInfo>,
+        links: &Links,
+        receive: &mut ReceivePath,
+        vips: &VipManager,
+        xdp_mode: XdpMode,
+    ) {
+        let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
+        if self.ifindex().is_some() && link.as_ref().map(|l| l.ifindex) != self.ifindex() {
+            tracing::warn!(iface = %iface, vhid, "interface ifindex {} is gone", self.link.ifindex);
+            // Link down while still bound: a renamed interface keeps its
+            // addresses, so ours are removed from it (a deleted one took
+            // them with it).
+            self.core.handle_link(now, false);
+            self.carry_out(vips, false).await;
+            self.unbind(receive);
+        }
+        let Some(link) = link else {
+            self.rebind_at = None;
+            return;
         };
-        let hmac = hmac_key(&cfg);
-        receive.serve_vhid(link.ifindex, cfg.vhid)?;
-        receive.set_hmac_key(link.ifindex, cfg.vhid, hmac.as_ref())?;
-        let checks: Vec<HealthCheck> = cfg
-            .health_checks
-            .iter()
-            .map(|h| {
-                HealthCheck::new(
-                    h.command.clone(),
-                    Duration::from_secs(h.interval_secs.into()),
-                    Duration::from_secs(h.timeout_secs.into()),
-                    h.weight,
-                )
-            })
-            .collect();
-        let health = if checks.is_empty() {
-            None
+        if self.ifindex().is_some() {
+            // The same interface: its carrier (the watch's first report
+            // included, so an instance started on a down link goes INIT).
+            let was = self.link.carrier;
+            self.link = link;
+            if !self.cfg.ignore_ifstate {
+                if was != self.link.carrier {
+                    tracing::info!(iface = %iface, vhid, "link {}", if self.link.carrier { "up" } else { "down" });
+                }
+                self.core.handle_link(now, self.link.carrier);
+            }
         } else {
-            let monitor =
-                HealthMonitor::start(cfg.vhid, &cfg.interface, checks).map_err(|source| {
-                    DaemonError::Health {
-                        key: key.clone(),
-                        source,
-                    }
-                })?;
-            let mut rx = monitor.subscribe();
-            let k = key.clone();
-            tokio::spawn(async move {
-                while rx.changed().await.is_ok() {
-                    let demote = *rx.borrow_and_update();
-                    if health_tx.send((k.clone(), demote)).await.is_err() {
-                        break;
-                    }
+            match self.bind(now, &link, links, receive, xdp_mode).await {
+                Ok(()) => {
+                    self.rebind_at = None;
+                    self.rebind_warned = None;
+                    tracing::info!(
+                        iface = %iface, vhid,
+                        "interface back as ifindex {}: receiving and sending again", link.ifindex
+                    );
+                    self.link = link;
+                    self.core
+                        .handle_link(now, self.link.carrier || self.cfg.ignore_ifstate);
                 }
-            });
-            Some(monitor)
-        };
-        let core =
-            Instance::new(params, now, wall_clock_unix_ns).map_err(|source| DaemonError::Core {
-                key: key.clone(),
-                source,
-            })?;
-        let scripts = ScriptRunner::new(
-            cfg.vhid,
-            Duration::from_secs(cfg.scripts.timeout_secs.into()),
-        );
-        tracing::info!(
-            iface = %cfg.interface, vhid = cfg.vhid,
-            "instance started: advbase {} advskew {} preempt {} vips {:?}{}",
-            cfg.advbase_secs, cfg.advskew, cfg.preempt,
-            cfg.vips.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
-            if hmac.is_some() { "" } else { " (HMAC checked in userspace only)" }
-        );
-        Ok(Running {
-            vips: VipSet::new(link.ifindex),
-            link,
-            core,
-            sockets,
-            announcer,
-            scripts,
-            _health: health,
-            kernel_rules: HashSet::new(),
-            hmac_in_receive_path: hmac.is_some(),
-            counter_file: None,
-            cfg,
-        })
+                Err(e) => {
+                    // Warned once per interface, then retried quietly.
+                    if self.rebind_warned == Some(link.ifindex) {
+                        tracing::debug!(iface = %iface, vhid, "still cannot use ifindex {}: {e}", link.ifindex);
+                    } else {
+                        self.rebind_warned = Some(link.ifindex);
+                        tracing::warn!(
+                            iface = %iface, vhid,
+                            "cannot use interface ifindex {} yet, trying again every {REBIND_RETRY_MS} ms: {e}",
+                            link.ifindex
+                        );
+                    }
+                    self.rebind_at = Some(now.saturating_add(Nanos::from_millis(REBIND_RETRY_MS)));
+                }
+            }
+        }
+        self.carry_out(vips, false).await;
+    }
+
+    /// Binds to `link`: receive path attached and vhid served on it, advert
+    /// sockets and announcer opened. The core is kept unless the advert
+    /// sources changed (no `srcip`, and the new interface has another
+    /// address), which needs a new one.
+    async fn bind(
+        &mut self,
+        now: Nanos,
+        link: &LinkInfo,
+        links: &Links,
+        receive: &mut ReceivePath,
+        xdp_mode: XdpMode,
+    ) -> Result<(), DaemonError> {
+        let key = self.key();
+        let (binding, sources) = Binding::open(&self.cfg, &key, link, links).await?;
+        receive.attach(&link.name, link.ifindex, xdp_mode)?;
+        receive.serve_vhid(link.ifindex, self.cfg.vhid)?;
+        let hmac = hmac_key(&self.cfg);
+        receive.set_hmac_key(link.ifindex, self.cfg.vhid, hmac.as_ref())?;
+        if sources != self.core.params().source_addrs {
+            tracing::info!(iface = %key.interface, vhid = key.vhid, "advert sources now {sources:?}");
+            let mut core = new_core(&self.cfg, &key, sources, now, super::wall_clock_unix_ns())?;
+            core.set_demote(now, self.demote.total());
+            // Counters go on from the old core's, never below.
+            if let Some(last) = self.core.status().last_counter_sent {
+                core.raise_counter_floor(last);
+            }
+            if let Some(floor) = self.counter_floor() {
+                core.raise_counter_floor(floor);
+            }
+            self.core = core;
+        }
+        self.io = Some(binding);
+        Ok(())
+    }
+
+    /// Drops the binding: its sockets, the vhid in the receive path (the
+    /// addresses are removed before, as the core asks).
+    fn unbind(&mut self, receive: &mut ReceivePath) {
+        if self.io.take().is_some() {
+            let _ = receive.set_hmac_key(self.link.ifindex, self.cfg.vhid, None);
+            let _ = receive.unserve_vhid(self.link.ifindex, self.cfg.vhid);
+        }
+        self.kernel_rules.clear();
     }
 
     /// Keeps the counter reservation in `file` and starts above the one it
     /// holds. Call before the first advert. Without a readable file the
     /// counter follows the wall clock alone, as logged.
     pub fn use_counter_file(&mut self, file: CounterFile) {
-        match file.load() {
-            Ok(Some(floor)) => self.core.raise_counter_floor(floor),
-            Ok(None) => {}
+        self.counter_file = Some(file);
+        if let Some(floor) = self.counter_floor() {
+            self.core.raise_counter_floor(floor);
+        }
+    }
+
+    /// The reservation in the counter file, if one can be read.
+    fn counter_floor(&self) -> Option<u64> {
+        match self.counter_file.as_ref()?.load() {
+            Ok(floor) => floor,
             Err(e) => {
-                tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{e}; counters follow the wall clock only")
+                tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{e}; counters follow the wall clock only");
+                None
             }
         }
-        self.counter_file = Some(file);
     }
 
     /// Hands a received advert to the core; on acceptance, lets the receive
@@ -299,25 +398,23 @@ impl Running {
         let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
         match action {
             Action::SendAdvert(advert) => {
-                for s in &self.sockets {
+                for s in self.io.iter().flat_map(|io| &io.sockets) {
                     if let Err(e) = s.send(&advert) {
                         tracing::warn!(iface = %iface, vhid, "{e}");
                     }
                 }
             }
-            Action::AddVips => {
-                for v in &self.cfg.vips {
-                    let mut vip = Vip::host(v.addr).with_prefix(v.prefix_len);
-                    if let Some(label) = &self.cfg.label {
-                        vip = vip.with_label(label.clone());
-                    }
-                    if let Err(e) = self.vips.add(mgr, vip).await {
-                        tracing::error!(iface = %iface, vhid, "{e}");
-                    }
-                }
-            }
+            Action::AddVips => self.add_vips(mgr).await,
             Action::RemoveVips => {
-                if let Err(e) = self.vips.remove_all(mgr).await {
+                // Not master: a failed add is not retried; a VIP demote is
+                // held a while before it is lifted.
+                self.vip_retry
+                    .left_master(super::now(), self.demote.vips > 0);
+                let Some(io) = self.io.as_mut() else {
+                    // No interface: its addresses went with it.
+                    return;
+                };
+                if let Err(e) = io.vips.remove_all(mgr).await {
                     tracing::error!(iface = %iface, vhid, "{e}");
                 }
                 // Addresses of ours left by a crashed run, or added by hand.
@@ -336,7 +433,7 @@ impl Running {
                 }
             }
             Action::Announce => {
-                if let Some(a) = &self.announcer {
+                if let Some(a) = self.io.as_ref().and_then(|io| io.announcer.as_ref()) {
                     let vips: Vec<IpAddr> = self.cfg.vips.iter().map(|v| v.addr).collect();
                     if let Err(e) = a.announce(&vips, 1, Duration::ZERO).await {
                         tracing::warn!(iface = %iface, vhid, "{e}");
@@ -362,6 +459,63 @@ impl Running {
             Action::StateChanged { from, to, reason } => {
                 tracing::info!(iface = %iface, vhid, "{from:?} -> {to:?} ({reason:?})");
             }
+        }
+    }
+
+    /// Adds every VIP. When one fails, the add is tried again after a
+    /// backoff, and from the second failure in a row on the instance is
+    /// demoted by [`VIP_FAILURE_DEMOTE`] until an add succeeds (a master
+    /// that cannot hold its address should hand it to a host that can).
+    async fn add_vips(&mut self, mgr: &VipManager) {
+        let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
+        let mut failed = false;
+        match self.io.as_mut() {
+            Some(io) => {
+                for v in &self.cfg.vips {
+                    let mut vip = Vip::host(v.addr).with_prefix(v.prefix_len);
+                    if let Some(label) = &self.cfg.label {
+                        vip = vip.with_label(label.clone());
+                    }
+                    if let Err(e) = io.vips.add(mgr, vip).await {
+                        tracing::error!(iface = %iface, vhid, "{e}");
+                        failed = true;
+                    }
+                }
+            }
+            // No interface: the core is about to hear the link is down.
+            None => return,
+        }
+        let now = super::now();
+        if failed {
+            self.vip_retry.failures = self.vip_retry.failures.saturating_add(1);
+            let wait = VipRetry::backoff(self.vip_retry.failures);
+            self.vip_retry.due = Some(now.saturating_add(wait));
+            tracing::warn!(
+                iface = %iface, vhid,
+                "VIPs not all added ({} failures in a row), trying again in {} ms",
+                self.vip_retry.failures, wait.0 / 1_000_000
+            );
+            if self.vip_retry.failures >= 2 {
+                self.set_demote(
+                    now,
+                    Demote {
+                        vips: VIP_FAILURE_DEMOTE,
+                        ..self.demote
+                    },
+                );
+            }
+        } else {
+            if self.vip_retry.failures > 0 {
+                tracing::info!(iface = %iface, vhid, "VIPs added after {} failures", self.vip_retry.failures);
+            }
+            self.vip_retry = VipRetry::default();
+            self.set_demote(
+                now,
+                Demote {
+                    vips: 0,
+                    ..self.demote
+                },
+            );
         }
     }
 
@@ -391,13 +545,38 @@ impl Running {
         }
     }
 
-    /// Leaves for good: the leave advert if master, addresses removed, the
-    /// down script per `-z`. Returns once the scripts have finished (or timed out).
-    pub async fn shut_down(&mut self, now: Nanos, mgr: &VipManager, receive: &mut ReceivePath) {
-        let was_master = self.core.state() == State::Master;
+    /// First step of leaving for good: the core shuts down and, if it was
+    /// master, its leave advert goes out now; the rest of what it asks for
+    /// waits for [`Running::finish_leave`].
+    pub fn send_leave(&mut self, now: Nanos) {
+        self.was_master_at_leave = self.core.state() == State::Master;
         self.core.handle_admin(now, Admin::Shutdown);
-        let mut pending = Vec::new();
+        self.vip_retry = VipRetry::default();
+        self.rebind_at = None;
         while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::SendAdvert(advert) => {
+                    for s in self.io.iter().flat_map(|io| &io.sockets) {
+                        if let Err(e) = s.send(&advert) {
+                            tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{e}");
+                        }
+                    }
+                }
+                other => self.leaving.push(other),
+            }
+        }
+    }
+
+    /// Second step of leaving: addresses removed, the vhid no longer served,
+    /// the down script submitted per `-z`. Does not wait for scripts: returns
+    /// the receivers of their outcomes.
+    pub async fn finish_leave(
+        &mut self,
+        mgr: &VipManager,
+        receive: &mut ReceivePath,
+    ) -> Vec<tokio::sync::oneshot::Receiver<Vec<crate::scripts::ScriptOutcome>>> {
+        let mut pending = Vec::new();
+        for action in std::mem::take(&mut self.leaving) {
             match action {
                 Action::RunScript(Script::Down) if !self.cfg.shutdown_on_exit => {}
                 Action::RunScript(s) => pending.extend(self.run_script(s)),
@@ -405,16 +584,15 @@ impl Running {
             }
         }
         // UCARP's -z runs the down script at exit whatever the state.
-        if self.cfg.shutdown_on_exit && !was_master {
+        if self.cfg.shutdown_on_exit && !self.was_master_at_leave {
             pending.extend(self.run_script(Script::Down));
         }
-        if let Err(e) = self.vips.remove_all(mgr).await {
-            tracing::error!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{e}");
+        if let Some(io) = self.io.as_mut() {
+            if let Err(e) = io.vips.remove_all(mgr).await {
+                tracing::error!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{e}");
+            }
         }
-        let _ = receive.set_hmac_key(self.link.ifindex, self.cfg.vhid, None);
-        let _ = receive.unserve_vhid(self.link.ifindex, self.cfg.vhid);
-        for done in pending {
-            let _ = done.await;
-        }
+        self.unbind(receive);
+        pending
     }
 }

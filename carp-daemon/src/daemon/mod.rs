@@ -3,18 +3,25 @@
 //! ```text
 //!  XDP ring buffer / fallback socket ─┐
 //!  next core deadline (timer) ────────┤
-//!  netlink link events ───────────────┼─► select! ─► Instance::handle_* ─► actions ─► sockets,
-//!  health-check demote changes ───────┤                                             netlink,
+//!  netlink link events (by name) ─────┼─► select! ─► Instance::handle_* ─► actions ─► sockets,
+//!  retries due (rebind, VIP add) ─────┤                                             netlink,
+//!  health-check demote changes ───────┤
 //!  signals (TERM INT HUP USR1 USR2) ──┤                                             scripts
 //!  control socket requests ───────────┘
 //! ```
 //!
 //! Every decision is the core's ([`crate::proto::instance::Instance`]); this
 //! module reads the clock, waits, and carries out what the core returns.
+//! The life cycle around the core (an instance following its interface
+//! name, reloads that prepare before they replace, leaving, VIP retries and
+//! the demote sources) is described in [`instance`].
 
+mod binding;
 pub mod counters;
+pub mod demote;
 pub mod instance;
 pub mod params;
+mod prepare;
 pub mod rate;
 mod reload;
 pub mod sender;
@@ -30,7 +37,7 @@ use crate::config::Config;
 use crate::control::{ControlRequest, ControlServer};
 use crate::metrics::MetricsServer;
 use crate::monitor::event_source;
-use crate::net::link::{LinkEvent, Links};
+use crate::net::link::{device_name, LinkEvent, Links};
 use crate::net::vip::VipManager;
 use crate::notify::Notifier;
 use crate::proto::action::Admin;
@@ -139,6 +146,10 @@ fn wall_clock_unix_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// At exit, how long past the longest script timeout the daemon waits, so
+/// that a script killed at its timeout is reaped and logged before the exit.
+pub const SCRIPT_KILL_GRACE: Duration = Duration::from_secs(1);
+
 /// Where a reload reads the configuration again.
 pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send>;
 
@@ -229,31 +240,94 @@ impl Daemon {
         &mut self,
         cfg: crate::config::InstanceConfig,
     ) -> Result<(), DaemonError> {
-        let mut running = Running::start(
+        let prepared = self.prepare_instance(cfg).await?;
+        self.commit_instance(prepared, None).await.map(|_| ())
+    }
+
+    /// Everything that can fail in starting an instance, with no effect on
+    /// the running ones (see [`Running::prepare`]).
+    async fn prepare_instance(
+        &mut self,
+        cfg: crate::config::InstanceConfig,
+    ) -> Result<prepare::Prepared, DaemonError> {
+        Running::prepare(
             cfg,
             &self.links,
             &mut self.receive,
+            self.config.global.xdp_mode,
             now(),
             wall_clock_unix_ns(),
-            self.health_tx.clone(),
         )
-        .await?;
+        .await
+    }
+
+    /// Starts a prepared instance; returns its key.
+    async fn commit_instance(
+        &mut self,
+        prepared: prepare::Prepared,
+        scripts: Option<crate::scripts::ScriptRunner>,
+    ) -> Result<InstanceKey, DaemonError> {
+        let mut running = prepared.commit(&mut self.receive, self.health_tx.clone(), scripts)?;
         running.use_counter_file(counters::CounterFile::new(
             &self.config.global.state_dir,
             &running.cfg.interface,
             running.cfg.vhid,
         ));
         running.carry_out(&self.vips, false).await;
+        let key = running.key();
         self.instances.push(running);
-        Ok(())
+        Ok(key)
     }
 
+    /// Watches the interface names of the instances (not their indexes: an
+    /// instance follows its interface across deletion and re-creation).
     async fn watch_links(&mut self) -> Result<(), DaemonError> {
-        let mut watched: Vec<u32> = self.instances.iter().map(|r| r.link.ifindex).collect();
+        let mut watched: Vec<String> = self
+            .instances
+            .iter()
+            .map(|r| device_name(&r.cfg.interface).to_string())
+            .collect();
         watched.sort_unstable();
         watched.dedup();
         self.link_rx = Some(crate::net::link::watch(&watched).await?);
         Ok(())
+    }
+
+    /// The next time an instance has a retry due.
+    fn next_retry(&self) -> Option<Nanos> {
+        self.instances.iter().filter_map(Running::retry_due).min()
+    }
+
+    /// Retries that are due: binding to a re-created interface, VIP adds.
+    async fn on_retry(&mut self) {
+        let t = now();
+        let mode = self.config.global.xdp_mode;
+        for r in &mut self.instances {
+            if r.retry_due().is_some_and(|at| at <= t) {
+                r.on_retry(t, &self.links, &mut self.receive, &self.vips, mode)
+                    .await;
+            }
+        }
+        self.detach_unused();
+    }
+
+    /// Stops receiving on interfaces no instance is bound to any more
+    /// (deleted ones, or the previous index of a re-created one).
+    fn detach_unused(&mut self) {
+        let unused: Vec<u32> = self
+            .receive
+            .interfaces()
+            .iter()
+            .map(|i| i.ifindex)
+            .filter(|i| !self.instances.iter().any(|r| r.ifindex() == Some(*i)))
+            .collect();
+        for ifindex in unused {
+            tracing::info!(
+                ifindex,
+                "no instance on this interface any more: receive path detached"
+            );
+            self.receive.detach(ifindex);
+        }
     }
 
     /// Runs until SIGTERM or SIGINT, then leaves gracefully.
@@ -271,6 +345,7 @@ impl Daemon {
         let _ = self.notifier.ready();
         loop {
             let deadline = self.next_deadline();
+            let retry = self.next_retry();
             let sleep = async {
                 match deadline {
                     Some(at) => {
@@ -289,6 +364,7 @@ impl Daemon {
                 },
                 () = sleep => self.on_timeout().await,
                 Some(ev) = recv_opt(self.link_rx.as_mut()) => self.on_link(ev).await,
+                () = sleep_until(retry) => self.on_retry().await,
                 Some((key, demote)) = self.health_rx.recv() => self.on_health(key, demote).await,
                 Some(request) = self.control_rx.recv() => self.on_control(request),
                 _ = usr1.recv() => self.log_states(),
@@ -346,26 +422,35 @@ impl Daemon {
         }
     }
 
+    /// An interface name of ours changed: it appeared (again), went away,
+    /// or its carrier changed. Every instance on it follows (see
+    /// [`Running::follow_link`]).
     async fn on_link(&mut self, ev: LinkEvent) {
         let t = now();
+        let mode = self.config.global.xdp_mode;
         for r in self
             .instances
             .iter_mut()
-            .filter(|r| r.link.ifindex == ev.ifindex && !r.cfg.ignore_ifstate)
+            .filter(|r| device_name(&r.cfg.interface) == ev.name)
         {
-            tracing::info!(iface = %r.cfg.interface, vhid = r.cfg.vhid, "link {}", if ev.carrier { "up" } else { "down" });
-            r.core.handle_link(t, ev.carrier);
-            r.carry_out(&self.vips, false).await;
+            r.follow_link(
+                t,
+                ev.link.clone(),
+                &self.links,
+                &mut self.receive,
+                &self.vips,
+                mode,
+            )
+            .await;
         }
+        self.detach_unused();
     }
 
     async fn on_health(&mut self, key: InstanceKey, demote: u32) {
         let t = now();
         if let Some(r) = self.instances.iter_mut().find(|r| r.key() == key) {
             tracing::info!(iface = %key.interface, vhid = key.vhid, "health checks: demote {demote}");
-            r.core
-                .set_demote(t, u8::try_from(demote).unwrap_or(u8::MAX));
-            r.carry_out(&self.vips, false).await;
+            r.set_health_demote(t, demote, &self.vips).await;
         }
     }
 
@@ -409,13 +494,32 @@ impl Daemon {
         }
     }
 
+    /// Leaves: every instance's leave advert first, then every address
+    /// removed, and only then the scripts waited for, all of them under one
+    /// deadline (the longest script timeout of any instance, plus
+    /// [`SCRIPT_KILL_GRACE`]), so that a slow or hanging down script delays
+    /// neither another instance's leave nor the exit past it.
     async fn shut_down(&mut self) {
         let _ = self.notifier.stopping();
         let t = now();
         for r in &mut self.instances {
             tracing::info!(iface = %r.cfg.interface, vhid = r.cfg.vhid, "shutting down");
-            r.shut_down(t, &self.vips, &mut self.receive).await;
+            r.send_leave(t);
         }
+        let mut pending = Vec::new();
+        for r in &mut self.instances {
+            for done in r.finish_leave(&self.vips, &mut self.receive).await {
+                pending.push((r.key(), done));
+            }
+        }
+        let deadline = self
+            .instances
+            .iter()
+            .map(|r| Duration::from_secs(r.cfg.scripts.timeout_secs.into()))
+            .max()
+            .unwrap_or_default()
+            + SCRIPT_KILL_GRACE;
+        wait_for_scripts(pending, deadline).await;
     }
 
     /// The instances, for status reports.
@@ -434,9 +538,93 @@ impl Daemon {
     }
 }
 
+/// Waits for the scripts of `pending` (instance, outcome), at most
+/// `deadline` in all; logs the instances whose scripts were still running.
+async fn wait_for_scripts(
+    pending: Vec<(
+        InstanceKey,
+        tokio::sync::oneshot::Receiver<Vec<crate::scripts::ScriptOutcome>>,
+    )>,
+    deadline: Duration,
+) {
+    if pending.is_empty() {
+        return;
+    }
+    let mut waiting: Vec<InstanceKey> = pending.iter().map(|(k, _)| k.clone()).collect();
+    let mut all = futures::stream::FuturesUnordered::new();
+    for (key, done) in pending {
+        all.push(async move {
+            let _ = done.await;
+            key
+        });
+    }
+    let waited = tokio::time::timeout(deadline, async {
+        while let Some(key) = futures::StreamExt::next(&mut all).await {
+            waiting.retain(|k| *k != key);
+        }
+    })
+    .await;
+    if waited.is_err() {
+        tracing::warn!(
+            "exiting with scripts still running after {deadline:?}: {}",
+            waiting
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+}
+
+/// Sleeps until monotonic time `at`; never returns for `None`.
+async fn sleep_until(at: Option<Nanos>) {
+    match at {
+        Some(at) => {
+            tokio::time::sleep(Duration::from_nanos(at.0.saturating_sub(monotonic_ns()))).await
+        }
+        None => std::future::pending().await,
+    }
+}
+
 async fn recv_opt<T>(rx: Option<&mut mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(vhid: u8) -> InstanceKey {
+        InstanceKey {
+            interface: "eth0".into(),
+            vhid,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scripts_are_waited_for_under_one_deadline() {
+        let deadline = Duration::from_secs(11);
+        // Every script done: no wait.
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        done_tx.send(Vec::new()).unwrap();
+        let start = tokio::time::Instant::now();
+        wait_for_scripts(vec![(key(1), done_rx)], deadline).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // One ends after 2 s, two hang: the wait ends at the one deadline,
+        // not one deadline after the other.
+        let (late_tx, late_rx) = tokio::sync::oneshot::channel();
+        let (_hang_tx, hang_rx) = tokio::sync::oneshot::channel();
+        let (_hang2_tx, hang2_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let _ = late_tx.send(Vec::new());
+        });
+        let start = tokio::time::Instant::now();
+        let pending = vec![(key(1), late_rx), (key(2), hang_rx), (key(3), hang2_rx)];
+        wait_for_scripts(pending, deadline).await;
+        assert_eq!(start.elapsed(), deadline);
     }
 }

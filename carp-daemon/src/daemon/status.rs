@@ -23,6 +23,7 @@ pub fn report(daemon: &Daemon, now: Nanos) -> StatusReport {
             let s = r.core.status();
             InstanceReport {
                 interface: r.cfg.interface.clone(),
+                ifindex: r.ifindex(),
                 label: r.cfg.label.clone(),
                 vhid: r.cfg.vhid,
                 state: state_name(s.state).to_string(),

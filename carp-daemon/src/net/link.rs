@@ -6,8 +6,11 @@
 //! the latter for drivers, such as dummy, that report no carrier at all.
 //! An interface that disappears has no carrier.
 //!
-//! [`watch`] subscribes to `RTNLGRP_LINK` and reports, for the interfaces
-//! asked for, their carrier at start and then every change of it.
+//! [`watch`] subscribes to `RTNLGRP_LINK` and reports, for the interface
+//! names asked for, which interface has that name and its carrier, at start
+//! and then at every change: an instance follows the name in its
+//! configuration across the interface being deleted and created again
+//! (a VLAN or bond re-created, a driver reloaded) or renamed.
 
 use std::collections::HashMap;
 use std::io;
@@ -73,13 +76,26 @@ pub struct LinkInfo {
     pub oper_state: Option<State>,
 }
 
-/// A carrier report for one watched interface.
+/// What became of one watched interface name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkEvent {
-    /// Interface index.
-    pub ifindex: u32,
-    /// Whether the link has carrier now.
-    pub carrier: bool,
+    /// The kernel name watched (`eth0`).
+    pub name: String,
+    /// The interface that now has this name, or `None` when none has (it
+    /// was deleted or renamed).
+    pub link: Option<LinkInfo>,
+}
+
+impl LinkEvent {
+    /// Index of the interface of that name, if one exists.
+    pub fn ifindex(&self) -> Option<u32> {
+        self.link.as_ref().map(|l| l.ifindex)
+    }
+
+    /// Whether the interface exists and has carrier.
+    pub fn carrier(&self) -> bool {
+        self.link.as_ref().is_some_and(|l| l.carrier)
+    }
 }
 
 /// The kernel device of an interface argument: UCARP accepts an alias such
@@ -211,11 +227,15 @@ impl Links {
     }
 }
 
-/// Watches the carrier of `ifindexes`. The receiver first gets the current
-/// state of each interface, then one event per change (repeated
-/// notifications with the same carrier are folded). The watch task ends when
-/// the receiver is dropped. Must be called inside a tokio runtime.
-pub async fn watch(ifindexes: &[u32]) -> Result<mpsc::Receiver<LinkEvent>, LinkError> {
+/// Watches the interfaces named `names` (kernel device names, no `:label`):
+/// the receiver first gets the current state of each (in order), then one
+/// event whenever one of them appears, disappears, changes index or changes
+/// carrier. An interface deleted and created again with the same name
+/// reports `None`, then its new index; a renamed one is gone under its old
+/// name and appears under its new one. Repeated notifications that change
+/// none of these are folded. The watch task ends when the receiver is
+/// dropped. Must be called inside a tokio runtime.
+pub async fn watch(names: &[String]) -> Result<mpsc::Receiver<LinkEvent>, LinkError> {
     // Subscribe before reading the current state so no change is missed.
     let (handle, mut messages) =
         super::rtnl::connect_multicast(&[MulticastGroup::Link]).map_err(|source| {
@@ -225,23 +245,24 @@ pub async fn watch(ifindexes: &[u32]) -> Result<mpsc::Receiver<LinkEvent>, LinkE
             }
         })?;
     let links = Links { handle };
-    let mut last: HashMap<u32, bool> = HashMap::new();
-    for &ifindex in ifindexes {
-        let carrier = match links.by_index(ifindex).await {
-            Ok(info) => info.carrier,
-            Err(LinkError::NoSuchIndex { .. }) => false,
+    let mut current = NameTable::default();
+    let mut initial = Vec::new();
+    for name in names {
+        if current.watched.contains_key(name) {
+            continue;
+        }
+        let link = match links.by_name(name).await {
+            Ok(info) => Some(info),
+            Err(LinkError::NoSuchName { .. }) => None,
             Err(e) => return Err(e),
         };
-        last.insert(ifindex, carrier);
+        current.watched.insert(name.clone(), link.clone());
+        initial.push(LinkEvent {
+            name: name.clone(),
+            link,
+        });
     }
     let (tx, rx) = mpsc::channel(64);
-    let initial: Vec<LinkEvent> = ifindexes
-        .iter()
-        .map(|&i| LinkEvent {
-            ifindex: i,
-            carrier: last[&i],
-        })
-        .collect();
     tokio::spawn(async move {
         // Keeps the netlink connection open for the life of the watch.
         let _links = links;
@@ -259,29 +280,74 @@ pub async fn watch(ifindexes: &[u32]) -> Result<mpsc::Receiver<LinkEvent>, LinkE
                 tracing::warn!("link notification socket closed");
                 return;
             };
-            let (ifindex, carrier) = match msg.payload {
+            let events = match msg.payload {
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
-                    (link.header.index, link_info(&link).carrier)
+                    current.new_link(link_info(&link))
                 }
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
-                    (link.header.index, false)
+                    current.del_link(link.header.index)
                 }
                 _ => continue,
             };
-            let Some(prev) = last.get_mut(&ifindex) else {
-                continue;
-            };
-            if *prev == carrier {
-                continue;
-            }
-            *prev = carrier;
-            tracing::debug!(ifindex, carrier, "carrier changed");
-            if tx.send(LinkEvent { ifindex, carrier }).await.is_err() {
-                return;
+            for ev in events {
+                tracing::debug!(iface = %ev.name, ifindex = ?ev.ifindex(), carrier = ev.carrier(), "link changed");
+                if tx.send(ev).await.is_err() {
+                    return;
+                }
             }
         }
     });
     Ok(rx)
+}
+
+/// What the watch last reported for each watched name.
+#[derive(Debug, Default)]
+struct NameTable {
+    /// Watched name → the interface of that name, if one exists.
+    watched: HashMap<String, Option<LinkInfo>>,
+}
+
+impl NameTable {
+    /// An `RTM_NEWLINK`: a new interface, a change, or a rename.
+    fn new_link(&mut self, info: LinkInfo) -> Vec<LinkEvent> {
+        // A watched name whose interface now has another name was renamed
+        // away: that name has no interface any more.
+        let mut events = self.forget(|link| link.ifindex == info.ifindex && link.name != info.name);
+        if let Some(slot) = self.watched.get_mut(&info.name) {
+            let same = slot
+                .as_ref()
+                .is_some_and(|l| l.ifindex == info.ifindex && l.carrier == info.carrier);
+            if !same {
+                *slot = Some(info.clone());
+                events.push(LinkEvent {
+                    name: info.name.clone(),
+                    link: Some(info),
+                });
+            }
+        }
+        events
+    }
+
+    /// An `RTM_DELLINK`: the interface `ifindex` is gone.
+    fn del_link(&mut self, ifindex: u32) -> Vec<LinkEvent> {
+        self.forget(|link| link.ifindex == ifindex)
+    }
+
+    /// Marks every watched name whose interface matches as gone.
+    fn forget(&mut self, matches: impl Fn(&LinkInfo) -> bool) -> Vec<LinkEvent> {
+        let mut events = Vec::new();
+        for (name, slot) in &mut self.watched {
+            if slot.as_ref().is_some_and(&matches) {
+                *slot = None;
+                events.push(LinkEvent {
+                    name: name.clone(),
+                    link: None,
+                });
+            }
+        }
+        events.sort_by(|a, b| a.name.cmp(&b.name));
+        events
+    }
 }
 
 fn link_info(msg: &LinkMessage) -> LinkInfo {
@@ -319,6 +385,53 @@ mod tests {
     fn alias_resolves_to_device() {
         assert_eq!(device_name("eth0:carp0"), "eth0");
         assert_eq!(device_name("eth0"), "eth0");
+    }
+
+    fn info(ifindex: u32, name: &str, carrier: bool) -> LinkInfo {
+        LinkInfo {
+            ifindex,
+            name: name.into(),
+            mac: None,
+            carrier,
+            oper_state: None,
+        }
+    }
+
+    fn table(names: &[(&str, Option<LinkInfo>)]) -> NameTable {
+        NameTable {
+            watched: names
+                .iter()
+                .map(|(n, l)| ((*n).to_string(), l.clone()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn deleted_and_recreated_interface_is_followed_by_name() {
+        let mut t = table(&[("eth0", Some(info(3, "eth0", true)))]);
+        let gone = t.del_link(3);
+        assert_eq!(gone.len(), 1);
+        assert_eq!((gone[0].name.as_str(), gone[0].ifindex()), ("eth0", None));
+        // Another interface's events are not ours; a repeated delete is folded.
+        assert!(t.new_link(info(4, "eth1", true)).is_empty());
+        assert!(t.del_link(3).is_empty());
+        // Re-created (down, then up) under the same name with a new index.
+        let back = t.new_link(info(9, "eth0", false));
+        assert_eq!((back[0].ifindex(), back[0].carrier()), (Some(9), false));
+        assert!(t.new_link(info(9, "eth0", false)).is_empty(), "folded");
+        let up = t.new_link(info(9, "eth0", true));
+        assert_eq!((up[0].ifindex(), up[0].carrier()), (Some(9), true));
+    }
+
+    #[test]
+    fn renamed_interface_leaves_its_old_name() {
+        let mut t = table(&[("eth0", Some(info(3, "eth0", false))), ("lan", None)]);
+        let ev = t.new_link(info(3, "lan", false));
+        let got: Vec<_> = ev.iter().map(|e| (e.name.as_str(), e.ifindex())).collect();
+        assert_eq!(got, [("eth0", None), ("lan", Some(3))]);
+        // Another interface renamed to eth0 becomes eth0.
+        let ev = t.new_link(info(7, "eth0", false));
+        assert_eq!((ev[0].name.as_str(), ev[0].ifindex()), ("eth0", Some(7)));
     }
 
     #[test]

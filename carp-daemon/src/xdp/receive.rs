@@ -143,6 +143,17 @@ impl ReceivePath {
         self.add_interface(name, ifindex, mode)
     }
 
+    /// Stops receiving on an interface (no-op if not there): detaches the
+    /// XDP program, or stops reading its frames from the fallback socket.
+    /// For an interface that was deleted, this forgets it.
+    pub fn detach(&mut self, ifindex: u32) {
+        if let Some(p) = self.program.as_mut() {
+            p.detach(ifindex);
+        }
+        self.fallback_ifindexes.remove(&ifindex);
+        self.interfaces.retain(|i| i.ifindex != ifindex);
+    }
+
     fn add_interface(
         &mut self,
         name: &str,

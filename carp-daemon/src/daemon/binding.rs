@@ -1,0 +1,123 @@
+//! What ties an instance to one kernel interface: its index, the advert
+//! sockets bound to it, the announcer, and the addresses we added to it.
+//! An instance follows the interface name of its configuration, so a
+//! binding is made at start and again whenever an interface of that name
+//! appears with a new index (see [`super::instance::Running::follow_link`]).
+
+use std::net::IpAddr;
+
+use super::instance::InstanceKey;
+use super::sender::AdvertSocket;
+use super::DaemonError;
+use crate::config::InstanceConfig;
+use crate::net::announce::Announcer;
+use crate::net::link::{LinkInfo, Links};
+use crate::net::vip::VipSet;
+
+/// Wait before binding to a re-created interface is tried again when it
+/// failed (its address not configured yet, for instance), in ms.
+pub const REBIND_RETRY_MS: u64 = 500;
+
+/// What ties an instance to one kernel interface.
+#[derive(Debug)]
+pub struct Binding {
+    /// Advert sockets, one per source address.
+    pub(super) sockets: Vec<AdvertSocket>,
+    /// Gratuitous ARP / unsolicited NA sender, when the link has a MAC.
+    pub(super) announcer: Option<Announcer>,
+    /// The addresses we added to this interface.
+    pub(super) vips: VipSet,
+}
+
+impl Binding {
+    /// Opens the sockets of `cfg` on `link`; returns them with the advert
+    /// source addresses (configured, or looked up on the interface).
+    pub(super) async fn open(
+        cfg: &InstanceConfig,
+        key: &InstanceKey,
+        link: &LinkInfo,
+        links: &Links,
+    ) -> Result<(Binding, Vec<IpAddr>), DaemonError> {
+        let sources = advert_sources(cfg, key, link, links).await?;
+        let mut sockets = Vec::new();
+        for src in &sources {
+            sockets.push(
+                AdvertSocket::open(
+                    &link.name,
+                    link.ifindex,
+                    *src,
+                    &cfg.unicast_peers,
+                    cfg.mcast,
+                )
+                .map_err(|source| DaemonError::Send { source })?,
+            );
+        }
+        let announcer = match link.mac {
+            Some(mac) => Some(Announcer::open(link.ifindex, mac).map_err(|source| {
+                DaemonError::Announce {
+                    key: key.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+        Ok((
+            Binding {
+                sockets,
+                announcer,
+                vips: VipSet::new(link.ifindex),
+            },
+            sources,
+        ))
+    }
+}
+
+/// The source addresses of adverts: `srcip`, else the interface's first
+/// IPv4 address when there are IPv4 VIPs, plus its IPv6 link-local address
+/// when there are IPv6 VIPs.
+async fn advert_sources(
+    cfg: &InstanceConfig,
+    key: &InstanceKey,
+    link: &LinkInfo,
+    links: &Links,
+) -> Result<Vec<IpAddr>, DaemonError> {
+    let mut sources = Vec::new();
+    let wants_v4 = cfg.vips.iter().any(|v| v.addr.is_ipv4());
+    let wants_v6 = cfg.vips.iter().any(|v| v.addr.is_ipv6());
+    let link_err = |source| DaemonError::Link {
+        key: key.clone(),
+        source: Box::new(source),
+    };
+    match cfg.srcip {
+        Some(ip) => sources.push(ip),
+        None => {
+            if wants_v4 {
+                match links.first_ipv4(link.ifindex).await.map_err(link_err)? {
+                    Some(a) => sources.push(IpAddr::V4(a)),
+                    None => {
+                        return Err(DaemonError::NoSource {
+                            key: key.clone(),
+                            family: "IPv4",
+                        })
+                    }
+                }
+            }
+        }
+    }
+    if wants_v6 && !sources.iter().any(IpAddr::is_ipv6) {
+        match links
+            .link_local_ipv6(link.ifindex)
+            .await
+            .map_err(link_err)?
+        {
+            Some(a) => sources.push(IpAddr::V6(a)),
+            None => {
+                return Err(DaemonError::NoSource {
+                    key: key.clone(),
+                    family: "IPv6 link-local",
+                })
+            }
+        }
+    }
+    Ok(sources)
+}

@@ -1,0 +1,189 @@
+//! Starting an instance in two steps: [`Running::prepare`] does everything
+//! that can fail (interface lookup, advert sources, sockets, parameters,
+//! health checks) without touching what running instances use;
+//! [`Prepared::commit`] then serves the vhid and starts it. A reload
+//! replaces a changed instance only once its replacement is prepared.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::binding::Binding;
+use super::demote::{Demote, VipRetry};
+use super::instance::{InstanceKey, Running};
+use super::params::{hmac_key, instance_params};
+use super::DaemonError;
+use crate::config::InstanceConfig;
+use crate::health::{HealthCheck, HealthMonitor};
+use crate::net::link::{LinkInfo, Links};
+use crate::proto::instance::Instance;
+use crate::proto::Nanos;
+use crate::scripts::ScriptRunner;
+use crate::xdp::mode::XdpMode;
+use crate::xdp::receive::ReceivePath;
+
+/// The core of `cfg` with advert sources `sources`, started at `now`.
+pub(super) fn new_core(
+    cfg: &InstanceConfig,
+    key: &InstanceKey,
+    sources: Vec<IpAddr>,
+    now: Nanos,
+    wall_clock_unix_ns: u64,
+) -> Result<Instance, DaemonError> {
+    let advert_ms = u64::from(cfg.advbase_secs) * 1000 + u64::from(cfg.advskew) * 1000 / 256;
+    let params = instance_params(cfg, sources, advert_ms.max(1))?;
+    Instance::new(params, now, wall_clock_unix_ns).map_err(|source| DaemonError::Core {
+        key: key.clone(),
+        source,
+    })
+}
+
+/// An instance whose every fallible step is done, not yet serving its vhid:
+/// dropping it leaves no trace.
+pub struct Prepared {
+    cfg: InstanceConfig,
+    link: LinkInfo,
+    binding: Binding,
+    core: Instance,
+    hmac: Option<carp_common::hmac::HmacKey>,
+    health: Option<HealthMonitor>,
+}
+
+impl Prepared {
+    /// The configuration it was prepared from.
+    pub fn cfg(&self) -> &InstanceConfig {
+        &self.cfg
+    }
+
+    /// Serves the vhid in the receive path (HMAC key included), forwards
+    /// the health checks' demote to `health_tx`, and starts running.
+    /// `scripts`: the script runner to use, so that a replacement's scripts
+    /// run after its predecessor's; `None` starts a new one.
+    pub fn commit(
+        self,
+        receive: &mut ReceivePath,
+        health_tx: mpsc::Sender<(InstanceKey, u32)>,
+        scripts: Option<ScriptRunner>,
+    ) -> Result<Running, DaemonError> {
+        let Prepared {
+            cfg,
+            link,
+            binding,
+            core,
+            hmac,
+            health,
+        } = self;
+        receive.serve_vhid(link.ifindex, cfg.vhid)?;
+        receive.set_hmac_key(link.ifindex, cfg.vhid, hmac.as_ref())?;
+        let key = InstanceKey {
+            interface: cfg.interface.clone(),
+            vhid: cfg.vhid,
+        };
+        if let Some(monitor) = &health {
+            let mut rx = monitor.subscribe();
+            tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    let demote = *rx.borrow_and_update();
+                    if health_tx.send((key.clone(), demote)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let scripts = scripts.unwrap_or_else(|| {
+            ScriptRunner::new(
+                cfg.vhid,
+                Duration::from_secs(cfg.scripts.timeout_secs.into()),
+            )
+        });
+        tracing::info!(
+            iface = %cfg.interface, vhid = cfg.vhid,
+            "instance started on ifindex {}: advbase {} advskew {} preempt {} vips {:?}{}",
+            link.ifindex, cfg.advbase_secs, cfg.advskew, cfg.preempt,
+            cfg.vips.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+            if hmac.is_some() { "" } else { " (HMAC checked in userspace only)" }
+        );
+        Ok(Running {
+            link,
+            core,
+            io: Some(binding),
+            scripts,
+            _health: health,
+            kernel_rules: HashSet::new(),
+            hmac_in_receive_path: hmac.is_some(),
+            demote: Demote::default(),
+            vip_retry: VipRetry::default(),
+            rebind_at: None,
+            rebind_warned: None,
+            leaving: Vec::new(),
+            was_master_at_leave: false,
+            counter_file: None,
+            cfg,
+        })
+    }
+}
+
+impl Running {
+    /// Does everything that can fail in starting the instance of `cfg`,
+    /// attaching the receive path to its interface in `xdp_mode` if needed,
+    /// but serves nothing yet: see [`Prepared::commit`].
+    pub async fn prepare(
+        cfg: InstanceConfig,
+        links: &Links,
+        receive: &mut ReceivePath,
+        xdp_mode: XdpMode,
+        now: Nanos,
+        wall_clock_unix_ns: u64,
+    ) -> Result<Prepared, DaemonError> {
+        let key = InstanceKey {
+            interface: cfg.interface.clone(),
+            vhid: cfg.vhid,
+        };
+        let link = links
+            .by_name(&cfg.interface)
+            .await
+            .map_err(|source| DaemonError::Link {
+                key: key.clone(),
+                source: Box::new(source),
+            })?;
+        let (binding, sources) = Binding::open(&cfg, &key, &link, links).await?;
+        let core = new_core(&cfg, &key, sources, now, wall_clock_unix_ns)?;
+        let checks: Vec<HealthCheck> = cfg
+            .health_checks
+            .iter()
+            .map(|h| {
+                HealthCheck::new(
+                    h.command.clone(),
+                    Duration::from_secs(h.interval_secs.into()),
+                    Duration::from_secs(h.timeout_secs.into()),
+                    h.weight,
+                )
+            })
+            .collect();
+        let health = if checks.is_empty() {
+            None
+        } else {
+            Some(
+                HealthMonitor::start(cfg.vhid, &cfg.interface, checks).map_err(|source| {
+                    DaemonError::Health {
+                        key: key.clone(),
+                        source,
+                    }
+                })?,
+            )
+        };
+        // Last: an interface that receives without serving this vhid yet
+        // passes its adverts on, so attaching early changes nothing.
+        receive.attach(&link.name, link.ifindex, xdp_mode)?;
+        Ok(Prepared {
+            hmac: hmac_key(&cfg),
+            cfg,
+            link,
+            binding,
+            core,
+            health,
+        })
+    }
+}
