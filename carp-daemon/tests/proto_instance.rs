@@ -345,6 +345,7 @@ fn backup_takes_over_a_demoted_master_only_where_the_byte_is_read() {
         .unwrap();
     assert_eq!(i.state(), State::Backup);
     assert_eq!(i.status().master_kind, Some(PeerKind::Ucarp));
+    let mut i = started(params());
     i.handle_advert(START, from("192.0.2.21", BSD_MAC), &advert(1, 0, 3, 1))
         .unwrap();
     assert_eq!(i.state(), State::Master);
@@ -387,4 +388,44 @@ fn counters_start_above_the_persisted_reservation() {
         .position(|x| *x == Action::PersistCounter(far + 1 + 60_000));
     let send = a.iter().position(|x| matches!(x, Action::SendAdvert(_)));
     assert!(persist.is_some() && persist < send, "{a:?}");
+}
+
+#[test]
+fn a_stepping_down_master_is_no_reason_to_take_over_while_a_better_one_lives() {
+    // Three hosts: A (advskew 0) just took over from B (advskew 200), which
+    // sends a final advert as it steps down; we (advskew 100, preempt) must
+    // not preempt B, nor take B's leave advert as a reason: A is master.
+    let mut p = params();
+    p.advskew = 100;
+    p.preempt = true;
+    let mut i = started(p);
+    let t = Nanos(START.0 + 10);
+    i.handle_advert(t, ip(1), &advert(1, 0, 0, 1)).unwrap();
+    i.handle_advert(t, ip(2), &advert(1, 200, 0, 1)).unwrap();
+    assert_eq!(i.state(), State::Backup);
+    i.handle_advert(t, ip(2), &advert(255, 255, 0, 2)).unwrap();
+    assert_eq!(i.state(), State::Backup);
+    assert_eq!(i.status().master, Some(ip(1)));
+    // A goes quiet: master-down from A's last advert, not B's.
+    let md = i.params().master_down_interval();
+    i.handle_timeout(Nanos(t.0 + md.0 - 1));
+    assert_eq!(i.state(), State::Backup);
+    i.handle_timeout(Nanos(t.0 + md.0));
+    assert_eq!(i.state(), State::Master);
+}
+
+#[test]
+fn a_lesser_master_alone_is_still_preempted_and_a_leaving_master_replaced() {
+    let mut p = params();
+    p.advskew = 100;
+    p.preempt = true;
+    let mut i = started(p.clone());
+    i.handle_advert(START, ip(2), &advert(1, 200, 0, 1))
+        .unwrap();
+    assert_eq!(i.state(), State::Master);
+    let mut i = started(p);
+    i.handle_advert(START, ip(1), &advert(1, 0, 0, 1)).unwrap();
+    i.handle_advert(START, ip(1), &advert(255, 255, 0, 2))
+        .unwrap();
+    assert_eq!(i.state(), State::Master);
 }

@@ -64,6 +64,8 @@ pub struct Instance {
     adverts_since_takeover: u64,
     /// Sender of the last accepted advert (in BACKUP).
     master: Option<IpAddr>,
+    /// The last master we stayed BACKUP for, and when it was heard.
+    live_master: Option<(IpAddr, Nanos)>,
     /// What each source's adverts showed of its implementation.
     peers: PeerTable,
     /// Counters.
@@ -98,6 +100,7 @@ impl Instance {
             announce_rounds_left: 0,
             adverts_since_takeover: 0,
             master: None,
+            live_master: None,
             peers: PeerTable::default(),
             status: Status {
                 state: State::Init,
@@ -286,38 +289,67 @@ impl Instance {
                 }
             }
             State::Backup => {
+                let takeover = self.backup_takeover(now, &ours, &theirs, kind, h);
+                // While a master we stay BACKUP for is alive, an advert that
+                // would make us take over from another source is ignored:
+                // the final advert of a master stepping down to it (UCARP's
+                // and ours), a leave advert, or a lesser master that has not
+                // heard it yet. Taking over then would make a second master
+                // until the next advert of the first.
+                let other_master_alive = self.live_master.is_some_and(|(addr, at)| {
+                    addr != src && now < at.saturating_add(self.params.master_down_interval())
+                });
+                if takeover.is_some() && other_master_alive {
+                    return;
+                }
                 self.master = Some(src);
                 if self.held {
                     return;
                 }
-                // A master bowing out (advbase and advskew 255, as sent by
-                // carp(4) `carp_send_ad` on shutdown): take over at once.
-                if h.is_leave() {
-                    return self.become_master(now, Reason::PeerLeft);
+                match takeover {
+                    Some(reason) => self.become_master(now, reason),
+                    None => {
+                        self.live_master = Some((src, now));
+                        self.arm_master_down(now);
+                    }
                 }
-                // OpenBSD carp(4): take over masters advertising a higher
-                // demote count, regardless of preempt (where the peer reads
-                // the byte, it then yields to us).
-                if kind.honours_demote() && h.demote > self.params.demote {
-                    return self.become_master(now, Reason::PeerDemoted);
-                }
-                // carp(4), UCARP: with preempt, treat a master that ranks
-                // strictly below us as down; never on an address tie.
-                if self.params.preempt
-                    && now >= self.preempt_after
-                    && preempts(&ours, &theirs, kind)
-                {
-                    return self.become_master(now, Reason::Preempt);
-                }
-                // UCARP, carp(4): a master that advertises less often than
-                // our master-down interval is guaranteed to time out; treat
-                // it as timed out now.
-                if theirs.interval > self.params.master_down_interval() {
-                    return self.become_master(now, Reason::SlowMaster);
-                }
-                self.arm_master_down(now);
             }
         }
+    }
+
+    /// BACKUP: whether an accepted advert from the master `theirs` (a `kind`
+    /// peer) makes us take over, and why.
+    fn backup_takeover(
+        &self,
+        now: Nanos,
+        ours: &Priority,
+        theirs: &Priority,
+        kind: PeerKind,
+        h: &CarpHeader,
+    ) -> Option<Reason> {
+        // A master bowing out (advbase and advskew 255, as sent by carp(4)
+        // `carp_send_ad` on shutdown): take over at once.
+        if h.is_leave() {
+            return Some(Reason::PeerLeft);
+        }
+        // OpenBSD carp(4): take over masters advertising a higher demote
+        // count, regardless of preempt (where the peer reads the byte, it
+        // then yields to us).
+        if kind.honours_demote() && h.demote > self.params.demote {
+            return Some(Reason::PeerDemoted);
+        }
+        // carp(4), UCARP: with preempt, treat a master that ranks strictly
+        // below us as down; never on an address tie.
+        if self.params.preempt && now >= self.preempt_after && preempts(ours, theirs, kind) {
+            return Some(Reason::Preempt);
+        }
+        // UCARP, carp(4): a master that advertises less often than our
+        // master-down interval is guaranteed to time out; treat it as timed
+        // out now.
+        if theirs.interval > self.params.master_down_interval() {
+            return Some(Reason::SlowMaster);
+        }
+        None
     }
 
     /// Deadlines that passed by `now`.
