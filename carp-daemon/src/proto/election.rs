@@ -24,7 +24,7 @@ use std::cmp::Ordering;
 use std::net::IpAddr;
 
 use super::peer::{PeerKind, TieBreak};
-use super::timers::advert_interval;
+use super::timers::rank_interval;
 use super::Nanos;
 
 /// The rank of a master and its address.
@@ -32,7 +32,7 @@ use super::Nanos;
 pub struct Priority {
     /// Demote counter; higher loses.
     pub demote: u8,
-    /// Advert interval; longer loses.
+    /// Advert interval as ranked ([`rank_interval`]); longer loses.
     pub interval: Nanos,
     /// Source address; settles ties (see [`tie_order`]).
     pub addr: Option<IpAddr>,
@@ -43,7 +43,7 @@ impl Priority {
     pub fn of_advert(demote: u8, advbase_secs: u8, advskew: u8, addr: IpAddr) -> Self {
         Self {
             demote,
-            interval: advert_interval(advbase_secs, advskew),
+            interval: rank_interval(advbase_secs, advskew),
             addr: Some(addr),
         }
     }
@@ -181,6 +181,15 @@ mod tests {
             assert!(!master_yields(&fast, &slow, kind), "{kind:?}");
             assert!(preempts(&fast, &slow, kind), "{kind:?}");
             assert!(!preempts(&slow, &fast, kind), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn advbase_0_advskew_0_ranks_before_advskew_1_as_carp4_compares() {
+        let (a, b) = (p(0, 0, 0, "10.0.0.9"), p(0, 0, 1, "10.0.0.1"));
+        for kind in ALL {
+            assert_eq!(a.cmp_rank(&b, kind), Ordering::Less, "{kind:?}");
+            assert!(preempts(&a, &b, kind));
         }
     }
 

@@ -29,7 +29,7 @@ use super::params::{InstanceParams, ParamsError};
 use super::peer::{MacClass, PeerKind, PeerTable, Sender};
 use super::reject::{Reject, RejectCounts};
 use super::replay::ReplayGuard;
-use super::timers::{Timer, TimerTable};
+use super::timers::{rank_interval, Timer, TimerTable};
 use super::Nanos;
 
 /// The CARP state machine of one (interface, vhid).
@@ -263,7 +263,7 @@ impl Instance {
         let theirs = Priority::of_advert(h.demote, h.advbase, h.advskew, src);
         let ours = Priority {
             demote: self.params.demote,
-            interval: self.params.advert_interval(),
+            interval: rank_interval(self.params.advbase_secs, self.params.wire_advskew()),
             addr: own_addr_for(&self.params.source_addrs, src),
         };
         match self.state {

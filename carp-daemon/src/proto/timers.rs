@@ -21,6 +21,14 @@ pub const fn advert_interval(advbase_secs: u8, advskew: u8) -> Nanos {
     }
 }
 
+/// The interval `advbase + advskew/256` s as the election compares it: the
+/// wire values, without the clamp of [`advert_interval`]. carp(4) and UCARP
+/// compare the `struct timeval`s built from the two fields, so advbase 0
+/// with advskew 0 ranks before advskew 1, although both send every 1/256 s.
+pub const fn rank_interval(advbase_secs: u8, advskew: u8) -> Nanos {
+    Nanos(advbase_secs as u64 * Nanos::PER_SEC + advskew as u64 * SKEW_STEP_NS)
+}
+
 /// How long a backup waits without adverts before it takes over.
 ///
 /// - [`MasterDownRule::Ucarp`] (default): `deadratio × advbase + advskew/256`
