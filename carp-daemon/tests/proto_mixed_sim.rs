@@ -52,7 +52,7 @@ struct HostSpec {
 
 /// A running host.
 enum Node {
-    Ours(Instance),
+    Ours(Box<Instance>),
     Peer(Peer),
 }
 
@@ -114,7 +114,9 @@ impl Cluster {
                 p.advskew = s.advskew;
                 p.preempt = s.preempt;
                 p.replay_mode = s.mode;
-                Node::Ours(Instance::new(p, self.now, BASE_UNIX_NS + self.now.0).unwrap())
+                Node::Ours(Box::new(
+                    Instance::new(p, self.now, BASE_UNIX_NS + self.now.0).unwrap(),
+                ))
             }
             Some(kind) => {
                 let mut cfg = PeerConfig::new(
