@@ -53,7 +53,7 @@ struct HostSpec {
 /// A running host.
 enum Node {
     Ours(Box<Instance>),
-    Peer(Peer),
+    Peer(Box<Peer>),
 }
 
 impl Node {
@@ -129,7 +129,7 @@ impl Cluster {
                 )
                 .preempt(s.preempt);
                 cfg.seed = s.seed;
-                Node::Peer(Peer::new(cfg, self.now))
+                Node::Peer(Box::new(Peer::new(cfg, self.now)))
             }
         };
         self.nodes[i] = Some(node);
