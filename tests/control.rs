@@ -66,6 +66,10 @@ fn sample() -> StatusReport {
                 adverts_sent: 3721,
                 adverts_accepted: 0,
                 transitions: 2,
+                last_change_reason: Some("master down".into()),
+                last_change_age_ms: Some(65_000),
+                demote_health: 0,
+                demote_vips: 0,
                 rejects: BTreeMap::from([("hmac".into(), 3), ("replay".into(), 0)]),
             },
             InstanceReport {
@@ -86,6 +90,10 @@ fn sample() -> StatusReport {
                 adverts_sent: 0,
                 adverts_accepted: 1860,
                 transitions: 1,
+                last_change_reason: Some("preferred master heard".into()),
+                last_change_age_ms: Some(4_200),
+                demote_health: 10,
+                demote_vips: 0,
                 rejects: BTreeMap::new(),
             },
         ],
@@ -224,9 +232,9 @@ fn the_table_shows_instances_receive_path_and_nonzero_counters() {
     let expected = "\
 carpd-xdp 0.1.0 (pid 4242), up 1h02m03s
 
-INTERFACE   VHID  STATE          MASTER       LAST ADVERT  ADVBASE/SKEW  DEMOTE  SENT  ACCEPTED  TRANSITIONS  VIPS
-eth0        1     MASTER         192.0.2.1    -            1/0           0       3721  0         2            192.0.2.10/24
-eth1:carp0  20    BACKUP (held)  2001:db8::2  0.8s ago     2/100         10      0     1860      1            2001:db8::20/64,198.51.100.20/32
+INTERFACE   VHID  STATE          SINCE                             MASTER               LAST ADVERT  ADVBASE/SKEW  DEMOTE          SENT  ACCEPTED  TRANSITIONS  VIPS
+eth0        1     MASTER         1m05s ago: master down            192.0.2.1            -            1/0           0               3721  0         2            192.0.2.10/24
+eth1:carp0  20    BACKUP (held)  4.2s ago: preferred master heard  2001:db8::2 (ucarp)  0.8s ago     2/100         10 (health 10)  0     1860      1            2001:db8::20/64,198.51.100.20/32
 rejects eth0 vhid 1: hmac 3
 
 receive path:
@@ -243,7 +251,7 @@ receive counters: delivered 7442, hmac 3
     missing.instances[0].master = None;
     let text = render_table(&missing);
     assert!(
-        text.contains("\neth0        1     INIT (no interface)  -    "),
+        text.contains("\neth0        1     INIT (no interface)  1m05s ago: master down"),
         "{text}"
     );
 
@@ -256,4 +264,39 @@ receive counters: delivered 7442, hmac 3
         render_table(&empty),
         "carpd-xdp 0.1.0 (pid 1), up 0s\n\nno instances\n\nreceive path:\n  none\nreceive counters: all zero\n"
     );
+}
+
+#[test]
+fn status_watch_redraws_until_interrupted() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_in(&dir);
+    let _guard = rt.enter();
+    let _server = ControlServer::bind(&path, fake_main_loop(sample())).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_carpd-xdp"))
+        .args(["status", "--watch", "1", "--socket"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    // The answers come from the runtime's fake main loop meanwhile.
+    rt.block_on(tokio::time::sleep(std::time::Duration::from_millis(2_500)));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = reader.join().unwrap();
+    let frames = text.matches("\x1b[H\x1b[2J").count();
+    assert!(frames >= 2, "{frames} redraws in 2.5 s: {text:?}");
+    assert_eq!(text.matches("eth1:carp0  20").count(), frames, "{text:?}");
+    // Out-of-range intervals are refused.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_carpd-xdp"))
+        .args(["status", "--watch", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }

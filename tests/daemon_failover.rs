@@ -47,6 +47,30 @@ fn wait_elected(lan: &Lan, daemons: &mut [Daemon], vhid: u8, master: usize) {
         .filter(|&i| daemons[i].state(vhid).as_deref() == Some("MASTER"))
         .collect();
     assert_eq!(masters, [master], "exactly one master, the best one");
+    // Each names why it is in its state (`carpd-xdp status`, SINCE).
+    let why = |i: usize| {
+        daemons[i].instance(vhid).expect("status")["last_change_reason"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let reason = why(master);
+    assert!(
+        matches!(
+            reason.as_deref(),
+            Some("master down" | "preempting a less preferred master")
+        ),
+        "the master's reason: {reason:?}"
+    );
+    for i in (0..daemons.len()).filter(|&i| i != master) {
+        let reason = why(i);
+        assert!(
+            matches!(
+                reason.as_deref(),
+                Some("startup" | "preferred master heard")
+            ),
+            "host {i}'s reason: {reason:?}"
+        );
+    }
     for (i, d) in daemons.iter().enumerate() {
         if i != master {
             let inst = d.instance(vhid).expect("status");

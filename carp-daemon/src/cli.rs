@@ -76,6 +76,16 @@ pub struct StatusArgs {
     /// Unix socket of the running daemon.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_STATUS_SOCKET)]
     pub socket: PathBuf,
+    /// Redraw every SECS seconds (default 1) until interrupted, for an
+    /// operator at a terminal.
+    #[arg(
+        long,
+        value_name = "SECS",
+        num_args = 0..=1,
+        default_missing_value = "1",
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub watch: Option<u64>,
 }
 
 /// Options of the daemon: UCARP's, then ours. Options left out are `None`

@@ -60,13 +60,18 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Status(args)) => {
-            let report = control::query(&args.socket)?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", control::render_table(&report));
+            let Some(secs) = args.watch else {
+                print!("{}", status_text(&args)?);
+                return Ok(());
+            };
+            // Redraw until interrupted; a daemon that stops answering is
+            // shown as such, and the view resumes when it answers again.
+            loop {
+                let text = status_text(&args).unwrap_or_else(|e| format!("{e:#}\n"));
+                print!("\x1b[H\x1b[2J{text}");
+                std::io::Write::flush(&mut std::io::stdout())?;
+                std::thread::sleep(std::time::Duration::from_secs(secs));
             }
-            Ok(())
         }
         Some(Command::Monitor(args)) => {
             logging::init(&Logging::default(), true)?;
@@ -96,4 +101,14 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `carpd-xdp status` once: the table, or JSON.
+fn status_text(args: &carp_daemon::cli::StatusArgs) -> Result<String> {
+    let report = control::query(&args.socket)?;
+    Ok(if args.json {
+        format!("{}\n", serde_json::to_string_pretty(&report)?)
+    } else {
+        control::render_table(&report)
+    })
 }

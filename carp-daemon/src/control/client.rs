@@ -105,6 +105,7 @@ pub fn render_table(report: &StatusReport) -> String {
             "INTERFACE",
             "VHID",
             "STATE",
+            "SINCE",
             "MASTER",
             "LAST ADVERT",
             "ADVBASE/SKEW",
@@ -156,15 +157,34 @@ fn instance_row(i: &InstanceReport) -> Vec<String> {
     } else {
         i.state.clone()
     };
+    let since = match (&i.last_change_reason, i.last_change_age_ms) {
+        (Some(why), Some(ms)) => format!("{} ago: {why}", age(ms)),
+        _ => "-".into(),
+    };
+    let master = match (&i.master, &i.master_kind) {
+        (Some(m), Some(kind)) if i.state != "MASTER" => format!("{m} ({kind})"),
+        (Some(m), _) => m.clone(),
+        (None, _) => "-".into(),
+    };
+    let mut demote = i.demote.to_string();
+    let sources: Vec<String> = [("health", i.demote_health), ("VIPs", i.demote_vips)]
+        .iter()
+        .filter(|(_, v)| *v != 0)
+        .map(|(name, v)| format!("{name} {v}"))
+        .collect();
+    if !sources.is_empty() {
+        let _ = write!(demote, " ({})", sources.join(", "));
+    }
     vec![
         i.label.clone().unwrap_or_else(|| i.interface.clone()),
         i.vhid.to_string(),
         state,
-        i.master.clone().unwrap_or_else(|| "-".into()),
+        since,
+        master,
         i.last_advert_age_ms
             .map_or_else(|| "-".into(), |ms| format!("{} ago", age(ms))),
         format!("{}/{}", i.advbase_secs, i.advskew),
-        i.demote.to_string(),
+        demote,
         i.adverts_sent.to_string(),
         i.adverts_accepted.to_string(),
         i.transitions.to_string(),

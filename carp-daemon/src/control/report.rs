@@ -83,6 +83,15 @@ pub struct InstanceReport {
     pub adverts_accepted: u64,
     /// State changes.
     pub transitions: u64,
+    /// Why the state last changed (`master down`, `preferred master heard`,
+    /// ...), if it did.
+    pub last_change_reason: Option<String>,
+    /// Milliseconds since the state last changed.
+    pub last_change_age_ms: Option<u64>,
+    /// Demotion from failing health checks (part of `demote`).
+    pub demote_health: u32,
+    /// Demotion while VIPs cannot be added (part of `demote`).
+    pub demote_vips: u32,
     /// Adverts rejected by the protocol core, by reason.
     pub rejects: BTreeMap<String, u64>,
 }

@@ -41,6 +41,12 @@ pub fn report(daemon: &Daemon, now: Nanos) -> StatusReport {
                 adverts_sent: s.adverts_sent,
                 adverts_accepted: s.adverts_accepted,
                 transitions: s.transitions,
+                last_change_reason: s.last_change.map(|(_, why)| why.to_string()),
+                last_change_age_ms: s
+                    .last_change
+                    .map(|(at, _)| now.0.saturating_sub(at.0) / 1_000_000),
+                demote_health: r.demote().health,
+                demote_vips: r.demote().vips,
                 rejects: s.rejects.iter().map(|(k, v)| (k.to_string(), v)).collect(),
             }
         })

@@ -152,6 +152,8 @@ pub struct Status {
     pub adverts_accepted: u64,
     /// State changes so far.
     pub transitions: u64,
+    /// When the state last changed, and why.
+    pub last_change: Option<(Nanos, Reason)>,
     /// Counter of our last advert.
     pub last_counter_sent: Option<u64>,
     /// Rejected adverts by kind.

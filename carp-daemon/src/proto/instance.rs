@@ -112,12 +112,13 @@ impl Instance {
                 adverts_sent: 0,
                 adverts_accepted: 0,
                 transitions: 0,
+                last_change: None,
                 last_counter_sent: None,
                 rejects: RejectCounts::default(),
             },
             params,
         };
-        me.set_state(State::Backup, Reason::Startup);
+        me.set_state(now, State::Backup, Reason::Startup);
         // Addresses a crashed run left behind go whatever `neutral` says: it
         // is about the down script (UCARP `--neutral`), and a stale VIP would
         // answer ARP beside the real master.
@@ -371,9 +372,9 @@ impl Instance {
             return;
         }
         match (up, self.state) {
-            (false, State::Master | State::Backup) => self.become_init(Reason::LinkDown),
+            (false, State::Master | State::Backup) => self.become_init(now, Reason::LinkDown),
             (true, State::Init) => {
-                self.set_state(State::Backup, Reason::LinkUp);
+                self.set_state(now, State::Backup, Reason::LinkUp);
                 self.arm_master_down(now);
             }
             _ => {}
@@ -421,7 +422,7 @@ impl Instance {
                 if self.state == State::Master {
                     self.emit_advert(now, true);
                 }
-                self.become_init(Reason::Shutdown);
+                self.become_init(now, Reason::Shutdown);
                 self.shut_down = true;
             }
         }
@@ -431,7 +432,7 @@ impl Instance {
     /// announce, run the up script.
     fn become_master(&mut self, now: Nanos, reason: Reason) {
         self.timers.stop(Timer::MasterDown);
-        self.set_state(State::Master, reason);
+        self.set_state(now, State::Master, reason);
         self.master = None;
         self.actions.push_back(Action::AddVips);
         self.announce_rounds_left = self.params.announce_rounds;
@@ -444,7 +445,7 @@ impl Instance {
     fn become_backup(&mut self, now: Nanos, reason: Reason) {
         let was_master = self.state == State::Master;
         self.timers.stop(Timer::Advert);
-        self.set_state(State::Backup, reason);
+        self.set_state(now, State::Backup, reason);
         if was_master {
             self.give_up();
         }
@@ -452,10 +453,10 @@ impl Instance {
     }
 
     /// Enters INIT, giving up addresses if we were master.
-    fn become_init(&mut self, reason: Reason) {
+    fn become_init(&mut self, now: Nanos, reason: Reason) {
         let was_master = self.state == State::Master;
         self.timers.stop_all();
-        self.set_state(State::Init, reason);
+        self.set_state(now, State::Init, reason);
         if was_master {
             self.give_up();
         }
@@ -468,13 +469,14 @@ impl Instance {
     }
 
     /// Records a state change.
-    fn set_state(&mut self, to: State, reason: Reason) {
+    fn set_state(&mut self, now: Nanos, to: State, reason: Reason) {
         let from = self.state;
         if from == to {
             return;
         }
         self.state = to;
         self.status.transitions += 1;
+        self.status.last_change = Some((now, reason));
         self.actions
             .push_back(Action::StateChanged { from, to, reason });
     }
