@@ -18,6 +18,7 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("ucarp", "ucarp"),
     ("faketime", "faketime"),
     ("keepalived", "keepalived"),
+    ("promtool", "prometheus"),
 ];
 
 /// The LLVM shared library the nightly ships, which bpf-linker links against.
