@@ -484,7 +484,31 @@ fn replay_window_and_link_local_form_in_the_file() {
         p.replay_window,
         Some(carp_daemon::proto::Nanos::from_millis(5_000))
     );
+    assert!(
+        config.instances[0].peers.is_empty(),
+        "no peers, no unicast_peers"
+    );
+    let text = config_file::base_doc().replace(
+        "[[instance]]\n",
+        "[[instance]]\nunicast_peers = [\"192.0.2.2\"]\n",
+    );
+    let path = scratch.file("unicast.toml", &text);
+    let config = config::load_with_env(&path, &no_env).unwrap();
+    assert_eq!(
+        config.instances[0].peers,
+        ["192.0.2.2".parse::<config::AllowedPeer>().unwrap()],
+        "the allow-list defaults to unicast_peers"
+    );
+    let text = config_file::base_doc().replace(
+        "[[instance]]\n",
+        "[[instance]]\nunicast_peers = [\"192.0.2.2\"]\npeers = [\"192.0.2.3@02:00:00:00:00:03\", \"2001:db8::3\"]\n",
+    );
+    let path = scratch.file("peers.toml", &text);
+    let peers = &config::load_with_env(&path, &no_env).unwrap().instances[0].peers;
+    assert_eq!(peers.len(), 2);
+    assert_eq!(peers[0].to_string(), "192.0.2.3@02:00:00:00:00:03");
     for (bad, expected) in [
+        ("peers = [\"192.0.2.3@zz\"]", "peers[0]"),
         ("replay_window_ms = 0", "1..=86400000"),
         ("hmac_link_local = \"both\"", "\"include\" or \"exclude\""),
     ] {

@@ -53,6 +53,11 @@ pub const PROGRAM_NAME: &str = "carp_xdp";
 pub const MAP_VHIDS: &str = "CARP_VHIDS";
 /// Capacity of [`MAP_VHIDS`].
 pub const MAP_VHIDS_CAPACITY: u32 = 1024;
+/// The peer allow-lists: sources allowed to speak for a vhid, keyed by
+/// [`crate::maps::PeerKey`].
+pub const MAP_PEERS: &str = "CARP_PEERS";
+/// Capacity of [`MAP_PEERS`].
+pub const MAP_PEERS_CAPACITY: u32 = 4096;
 /// Per-source token buckets, an LRU hash keyed by [`crate::maps::RateKey`].
 pub const MAP_RATE: &str = "CARP_RATE";
 /// Capacity of [`MAP_RATE`] (least recently seen sources are evicted).
@@ -77,8 +82,9 @@ pub const MAP_REPLAY_CAPACITY: u32 = 4096;
 pub const MAP_SCRATCH: &str = "CARP_SCRATCH";
 
 /// Every map name, so that a test can check the built object holds them all.
-pub const MAP_NAMES: [&str; 8] = [
+pub const MAP_NAMES: [&str; 9] = [
     MAP_VHIDS,
+    MAP_PEERS,
     MAP_RATE,
     MAP_SETTINGS,
     MAP_COUNTERS,

@@ -3,7 +3,7 @@
 //!
 //! Checks follow OpenBSD's `carp_input`: stateless and cheap first (EtherType,
 //! protocol, IP header, TTL, CARP version, type, authlen, checksum), then the
-//! stateful ones: vhid served, HMAC, replay, per-source rate. A frame that is
+//! stateful ones: vhid served, peer allow-list, HMAC, replay, per-source rate. A frame that is
 //! not IP protocol 112 is recognised after two or three loads and left alone.
 //!
 //! The rate limit comes after authentication on purpose (house style puts it
@@ -20,7 +20,7 @@ use crate::access::Packet;
 use crate::checksum;
 use crate::constants::*;
 use crate::event::AdvertEvent;
-use crate::maps::{RateKey, ReplayKey, VhidKey};
+use crate::maps::{PeerKey, PeerValue, RateKey, ReplayKey, VhidKey, VHID_PEERS_ONLY, VHID_SERVED};
 use crate::reason::Reason;
 
 /// What authentication in the receive path found.
@@ -41,8 +41,11 @@ pub enum Auth {
 pub trait Tables {
     /// Monotonic time in ns (the event's timestamp and the rate limiter's clock).
     fn now_ns(&mut self) -> u64;
-    /// True when the daemon serves this (interface, vhid).
-    fn vhid_served(&self, key: &VhidKey) -> bool;
+    /// The flags of this (interface, vhid) ([`VHID_SERVED`],
+    /// [`VHID_PEERS_ONLY`]); 0 when the daemon does not serve it.
+    fn vhid_flags(&self, key: &VhidKey) -> u32;
+    /// The allow-list entry of this source for the vhid, if any.
+    fn peer(&self, key: &PeerKey) -> Option<PeerValue>;
     /// Checks the advert's HMAC with the vhid's precomputed key, if any.
     fn authenticate(
         &mut self,
@@ -139,10 +142,32 @@ pub fn inspect<P: Packet + ?Sized, T: Tables>(pkt: &P, ifindex: u32, tables: &mu
         ifindex,
         vhid: u32::from(fixed[1]),
     };
-    if !tables.vhid_served(&vhid_key) {
+    let flags = tables.vhid_flags(&vhid_key);
+    if flags & VHID_SERVED == 0 {
         return Verdict::Drop(Reason::UnknownVhid);
     }
     let src = source(pkt, l3.offset, family);
+    // The peer allow-list, before the HMAC: a source that may not speak for
+    // the vhid costs one lookup, not a SHA-1.
+    if flags & VHID_PEERS_ONLY != 0 {
+        let key = PeerKey {
+            ifindex,
+            vhid: u16::from(fixed[1]),
+            family,
+            addr: src,
+        };
+        let Some(peer) = tables.peer(&key) else {
+            return Verdict::Drop(Reason::NotAllowed);
+        };
+        if peer.mac_pinned != 0 {
+            let Some(mac) = pkt.load::<6>(6) else {
+                return Verdict::Drop(Reason::Truncated);
+            };
+            if mac != peer.mac {
+                return Verdict::Drop(Reason::NotAllowed);
+            }
+        }
+    }
     match tables.authenticate(&vhid_key, &counter, &hmac) {
         Auth::Bad => return Verdict::Drop(Reason::Hmac),
         Auth::Good => {

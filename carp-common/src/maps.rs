@@ -15,10 +15,45 @@ const _: () = assert!(size_of::<VhidKey>() == 8);
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct VhidValue {
-    /// Non-zero when the vhid is served (reserved for per-vhid flags).
+    /// [`VHID_SERVED`], plus [`VHID_PEERS_ONLY`] when only the sources in
+    /// [`crate::constants::MAP_PEERS`] may speak for the vhid.
     pub enabled: u32,
 }
 const _: () = assert!(size_of::<VhidValue>() == 4);
+
+/// [`VhidValue::enabled`]: the vhid is served.
+pub const VHID_SERVED: u32 = 1;
+/// [`VhidValue::enabled`]: only the sources listed for the vhid in
+/// [`crate::constants::MAP_PEERS`] are accepted (the peer allow-list).
+pub const VHID_PEERS_ONLY: u32 = 2;
+
+/// Key of [`crate::constants::MAP_PEERS`]: a source allowed to speak for a
+/// vhid on an interface.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerKey {
+    /// Interface index.
+    pub ifindex: u32,
+    /// Virtual host id, widened.
+    pub vhid: u16,
+    /// [`crate::constants::AF_INET`] or [`crate::constants::AF_INET6`].
+    pub family: u16,
+    /// Source address; IPv4 in the first 4 bytes, the rest zero.
+    pub addr: [u8; 16],
+}
+const _: () = assert!(size_of::<PeerKey>() == 24);
+
+/// Value of [`crate::constants::MAP_PEERS`]: the Ethernet source the peer
+/// must send from, if pinned.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PeerValue {
+    /// The peer's MAC address (when `mac_pinned` is non-zero).
+    pub mac: [u8; 6],
+    /// Non-zero: frames from another Ethernet source are refused.
+    pub mac_pinned: u16,
+}
+const _: () = assert!(size_of::<PeerValue>() == 8);
 
 /// Key of [`crate::constants::MAP_RATE`]: one advert source on one interface.
 #[repr(C)]
@@ -147,6 +182,8 @@ mod pod {
     // asserted above), so every bit pattern is a valid value.
     unsafe impl aya::Pod for VhidKey {}
     unsafe impl aya::Pod for VhidValue {}
+    unsafe impl aya::Pod for PeerKey {}
+    unsafe impl aya::Pod for PeerValue {}
     unsafe impl aya::Pod for RateKey {}
     unsafe impl aya::Pod for RateState {}
     unsafe impl aya::Pod for Settings {}

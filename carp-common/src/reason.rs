@@ -31,18 +31,21 @@ pub enum Reason {
     Checksum = 8,
     /// The (interface, vhid) is not one the daemon serves.
     UnknownVhid = 9,
+    /// The vhid has a peer allow-list and the source (address, or pinned
+    /// MAC) is not on it.
+    NotAllowed = 10,
     /// The HMAC does not match the vhid's password and addresses.
-    Hmac = 10,
+    Hmac = 11,
     /// The counter breaks the source's replay rule (replayed or downgraded).
-    Replay = 11,
+    Replay = 12,
     /// The source exceeded its token bucket.
-    RateLimited = 12,
+    RateLimited = 13,
     /// The ring buffer to userspace was full; the advert was lost.
-    RingBufFull = 13,
+    RingBufFull = 14,
 }
 
 /// Number of reasons, i.e. entries of the counter array.
-pub const REASON_COUNT: u32 = 14;
+pub const REASON_COUNT: u32 = 15;
 
 impl Reason {
     /// Every reason, in counter order.
@@ -57,6 +60,7 @@ impl Reason {
         Reason::AuthLen,
         Reason::Checksum,
         Reason::UnknownVhid,
+        Reason::NotAllowed,
         Reason::Hmac,
         Reason::Replay,
         Reason::RateLimited,
@@ -72,6 +76,7 @@ impl Reason {
         matches!(
             self,
             Reason::Delivered
+                | Reason::NotAllowed
                 | Reason::Hmac
                 | Reason::Replay
                 | Reason::RateLimited
@@ -92,6 +97,7 @@ impl Reason {
             Reason::AuthLen => "authlen",
             Reason::Checksum => "checksum",
             Reason::UnknownVhid => "unknown_vhid",
+            Reason::NotAllowed => "not_allowed",
             Reason::Hmac => "hmac",
             Reason::Replay => "replay",
             Reason::RateLimited => "rate_limited",
@@ -122,11 +128,11 @@ mod tests {
     #[test]
     fn only_frames_of_served_vhids_are_consumed() {
         let consumed = Reason::ALL.map(|r| r.for_served_vhid());
-        // delivered, then truncated .. unknown_vhid, then hmac, replay,
-        // rate_limited, ringbuf_full.
+        // delivered, then truncated .. unknown_vhid, then not_allowed,
+        // hmac, replay, rate_limited, ringbuf_full.
         let expected = [
             true, false, false, false, false, false, false, false, false, false, true, true, true,
-            true,
+            true, true,
         ];
         assert_eq!(consumed, expected);
     }

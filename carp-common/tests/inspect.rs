@@ -2,7 +2,7 @@
 //! (IPv4, IPv6, VLAN, IP options, the captured UCARP adverts) and one frame per
 //! single defect.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use carp_common::checksum;
 use carp_common::constants::*;
@@ -12,8 +12,8 @@ use carp_common::header::CarpHeader;
 use carp_common::hmac::{verify_advert, HmacKey};
 use carp_common::inspect::{fill_event, inspect, Auth, Tables, Verdict};
 use carp_common::maps::{
-    RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey, REPLAY_REQUIRE_TAG,
-    REPLAY_STRICT,
+    PeerKey, PeerValue, RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey,
+    REPLAY_REQUIRE_TAG, REPLAY_STRICT, VHID_PEERS_ONLY, VHID_SERVED,
 };
 use carp_common::rate;
 use carp_common::reason::Reason;
@@ -23,7 +23,8 @@ const SRC4: [u8; 4] = [10, 99, 0, 1];
 const SRC6: [u8; 16] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 
 struct TestTables {
-    vhids: HashSet<VhidKey>,
+    vhids: HashMap<VhidKey, u32>,
+    peers: HashMap<PeerKey, PeerValue>,
     rate: HashMap<RateKey, RateState>,
     hmac: HashMap<VhidKey, HmacKey>,
     replay: HashMap<ReplayKey, ReplayState>,
@@ -33,13 +34,17 @@ struct TestTables {
 
 impl TestTables {
     fn serving(vhid: u8) -> Self {
-        let mut vhids = HashSet::new();
-        vhids.insert(VhidKey {
-            ifindex: IFINDEX,
-            vhid: u32::from(vhid),
-        });
+        let mut vhids = HashMap::new();
+        vhids.insert(
+            VhidKey {
+                ifindex: IFINDEX,
+                vhid: u32::from(vhid),
+            },
+            VHID_SERVED,
+        );
         TestTables {
             vhids,
+            peers: HashMap::new(),
             rate: HashMap::new(),
             hmac: HashMap::new(),
             replay: HashMap::new(),
@@ -53,8 +58,11 @@ impl Tables for TestTables {
     fn now_ns(&mut self) -> u64 {
         self.now
     }
-    fn vhid_served(&self, key: &VhidKey) -> bool {
-        self.vhids.contains(key)
+    fn vhid_flags(&self, key: &VhidKey) -> u32 {
+        self.vhids.get(key).copied().unwrap_or(0)
+    }
+    fn peer(&self, key: &PeerKey) -> Option<PeerValue> {
+        self.peers.get(key).copied()
     }
     fn authenticate(&mut self, key: &VhidKey, counter: &[u8; 8], hmac: &[u8; 20]) -> Auth {
         match self.hmac.get(key) {
@@ -554,4 +562,76 @@ fn forged_adverts_do_not_use_up_the_sources_rate() {
         );
     }
     delivered(&genuine, &mut t);
+}
+
+/// Serving vhid 7 with an allow-list holding `peers` (address, pinned MAC).
+fn with_allow_list(peers: &[([u8; 4], Option<[u8; 6]>)]) -> TestTables {
+    let mut t = TestTables::serving(7);
+    for flags in t.vhids.values_mut() {
+        *flags |= VHID_PEERS_ONLY;
+    }
+    for (addr, mac) in peers {
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(addr);
+        t.peers.insert(
+            PeerKey {
+                ifindex: IFINDEX,
+                vhid: 7,
+                family: AF_INET,
+                addr: a,
+            },
+            PeerValue {
+                mac: mac.unwrap_or_default(),
+                mac_pinned: u16::from(mac.is_some()),
+            },
+        );
+    }
+    t
+}
+
+#[test]
+fn allow_list_admits_listed_sources_only_and_before_the_hmac() {
+    let frame = v4();
+    let src_mac: [u8; 6] = frame[6..12].try_into().unwrap();
+    // Listed: delivered.
+    assert!(matches!(
+        inspect(&frame[..], IFINDEX, &mut with_allow_list(&[(SRC4, None)])),
+        Verdict::Advert(_)
+    ));
+    // Not listed: refused as not allowed, even with a key whose HMAC check
+    // would refuse it (the list comes first: no SHA-1 for such frames).
+    let mut t = with_allow_list(&[([10, 99, 0, 2], None)]);
+    t.hmac.insert(
+        VhidKey {
+            ifindex: IFINDEX,
+            vhid: 7,
+        },
+        HmacKey::precompute(b"other", 7, &[[10, 99, 0, 100]], &[]).unwrap(),
+    );
+    assert_eq!(
+        inspect(&frame[..], IFINDEX, &mut t),
+        Verdict::Drop(Reason::NotAllowed)
+    );
+    // A pinned MAC must match the frame's Ethernet source.
+    assert!(matches!(
+        inspect(
+            &frame[..],
+            IFINDEX,
+            &mut with_allow_list(&[(SRC4, Some(src_mac))])
+        ),
+        Verdict::Advert(_)
+    ));
+    assert_eq!(
+        inspect(
+            &frame[..],
+            IFINDEX,
+            &mut with_allow_list(&[(SRC4, Some([2, 0, 0, 0, 0, 99]))])
+        ),
+        Verdict::Drop(Reason::NotAllowed)
+    );
+    // Without the flag the list is not consulted.
+    assert!(matches!(
+        inspect(&frame[..], IFINDEX, &mut TestTables::serving(7)),
+        Verdict::Advert(_)
+    ));
 }

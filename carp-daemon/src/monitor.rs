@@ -192,7 +192,7 @@ pub async fn run(args: MonitorArgs) -> Result<(), MonitorError> {
     )?;
     for (_, ifindex) in &interfaces {
         for vhid in &args.vhids {
-            path.serve_vhid(*ifindex, *vhid)?;
+            path.serve_vhid(*ifindex, *vhid, &[])?;
             if let Some(pass) = &args.pass {
                 let key = hmac_key(pass.as_bytes(), *vhid, &args.addrs)?;
                 path.set_hmac_key(*ifindex, *vhid, Some(&key))?;

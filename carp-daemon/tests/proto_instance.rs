@@ -429,3 +429,36 @@ fn a_lesser_master_alone_is_still_preempted_and_a_leaving_master_replaced() {
         .unwrap();
     assert_eq!(i.state(), State::Master);
 }
+
+#[test]
+fn the_allow_list_refuses_other_sources_and_other_macs() {
+    let mut p = params();
+    p.allowed_peers = vec![
+        "192.0.2.20".parse().unwrap(),
+        "192.0.2.21@02:00:00:00:00:21".parse().unwrap(),
+    ];
+    let mut i = started(p);
+    // Not listed: refused before the HMAC is even looked at.
+    let mut forged = advert(1, 0, 0, 1);
+    forged.hmac = [0; 20];
+    forged.seal_checksum();
+    assert!(matches!(
+        i.handle_advert(START, from("192.0.2.77", HOST_MAC), &forged),
+        Err(Reject::NotAllowed { .. })
+    ));
+    // Listed without a MAC: any Ethernet source.
+    i.handle_advert(START, from("192.0.2.20", UCARP_MAC), &advert(1, 0, 0, 2))
+        .unwrap();
+    // Listed with a MAC: only that one.
+    assert!(matches!(
+        i.handle_advert(START, from("192.0.2.21", HOST_MAC), &advert(1, 0, 0, 3)),
+        Err(Reject::NotAllowed { .. })
+    ));
+    i.handle_advert(
+        START,
+        from("192.0.2.21", [2, 0, 0, 0, 0, 0x21]),
+        &advert(1, 0, 0, 4),
+    )
+    .unwrap();
+    assert_eq!(i.status().rejects.get("not-allowed"), 2);
+}

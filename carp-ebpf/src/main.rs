@@ -16,18 +16,24 @@ use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::XdpContext;
 use carp_common::access::Packet;
 use carp_common::constants::{
-    CARP_HMAC_LEN, MAP_EVENTS_BYTES, MAP_RATE_CAPACITY, MAP_REPLAY_CAPACITY, MAP_VHIDS_CAPACITY,
+    CARP_HMAC_LEN, MAP_EVENTS_BYTES, MAP_PEERS_CAPACITY, MAP_RATE_CAPACITY, MAP_REPLAY_CAPACITY,
+    MAP_VHIDS_CAPACITY,
 };
 use carp_common::event::AdvertEvent;
 use carp_common::hmac::{verify_advert_in, HmacKey};
 use carp_common::inspect::{fill_event, inspect, Auth, Located, Tables, Verdict};
-use carp_common::maps::{RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey, VhidValue};
+use carp_common::maps::{
+    PeerKey, PeerValue, RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey, VhidValue,
+};
 use carp_common::rate;
 use carp_common::reason::{Reason, REASON_COUNT};
 use carp_common::sha1::Block;
 
 #[map(name = "CARP_VHIDS")]
 static CARP_VHIDS: HashMap<VhidKey, VhidValue> = HashMap::with_max_entries(MAP_VHIDS_CAPACITY, 0);
+
+#[map(name = "CARP_PEERS")]
+static CARP_PEERS: HashMap<PeerKey, PeerValue> = HashMap::with_max_entries(MAP_PEERS_CAPACITY, 0);
 
 #[map(name = "CARP_RATE")]
 static CARP_RATE: LruHashMap<RateKey, RateState> =
@@ -98,12 +104,18 @@ impl Tables for Maps {
     }
 
     #[inline(always)]
-    fn vhid_served(&self, key: &VhidKey) -> bool {
+    fn vhid_flags(&self, key: &VhidKey) -> u32 {
         // SAFETY: the value is only read, while the map holds it (RCU).
         match unsafe { CARP_VHIDS.get(key) } {
-            Some(v) => v.enabled != 0,
-            None => false,
+            Some(v) => v.enabled,
+            None => 0,
         }
+    }
+
+    #[inline(always)]
+    fn peer(&self, key: &PeerKey) -> Option<PeerValue> {
+        // SAFETY: the value is copied out while the map holds it (RCU).
+        unsafe { CARP_PEERS.get(key) }.copied()
     }
 
     #[inline(always)]

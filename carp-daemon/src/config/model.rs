@@ -162,6 +162,9 @@ impl LogFormat {
 /// How the advert counter is checked against replays: the core's rule.
 pub use crate::proto::replay::ReplayMode;
 
+/// A source allowed to speak for a vhid.
+pub use crate::proto::peer::AllowedPeer;
+
 /// How IPv6 link-local VIPs enter the HMAC we send: the core's choice.
 pub use crate::proto::params::LinkLocalHmac;
 
@@ -247,6 +250,10 @@ pub struct InstanceConfig {
     pub hmac_link_local: LinkLocalHmac,
     /// Send adverts to these addresses instead of the multicast group.
     pub unicast_peers: Vec<IpAddr>,
+    /// The peer allow-list: only these sources (addresses, optionally with
+    /// the MAC they must send from) may speak for the vhid; empty: anyone
+    /// with the password. Defaults to `unicast_peers`.
+    pub peers: Vec<AllowedPeer>,
     /// Multicast group instead of 224.0.0.18 / ff02::12 (UCARP's `--mcast`).
     pub mcast: Option<IpAddr>,
     /// Send adverts to the Ethernet broadcast address instead of the

@@ -124,6 +124,11 @@ fn render_instance(out: &mut String, inst: &InstanceConfig) {
         "unicast_peers = {}",
         list(inst.unicast_peers.iter().map(ToString::to_string))
     );
+    let _ = writeln!(
+        out,
+        "peers = {}",
+        list(inst.peers.iter().map(ToString::to_string))
+    );
     match inst.mcast {
         Some(group) => {
             let _ = writeln!(out, "mcast = {}", quote(&group.to_string()));

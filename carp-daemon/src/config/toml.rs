@@ -77,6 +77,7 @@ struct RawInstance {
     hmac_link_local: Option<S<String>>,
     #[serde(default)]
     unicast_peers: Vec<S<String>>,
+    peers: Option<Vec<S<String>>>,
     mcast: Option<S<String>>,
     broadcast_mac: Option<bool>,
     announce: Option<RawAnnounce>,
@@ -340,6 +341,25 @@ fn convert_instance(
     for (i, peer) in raw.unicast_peers.iter().enumerate() {
         unicast_peers.push(ctx.ip(peer, f(&format!("unicast_peers[{i}]")))?);
     }
+    let peers = match &raw.peers {
+        None => unicast_peers
+            .iter()
+            .map(|&addr| AllowedPeer { addr, mac: None })
+            .collect(),
+        Some(list) => {
+            let mut peers = Vec::new();
+            for (i, p) in list.iter().enumerate() {
+                peers.push(p.get_ref().parse::<AllowedPeer>().map_err(|_| {
+                    ConfigError::Invalid {
+                        at: ctx.at(p.span().start, f(&format!("peers[{i}]"))),
+                        value: p.get_ref().clone(),
+                        expected: "an IP address, optionally followed by @ and a MAC address (192.0.2.2@02:00:00:00:00:02)",
+                    }
+                })?);
+            }
+            peers
+        }
+    };
     let srcip = raw
         .srcip
         .as_ref()
@@ -421,6 +441,7 @@ fn convert_instance(
         replay_window_ms,
         hmac_link_local,
         unicast_peers,
+        peers,
         mcast,
         broadcast_mac: raw.broadcast_mac.unwrap_or(false),
         announce,

@@ -159,6 +159,7 @@ fn ucarp_config(run: &RunArgs, interface: Option<&str>) -> Result<Config, Config
         },
         replay: ReplayMode::default(),
         replay_window_ms: None,
+        peers: Vec::new(),
         hmac_link_local: LinkLocalHmac::default(),
         unicast_peers: Vec::new(),
         mcast: run.mcast,

@@ -284,7 +284,7 @@ impl Running {
         let key = self.key();
         let (binding, sources) = Binding::open(&self.cfg, &key, link, links).await?;
         receive.attach(&link.name, link.ifindex, xdp_mode)?;
-        receive.serve_vhid(link.ifindex, self.cfg.vhid)?;
+        receive.serve_vhid(link.ifindex, self.cfg.vhid, &self.cfg.peers)?;
         let hmac = hmac_key(&self.cfg);
         receive.set_hmac_key(link.ifindex, self.cfg.vhid, hmac.as_ref())?;
         if sources != self.core.params().source_addrs {

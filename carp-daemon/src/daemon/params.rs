@@ -61,6 +61,7 @@ pub fn instance_params(
         .replay_window_ms
         .map(|ms| Nanos::from_millis(u64::from(ms)));
     p.hmac_link_local = cfg.hmac_link_local;
+    p.allowed_peers = cfg.peers.clone();
     p.announce_rounds = u8::try_from(cfg.announce.count).unwrap_or(u8::MAX);
     // The core repeats announcements every N adverts; pick the N closest to
     // the configured gap.

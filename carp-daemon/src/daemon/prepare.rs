@@ -75,7 +75,7 @@ impl Prepared {
             hmac,
             health,
         } = self;
-        receive.serve_vhid(link.ifindex, cfg.vhid)?;
+        receive.serve_vhid(link.ifindex, cfg.vhid, &cfg.peers)?;
         receive.set_hmac_key(link.ifindex, cfg.vhid, hmac.as_ref())?;
         let key = InstanceKey {
             interface: cfg.interface.clone(),

@@ -247,6 +247,14 @@ impl Instance {
         if self.params.source_addrs.contains(&src) {
             return Err(Reject::Own { src });
         }
+        if !self.params.allowed_peers.is_empty()
+            && !self.params.allowed_peers.iter().any(|p| p.admits(sender))
+        {
+            return Err(Reject::NotAllowed {
+                src,
+                mac: super::peer::Mac(sender.mac),
+            });
+        }
         if !self.auth.verify(h) {
             return Err(Reject::Auth {
                 src,

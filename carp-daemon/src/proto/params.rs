@@ -169,6 +169,9 @@ pub struct InstanceParams {
     pub announce_every_adverts: u8,
     /// How IPv6 link-local VIPs enter the HMAC we send.
     pub hmac_link_local: LinkLocalHmac,
+    /// The peer allow-list: when not empty, adverts from other sources are
+    /// refused.
+    pub allowed_peers: Vec<super::peer::AllowedPeer>,
 }
 
 impl InstanceParams {
@@ -193,6 +196,7 @@ impl InstanceParams {
             announce_rounds: 2,
             announce_every_adverts: 2,
             hmac_link_local: LinkLocalHmac::Include,
+            allowed_peers: Vec::new(),
         }
     }
 

@@ -65,6 +65,78 @@ impl From<IpAddr> for Sender {
     }
 }
 
+/// An Ethernet address, printed `aa:bb:cc:dd:ee:ff`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Mac(pub [u8; 6]);
+
+impl std::fmt::Display for Mac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl std::str::FromStr for Mac {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<u8> = s
+            .split(':')
+            .map(|p| {
+                (p.len() == 2)
+                    .then(|| u8::from_str_radix(p, 16).ok())
+                    .flatten()
+            })
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("{s:?} is not a MAC address (aa:bb:cc:dd:ee:ff)"))?;
+        <[u8; 6]>::try_from(parts)
+            .map(Mac)
+            .map_err(|_| format!("{s:?} is not a MAC address (aa:bb:cc:dd:ee:ff)"))
+    }
+}
+
+/// A source allowed to speak for a vhid (the peer allow-list): its address
+/// and, if pinned, the Ethernet address it must send from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AllowedPeer {
+    /// IP source address.
+    pub addr: IpAddr,
+    /// Pinned Ethernet source, if any.
+    pub mac: Option<Mac>,
+}
+
+impl AllowedPeer {
+    /// Whether `sender` is this peer.
+    pub fn admits(&self, sender: Sender) -> bool {
+        self.addr == sender.addr && self.mac.is_none_or(|m| m.0 == sender.mac)
+    }
+}
+
+impl std::fmt::Display for AllowedPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.mac {
+            Some(mac) => write!(f, "{}@{mac}", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
+
+impl std::str::FromStr for AllowedPeer {
+    type Err = String;
+
+    /// `ADDRESS` or `ADDRESS@MAC`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, mac) = match s.split_once('@') {
+            Some((a, m)) => (a, Some(m.parse()?)),
+            None => (s, None),
+        };
+        let addr = addr
+            .parse()
+            .map_err(|_| format!("{addr:?} is not an IP address"))?;
+        Ok(AllowedPeer { addr, mac })
+    }
+}
+
 /// Which CARP implementation a source is, as far as its adverts show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PeerKind {

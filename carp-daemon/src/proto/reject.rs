@@ -67,6 +67,14 @@ pub enum Reject {
         /// Sender (one of our addresses).
         src: IpAddr,
     },
+    /// The vhid has a peer allow-list and the sender is not on it.
+    #[error("advert from {src} (MAC {mac}) is not from an allowed peer")]
+    NotAllowed {
+        /// Sender.
+        src: IpAddr,
+        /// Its Ethernet source, `00:00:00:00:00:00` when unknown.
+        mac: super::peer::Mac,
+    },
     /// The HMAC does not match: wrong password, vhid or address list.
     #[error("advert from {src} with counter {counter} fails authentication")]
     Auth {
@@ -97,6 +105,7 @@ impl Reject {
             Reject::Vhid { .. } => "vhid",
             Reject::Checksum { .. } => "checksum",
             Reject::Own { .. } => "own",
+            Reject::NotAllowed { .. } => "not-allowed",
             Reject::Auth { .. } => "auth",
             Reject::Replay { source, .. } => source.name(),
         }

@@ -4,14 +4,16 @@
 //! place of BPF maps. Used where XDP cannot attach (containers, old kernels,
 //! `--xdp-mode off`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use carp_common::constants::{CARP_HMAC_LEN, MAP_RATE_CAPACITY};
 use carp_common::hmac::{verify_advert, HmacKey};
 use carp_common::inspect::{Auth, Tables};
-use carp_common::maps::{RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey};
+use carp_common::maps::{
+    PeerKey, PeerValue, RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey,
+};
 use carp_common::rate;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -129,8 +131,10 @@ fn recv_one(fd: i32, buf: &mut [u8]) -> io::Result<Option<(u32, usize)>> {
 /// The fallback's stand-in for the BPF maps.
 #[derive(Debug, Default)]
 pub struct FallbackTables {
-    /// Served (interface, vhid) pairs.
-    pub vhids: HashSet<VhidKey>,
+    /// Served (interface, vhid) pairs and their flags.
+    pub vhids: HashMap<VhidKey, u32>,
+    /// The peer allow-lists.
+    pub peers: HashMap<PeerKey, PeerValue>,
     /// Per-source rate-limit state, bounded like the LRU map it replaces.
     pub rate: HashMap<RateKey, RateState>,
     /// Precomputed HMAC keys per served (interface, vhid).
@@ -148,8 +152,12 @@ impl Tables for FallbackTables {
         self.now_ns
     }
 
-    fn vhid_served(&self, key: &VhidKey) -> bool {
-        self.vhids.contains(key)
+    fn vhid_flags(&self, key: &VhidKey) -> u32 {
+        self.vhids.get(key).copied().unwrap_or(0)
+    }
+
+    fn peer(&self, key: &PeerKey) -> Option<PeerValue> {
+        self.peers.get(key).copied()
     }
 
     fn authenticate(

@@ -2,7 +2,11 @@
 
 use std::net::IpAddr;
 
+use carp_common::constants::{AF_INET, AF_INET6};
 use carp_common::hmac::{HmacKey, HmacKeyError};
+use carp_common::maps::{PeerKey, PeerValue};
+
+use crate::proto::peer::AllowedPeer;
 
 /// The precomputed key for `vhid` with `password` and virtual addresses
 /// `vips`; an error when the password is too long or the addresses do not
@@ -20,4 +24,32 @@ pub fn hmac_key(
         }
     }
     HmacKey::precompute(password, vhid, &v4, &v6)
+}
+
+/// The receive path's allow-list entries of `vhid` on `ifindex`.
+pub fn peer_entries(ifindex: u32, vhid: u8, peers: &[AllowedPeer]) -> Vec<(PeerKey, PeerValue)> {
+    peers
+        .iter()
+        .map(|p| {
+            let (family, addr) = match p.addr {
+                IpAddr::V4(a) => {
+                    let mut b = [0u8; 16];
+                    b[..4].copy_from_slice(&a.octets());
+                    (AF_INET, b)
+                }
+                IpAddr::V6(a) => (AF_INET6, a.octets()),
+            };
+            let key = PeerKey {
+                ifindex,
+                vhid: u16::from(vhid),
+                family,
+                addr,
+            };
+            let value = PeerValue {
+                mac: p.mac.map_or([0; 6], |m| m.0),
+                mac_pinned: u16::from(p.mac.is_some()),
+            };
+            (key, value)
+        })
+        .collect()
 }

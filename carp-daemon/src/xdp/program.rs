@@ -11,10 +11,14 @@ use aya::programs::links::FdLink;
 use aya::programs::{Xdp, XdpMode as AyaXdpMode};
 use aya::{Ebpf, EbpfLoader};
 use carp_common::constants::{
-    MAP_COUNTERS, MAP_EVENTS, MAP_HMAC, MAP_REPLAY, MAP_SETTINGS, MAP_VHIDS, PROGRAM_NAME,
+    MAP_COUNTERS, MAP_EVENTS, MAP_HMAC, MAP_PEERS, MAP_REPLAY, MAP_SETTINGS, MAP_VHIDS,
+    PROGRAM_NAME,
 };
 use carp_common::hmac::HmacKey;
-use carp_common::maps::{ReplayKey, ReplayState, Settings, VhidKey, VhidValue};
+use carp_common::maps::{
+    PeerKey, PeerValue, ReplayKey, ReplayState, Settings, VhidKey, VhidValue, VHID_PEERS_ONLY,
+    VHID_SERVED,
+};
 use carp_common::reason::REASON_COUNT;
 
 use super::counters::Counters;
@@ -97,6 +101,7 @@ impl AttachMode {
 pub struct XdpProgram {
     ebpf: Ebpf,
     vhids: HashMap<MapData, VhidKey, VhidValue>,
+    peers: HashMap<MapData, PeerKey, PeerValue>,
     hmac: HashMap<MapData, VhidKey, HmacKey>,
     replay: HashMap<MapData, ReplayKey, ReplayState>,
     settings: Array<MapData, Settings>,
@@ -154,6 +159,8 @@ impl XdpProgram {
         })?;
         let vhids = HashMap::try_from(take_map(&mut ebpf, MAP_VHIDS)?)
             .map_err(map_err("open CARP_VHIDS"))?;
+        let peers = HashMap::try_from(take_map(&mut ebpf, MAP_PEERS)?)
+            .map_err(map_err("open CARP_PEERS"))?;
         let hmac =
             HashMap::try_from(take_map(&mut ebpf, MAP_HMAC)?).map_err(map_err("open CARP_HMAC"))?;
         let replay = HashMap::try_from(take_map(&mut ebpf, MAP_REPLAY)?)
@@ -170,6 +177,7 @@ impl XdpProgram {
         Ok(Self {
             ebpf,
             vhids,
+            peers,
             hmac,
             replay,
             settings: settings_map,
@@ -216,17 +224,54 @@ impl XdpProgram {
         self.links.iter().map(|(i, _)| *i)
     }
 
-    /// Lets adverts for `vhid` on `ifindex` through.
-    pub fn serve_vhid(&mut self, ifindex: u32, vhid: u8) -> Result<(), ProgramError> {
+    /// Lets adverts for `vhid` on `ifindex` through; with `peers` not
+    /// empty, only from them (the allow-list is written first, then the
+    /// vhid's flags).
+    pub fn serve_vhid(
+        &mut self,
+        ifindex: u32,
+        vhid: u8,
+        peers: &[(PeerKey, PeerValue)],
+    ) -> Result<(), ProgramError> {
+        self.remove_peers(ifindex, vhid)?;
+        for (k, v) in peers {
+            self.peers.insert(k, v, 0).map_err(map_err(format!(
+                "add a peer of vhid {vhid} on ifindex {ifindex} to CARP_PEERS"
+            )))?;
+        }
         let key = VhidKey {
             ifindex,
             vhid: u32::from(vhid),
         };
+        let enabled = VHID_SERVED | if peers.is_empty() { 0 } else { VHID_PEERS_ONLY };
         self.vhids
-            .insert(key, VhidValue { enabled: 1 }, 0)
+            .insert(key, VhidValue { enabled }, 0)
             .map_err(map_err(format!(
                 "add vhid {vhid} on ifindex {ifindex} to CARP_VHIDS"
             )))
+    }
+
+    /// Removes the allow-list of `vhid` on `ifindex`.
+    fn remove_peers(&mut self, ifindex: u32, vhid: u8) -> Result<(), ProgramError> {
+        let keys: Vec<PeerKey> = self
+            .peers
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.ifindex == ifindex && k.vhid == u16::from(vhid))
+            .collect();
+        for k in keys {
+            match self.peers.remove(&k) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(aya::maps::MapError::SyscallError(e))
+                    if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => {
+                    return Err(map_err(format!(
+                        "remove a peer of vhid {vhid} on ifindex {ifindex} from CARP_PEERS"
+                    ))(e))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Stops letting adverts for `vhid` on `ifindex` through.
@@ -236,11 +281,16 @@ impl XdpProgram {
             vhid: u32::from(vhid),
         };
         match self.vhids.remove(&key) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(e) => Err(map_err(format!(
-                "remove vhid {vhid} on ifindex {ifindex} from CARP_VHIDS"
-            ))(e)),
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => {
+                return Err(map_err(format!(
+                    "remove vhid {vhid} on ifindex {ifindex} from CARP_VHIDS"
+                ))(e))
+            }
         }
+        self.remove_peers(ifindex, vhid)
     }
 
     /// Installs or removes the HMAC key of a served vhid.

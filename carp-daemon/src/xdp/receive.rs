@@ -8,15 +8,17 @@ use aya::maps::{MapData, RingBuf};
 use carp_common::event::AdvertEvent;
 use carp_common::hmac::HmacKey;
 use carp_common::inspect::{fill_event, inspect, Verdict};
-use carp_common::maps::{ReplayKey, ReplayState, Settings, VhidKey};
+use carp_common::maps::{ReplayKey, ReplayState, Settings, VhidKey, VHID_PEERS_ONLY, VHID_SERVED};
 use carp_common::reason::Reason;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::counters::Counters;
 use super::fallback::{monotonic_ns, FallbackSocket, FallbackTables};
+use super::key::peer_entries;
 use super::mode::XdpMode;
 use super::program::{AttachMode, ProgramError, XdpProgram};
+use crate::proto::peer::AllowedPeer;
 
 /// Failures of the receive path.
 #[derive(Debug, thiserror::Error)]
@@ -226,15 +228,30 @@ impl ReceivePath {
         &self.interfaces
     }
 
-    /// Accepts adverts for `vhid` on `ifindex`.
-    pub fn serve_vhid(&mut self, ifindex: u32, vhid: u8) -> Result<(), ReceiveError> {
+    /// Accepts adverts for `vhid` on `ifindex`; with `peers` not empty,
+    /// only from them (the peer allow-list).
+    pub fn serve_vhid(
+        &mut self,
+        ifindex: u32,
+        vhid: u8,
+        peers: &[AllowedPeer],
+    ) -> Result<(), ReceiveError> {
+        let entries = peer_entries(ifindex, vhid, peers);
         if let Some(p) = self.program.as_mut() {
-            p.serve_vhid(ifindex, vhid)?;
+            p.serve_vhid(ifindex, vhid, &entries)?;
         }
-        self.tables.vhids.insert(VhidKey {
-            ifindex,
-            vhid: u32::from(vhid),
-        });
+        self.tables
+            .peers
+            .retain(|k, _| !(k.ifindex == ifindex && k.vhid == u16::from(vhid)));
+        self.tables.peers.extend(entries);
+        let flags = VHID_SERVED | if peers.is_empty() { 0 } else { VHID_PEERS_ONLY };
+        self.tables.vhids.insert(
+            VhidKey {
+                ifindex,
+                vhid: u32::from(vhid),
+            },
+            flags,
+        );
         Ok(())
     }
 
@@ -247,6 +264,9 @@ impl ReceivePath {
             ifindex,
             vhid: u32::from(vhid),
         });
+        self.tables
+            .peers
+            .retain(|k, _| !(k.ifindex == ifindex && k.vhid == u16::from(vhid)));
         Ok(())
     }
 
