@@ -57,6 +57,10 @@ pub struct Running {
     kernel_rules: HashSet<IpAddr>,
     /// Whether the receive path checks this instance's HMACs.
     pub hmac_in_receive_path: bool,
+    /// The latest time handed to the core: adverts are handed over with the
+    /// time the kernel saw them, which may be earlier than a time given
+    /// before, and the core's time must never go backwards.
+    core_now: Nanos,
 }
 
 impl Running {
@@ -213,19 +217,31 @@ impl Running {
             _health: health,
             kernel_rules: HashSet::new(),
             hmac_in_receive_path: hmac.is_some(),
+            core_now: now,
             cfg,
         })
     }
 
-    /// Hands a received advert to the core; on acceptance, lets the receive
-    /// path enforce the source's replay rule from now on.
+    /// The time to hand the core for an event at `t`: `t`, or the latest
+    /// time handed to it before if that is later. Every call into the core
+    /// takes its time from here.
+    pub fn core_time(&mut self, t: Nanos) -> Nanos {
+        self.core_now = self.core_now.max(t);
+        self.core_now
+    }
+
+    /// Hands a received advert to the core, as seen at `seen` (when the
+    /// kernel saw it; [`Running::core_time`] keeps the core's time from going
+    /// backwards); on acceptance, lets the receive path enforce the source's
+    /// replay rule from now on.
     pub fn handle_advert(
         &mut self,
-        now: Nanos,
+        seen: Nanos,
         src: IpAddr,
         header: &carp_common::header::CarpHeader,
         receive: &mut ReceivePath,
     ) -> Result<(), Reject> {
+        let now = self.core_time(seen);
         self.core.handle_advert(now, src, header)?;
         if self.hmac_in_receive_path && !self.kernel_rules.contains(&src) {
             if let Some(rule) = self.core.replay_rule(src) {
@@ -366,6 +382,7 @@ impl Running {
     /// down script per `-z`. Returns once the scripts have finished (or timed out).
     pub async fn shut_down(&mut self, now: Nanos, mgr: &VipManager, receive: &mut ReceivePath) {
         let was_master = self.core.state() == State::Master;
+        let now = self.core_time(now);
         self.core.handle_admin(now, Admin::Shutdown);
         let mut pending = Vec::new();
         while let Some(action) = self.core.poll_action() {

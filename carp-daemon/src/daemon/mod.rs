@@ -11,6 +11,15 @@
 //!
 //! Every decision is the core's ([`crate::proto::instance::Instance`]); this
 //! module reads the clock, waits, and carries out what the core returns.
+//!
+//! Liveness is judged by when the kernel saw an advert, not by when the
+//! daemon got round to it: adverts go to the core with their kernel
+//! timestamp (CLOCK_MONOTONIC, the core's clock), and before acting on an
+//! expired timer the daemon first hands the core every advert already
+//! waiting in the receive path, oldest first. A daemon that was stopped
+//! (SIGSTOP, a debugger, a VM pause) or starved of CPU past a master-down
+//! deadline therefore stays BACKUP when the master's adverts kept arriving
+//! meanwhile, instead of racing its timer against the queued adverts.
 
 pub mod instance;
 pub mod params;
@@ -130,6 +139,11 @@ impl From<crate::net::link::LinkError> for DaemonError {
 fn now() -> Nanos {
     Nanos(monotonic_ns())
 }
+
+/// Most adverts taken from the receive path before one timeout is handled:
+/// more than the ring buffer can hold, so a drain empties it, while a flood
+/// that refills it as fast as it is read cannot hold the timers back.
+const DRAIN_LIMIT: usize = 4096;
 
 fn wall_clock_unix_ns() -> u64 {
     SystemTime::now()
@@ -276,6 +290,9 @@ impl Daemon {
                     None => std::future::pending().await,
                 }
             };
+            // Not `biased;`: the timer branch empties the receive path itself
+            // (see `on_timeout`), so either order is right, and a receive
+            // path that is always ready cannot starve the other branches.
             tokio::select! {
                 ev = self.receive.recv() => match ev {
                     Ok(ev) => self.on_advert(&ev).await,
@@ -303,10 +320,13 @@ impl Daemon {
             .min()
     }
 
+    /// One received advert, handed to its instance as seen when the kernel
+    /// saw it (never later than now).
     async fn on_advert(&mut self, ev: &carp_common::event::AdvertEvent) {
         let header = CarpHeader::from_bytes(&ev.carp);
         let src = event_source(ev);
         let t = now();
+        let seen = Nanos(ev.timestamp_ns.min(t.0));
         let Some(running) = self
             .instances
             .iter_mut()
@@ -314,7 +334,7 @@ impl Daemon {
         else {
             return;
         };
-        if let Err(reject) = running.handle_advert(t, src, &header, &mut self.receive) {
+        if let Err(reject) = running.handle_advert(seen, src, &header, &mut self.receive) {
             tracing::debug!(iface = %running.cfg.interface, vhid = header.vhid, "advert from {src} rejected: {reject}");
         }
         if let Some(latency) = t.0.checked_sub(ev.timestamp_ns) {
@@ -326,13 +346,38 @@ impl Daemon {
         running.carry_out(&self.vips, false).await;
     }
 
+    /// A deadline passed. The adverts already waiting go first: one the
+    /// kernel saw before a master-down deadline keeps the instance BACKUP,
+    /// however late the daemon runs.
     async fn on_timeout(&mut self) {
+        self.drain_adverts().await;
         let t = now();
         for r in &mut self.instances {
             if r.core.poll_timeout().is_some_and(|at| at <= t) {
+                let t = r.core_time(t);
                 r.core.handle_timeout(t);
                 r.carry_out(&self.vips, false).await;
             }
+        }
+    }
+
+    /// Hands the core every advert already waiting in the receive path (at
+    /// most [`DRAIN_LIMIT`]), in the order the kernel saw them.
+    async fn drain_adverts(&mut self) {
+        let mut waiting = Vec::new();
+        while waiting.len() < DRAIN_LIMIT {
+            match self.receive.try_recv() {
+                Ok(Some(ev)) => waiting.push(ev),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!("receive path: {e}");
+                    break;
+                }
+            }
+        }
+        waiting.sort_by_key(|ev| ev.timestamp_ns);
+        for ev in &waiting {
+            self.on_advert(ev).await;
         }
     }
 
@@ -344,6 +389,7 @@ impl Daemon {
             .filter(|r| r.link.ifindex == ev.ifindex && !r.cfg.ignore_ifstate)
         {
             tracing::info!(iface = %r.cfg.interface, vhid = r.cfg.vhid, "link {}", if ev.carrier { "up" } else { "down" });
+            let t = r.core_time(t);
             r.core.handle_link(t, ev.carrier);
             r.carry_out(&self.vips, false).await;
         }
@@ -353,6 +399,7 @@ impl Daemon {
         let t = now();
         if let Some(r) = self.instances.iter_mut().find(|r| r.key() == key) {
             tracing::info!(iface = %key.interface, vhid = key.vhid, "health checks: demote {demote}");
+            let t = r.core_time(t);
             r.core
                 .set_demote(t, u8::try_from(demote).unwrap_or(u8::MAX));
             r.carry_out(&self.vips, false).await;
@@ -364,6 +411,7 @@ impl Daemon {
         let t = now();
         for r in &mut self.instances {
             tracing::info!(iface = %r.cfg.interface, vhid = r.cfg.vhid, "SIGUSR2: going backup");
+            let t = r.core_time(t);
             r.core.handle_admin(t, Admin::GoBackup);
             r.core.handle_admin(t, Admin::Resume);
             r.carry_out(&self.vips, false).await;
