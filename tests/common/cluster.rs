@@ -1,8 +1,8 @@
 //! A LAN of throw-away namespaces for end-to-end daemon tests: a "switch"
 //! namespace with a Linux bridge, N host namespaces and a client namespace,
 //! each joined to the bridge by a veth (`eth0` on the host side, `hN` / `cl`
-//! as the bridge port). Hosts are `10.<net>.<lan>.(i+1)/24`, the client is
-//! `.100`. Daemons (`carpd-xdp`) and UCARP run inside host namespaces with
+//! as the bridge port). Hosts are `10.<net>.<lan>.(i+1)/24` (or a wider
+//! prefix, see [`Lan::with_prefix`]), the client is `.100`. Daemons (`carpd-xdp`) and UCARP run inside host namespaces with
 //! their output captured to files in a temp dir, printed when a test panics.
 //!
 //! Everything is removed on drop: processes are killed (SIGKILL) and reaped
@@ -56,6 +56,14 @@ impl Lan {
     /// Builds a LAN of `hosts` hosts on `10.<a>.<b>.0/24`. `tag` names the
     /// namespaces (`tag` must be short: namespace names end up in logs).
     pub fn new(tag: &str, a: u8, b: u8, hosts: usize) -> Lan {
+        Lan::with_prefix(tag, a, b, hosts, 24)
+    }
+
+    /// The same with the hosts' and client's addresses (still `.i+1` and
+    /// `.100` of `10.<a>.<b>`) on a `prefix_len` network, e.g. 16 for room
+    /// for more VIPs than a /24 holds, each of them a secondary address of
+    /// the host's own network.
+    pub fn with_prefix(tag: &str, a: u8, b: u8, hosts: usize, prefix_len: u8) -> Lan {
         let switch = Netns::new(&format!("{tag}-sw"));
         switch.ip(&["link", "add", "br0", "type", "bridge"]);
         // IGMP snooping would need a querier; CARP's group is link-local and
@@ -74,7 +82,7 @@ impl Lan {
         let attach = |ns: &Netns, port: &str, last: u8| {
             veth(ns, "eth0", &switch, port);
             switch.ip(&["link", "set", port, "master", "br0"]);
-            let addr = format!("10.{a}.{b}.{last}/24");
+            let addr = format!("10.{a}.{b}.{last}/{prefix_len}");
             ns.ip(&["addr", "add", &addr, "dev", "eth0"]);
         };
         let mut list = Vec::new();
@@ -262,7 +270,7 @@ impl Inst {
     }
 
     /// Master-down interval as a backup with these settings waits:
-    /// `3 × advbase + advskew/256` s (deadratio 3).
+    /// `3 × advbase + advskew/256` s (deadratio 3; advbase 0: 3 × interval).
     pub fn master_down(&self) -> Duration {
         master_down(self.advbase_secs, self.advskew, 3)
     }
@@ -273,13 +281,19 @@ impl Inst {
     }
 }
 
-/// `advbase + advskew/256` seconds.
+/// `advbase + advskew/256` seconds, at least 1/256 s (the shortest
+/// interval the wire format can express, as the daemon clamps it).
 pub fn interval(advbase_secs: u8, advskew: u8) -> Duration {
-    Duration::from_secs(advbase_secs.into()) + Duration::from_secs(advskew.into()) / 256
+    (Duration::from_secs(advbase_secs.into()) + Duration::from_secs(advskew.into()) / 256)
+        .max(Duration::from_secs(1) / 256)
 }
 
-/// `deadratio × advbase + advskew/256` seconds.
+/// `deadratio × advbase + advskew/256` seconds; with advbase 0, where that
+/// would leave no margin, `deadratio × interval` (the daemon's rule).
 pub fn master_down(advbase_secs: u8, advskew: u8, deadratio: u32) -> Duration {
+    if advbase_secs == 0 {
+        return interval(0, advskew) * deadratio;
+    }
     Duration::from_secs(u64::from(advbase_secs) * u64::from(deadratio))
         + Duration::from_secs(advskew.into()) / 256
 }
