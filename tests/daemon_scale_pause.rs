@@ -22,7 +22,7 @@ use std::net::Ipv4Addr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::cluster::{eventually, Daemon, Inst, Lan};
+use common::cluster::{eventually, Daemon, Inst, Lan, EVENTUALLY};
 use common::require_root;
 use common::Netns;
 use serde_json::Value;
@@ -91,13 +91,8 @@ fn backup_of_255_vhids_holds_none_until_the_master_fails_then_all() {
     let d0 = lan.daemon(0, "d0", &insts(0));
     let d1 = lan.daemon(1, "d1", &backup_insts);
 
-    let all = |d: &Daemon, state: &str| {
-        states(d).filter(|s| {
-            s.len() == usize::from(SCALE_VHIDS) && s.iter().all(|(_, st, _)| st == state)
-        })
-    };
-    eventually("host 0 MASTER of all 255 vhids", || all(&d0, "MASTER"));
-    let settled = eventually("host 1 BACKUP of all 255 vhids", || all(&d1, "BACKUP"));
+    wait_all(&d0, "MASTER");
+    let settled = wait_all(&d1, "BACKUP");
     eventually("all 255 VIPs on host 0", || {
         (held(&lan.hosts[0].ns, &vips).len() == vips.len()).then_some(())
     });
@@ -141,7 +136,34 @@ fn backup_of_255_vhids_holds_none_until_the_master_fails_then_all() {
         "all {SCALE_VHIDS} VIPs on the backup {:?} after the cut",
         fault.elapsed()
     );
-    eventually("host 1 MASTER of all 255 vhids", || all(&d1, "MASTER"));
+    wait_all(&d1, "MASTER");
+}
+
+/// Waits until every one of the [`SCALE_VHIDS`] instances of `d` is in
+/// `state`; returns the states. Panics after [`EVENTUALLY`] with a count of
+/// the states seen last.
+fn wait_all(d: &Daemon, state: &str) -> Vec<(u8, String, u64)> {
+    let start = Instant::now();
+    loop {
+        let now = states(d);
+        if let Some(s) = &now {
+            if s.len() == usize::from(SCALE_VHIDS) && s.iter().all(|(_, st, _)| st == state) {
+                return now.unwrap_or_default();
+            }
+        }
+        if start.elapsed() > EVENTUALLY {
+            let mut counts = std::collections::BTreeMap::new();
+            for (_, st, _) in now.iter().flatten() {
+                *counts.entry(st.clone()).or_insert(0) += 1;
+            }
+            panic!(
+                "{}: not {state} for all {SCALE_VHIDS} vhids within {EVENTUALLY:?}; last states {counts:?} (status answered: {})",
+                d.proc.name,
+                now.is_some()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// One pause test: host 0 master (advskew 0), host 1 backup (advskew 1),

@@ -513,23 +513,31 @@ pub fn status(sock: &Path) -> Option<Value> {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn carpd-xdp status");
+    // Read the answer while waiting: a report larger than the pipe's buffer
+    // (hundreds of instances) would otherwise block the child forever.
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut out).map(|_| out)
+    });
     let guard_start = Instant::now();
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            break;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
         }
         if guard_start.elapsed() > Duration::from_secs(5) {
             let _ = child.kill();
             let _ = child.wait();
+            let _ = reader.join();
             return None;
         }
         std::thread::sleep(Duration::from_millis(5));
-    }
-    let out = child.wait_with_output().expect("status output");
-    if !out.status.success() {
+    };
+    let out = reader.join().ok()?.ok()?;
+    if !status.success() {
         return None;
     }
-    serde_json::from_slice(&out.stdout).ok()
+    serde_json::from_slice(&out).ok()
 }
 
 /// Polls `f` every 20 ms until it returns `Some`, panicking with `what`
