@@ -57,10 +57,31 @@ pub struct Running {
     kernel_rules: HashSet<IpAddr>,
     /// Whether the receive path checks this instance's HMACs.
     pub hmac_in_receive_path: bool,
-    /// The latest time handed to the core: adverts are handed over with the
-    /// time the kernel saw them, which may be earlier than a time given
-    /// before, and the core's time must never go backwards.
-    core_now: Nanos,
+    /// The time handed to the core.
+    clock: CoreClock,
+}
+
+/// The time handed to one core. Adverts are handed over with the time the
+/// kernel saw them, which may be earlier than a time handed over before (a
+/// timeout, a link event), and the core's time must never go backwards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoreClock {
+    /// The latest time handed over.
+    latest: Nanos,
+}
+
+impl CoreClock {
+    /// A clock that has handed over `start` (the core's creation time).
+    pub fn new(start: Nanos) -> Self {
+        CoreClock { latest: start }
+    }
+
+    /// The time to hand the core for an event at `t`: `t`, or the latest
+    /// time handed over before if that is later.
+    pub fn at(&mut self, t: Nanos) -> Nanos {
+        self.latest = self.latest.max(t);
+        self.latest
+    }
 }
 
 impl Running {
@@ -217,17 +238,15 @@ impl Running {
             _health: health,
             kernel_rules: HashSet::new(),
             hmac_in_receive_path: hmac.is_some(),
-            core_now: now,
+            clock: CoreClock::new(now),
             cfg,
         })
     }
 
-    /// The time to hand the core for an event at `t`: `t`, or the latest
-    /// time handed to it before if that is later. Every call into the core
-    /// takes its time from here.
+    /// The time to hand the core for an event at `t` (see [`CoreClock`]).
+    /// Every call into the core takes its time from here.
     pub fn core_time(&mut self, t: Nanos) -> Nanos {
-        self.core_now = self.core_now.max(t);
-        self.core_now
+        self.clock.at(t)
     }
 
     /// Hands a received advert to the core, as seen at `seen` (when the
@@ -404,5 +423,22 @@ impl Running {
         for done in pending {
             let _ = done.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_time_never_goes_backwards() {
+        let mut clock = CoreClock::new(Nanos(100));
+        // An advert the kernel saw before the core was created.
+        assert_eq!(clock.at(Nanos(90)), Nanos(100));
+        assert_eq!(clock.at(Nanos(250)), Nanos(250));
+        // Adverts drained after a timeout at 250, seen at 200 and 240.
+        assert_eq!(clock.at(Nanos(200)), Nanos(250));
+        assert_eq!(clock.at(Nanos(240)), Nanos(250));
+        assert_eq!(clock.at(Nanos(251)), Nanos(251));
     }
 }

@@ -348,10 +348,12 @@ impl Daemon {
 
     /// A deadline passed. The adverts already waiting go first: one the
     /// kernel saw before a master-down deadline keeps the instance BACKUP,
-    /// however late the daemon runs.
+    /// however late the daemon runs. The time is read before the drain, so
+    /// that being preempted between the drain and the clock read cannot
+    /// leave out an advert the kernel saw before that time.
     async fn on_timeout(&mut self) {
-        self.drain_adverts().await;
         let t = now();
+        self.drain_adverts().await;
         for r in &mut self.instances {
             if r.core.poll_timeout().is_some_and(|at| at <= t) {
                 let t = r.core_time(t);
