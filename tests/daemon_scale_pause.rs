@@ -11,6 +11,9 @@
 //!   intervals while the master is healthy never takes over once it is
 //!   continued: the adverts that arrived meanwhile were seen in time, at
 //!   advbase 1 and at advbase 0, through XDP and through the fallback path.
+//!   A round in which the master itself was silent for a master-down
+//!   interval (seen on the wire from the client) is repeated instead of
+//!   counted: at advbase 0 a loaded machine delays the master that much.
 //!
 //! The tests of this file run one at a time: a 255-vhid pair next to the
 //! 11.7 ms master-down of advbase 0 would make the latter's outcome depend
@@ -19,8 +22,10 @@
 mod common;
 
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use common::cluster::{eventually, has_addr, Daemon, Inst, Lan, EVENTUALLY};
 use common::require_root;
@@ -63,9 +68,9 @@ fn held(ns: &Netns, vips: &[Ipv4Addr]) -> Vec<Ipv4Addr> {
         .collect()
 }
 
-/// The wall-clock time of day, UTC, as the daemons' logs print it.
-fn utc_time_of_day() -> String {
-    let since_epoch = std::time::SystemTime::now()
+/// The time of day of `t`, UTC, as the daemons' logs print it.
+fn utc_time_of_day(t: SystemTime) -> String {
+    let since_epoch = t
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970");
     let secs = since_epoch.as_secs() % 86_400;
@@ -182,13 +187,17 @@ fn wait_all(d: &Daemon, state: &str) -> Vec<(u8, String, u64)> {
 }
 
 /// One pause test: host 0 master (advskew 0), host 1 backup (advskew 1),
-/// vhid 10 at `advbase_secs`; `rounds` times the backup's daemon is
-/// stopped for three of its master-down intervals, then continued, and
-/// watched for a while: it must never report MASTER, never change its
-/// transition count, and the VIP must stay on host 0 alone.
+/// vhid 10 at `advbase_secs`; the backup's daemon is stopped for three of
+/// its master-down intervals, then continued, and watched for a while: it
+/// must never report MASTER, never change its transition count, and the
+/// VIP must stay on host 0 alone. [`ROUNDS`] such rounds must pass.
+///
+/// A round in which the master itself fell silent for a master-down
+/// interval (its adverts late on a loaded machine, as seen on the wire from
+/// the client) proves nothing: the protocol then requires the takeover. Such
+/// a round is not counted, and is repeated, [`MAX_ATTEMPTS`] in all.
 fn paused_backup_never_takes_over(tag: &str, lan_b: u8, advbase_secs: u8, xdp_off: bool) {
     const VHID: u8 = 10;
-    const ROUNDS: usize = 3;
     let lan = Lan::new(tag, 218, lan_b, 2);
     let vip = lan.addr(VHID);
     let mut insts = [Inst::new(VHID, vip, 0), Inst::new(VHID, vip, 1)];
@@ -208,11 +217,15 @@ fn paused_backup_never_takes_over(tag: &str, lan_b: u8, advbase_secs: u8, xdp_of
             Daemon::start(&lan, i, &name, &args, &[], sock)
         })
         .collect();
-    daemons[0].wait_state(VHID, "MASTER");
-    daemons[1].wait_state(VHID, "BACKUP");
-    eventually("the VIP on host 0 only", || {
-        (lan.holders(vip) == [0]).then_some(())
-    });
+    let wire = AdvertWatch::start(&lan.client, lan.hosts[0].ip);
+    let settle = |daemons: &mut [Daemon]| {
+        daemons[0].wait_state(VHID, "MASTER");
+        daemons[1].wait_state(VHID, "BACKUP");
+        eventually("the VIP on host 0 only", || {
+            (lan.holders(vip) == [0]).then_some(())
+        });
+    };
+    settle(&mut daemons);
     if xdp_off {
         let st = daemons[1].status().expect("status");
         assert_eq!(st["interfaces"][0]["mode"], "off", "{st}");
@@ -221,56 +234,201 @@ fn paused_backup_never_takes_over(tag: &str, lan_b: u8, advbase_secs: u8, xdp_of
     let master_down = insts[1].master_down();
     let pause = master_down * 3;
     let watch = (master_down * 2).max(Duration::from_millis(500));
-    for round in 1..=ROUNDS {
+    let mut passed = 0;
+    let mut void = Vec::new();
+    for attempt in 1..=MAX_ATTEMPTS {
+        if passed == ROUNDS {
+            break;
+        }
         let before = daemons[1].instance(VHID).expect("status of host 1");
-        assert_eq!(before["state"], "BACKUP", "round {round}: {before}");
-        let stopped_at = utc_time_of_day();
+        assert_eq!(before["state"], "BACKUP", "attempt {attempt}: {before}");
+        let stopped = SystemTime::now();
         daemons[1].signal(libc::SIGSTOP);
         std::thread::sleep(pause);
         daemons[1].signal(libc::SIGCONT);
         let resumed = Instant::now();
         // Printed with the output of a failing test, to match the daemons' logs.
         eprintln!(
-            "round {round}: SIGSTOP at {stopped_at}, SIGCONT at {} UTC",
-            utc_time_of_day()
+            "attempt {attempt}: SIGSTOP at {}, SIGCONT at {} UTC",
+            utc_time_of_day(stopped),
+            utc_time_of_day(SystemTime::now())
         );
+        let mut took_over = None;
         while resumed.elapsed() < watch {
-            if let Some(state) = daemons[1].state(VHID) {
-                assert_ne!(
-                    state, "MASTER",
-                    "round {round}: the backup took over {:?} after SIGCONT (paused {pause:?}, master-down {master_down:?})",
-                    resumed.elapsed()
-                );
+            if daemons[1].state(VHID).as_deref() == Some("MASTER")
+                || has_addr(&lan.hosts[1].ns, vip)
+            {
+                took_over.get_or_insert(resumed.elapsed());
             }
-            assert!(
-                !has_addr(&lan.hosts[1].ns, vip),
-                "round {round}: the backup added the VIP {:?} after SIGCONT",
-                resumed.elapsed()
-            );
             // Sparse sampling: the transition count below sees every blip,
             // and a busier loop would take CPU from the master, whose
             // adverts at advbase 0 may be late by 7.8 ms at most.
             std::thread::sleep(Duration::from_millis(50));
         }
+        let after = daemons[1].instance(VHID).expect("status of host 1");
+        let (silence, silent_from) = wire.longest_gap(stopped - master_down, SystemTime::now());
+        // The client's and the backup's kernels see each advert within
+        // microseconds of each other; 1 ms covers the difference.
+        if silence + Duration::from_millis(1) >= master_down {
+            eprintln!(
+                "attempt {attempt}: not counted, the master was silent for {silence:?} from {} UTC",
+                utc_time_of_day(silent_from)
+            );
+            void.push(silence);
+            settle(&mut daemons);
+            continue;
+        }
+        assert_eq!(
+            took_over, None,
+            "attempt {attempt}: the backup took over (seen that long after SIGCONT; paused {pause:?}, master-down {master_down:?}, master's longest silence {silence:?})"
+        );
         assert_eq!(
             lan.holders(vip),
             [0],
-            "round {round}: the VIP must stay on the master alone"
+            "attempt {attempt}: the VIP must stay on the master alone"
         );
-        let after = daemons[1].instance(VHID).expect("status of host 1");
-        assert_eq!(after["state"], "BACKUP", "round {round}: {after}");
+        assert_eq!(after["state"], "BACKUP", "attempt {attempt}: {after}");
         assert_eq!(
             after["transitions"], before["transitions"],
-            "round {round}: the backup changed state while paused and continued: {after}"
+            "attempt {attempt}: the backup changed state while paused and continued (master's longest silence {silence:?}): {after}"
         );
         assert_eq!(daemons[0].state(VHID).as_deref(), Some("MASTER"));
+        passed += 1;
     }
+    assert_eq!(
+        passed, ROUNDS,
+        "only {passed} of {ROUNDS} rounds in {MAX_ATTEMPTS} attempts had a master advertising on time (silences {void:?}): the machine is too loaded for master-down {master_down:?}"
+    );
     // The paused daemon kept working: it still accepts the master's adverts.
     let accepted = |d: &Daemon| d.instance(VHID)?["adverts_accepted"].as_u64();
     let before = accepted(&daemons[1]).expect("status of host 1");
     eventually("host 1 accepting adverts after the pauses", || {
         (accepted(&daemons[1])? > before).then_some(())
     });
+}
+
+/// Rounds of a pause test that must pass.
+const ROUNDS: usize = 3;
+/// Rounds a pause test may try, counting those the master spoilt.
+const MAX_ATTEMPTS: usize = 10;
+
+/// The adverts one source sends, as the kernel of a watching namespace
+/// received them (CLOCK_REALTIME), captured on a thread in that namespace.
+struct AdvertWatch {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<SystemTime>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// `SIOCGSTAMPNS` of linux/sockios.h: the kernel's receive time of the last
+/// frame read from a socket (not exported by the libc crate).
+const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
+
+impl AdvertWatch {
+    /// Starts watching the CARP adverts from `src` on `eth0` of `ns`;
+    /// returns once the socket is open.
+    fn start(ns: &Netns, src: Ipv4Addr) -> AdvertWatch {
+        let path = format!("/run/netns/{}", ns.name());
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = {
+            let (stop, seen) = (stop.clone(), seen.clone());
+            std::thread::spawn(move || watch_adverts(&path, src, &stop, &seen, ready_tx))
+        };
+        ready_rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("advert watcher did not start");
+        AdvertWatch {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    /// The longest time in `[from, to]` without an advert, the ends
+    /// counted, and when it began.
+    fn longest_gap(&self, from: SystemTime, to: SystemTime) -> (Duration, SystemTime) {
+        let seen = self.seen.lock().expect("advert watcher lock");
+        let mut times: Vec<SystemTime> = seen
+            .iter()
+            .copied()
+            .filter(|t| *t >= from && *t <= to)
+            .collect();
+        times.sort_unstable();
+        let mut prev = from;
+        let mut longest = (Duration::ZERO, from);
+        for t in times.into_iter().chain([to]) {
+            let gap = t.duration_since(prev).unwrap_or_default();
+            if gap > longest.0 {
+                longest = (gap, prev);
+            }
+            prev = t;
+        }
+        longest
+    }
+}
+
+impl Drop for AdvertWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The watcher's thread: enters the namespace at `path`, then records the
+/// kernel receive time of every IPv4 protocol-112 packet from `src`.
+fn watch_adverts(
+    path: &str,
+    src: Ipv4Addr,
+    stop: &AtomicBool,
+    seen: &Mutex<Vec<SystemTime>>,
+    ready: std::sync::mpsc::Sender<()>,
+) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    // SAFETY: setns on this thread only, with a valid namespace fd.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+    let proto = (libc::ETH_P_IP as u16).to_be();
+    // SAFETY: plain socket(2); checked below.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, i32::from(proto)) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    let timeout = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 20_000,
+    };
+    // SAFETY: fd is open; timeout outlives the call.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&timeout as *const libc::timeval).cast(),
+            size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    let _ = ready.send(());
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::SeqCst) {
+        // SAFETY: buf is valid for writes of its length.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 20 || buf[9] != 112 || buf[12..16] != src.octets() {
+            continue;
+        }
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: fd is open; ts is valid for the kernel to write.
+        if unsafe { libc::ioctl(fd, SIOCGSTAMPNS, &mut ts) } == 0 {
+            let at = std::time::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+            seen.lock().expect("advert watcher lock").push(at);
+        }
+    }
+    // SAFETY: fd is ours and open.
+    unsafe { libc::close(fd) };
 }
 
 #[test]
