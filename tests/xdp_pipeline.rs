@@ -303,7 +303,8 @@ fn run_mode(mode: &str) {
     }
     let defects = defects(mac);
     frames.extend(defects.iter().map(|(_, f)| f.clone()));
-    // A burst from one source above its rate limit (1/s, burst RATE_BURST).
+    // A burst from one source for one vhid above its rate limit (1/s, burst
+    // RATE_BURST).
     frames.extend((0..BURST_SENT).map(|i| v4(mac, FLOODER4, &carp(VHID, 300 + i as u64))));
     send_frames(&sender, "veth0", &frames);
 

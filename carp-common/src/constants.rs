@@ -58,10 +58,14 @@ pub const MAP_VHIDS_CAPACITY: u32 = 1024;
 pub const MAP_PEERS: &str = "CARP_PEERS";
 /// Capacity of [`MAP_PEERS`].
 pub const MAP_PEERS_CAPACITY: u32 = 4096;
-/// Per-source token buckets, an LRU hash keyed by [`crate::maps::RateKey`].
+/// Token buckets per (source, vhid), an LRU hash keyed by [`crate::maps::RateKey`].
 pub const MAP_RATE: &str = "CARP_RATE";
-/// Capacity of [`MAP_RATE`] (least recently seen sources are evicted).
-pub const MAP_RATE_CAPACITY: u32 = 8192;
+/// Sources per served (interface, vhid) that [`MAP_RATE`] holds at full
+/// [`MAP_VHIDS`]: a master and its backups, or unicast peers.
+pub const MAP_RATE_SOURCES_PER_VHID: u32 = 8;
+/// Capacity of [`MAP_RATE`] (the least recently seen keys are evicted; an
+/// evicted key starts again with a full burst).
+pub const MAP_RATE_CAPACITY: u32 = MAP_RATE_SOURCES_PER_VHID * MAP_VHIDS_CAPACITY;
 /// Single-entry array holding [`crate::maps::Settings`].
 pub const MAP_SETTINGS: &str = "CARP_SETTINGS";
 /// Per-CPU array of u64 counters, indexed by [`crate::reason::Reason`].

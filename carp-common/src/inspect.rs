@@ -3,7 +3,7 @@
 //!
 //! Checks follow OpenBSD's `carp_input`: stateless and cheap first (EtherType,
 //! protocol, IP header, TTL, CARP version, type, authlen, checksum), then the
-//! stateful ones: vhid served, peer allow-list, HMAC, replay, per-source rate. A frame that is
+//! stateful ones: vhid served, peer allow-list, HMAC, replay, rate per (source, vhid). A frame that is
 //! not IP protocol 112 is recognised after two or three loads and left alone.
 //!
 //! The rate limit comes after authentication on purpose (house style puts it
@@ -11,6 +11,12 @@
 //! address would use up the master's bucket, and its genuine adverts would be
 //! dropped as over the rate: a flood could cause a false takeover. Forged
 //! adverts fail the HMAC instead, and never touch the bucket.
+//!
+//! The bucket is per (source, vhid), not per source: a host that is master of
+//! many vhids sends all their adverts in one burst each interval, and a
+//! shared bucket would drop the tail of that burst however it was sized. Per
+//! vhid, a genuine master sends one advert per advert interval, whatever the
+//! number of vhids and their phases.
 //!
 //! The classifier does not build the event: [`Verdict::Advert`] says where the
 //! advert lies, and [`fill_event`] copies it straight into ring-buffer memory,
@@ -57,7 +63,8 @@ pub trait Tables {
     /// records the counter when it passes. Called only for adverts whose HMAC
     /// was verified here, so forged adverts cannot move the state.
     fn replay_admit(&mut self, key: &ReplayKey, counter: u64) -> bool;
-    /// Runs the source's rate limiter for an advert at `now_ns`; true if it conforms.
+    /// Runs the rate limiter of this (source, vhid) for an advert at
+    /// `now_ns`; true if it conforms.
     fn rate_conforms(&mut self, key: &RateKey, now_ns: u64) -> bool;
 }
 
@@ -186,7 +193,8 @@ pub fn inspect<P: Packet + ?Sized, T: Tables>(pkt: &P, ifindex: u32, tables: &mu
     let now_ns = tables.now_ns();
     let rate_key = RateKey {
         ifindex,
-        family: u32::from(family),
+        vhid: u16::from(fixed[1]),
+        family,
         addr: src,
     };
     if !tables.rate_conforms(&rate_key, now_ns) {

@@ -55,20 +55,25 @@ pub struct PeerValue {
 }
 const _: () = assert!(size_of::<PeerValue>() == 8);
 
-/// Key of [`crate::constants::MAP_RATE`]: one advert source on one interface.
+/// Key of [`crate::constants::MAP_RATE`]: one advert source of one vhid on
+/// one interface. The master of a vhid sends at most one advert per advert
+/// interval, so a bucket per (source, vhid) needs only what one vhid may
+/// send, and the bursts of a host serving many vhids never share a bucket.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RateKey {
     /// Interface index.
     pub ifindex: u32,
-    /// [`crate::constants::AF_INET`] or [`crate::constants::AF_INET6`], widened.
-    pub family: u32,
+    /// Virtual host id, widened.
+    pub vhid: u16,
+    /// [`crate::constants::AF_INET`] or [`crate::constants::AF_INET6`].
+    pub family: u16,
     /// Source address; IPv4 in the first 4 bytes, the rest zero.
     pub addr: [u8; 16],
 }
 const _: () = assert!(size_of::<RateKey>() == 24);
 
-/// Value of [`crate::constants::MAP_RATE`]: GCRA state of one source.
+/// Value of [`crate::constants::MAP_RATE`]: GCRA state of one (source, vhid).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct RateState {
@@ -136,7 +141,8 @@ pub const SETTINGS_PASS_HANDLED: u32 = 1;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Settings {
-    /// GCRA emission interval: 1e9 / rate, in ns per advert; 0 disables the limit.
+    /// GCRA emission interval per (source, vhid): 1e9 / rate, in ns per
+    /// advert; 0 disables the limit.
     pub rate_interval_ns: u64,
     /// GCRA tolerance: (burst - 1) × `rate_interval_ns`, in ns.
     pub rate_tolerance_ns: u64,
@@ -148,8 +154,8 @@ pub struct Settings {
 const _: () = assert!(size_of::<Settings>() == 24);
 
 impl Settings {
-    /// Settings allowing `rate_per_sec` adverts per second per source with
-    /// bursts of `burst` adverts (`rate_per_sec` 0: no limit).
+    /// Settings allowing `rate_per_sec` adverts per second per (source, vhid)
+    /// with bursts of `burst` adverts (`rate_per_sec` 0: no limit).
     pub const fn with_rate(rate_per_sec: u32, burst: u32, flags: u32) -> Self {
         if rate_per_sec == 0 {
             return Self {

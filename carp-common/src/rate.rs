@@ -1,13 +1,13 @@
-//! Per-source rate limit: the generic cell rate algorithm (GCRA), a token
-//! bucket kept as one timestamp, with no division on the packet path.
+//! Rate limit per (source, vhid): the generic cell rate algorithm (GCRA), a
+//! token bucket kept as one timestamp, with no division on the packet path.
 
 use crate::maps::{RateState, Settings};
 
 /// Decides whether an advert arriving at `now_ns` conforms, updating `state`.
 ///
-/// An advert conforms when the source's theoretical arrival time is at most
+/// An advert conforms when the key's theoretical arrival time is at most
 /// `rate_tolerance_ns` in the future; each conforming advert pushes it
-/// `rate_interval_ns` further. A source seen for the first time starts with a
+/// `rate_interval_ns` further. A key seen for the first time starts with a
 /// full burst (call with `RateState::default()`).
 #[inline(always)]
 pub fn conforms(state: &mut RateState, settings: &Settings, now_ns: u64) -> bool {

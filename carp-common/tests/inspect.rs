@@ -397,8 +397,15 @@ fn unknown_vhid() {
 }
 
 #[test]
-fn rate_limit_per_source() {
+fn rate_limit_per_source_and_vhid() {
     let mut t = TestTables::serving(7);
+    t.vhids.insert(
+        VhidKey {
+            ifindex: IFINDEX,
+            vhid: 8,
+        },
+        VHID_SERVED,
+    );
     t.settings = Settings::with_rate(1, 3, 0);
     let f = v4();
     let delivered = (0..10)
@@ -422,6 +429,19 @@ fn rate_limit_per_source() {
         inspect(&other[..], IFINDEX, &mut t),
         Verdict::Advert(_)
     ));
+    // So has another vhid of the same source.
+    let vhid_8 = frame(
+        IpLayer::V4 {
+            src: SRC4,
+            dst: CARP_GROUP_V4,
+        },
+        None,
+        &carp(8),
+    );
+    assert!(matches!(
+        inspect(&vhid_8[..], IFINDEX, &mut t),
+        Verdict::Advert(_)
+    ));
     // One second later the first source has one token again.
     t.now += 1_000_000_000;
     assert!(matches!(
@@ -432,6 +452,46 @@ fn rate_limit_per_source() {
         inspect(&f[..], IFINDEX, &mut t),
         Verdict::Drop(Reason::RateLimited)
     );
+}
+
+#[test]
+fn a_master_of_255_vhids_is_never_rate_limited() {
+    // A host that is master of every vhid sends its 255 adverts in one burst
+    // each second; a burst per source far below 255 must not drop any.
+    let mut t = TestTables::serving(1);
+    for vhid in 2..=255u32 {
+        t.vhids.insert(
+            VhidKey {
+                ifindex: IFINDEX,
+                vhid,
+            },
+            VHID_SERVED,
+        );
+    }
+    t.settings = Settings::with_rate(2, 8, 0);
+    let frames: Vec<Vec<u8>> = (1..=255u8)
+        .map(|vhid| {
+            frame(
+                IpLayer::V4 {
+                    src: SRC4,
+                    dst: CARP_GROUP_V4,
+                },
+                None,
+                &carp(vhid),
+            )
+        })
+        .collect();
+    for second in 0..10u64 {
+        t.now = 1_000_000_000 * (second + 1);
+        for f in &frames {
+            assert!(
+                matches!(inspect(&f[..], IFINDEX, &mut t), Verdict::Advert(_)),
+                "second {second}: vhid {} rate-limited",
+                f[14 + 20 + 1]
+            );
+        }
+    }
+    assert_eq!(t.rate.len(), 255, "one bucket per (source, vhid)");
 }
 
 #[test]

@@ -28,10 +28,10 @@ pub struct MonitorArgs {
     /// Receive path: auto (native, then skb, then off), native, skb or off.
     #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
     pub xdp_mode: XdpMode,
-    /// Adverts per second accepted from one source (0: no limit).
+    /// Adverts per second accepted from one source for one vhid (0: no limit).
     #[arg(long, default_value_t = 50)]
     pub rate: u32,
-    /// Burst of adverts accepted from one source above the rate.
+    /// Burst of adverts accepted from one source for one vhid above the rate.
     #[arg(long, default_value_t = 20)]
     pub burst: u32,
     /// Pass handled adverts on to the kernel stack (so tcpdump sees them).

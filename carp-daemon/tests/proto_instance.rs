@@ -462,3 +462,17 @@ fn the_allow_list_refuses_other_sources_and_other_macs() {
     .unwrap();
     assert_eq!(i.status().rejects.get("not-allowed"), 2);
 }
+
+#[test]
+fn the_core_time_never_goes_backwards() {
+    // An advert the kernel saw at t - 5 ms, handed in after something at t:
+    // it counts as heard at t, and the master-down it arms runs from t.
+    let mut i = started(params());
+    let t = Nanos(START.0 + 1_000_000_000);
+    i.handle_link(t, true);
+    i.handle_advert(Nanos(t.0 - 5_000_000), ip(20), &advert(1, 100, 0, 1))
+        .unwrap();
+    let md = i.params().master_down_interval();
+    assert_eq!(i.poll_timeout(), Some(Nanos(t.0 + md.0)));
+    assert_eq!(i.status().last_advert_at, Some(t));
+}

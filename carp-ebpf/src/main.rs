@@ -165,7 +165,8 @@ impl Tables for Maps {
         let mut fresh = RateState::default();
         let ok = rate::conforms(&mut fresh, &settings, now_ns);
         // An LRU map evicts instead of failing when full; should the insert
-        // fail anyway, the source just starts with a full bucket next time.
+        // fail anyway, this (source, vhid) just starts with a full bucket
+        // next time.
         let _ = CARP_RATE.insert(key, &fresh, 0);
         ok
     }

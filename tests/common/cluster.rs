@@ -1,10 +1,11 @@
 //! A LAN of throw-away namespaces for end-to-end daemon tests: a "switch"
 //! namespace with a Linux bridge, N host namespaces and a client namespace,
 //! each joined to the bridge by a veth (`eth0` on the host side, `hN` / `cl`
-//! as the bridge port). Hosts are `10.<net>.<lan>.(i+1)/24` (or addresses
-//! chosen by the test, [`Lan::with_addrs`]), the client is `.100`. Daemons
-//! (`carpd-xdp`) and UCARP run inside host namespaces with their output
-//! captured to files in a temp dir, printed when a test panics.
+//! as the bridge port). Hosts are `10.<net>.<lan>.(i+1)/24` (or a wider
+//! prefix, [`Lan::with_prefix`], or addresses chosen by the test,
+//! [`Lan::with_addrs`]), the client is `.100`. Daemons (`carpd-xdp`) and
+//! UCARP run inside host namespaces with their output captured to files in a
+//! temp dir, printed when a test panics.
 //!
 //! Everything is removed on drop: processes are killed (SIGKILL) and reaped
 //! by their guards, namespaces deleted by [`Netns`]. Declare the [`Lan`]
@@ -57,10 +58,18 @@ impl Lan {
     /// Builds a LAN of `hosts` hosts on `10.<a>.<b>.0/24`. `tag` names the
     /// namespaces (`tag` must be short: namespace names end up in logs).
     pub fn new(tag: &str, a: u8, b: u8, hosts: usize) -> Lan {
+        Lan::with_prefix(tag, a, b, hosts, 24)
+    }
+
+    /// The same with the hosts' and client's addresses (still `.i+1` and
+    /// `.100` of `10.<a>.<b>`) on a `prefix_len` network, e.g. 16 for room
+    /// for more VIPs than a /24 holds, each of them a secondary address of
+    /// the host's own network.
+    pub fn with_prefix(tag: &str, a: u8, b: u8, hosts: usize, prefix_len: u8) -> Lan {
         let addrs: Vec<Ipv4Addr> = (0..hosts)
             .map(|i| Ipv4Addr::new(10, a, b, i as u8 + 1))
             .collect();
-        Lan::with_addrs(tag, &addrs, 24)
+        Lan::with_addrs(tag, &addrs, prefix_len)
     }
 
     /// Builds a LAN whose host `i` has address `hosts[i]/prefix_len`, for
@@ -340,7 +349,7 @@ impl Inst {
     }
 
     /// Master-down interval as a backup with these settings waits:
-    /// `3 × advbase + advskew/256` s (deadratio 3).
+    /// `3 × advbase + advskew/256` s (deadratio 3; advbase 0: 3 × interval).
     pub fn master_down(&self) -> Duration {
         master_down(self.advbase_secs, self.advskew, 3)
     }
@@ -351,13 +360,19 @@ impl Inst {
     }
 }
 
-/// `advbase + advskew/256` seconds.
+/// `advbase + advskew/256` seconds, at least 1/256 s (the shortest
+/// interval the wire format can express, as the daemon clamps it).
 pub fn interval(advbase_secs: u8, advskew: u8) -> Duration {
-    Duration::from_secs(advbase_secs.into()) + Duration::from_secs(advskew.into()) / 256
+    (Duration::from_secs(advbase_secs.into()) + Duration::from_secs(advskew.into()) / 256)
+        .max(Duration::from_secs(1) / 256)
 }
 
-/// `deadratio × advbase + advskew/256` seconds.
+/// `deadratio × advbase + advskew/256` seconds; with advbase 0, where that
+/// would leave no margin, `deadratio × interval` (the daemon's rule).
 pub fn master_down(advbase_secs: u8, advskew: u8, deadratio: u32) -> Duration {
+    if advbase_secs == 0 {
+        return interval(0, advskew) * deadratio;
+    }
     Duration::from_secs(u64::from(advbase_secs) * u64::from(deadratio))
         + Duration::from_secs(advskew.into()) / 256
 }
@@ -577,23 +592,31 @@ pub fn status(sock: &Path) -> Option<Value> {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn carpd-xdp status");
+    // Read the answer while waiting: a report larger than the pipe's buffer
+    // (hundreds of instances) would otherwise block the child forever.
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut out).map(|_| out)
+    });
     let guard_start = Instant::now();
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            break;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
         }
         if guard_start.elapsed() > Duration::from_secs(5) {
             let _ = child.kill();
             let _ = child.wait();
+            let _ = reader.join();
             return None;
         }
         std::thread::sleep(Duration::from_millis(5));
-    }
-    let out = child.wait_with_output().expect("status output");
-    if !out.status.success() {
+    };
+    let out = reader.join().ok()?.ok()?;
+    if !status.success() {
         return None;
     }
-    serde_json::from_slice(&out.stdout).ok()
+    serde_json::from_slice(&out).ok()
 }
 
 /// Polls `f` every 20 ms until it returns `Some`, panicking with `what`

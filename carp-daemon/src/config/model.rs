@@ -30,9 +30,10 @@ pub const DEFAULT_SCRIPT_TIMEOUT_SECS: u32 = 10;
 pub const DEFAULT_ANNOUNCE_COUNT: u32 = 3;
 /// Default gap between takeover announcements, in milliseconds.
 pub const DEFAULT_ANNOUNCE_INTERVAL_MS: u32 = 1000;
-/// Default adverts per second accepted from one source by the receive path.
+/// Default adverts per second accepted from one source for one vhid by the
+/// receive path.
 pub const DEFAULT_RATE: u32 = 50;
-/// Default burst above the rate accepted from one source.
+/// Default burst above the rate accepted from one source for one vhid.
 pub const DEFAULT_BURST: u32 = 20;
 /// Longest CARP key in bytes (CARP_KEY_LEN of carp(4)).
 pub const MAX_PASSWORD_BYTES: usize = crate::proto::auth::MAX_PASSWORD_LEN;
@@ -69,7 +70,7 @@ impl std::fmt::Display for ConfigWarning {
 pub struct Global {
     /// Receive path: XDP native, skb, auto or off (packet socket).
     pub xdp_mode: XdpMode,
-    /// Per-source advert rate limit applied by the receive path.
+    /// Advert rate limit per (source, vhid) applied by the receive path.
     pub rate_limit: RateLimit,
     /// Unix socket answering `carpd-xdp status`.
     pub status_socket: PathBuf,
@@ -98,10 +99,10 @@ impl Default for Global {
     }
 }
 
-/// Adverts accepted per source before the receive path drops them.
+/// Adverts accepted per (source, vhid) before the receive path drops them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {
-    /// Adverts per second from one source (0: no limit).
+    /// Adverts per second from one source for one vhid (0: no limit).
     pub rate: u32,
     /// Adverts accepted above the rate in a burst.
     pub burst: u32,

@@ -335,16 +335,18 @@ impl Running {
         }
     }
 
-    /// Hands a received advert to the core; on acceptance, lets the receive
-    /// path enforce the source's replay rule from now on.
+    /// Hands a received advert to the core, as seen at `seen` (when the
+    /// kernel saw it; the core never lets its time go backwards); on
+    /// acceptance, lets the receive path enforce the source's replay rule
+    /// from now on.
     pub fn handle_advert(
         &mut self,
-        now: Nanos,
+        seen: Nanos,
         sender: Sender,
         header: &carp_common::header::CarpHeader,
         receive: &mut ReceivePath,
     ) -> Result<(), Reject> {
-        self.core.handle_advert(now, sender, header)?;
+        self.core.handle_advert(seen, sender, header)?;
         let src = sender.addr;
         if self.hmac_in_receive_path && !self.kernel_rules.contains(&src) {
             if let Some(rule) = self.core.replay_rule(src) {

@@ -15,6 +15,15 @@
 //! The life cycle around the core (an instance following its interface
 //! name, reloads that prepare before they replace, leaving, VIP retries and
 //! the demote sources) is described in [`instance`].
+//!
+//! Liveness is judged by when the kernel saw an advert, not by when the
+//! daemon got round to it: adverts go to the core with their kernel
+//! timestamp (CLOCK_MONOTONIC, the core's clock), and before acting on an
+//! expired timer the daemon first hands the core every advert already
+//! waiting in the receive path, oldest first. A daemon that was stopped
+//! (SIGSTOP, a debugger, a VM pause) or starved of CPU past a master-down
+//! deadline therefore stays BACKUP when the master's adverts kept arriving
+//! meanwhile, instead of racing its timer against the queued adverts.
 
 mod binding;
 pub mod counters;
@@ -138,6 +147,11 @@ impl From<crate::net::link::LinkError> for DaemonError {
 fn now() -> Nanos {
     Nanos(monotonic_ns())
 }
+
+/// Most adverts taken from the receive path before one timeout is handled:
+/// more than the ring buffer can hold, so a drain empties it, while a flood
+/// that refills it as fast as it is read cannot hold the timers back.
+const DRAIN_LIMIT: usize = 4096;
 
 fn wall_clock_unix_ns() -> u64 {
     SystemTime::now()
@@ -357,6 +371,9 @@ impl Daemon {
                     None => std::future::pending().await,
                 }
             };
+            // Not `biased;`: the timer branch empties the receive path itself
+            // (see `on_timeout`), so either order is right, and a receive
+            // path that is always ready cannot starve the other branches.
             tokio::select! {
                 ev = self.receive.recv() => match ev {
                     Ok(ev) => self.on_advert(&ev).await,
@@ -385,6 +402,8 @@ impl Daemon {
             .min()
     }
 
+    /// One received advert, handed to its instance as seen when the kernel
+    /// saw it (never later than now).
     async fn on_advert(&mut self, ev: &carp_common::event::AdvertEvent) {
         let header = CarpHeader::from_bytes(&ev.carp);
         let src = event_source(ev);
@@ -393,6 +412,7 @@ impl Daemon {
             mac: ev.src_mac,
         };
         let t = now();
+        let seen = Nanos(ev.timestamp_ns.min(t.0));
         let Some(running) = self
             .instances
             .iter_mut()
@@ -400,7 +420,7 @@ impl Daemon {
         else {
             return;
         };
-        if let Err(reject) = running.handle_advert(t, sender, &header, &mut self.receive) {
+        if let Err(reject) = running.handle_advert(seen, sender, &header, &mut self.receive) {
             tracing::debug!(iface = %running.cfg.interface, vhid = header.vhid, "advert from {src} rejected: {reject}");
         }
         if let Some(latency) = t.0.checked_sub(ev.timestamp_ns) {
@@ -412,13 +432,39 @@ impl Daemon {
         running.carry_out(&self.vips, false).await;
     }
 
+    /// A deadline passed. The adverts already waiting go first: one the
+    /// kernel saw before a master-down deadline keeps the instance BACKUP,
+    /// however late the daemon runs. The time is read before the drain, so
+    /// that being preempted between the drain and the clock read cannot
+    /// leave out an advert the kernel saw before that time.
     async fn on_timeout(&mut self) {
         let t = now();
+        self.drain_adverts().await;
         for r in &mut self.instances {
             if r.core.poll_timeout().is_some_and(|at| at <= t) {
                 r.core.handle_timeout(t);
                 r.carry_out(&self.vips, false).await;
             }
+        }
+    }
+
+    /// Hands the core every advert already waiting in the receive path (at
+    /// most [`DRAIN_LIMIT`]), in the order the kernel saw them.
+    async fn drain_adverts(&mut self) {
+        let mut waiting = Vec::new();
+        while waiting.len() < DRAIN_LIMIT {
+            match self.receive.try_recv() {
+                Ok(Some(ev)) => waiting.push(ev),
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!("receive path: {e}");
+                    break;
+                }
+            }
+        }
+        waiting.sort_by_key(|ev| ev.timestamp_ns);
+        for ev in &waiting {
+            self.on_advert(ev).await;
         }
     }
 

@@ -58,6 +58,10 @@ pub struct Instance {
     preempt_after: Nanos,
     /// Shut down for good.
     shut_down: bool,
+    /// The latest time handed in: an earlier one (an advert the kernel saw
+    /// before a timeout the daemon handled first) is taken as this one, so
+    /// the core's time never goes backwards.
+    latest: Nanos,
     /// Announcement rounds still to send since the takeover.
     announce_rounds_left: u8,
     /// Adverts sent since the takeover.
@@ -97,6 +101,7 @@ impl Instance {
             held: false,
             preempt_after: Nanos(0),
             shut_down: false,
+            latest: now,
             announce_rounds_left: 0,
             adverts_since_takeover: 0,
             master: None,
@@ -189,6 +194,7 @@ impl Instance {
         sender: impl Into<Sender>,
         header: &CarpHeader,
     ) -> Result<(), Reject> {
+        let now = self.tick(now);
         let sender = sender.into();
         if let Err(reject) = self.check_advert(now, sender, header) {
             self.status.rejects.bump(&reject);
@@ -361,8 +367,15 @@ impl Instance {
         None
     }
 
+    /// `now`, or the latest time handed in if that is later.
+    fn tick(&mut self, now: Nanos) -> Nanos {
+        self.latest = self.latest.max(now);
+        self.latest
+    }
+
     /// Deadlines that passed by `now`.
     pub fn handle_timeout(&mut self, now: Nanos) {
+        let now = self.tick(now);
         if self.timers.take_expired(Timer::Advert, now) && self.state == State::Master {
             self.master_advert(now);
         }
@@ -376,6 +389,7 @@ impl Instance {
 
     /// The link (carrier) of the interface went up or down.
     pub fn handle_link(&mut self, now: Nanos, up: bool) {
+        let now = self.tick(now);
         if self.shut_down {
             return;
         }
@@ -393,6 +407,7 @@ impl Instance {
     /// backups with a lower one take over without waiting for the next
     /// advert.
     pub fn set_demote(&mut self, now: Nanos, demote: u8) {
+        let now = self.tick(now);
         if demote == self.params.demote {
             return;
         }
@@ -404,6 +419,7 @@ impl Instance {
 
     /// An administrative request.
     pub fn handle_admin(&mut self, now: Nanos, admin: Admin) {
+        let now = self.tick(now);
         if self.shut_down {
             return;
         }

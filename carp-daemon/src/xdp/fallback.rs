@@ -101,6 +101,19 @@ impl FallbackSocket {
             }
         }
     }
+
+    /// The next incoming frame already waiting, without waiting: `None` when
+    /// there is none. Frames this host sent are skipped.
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<(u32, usize)>> {
+        loop {
+            match recv_one(self.fd.get_ref().as_raw_fd(), buf) {
+                Ok(Some(got)) => return Ok(Some(got)),
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(os_err("recvfrom(AF_PACKET)")(e)),
+            }
+        }
+    }
 }
 
 /// One recvfrom; `Ok(None)` for a frame to skip.
@@ -135,7 +148,7 @@ pub struct FallbackTables {
     pub vhids: HashMap<VhidKey, u32>,
     /// The peer allow-lists.
     pub peers: HashMap<PeerKey, PeerValue>,
-    /// Per-source rate-limit state, bounded like the LRU map it replaces.
+    /// Rate-limit state per (source, vhid), bounded like the LRU map it replaces.
     pub rate: HashMap<RateKey, RateState>,
     /// Precomputed HMAC keys per served (interface, vhid).
     pub hmac: HashMap<VhidKey, HmacKey>,

@@ -332,22 +332,70 @@ impl ReceivePath {
                 ev = next_ring_event(self.ring.as_mut()) => return ev,
                 got = next_fallback_frame(self.fallback.as_ref(), &mut self.buf) => {
                     let (ifindex, len) = got.map_err(|source| ReceiveError::Fallback { source })?;
-                    if !self.fallback_ifindexes.contains(&ifindex) {
-                        continue;
+                    if let Some(ev) = self.classify_fallback_frame(ifindex, len) {
+                        return Ok(ev);
                     }
-                    self.tables.now_ns = monotonic_ns();
-                    match inspect(&self.buf[..len], ifindex, &mut self.tables) {
-                        Verdict::NotCarp => {}
-                        Verdict::Drop(reason) => self.fallback_counters.bump(reason),
-                        Verdict::Advert(at) => {
-                            let mut ev = AdvertEvent::zeroed();
-                            if fill_event(&self.buf[..len], &at, ifindex, &mut ev) {
-                                self.fallback_counters.bump(Reason::Delivered);
-                                return Ok(ev);
-                            }
-                            self.fallback_counters.bump(Reason::Truncated);
-                        }
-                    }
+                }
+            }
+        }
+    }
+
+    /// The next validated advert that is already waiting, ring buffer first,
+    /// then the fallback socket; `None` when nothing is, without waiting.
+    /// The daemon empties the receive path with this before it acts on an
+    /// expired timer, so that adverts which arrived while it could not run
+    /// (stopped, starved of CPU) are judged first.
+    pub fn try_recv(&mut self) -> Result<Option<AdvertEvent>, ReceiveError> {
+        if let Some(ring) = self.ring.as_mut() {
+            let rb = ring.get_mut();
+            while let Some(item) = rb.next() {
+                if let Some(ev) = AdvertEvent::from_bytes(&item) {
+                    return Ok(Some(ev));
+                }
+                tracing::warn!(
+                    len = item.len(),
+                    "ring buffer record of unexpected size skipped"
+                );
+            }
+        }
+        while let Some(socket) = self.fallback.as_ref() {
+            let got = socket
+                .try_recv(&mut self.buf)
+                .map_err(|source| ReceiveError::Fallback { source })?;
+            let Some((ifindex, len)) = got else {
+                break;
+            };
+            if let Some(ev) = self.classify_fallback_frame(ifindex, len) {
+                return Ok(Some(ev));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs the classifier on the fallback frame in `buf[..len]`; the event
+    /// if it is a valid advert. Its timestamp is when it was read here: the
+    /// packet socket's own timestamps are on the wall clock, not
+    /// CLOCK_MONOTONIC, so a frame that waited in the socket looks newer
+    /// than it is (a paused daemon then takes over later, never sooner).
+    fn classify_fallback_frame(&mut self, ifindex: u32, len: usize) -> Option<AdvertEvent> {
+        if !self.fallback_ifindexes.contains(&ifindex) {
+            return None;
+        }
+        self.tables.now_ns = monotonic_ns();
+        match inspect(&self.buf[..len], ifindex, &mut self.tables) {
+            Verdict::NotCarp => None,
+            Verdict::Drop(reason) => {
+                self.fallback_counters.bump(reason);
+                None
+            }
+            Verdict::Advert(at) => {
+                let mut ev = AdvertEvent::zeroed();
+                if fill_event(&self.buf[..len], &at, ifindex, &mut ev) {
+                    self.fallback_counters.bump(Reason::Delivered);
+                    Some(ev)
+                } else {
+                    self.fallback_counters.bump(Reason::Truncated);
+                    None
                 }
             }
         }
