@@ -282,6 +282,11 @@ impl Daemon {
             ),
         )?;
         let pid = |what: &str| stage.dir.join(format!("keepalived-{role}-{what}.pid"));
+        // A killed run's pid files would make it refuse to start ("daemon is
+        // already running") while its orphaned child lingers as a zombie.
+        for what in ["main", "vrrp", "checkers"] {
+            let _ = std::fs::remove_file(pid(what));
+        }
         let child = Command::new("ip")
             .args(["netns", "exec", &host.ns, "keepalived"])
             .args(["--vrrp", "--dont-fork", "--log-console", "--log-detail"])
