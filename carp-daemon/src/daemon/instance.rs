@@ -64,6 +64,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// Health-check runs that could not be started (unknown results).
+    pub fn health_unknown_runs(&self) -> u64 {
+        self._health.as_ref().map_or(0, HealthMonitor::unknown_runs)
+    }
+
     /// Key of this instance.
     pub fn key(&self) -> InstanceKey {
         InstanceKey {

@@ -41,6 +41,7 @@ pub fn report(daemon: &Daemon, now: Nanos) -> StatusReport {
                 adverts_accepted: s.adverts_accepted,
                 transitions: s.transitions,
                 rejects: s.rejects.iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                health_unknown: r.health_unknown_runs(),
             }
         })
         .collect();
