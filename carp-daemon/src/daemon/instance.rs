@@ -371,10 +371,7 @@ impl Running {
     }
 
     /// Submits the up or down script, if configured; does not wait.
-    pub fn run_script(
-        &self,
-        script: Script,
-    ) -> Option<tokio::sync::oneshot::Receiver<Vec<crate::scripts::ScriptOutcome>>> {
+    pub fn run_script(&self, script: Script) -> Option<crate::scripts::Done> {
         let (kind, path) = match script {
             Script::Up => (ScriptKind::Up, self.cfg.scripts.upscript.clone()?),
             Script::Down => (ScriptKind::Down, self.cfg.scripts.downscript.clone()?),
