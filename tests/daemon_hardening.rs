@@ -3,7 +3,11 @@
 //! - a local user holding 2,000 connections to the metrics endpoint cannot
 //!   exhaust the daemon's file descriptors: status is still served, the
 //!   health check still runs and passes (no demotion, no unknown run), and
-//!   the endpoint answers a scrape once the flood is gone.
+//!   the endpoint answers a scrape once the flood is gone;
+//! - with `realtime_priority` and `lock_memory` the daemon's thread runs
+//!   SCHED_FIFO with its memory locked, while its up script and health
+//!   check run SCHED_OTHER and see neither the password variable nor
+//!   anything else outside the allow-list.
 
 mod common;
 
@@ -179,4 +183,113 @@ fn a_metrics_connection_flood_neither_exhausts_descriptors_nor_demotes() {
     );
     let inst = d.instance(10).expect("status after the flood");
     assert_eq!(inst["demote"], 0, "{inst}");
+}
+
+/// `policy` of a task from its `/proc/.../sched` text (0 SCHED_OTHER,
+/// 1 SCHED_FIFO).
+fn policy(sched: &str) -> Option<u32> {
+    sched
+        .lines()
+        .find(|l| l.starts_with("policy"))?
+        .rsplit(' ')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_realtime_daemon_runs_its_scripts_and_checks_sched_other_with_a_clean_environment() {
+    if !require_root(
+        "a_realtime_daemon_runs_its_scripts_and_checks_sched_other_with_a_clean_environment",
+    ) {
+        return;
+    }
+    let lan = Lan::new("hdrt", 210, 11, 1);
+    let vip = lan.addr(10);
+    let (up_out, hc_out) = (lan.path("up.out"), lan.path("hc.out"));
+    // Both write their scheduling policy and their whole environment.
+    let dump = |out: &Path| {
+        format!(
+            "{{ grep ^policy /proc/$$/sched; env; }} > {0}.tmp && mv {0}.tmp {0}",
+            out.display()
+        )
+    };
+    let up = lan.write("up.sh", &format!("#!/bin/sh\n{}\n", dump(&up_out)), 0o755);
+    let extra = format!(
+        "upscript = \"{}\"\n\n[[instance.health_check]]\ncommand = [\"/bin/sh\", \"-c\", \"{}\"]\n\
+         interval_secs = 1\ntimeout_secs = 5\nweight = 10\n",
+        up.display(),
+        dump(&hc_out)
+    );
+    let sock = lan.path("d0.sock");
+    let text = lan
+        .config(0, &sock, &[Inst::new(10, vip, 0).extra(&extra)])
+        .replacen(
+            "[global]\n",
+            "[global]\nrealtime_priority = 10\nlock_memory = true\n",
+            1,
+        )
+        .replacen(
+            "password = \"pw10\"",
+            "password_env = \"CARPD_RT_SECRET\"",
+            1,
+        );
+    let config = lan.write("d0.toml", &text, 0o644);
+    let args = vec!["--config".to_string(), config.display().to_string()];
+    let secret = "rt-secret-4711";
+    let mut d = Daemon::start(
+        &lan,
+        0,
+        "d0",
+        &args,
+        &[("CARPD_RT_SECRET", secret), ("CARPD_UNRELATED", "x")],
+        sock,
+    );
+    d.wait_state(10, "MASTER");
+    let pid = d.proc.child.pid();
+
+    // The runtime's thread (the main one) runs SCHED_FIFO at 10.
+    let main = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/sched")).unwrap();
+    assert_eq!(policy(&main), Some(1), "daemon thread: {main}");
+    let chrt = common::run_ok(std::process::Command::new("chrt").args(["-p", &pid.to_string()]));
+    let chrt = String::from_utf8_lossy(&chrt.stdout);
+    assert!(
+        chrt.contains("SCHED_FIFO") && chrt.contains("priority: 10"),
+        "{chrt}"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let locked = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmLck");
+    assert!(locked > 0, "no memory locked: {status}");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max realtime timeout") && l.contains("2000000")),
+        "RLIMIT_RTTIME not set: {limits}"
+    );
+
+    for (what, out) in [("up script", &up_out), ("health check", &hc_out)] {
+        let text = eventually(&format!("the {what}'s output"), || {
+            std::fs::read_to_string(out).ok()
+        });
+        assert_eq!(policy(&text), Some(0), "{what} not SCHED_OTHER: {text}");
+        assert!(!text.contains(secret), "{what} saw the password: {text}");
+        for line in text.lines().skip(1) {
+            let name = line.split('=').next().unwrap_or("");
+            assert!(
+                ["PATH", "LANG", "TZ", "HOME", "PWD", "SHLVL", "_"].contains(&name)
+                    || name.starts_with("LC_")
+                    || name.starts_with("CARP_"),
+                "{what} got {name}: {text}"
+            );
+        }
+    }
+    let up_text = std::fs::read_to_string(&up_out).unwrap();
+    assert!(up_text.contains("\nCARP_STATE=MASTER\n"), "{up_text}");
+    assert_eq!(d.instance(10).expect("status")["demote"], 0);
 }

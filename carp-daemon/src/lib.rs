@@ -14,5 +14,6 @@ pub mod monitor;
 pub mod net;
 pub mod notify;
 pub mod proto;
+pub mod realtime;
 pub mod scripts;
 pub mod xdp;

@@ -377,3 +377,33 @@ fn password_files_others_may_read_are_refused_with_their_place() {
         file_err(&text)
     );
 }
+
+#[test]
+fn realtime_settings_in_global() {
+    let text = format!(
+        "[global]\nrealtime_priority = 40\nlock_memory = true\n{}",
+        base_doc()
+    );
+    let config = config::parse_str(&text, Path::new(FILE), &no_env).unwrap();
+    assert_eq!(config.global.realtime.priority, 40);
+    assert!(config.global.realtime.lock_memory);
+    // Printed by check-config.
+    let printed = config::render(&config);
+    assert!(
+        printed.contains("\nrealtime_priority = 40\nlock_memory = true\n"),
+        "{printed}"
+    );
+    // Off by default.
+    let config = config::parse_str(&base_doc(), Path::new(FILE), &no_env).unwrap();
+    assert_eq!(config.global.realtime.priority, 0);
+    assert!(!config.global.realtime.lock_memory);
+    for bad in ["100", "-1"] {
+        assert_eq!(
+            file_err(&format!(
+                "[global]\nrealtime_priority = {bad}\n{}",
+                base_doc()
+            )),
+            format!("{FILE}:2: global.realtime_priority: {bad} is out of range 0..=99 (0: off)")
+        );
+    }
+}
