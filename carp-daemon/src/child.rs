@@ -116,4 +116,41 @@ mod tests {
         assert_eq!(ids.len(), 2, "{text}");
         assert_eq!(ids[0], ids[1], "pid and process group differ: {text}");
     }
+
+    #[test]
+    fn children_of_a_real_time_thread_run_sched_other() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: SCHED_FIFO needs root (CAP_SYS_NICE)");
+            return;
+        }
+        // As systemd's CPUSchedulingPolicy=fifo leaves it: SCHED_FIFO
+        // without SCHED_RESET_ON_FORK, on a thread of its own.
+        let (plain, ours) = std::thread::spawn(|| {
+            let param = libc::sched_param { sched_priority: 3 };
+            // SAFETY: valid sched_param; pid 0 is this thread.
+            let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+            assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+            let policy_of = |out: std::process::Output| {
+                String::from_utf8(out.stdout).unwrap().trim().to_owned()
+            };
+            let script = "grep ^policy /proc/self/sched | tr -s ' ' | cut -d' ' -f3";
+            let plain = std::process::Command::new("sh")
+                .args(["-c", script])
+                .output()
+                .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let ours = rt
+                .block_on(async { command("sh").args(["-c", script]).output().await })
+                .unwrap();
+            (policy_of(plain), policy_of(ours))
+        })
+        .join()
+        .unwrap();
+        assert_eq!(plain, "1", "a plain child inherits SCHED_FIFO");
+        assert_eq!(ours, "0", "our child must run SCHED_OTHER");
+    }
 }
