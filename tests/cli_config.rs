@@ -52,8 +52,11 @@ impl Scratch {
     }
 
     pub(crate) fn file(&self, name: &str, text: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
         let path = self.0.join(name);
         std::fs::write(&path, text).unwrap();
+        // Password files must be private; configs may be too.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         path
     }
 }
@@ -414,6 +417,51 @@ fn advbase_zero_with_advskew_zero_is_allowed_for_the_fastest_interval() {
         ),
         (0, 0)
     );
+}
+
+#[test]
+fn realtime_options_parse_and_override_the_file() {
+    let scratch = Scratch::new("rt");
+    let text = format!(
+        "[global]\nrealtime_priority = 20\n{}",
+        config_file::base_doc()
+    );
+    let path = scratch.file("c.toml", &text);
+    let path_arg = path.to_str().unwrap();
+    let config = config::from_cli(&parse(&["--config", path_arg]).run, &no_env).unwrap();
+    assert_eq!(config.global.realtime.priority, 20);
+    assert!(!config.global.realtime.lock_memory);
+    let cli = parse(&[
+        "--config",
+        path_arg,
+        "--realtime-priority",
+        "50",
+        "--lock-memory",
+    ]);
+    let config = config::from_cli(&cli.run, &no_env).unwrap();
+    assert_eq!(config.global.realtime.priority, 50);
+    assert!(config.global.realtime.lock_memory);
+    // 0 turns it off whatever the file says.
+    let cli = parse(&["--config", path_arg, "--realtime-priority=0"]);
+    let config = config::from_cli(&cli.run, &no_env).unwrap();
+    assert_eq!(config.global.realtime.priority, 0);
+    // UCARP-style command lines take them too.
+    let config = run(&[
+        "-i",
+        "eth0",
+        "-v",
+        "1",
+        "-p",
+        "pw",
+        "-a",
+        "10.0.0.1",
+        "--realtime-priority",
+        "99",
+    ])
+    .unwrap();
+    assert_eq!(config.global.realtime.priority, 99);
+    let err = parse_err(&["--realtime-priority", "100"]);
+    assert!(err.contains("100") && err.contains("0..=99"), "{err}");
 }
 
 #[test]

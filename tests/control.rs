@@ -71,6 +71,7 @@ fn sample() -> StatusReport {
                 demote_health: 0,
                 demote_vips: 0,
                 rejects: BTreeMap::from([("hmac".into(), 3), ("replay".into(), 0)]),
+                health_unknown: 0,
             },
             InstanceReport {
                 interface: "eth1".into(),
@@ -95,6 +96,7 @@ fn sample() -> StatusReport {
                 demote_health: 10,
                 demote_vips: 0,
                 rejects: BTreeMap::new(),
+                health_unknown: 4,
             },
         ],
     }
@@ -236,6 +238,7 @@ INTERFACE   VHID  STATE          SINCE                             MASTER       
 eth0        1     MASTER         1m05s ago: master down            192.0.2.1            -            1/0           0               3721  0         2            192.0.2.10/24
 eth1:carp0  20    BACKUP (held)  4.2s ago: preferred master heard  2001:db8::2 (ucarp)  0.8s ago     2/100         10 (health 10)  0     1860      1            2001:db8::20/64,198.51.100.20/32
 rejects eth0 vhid 1: hmac 3
+health checks eth1 vhid 20: 4 runs could not be started (result unknown)
 
 receive path:
   eth0 (ifindex 2): native
@@ -299,4 +302,46 @@ fn status_watch_redraws_until_interrupted() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+#[test]
+fn at_most_max_connections_clients_are_served_at_once_and_the_rest_wait() {
+    use carp_daemon::control::server::MAX_CONNECTIONS;
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_in(&dir);
+    let _guard = rt.enter();
+    // A main loop that never answers: each request stays outstanding until
+    // the server gives up on it (REPLY_TIMEOUT). It records the most
+    // requests outstanding at once and the total.
+    let (tx, mut rx) = mpsc::channel(64);
+    let main_loop = rt.spawn(async move {
+        let (mut held, mut most, mut total) = (Vec::new(), 0, 0);
+        while let Some(ControlRequest::Status { reply }) = rx.recv().await {
+            held.retain(|r: &tokio::sync::oneshot::Sender<StatusReport>| !r.is_closed());
+            held.push(reply);
+            (most, total) = (most.max(held.len()), total + 1);
+        }
+        (most, total)
+    });
+    let server = ControlServer::bind(&path, tx).unwrap();
+    let clients: Vec<_> = (0..3 * MAX_CONNECTIONS)
+        .map(|_| rt.spawn(raw_owned(path.clone())))
+        .collect();
+    // Every client is answered in the end (with the main loop's timeout
+    // error): none is refused or dropped.
+    for client in clients {
+        let answer = rt.block_on(client).unwrap();
+        assert!(answer.contains("did not answer"), "{answer}");
+    }
+    // Stopping the server ends the main loop.
+    drop(server);
+    let (most, total) = rt.block_on(main_loop).unwrap();
+    assert_eq!(total, 3 * MAX_CONNECTIONS);
+    assert_eq!(most, MAX_CONNECTIONS, "requests outstanding at once");
+}
+
+/// [`raw`] with an owned path, for spawning.
+async fn raw_owned(path: PathBuf) -> String {
+    raw(&path, "status\n").await
 }

@@ -200,6 +200,13 @@ pub struct RunArgs {
     /// Format of log lines on stderr [default: text].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Run the daemon's thread SCHED_FIFO at this priority, 1-99 (0: off);
+    /// for advbase 0 on a busy host (docs/tuning.md) [default: 0].
+    #[arg(long, value_name = "PRIO", value_parser = clap::value_parser!(u8).range(0..=99))]
+    pub realtime_priority: Option<u8>,
+    /// Lock the daemon's memory (mlockall), so that it is never swapped out.
+    #[arg(long)]
+    pub lock_memory: bool,
 }
 
 impl RunArgs {

@@ -3,7 +3,7 @@
 //! Each [`HealthCheck`] is a command run every `interval`; it passes when it
 //! exits 0 within `timeout` and fails otherwise (non-zero exit, signal,
 //! timeout — the command's process group is then killed — or a command that
-//! cannot be started). The demote contribution published by
+//! does not exist or may not be executed). The demote contribution published by
 //! [`HealthMonitor`] is the sum of the weights of the checks currently
 //! considered failing, in the spirit of OpenBSD's carp demotion counter: a
 //! host whose service is dead advertises worse and gives the VIP away.
@@ -12,8 +12,20 @@
 //! considered failing after `fall` consecutive failed runs and passing again
 //! after `rise` consecutive successful runs. With the default `fall = rise =
 //! 1` every run decides on its own.
+//!
+//! A run that cannot even be started for want of resources (`EMFILE`,
+//! `ENFILE`, `ENOMEM`, `EAGAIN`: the daemon is out of file descriptors,
+//! memory or processes) says nothing about the service: it is *unknown*.
+//! An unknown run leaves the check's state and its rise/fall counts as they
+//! were (the last known result stands), is logged as a warning and counted
+//! ([`HealthMonitor::unknown_runs`], `health_unknown` in the status,
+//! `carpd_health_unknown_total` in the metrics). Otherwise a local user who
+//! exhausts the daemon's descriptors would make every check "fail" and the
+//! node give its VIPs away.
 
+use std::io;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -85,6 +97,72 @@ pub struct HealthMonitor {
     rx: watch::Receiver<u32>,
     /// One task per check, aborted on drop.
     tasks: Vec<JoinHandle<()>>,
+    /// Runs of any check that could not be started (unknown results).
+    unknown: Arc<AtomicU64>,
+}
+
+/// How one run of a check ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunResult {
+    /// Exited 0 within the timeout.
+    Passed,
+    /// Non-zero exit, signal, timeout, or a command that cannot be executed.
+    Failed,
+    /// Could not be started for want of resources: says nothing about the
+    /// service.
+    Unknown,
+}
+
+/// Starts a check's command; the daemon's is [`spawn_command`], tests
+/// replace it to simulate resource exhaustion.
+type Spawner =
+    Arc<dyn Fn(&mut tokio::process::Command) -> io::Result<tokio::process::Child> + Send + Sync>;
+
+/// The rise/fall state of one check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Hysteresis {
+    /// Consecutive passed runs.
+    passes: u32,
+    /// Consecutive failed runs.
+    fails: u32,
+    /// Whether the check currently counts as failing (adds its weight).
+    failing: bool,
+}
+
+impl Hysteresis {
+    /// Takes one run's result into account; returns the new failing state
+    /// when it changed. An unknown run changes nothing.
+    fn record(&mut self, result: RunResult, rise: u32, fall: u32) -> Option<bool> {
+        match result {
+            RunResult::Passed => (self.passes, self.fails) = (self.passes.saturating_add(1), 0),
+            RunResult::Failed => (self.passes, self.fails) = (0, self.fails.saturating_add(1)),
+            RunResult::Unknown => return None,
+        }
+        let now_failing = if self.failing {
+            self.passes < rise
+        } else {
+            self.fails >= fall
+        };
+        if now_failing == self.failing {
+            return None;
+        }
+        self.failing = now_failing;
+        Some(now_failing)
+    }
+}
+
+/// Whether a failure to start a command is a shortage of resources in the
+/// daemon (unknown result) rather than a broken command (failed run).
+fn is_resource_shortage(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::ENOBUFS)
+    ) || e.kind() == io::ErrorKind::OutOfMemory
+}
+
+/// Starts `cmd` (the daemon's spawner).
+fn spawn_command(cmd: &mut tokio::process::Command) -> io::Result<tokio::process::Child> {
+    cmd.spawn()
 }
 
 impl HealthMonitor {
@@ -95,6 +173,16 @@ impl HealthMonitor {
         vhid: u8,
         iface: &str,
         checks: Vec<HealthCheck>,
+    ) -> Result<HealthMonitor, HealthError> {
+        HealthMonitor::start_with(vhid, iface, checks, Arc::new(spawn_command))
+    }
+
+    /// [`HealthMonitor::start`] with the commands started by `spawn`.
+    fn start_with(
+        vhid: u8,
+        iface: &str,
+        checks: Vec<HealthCheck>,
+        spawn: Spawner,
     ) -> Result<HealthMonitor, HealthError> {
         for (index, c) in checks.iter().enumerate() {
             let command = c.argv.join(" ");
@@ -119,31 +207,28 @@ impl HealthMonitor {
         let tx = Arc::new(tx);
         let failing = Arc::new(Mutex::new(vec![false; checks.len()]));
         let weights: Arc<Vec<u32>> = Arc::new(checks.iter().map(|c| c.weight).collect());
+        let unknown = Arc::new(AtomicU64::new(0));
         let tasks = checks
             .into_iter()
             .enumerate()
             .map(|(index, check)| {
                 let (tx, failing, weights) = (tx.clone(), failing.clone(), weights.clone());
+                let (unknown, spawn) = (unknown.clone(), spawn.clone());
                 let iface = iface.to_owned();
                 tokio::spawn(async move {
                     let mut ticker = tokio::time::interval(check.interval);
                     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    let (mut passes, mut fails) = (0u32, 0u32);
-                    let mut is_failing = false;
+                    let mut state = Hysteresis::default();
+                    let command = check.argv.join(" ");
                     loop {
                         ticker.tick().await;
-                        let ok = run_check(&check).await;
-                        if ok {
-                            (passes, fails) = (passes.saturating_add(1), 0);
-                        } else {
-                            (passes, fails) = (0, fails.saturating_add(1));
+                        let result = run_check(&check, &*spawn, vhid, &iface).await;
+                        if result == RunResult::Unknown {
+                            unknown.fetch_add(1, Ordering::Relaxed);
                         }
-                        let now_failing = if is_failing { passes < check.rise } else { fails >= check.fall };
-                        if now_failing == is_failing {
+                        let Some(now_failing) = state.record(result, check.rise, check.fall) else {
                             continue;
-                        }
-                        is_failing = now_failing;
-                        let command = check.argv.join(" ");
+                        };
                         if now_failing {
                             tracing::warn!(vhid, %iface, %command, weight = check.weight, "health check failing");
                         } else {
@@ -164,7 +249,7 @@ impl HealthMonitor {
                 })
             })
             .collect();
-        Ok(HealthMonitor { rx, tasks })
+        Ok(HealthMonitor { rx, tasks, unknown })
     }
 
     /// A receiver of the demote contribution (sum of failing weights).
@@ -176,6 +261,12 @@ impl HealthMonitor {
     pub fn demote(&self) -> u32 {
         *self.rx.borrow()
     }
+
+    /// Runs (of all checks) that could not be started for want of
+    /// resources since the monitor started.
+    pub fn unknown_runs(&self) -> u64 {
+        self.unknown.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for HealthMonitor {
@@ -186,35 +277,47 @@ impl Drop for HealthMonitor {
     }
 }
 
-/// Runs one check once; true when it exited 0 within its timeout.
-async fn run_check(check: &HealthCheck) -> bool {
+/// Runs one check once, started by `spawn`; `vhid` and `iface` label the
+/// log.
+async fn run_check(
+    check: &HealthCheck,
+    spawn: &(dyn Fn(&mut tokio::process::Command) -> io::Result<tokio::process::Child>
+          + Send
+          + Sync),
+    vhid: u8,
+    iface: &str,
+) -> RunResult {
     let Some((program, args)) = check.argv.split_first() else {
-        return false;
+        return RunResult::Failed;
     };
-    let mut cmd = tokio::process::Command::new(program);
+    let mut cmd = crate::child::command(program);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .process_group(0)
         .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
+    let mut child = match spawn(&mut cmd) {
         Ok(c) => c,
+        Err(e) if is_resource_shortage(&e) => {
+            tracing::warn!(vhid, %iface, command = %program, error = %e,
+                "cannot start health check: result unknown, the last one stands");
+            return RunResult::Unknown;
+        }
         Err(e) => {
-            tracing::debug!(command = %program, error = %e, "cannot start health check");
-            return false;
+            tracing::debug!(vhid, %iface, command = %program, error = %e, "cannot start health check");
+            return RunResult::Failed;
         }
     };
     match tokio::time::timeout(check.timeout, child.wait()).await {
-        Ok(Ok(status)) => status.success(),
-        Ok(Err(_)) => false,
+        Ok(Ok(status)) if status.success() => RunResult::Passed,
+        Ok(_) => RunResult::Failed,
         Err(_elapsed) => {
             if let Some(pid) = child.id().and_then(|p| libc::pid_t::try_from(p).ok()) {
                 // SAFETY: kill(2) on the group the child leads; no memory involved.
                 unsafe { libc::kill(-pid, libc::SIGKILL) };
             }
             let _ = child.wait().await;
-            false
+            RunResult::Failed
         }
     }
 }
@@ -304,6 +407,85 @@ mod tests {
             err.to_string(),
             "health check 1 (true): interval must be positive"
         );
+    }
+
+    #[test]
+    fn unknown_runs_keep_the_last_known_result() {
+        use RunResult::{Failed, Passed, Unknown};
+        let mut h = Hysteresis::default();
+        // Passing, then resources run out: nothing changes, however long.
+        for _ in 0..10 {
+            assert_eq!(h.record(Unknown, 2, 2), None);
+        }
+        assert!(!h.failing);
+        // One failure, unknowns, a second failure: fall 2 is reached on the
+        // second *known* failure; the unknowns neither reset nor add.
+        assert_eq!(h.record(Failed, 2, 2), None);
+        assert_eq!(h.record(Unknown, 2, 2), None);
+        assert_eq!(h.record(Failed, 2, 2), Some(true));
+        // Failing: unknowns keep it failing; rise 2 needs two passes.
+        assert_eq!(h.record(Unknown, 2, 2), None);
+        assert_eq!(h.record(Passed, 2, 2), None);
+        assert_eq!(h.record(Unknown, 2, 2), None);
+        assert_eq!(h.record(Passed, 2, 2), Some(false));
+    }
+
+    #[test]
+    fn only_resource_shortages_are_unknown() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::EAGAIN] {
+            assert!(is_resource_shortage(&io::Error::from_raw_os_error(errno)));
+        }
+        // A missing or non-executable command is a failed check.
+        for errno in [libc::ENOENT, libc::EACCES, libc::ENOEXEC] {
+            assert!(!is_resource_shortage(&io::Error::from_raw_os_error(errno)));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_check_that_cannot_start_neither_demotes_nor_recovers() {
+        use std::sync::atomic::AtomicBool;
+        // While `starved` is set every start fails with EMFILE, as when a
+        // local user holds all of the daemon's descriptors.
+        let starved = Arc::new(AtomicBool::new(false));
+        let flag = starved.clone();
+        let spawn: Spawner = Arc::new(move |cmd| {
+            if flag.load(Ordering::SeqCst) {
+                Err(io::Error::from_raw_os_error(libc::EMFILE))
+            } else {
+                cmd.spawn()
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let down = dir.path().join("down");
+        let c = check(&["sh", "-c", &format!("! test -e {}", down.display())], 7);
+        let mon = HealthMonitor::start_with(1, "eth0", vec![c], spawn).unwrap();
+        let mut rx = mon.subscribe();
+
+        // Passing, then starved: many unknown runs, no demotion.
+        starved.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while mon.unknown_runs() < 5 {
+            assert!(tokio::time::Instant::now() < deadline, "no unknown runs");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(mon.demote(), 0, "unknown runs demoted a passing check");
+        assert!(!rx.has_changed().unwrap(), "demote was published");
+
+        // Failing for real: demoted; starved again: the demotion stays.
+        starved.store(false, Ordering::SeqCst);
+        std::fs::write(&down, "").unwrap();
+        assert_eq!(wait_for(&mut rx, |v| *v == 7).await, 7);
+        starved.store(true, Ordering::SeqCst);
+        std::fs::remove_file(&down).unwrap();
+        let seen = mon.unknown_runs();
+        while mon.unknown_runs() < seen + 5 {
+            assert!(tokio::time::Instant::now() < deadline, "no unknown runs");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(mon.demote(), 7, "unknown runs lifted the demotion");
+        // Resources back: the passing command lifts it.
+        starved.store(false, Ordering::SeqCst);
+        assert_eq!(wait_for(&mut rx, |v| *v == 0).await, 0);
     }
 
     #[tokio::test]

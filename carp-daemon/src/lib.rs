@@ -1,6 +1,7 @@
 //! carpd-xdp: a CARP daemon whose receive path runs in the kernel as XDP.
 #![deny(missing_docs)]
 
+pub mod child;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -13,5 +14,6 @@ pub mod monitor;
 pub mod net;
 pub mod notify;
 pub mod proto;
+pub mod realtime;
 pub mod scripts;
 pub mod xdp;

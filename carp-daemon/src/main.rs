@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use carp_daemon::cli::{Cli, Command};
 use carp_daemon::config::{self, Config, Logging};
 use carp_daemon::daemon::{Daemon, Reloader};
-use carp_daemon::{control, daemonize, logging, monitor};
+use carp_daemon::{control, daemonize, logging, monitor, realtime};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -88,6 +88,18 @@ fn run(cli: Cli) -> Result<()> {
             logging::init(&config.global.log, !config.global.daemonize)?;
             for w in &config.warnings {
                 tracing::warn!("{}: {}", w.at, w.message);
+            }
+            // On the thread that will run the (current-thread) runtime,
+            // before the runtime exists: threads it starts later and child
+            // processes run SCHED_OTHER (see realtime.rs).
+            realtime::apply(config.global.realtime)?;
+            let rt = config.global.realtime;
+            if rt.priority > 0 || rt.lock_memory {
+                tracing::info!(
+                    "real-time: SCHED_FIFO priority {} (0: off), memory locked: {}",
+                    rt.priority,
+                    rt.lock_memory
+                );
             }
             let run_args = cli.run.clone();
             let reload: Reloader = Box::new(move || {

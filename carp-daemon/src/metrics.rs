@@ -11,15 +11,24 @@
 //! ```
 //!
 //! When the main loop does not answer, only `carpd_up 0` is served.
+//!
+//! At most [`MAX_CONNECTIONS`] connections are served at a time, each for at
+//! most [`IO_TIMEOUT`] per direction. While all of them are taken, nothing
+//! is accepted: further clients wait in the kernel's listen backlog (and,
+//! once that is full, their SYNs go unanswered and are retried by their
+//! kernel), costing the daemon no file descriptor. A local user opening
+//! thousands of connections therefore delays scrapes but cannot exhaust the
+//! daemon's descriptors, which its health checks and scripts need.
 
 use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
@@ -27,8 +36,10 @@ use crate::control::report::{StatusReport, STATES};
 use crate::control::server::request_status;
 use crate::control::ControlRequest;
 
+/// Connections served at once; more wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 16;
 /// How long a client has to send its request and read the answer.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest request head read, in bytes.
 const MAX_HEAD_BYTES: usize = 8192;
 /// Pause after a failed accept (e.g. out of file descriptors).
@@ -93,21 +104,35 @@ impl Drop for MetricsServer {
     }
 }
 
-/// Accepts connections until aborted, serving each in its own task.
+/// Accepts connections until aborted, serving each in its own task, at
+/// most [`MAX_CONNECTIONS`] at a time.
 async fn accept_loop(listener: TcpListener, requests: mpsc::Sender<ControlRequest>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(serve(stream, requests.clone()));
-                }
-                Err(e) => {
-                    warn!(error = %e, "metrics accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        // No free slot, no accept: the client stays in the backlog.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        // The semaphore is never closed.
+        let Ok(slot) = slot else { return };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let requests = requests.clone();
+                connections.spawn(async move {
+                    serve(stream, requests).await;
+                    drop(slot);
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "metrics accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
         }
     }
 }
@@ -281,6 +306,12 @@ pub fn render(report: &StatusReport) -> String {
         "counter",
         "State changes.",
         &per_instance(&|i| i.transitions.to_string()),
+    );
+    family(
+        "carpd_health_unknown_total",
+        "counter",
+        "Health-check runs that could not be started (no resources): neither pass nor fail.",
+        &per_instance(&|i| i.health_unknown.to_string()),
     );
     let rejects: Vec<(String, String)> = instances
         .iter()

@@ -15,25 +15,44 @@
 //! | `CARP_VIPS`      | every VIP of the instance, space-separated |
 //! | `CARP_VIP`       | the VIP of this call                    |
 //!
-//! A [`ScriptRunner`] runs its jobs one after the other on a tokio task, so
-//! a down script never overtakes the up script it follows, while
-//! [`ScriptRunner::submit`] returns at once. Each script gets `timeout`;
-//! past it the script's whole process group is killed (SIGKILL). Failures
-//! are logged with the exit code and the tail of stderr, and every outcome
-//! is returned through a oneshot channel the caller may ignore.
+//! The script inherits nothing else from the daemon's environment but
+//! `PATH`, `LANG`, `LC_*`, `TZ` and `HOME` ([`crate::child`]): no password
+//! variable, no `NOTIFY_SOCKET`. It runs SCHED_OTHER even when the daemon
+//! runs real-time.
+//!
+//! A [`ScriptRunner`] runs one instance's jobs one after the other on a
+//! tokio task, so a down script never overtakes the up script it follows,
+//! while [`ScriptRunner::submit`] returns at once. Jobs are coalesced: at
+//! most one job waits while another runs, and a newer job replaces a
+//! waiting one, whose receiver then gets [`JobOutcome::Superseded`]. After
+//! flapping, only the script of the latest state runs once the running one
+//! is done, instead of every up/down pair in turn; the latest job is never
+//! dropped, so the last script run always matches the last state.
+//!
+//! Each script gets `timeout` to exit; past it the script's whole process
+//! group is killed (SIGKILL). When the script exits, its own exit status is
+//! reported: its stderr is read for at most [`STDERR_GRACE`] more, so a
+//! background child it left holding stderr (a daemon it started) neither
+//! delays the outcome nor turns it into a timeout, and is left running.
+//! Failures are logged with the exit code and the tail of stderr, and every
+//! outcome is returned through a oneshot channel the caller may ignore.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 use tracing::Instrument;
 
 /// Bytes of stderr kept for the log and the outcome.
 const STDERR_TAIL: usize = 2048;
+/// How long stderr is still read after the script exited, for what it
+/// wrote last; a background child holding it open is not waited for.
+pub const STDERR_GRACE: Duration = Duration::from_millis(200);
 
 /// Errors of submitting script jobs.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +75,14 @@ pub enum ScriptKind {
 }
 
 impl ScriptKind {
+    /// `up` or `down`, for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScriptKind::Up => "up",
+            ScriptKind::Down => "down",
+        }
+    }
+
     /// The `CARP_STATE` value.
     pub fn state(self) -> &'static str {
         match self {
@@ -112,26 +139,97 @@ pub struct ScriptOutcome {
     pub stderr_tail: String,
 }
 
-/// A job and where its outcomes go.
-type Queued = (ScriptJob, oneshot::Sender<Vec<ScriptOutcome>>);
-
-/// Runs one instance's scripts in order on a background task.
+/// What became of a submitted job.
 #[derive(Clone, Debug)]
+pub enum JobOutcome {
+    /// The script ran once per VIP, with these outcomes.
+    Ran(Vec<ScriptOutcome>),
+    /// A newer job of the instance replaced it before it started.
+    Superseded,
+}
+
+/// Where a job's outcome is sent.
+pub type Done = oneshot::Receiver<JobOutcome>;
+
+/// A job and where its outcome goes.
+type Queued = (ScriptJob, oneshot::Sender<JobOutcome>);
+
+/// What the runner handles and its worker share.
+#[derive(Debug, Default)]
+struct Slot {
+    /// The job waiting for the running one to finish (at most one).
+    pending: Option<Queued>,
+    /// Live [`ScriptRunner`] handles; the worker ends at 0 with nothing
+    /// pending.
+    handles: usize,
+    /// The worker has ended (every handle dropped, or the runtime shut
+    /// down).
+    stopped: bool,
+}
+
+/// The slot and the worker's wake-up.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The waiting job and the bookkeeping.
+    slot: Mutex<Slot>,
+    /// Signalled when a job is queued or a handle dropped.
+    wake: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        // A poisoned lock only means a panic while holding plain data.
+        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Marks the worker stopped when its task ends, aborted or not.
+struct StopGuard(Arc<Shared>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        let mut slot = self.0.lock();
+        slot.stopped = true;
+        // Receivers of a job that will never run learn it at once.
+        slot.pending = None;
+    }
+}
+
+/// Runs one instance's scripts in order on a background task, coalescing
+/// jobs that have not started.
+#[derive(Debug)]
 pub struct ScriptRunner {
     /// The instance, for logs and errors.
     vhid: u8,
-    /// Queue of the worker task.
-    tx: mpsc::UnboundedSender<Queued>,
+    /// Shared with the worker task.
+    shared: Arc<Shared>,
 }
 
 impl ScriptRunner {
     /// Starts the worker for instance `vhid`, each script call limited to
     /// `timeout`. Must be called inside a tokio runtime; the worker ends
-    /// when every clone of the runner is dropped and the queue is drained.
+    /// when every clone of the runner is dropped and the waiting job (if
+    /// any) has run.
     pub fn new(vhid: u8, timeout: Duration) -> ScriptRunner {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
+        let shared = Arc::new(Shared::default());
+        shared.lock().handles = 1;
+        let guard = StopGuard(shared.clone());
         tokio::spawn(async move {
-            while let Some((job, done)) = rx.recv().await {
+            let shared = guard.0.clone();
+            loop {
+                let next = {
+                    let mut slot = shared.lock();
+                    match slot.pending.take() {
+                        Some(queued) => Some(queued),
+                        None if slot.handles == 0 => break,
+                        None => None,
+                    }
+                };
+                // Notify keeps a permit for a wake-up sent in between.
+                let Some((job, done)) = next else {
+                    shared.wake.notified().await;
+                    continue;
+                };
                 let mut outcomes = Vec::with_capacity(job.vips.len());
                 for vip in &job.vips {
                     let span = tracing::info_span!(
@@ -144,23 +242,53 @@ impl ScriptRunner {
                     outcomes.push(run_one(&job, *vip, timeout).instrument(span).await);
                 }
                 // The caller may have dropped the receiver; that is fine.
-                let _ = done.send(outcomes);
+                let _ = done.send(JobOutcome::Ran(outcomes));
             }
+            drop(guard);
         });
-        ScriptRunner { vhid, tx }
+        ScriptRunner { vhid, shared }
     }
 
-    /// Queues `job` and returns at once; the receiver yields the outcomes
-    /// (one per VIP) when the job is done and may be dropped.
-    pub fn submit(
-        &self,
-        job: ScriptJob,
-    ) -> Result<oneshot::Receiver<Vec<ScriptOutcome>>, ScriptError> {
+    /// Queues `job` and returns at once; the receiver yields the outcome
+    /// when the job has run or was superseded, and may be dropped. A job
+    /// still waiting is replaced by this one.
+    pub fn submit(&self, job: ScriptJob) -> Result<Done, ScriptError> {
         let (done, rx) = oneshot::channel();
-        self.tx
-            .send((job, done))
-            .map_err(|_| ScriptError::Stopped { vhid: self.vhid })?;
+        let (kind, iface) = (job.kind, job.interface.clone());
+        let replaced = {
+            let mut slot = self.shared.lock();
+            if slot.stopped {
+                return Err(ScriptError::Stopped { vhid: self.vhid });
+            }
+            slot.pending.replace((job, done))
+        };
+        self.shared.wake.notify_one();
+        if let Some((old, old_done)) = replaced {
+            tracing::info!(
+                vhid = self.vhid, %iface,
+                "{} script superseded by the {} script before it started",
+                old.kind.name(), kind.name()
+            );
+            let _ = old_done.send(JobOutcome::Superseded);
+        }
         Ok(rx)
+    }
+}
+
+impl Clone for ScriptRunner {
+    fn clone(&self) -> Self {
+        self.shared.lock().handles += 1;
+        ScriptRunner {
+            vhid: self.vhid,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for ScriptRunner {
+    fn drop(&mut self) {
+        self.shared.lock().handles -= 1;
+        self.shared.wake.notify_one();
     }
 }
 
@@ -179,7 +307,7 @@ async fn run_one(job: &ScriptJob, vip: IpAddr, timeout: Duration) -> ScriptOutco
         let _ = write!(s, "{v}");
         s
     });
-    let mut cmd = tokio::process::Command::new(&job.script);
+    let mut cmd = crate::child::command(&job.script);
     cmd.args(script_args(&job.interface, vip, job.xparam.as_deref()))
         .env("CARP_STATE", job.kind.state())
         .env("CARP_VHID", job.vhid.to_string())
@@ -189,8 +317,6 @@ async fn run_one(job: &ScriptJob, vip: IpAddr, timeout: Duration) -> ScriptOutco
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        // Own process group, so a timeout also kills what the script started.
-        .process_group(0)
         .kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
@@ -205,50 +331,40 @@ async fn run_one(job: &ScriptJob, vip: IpAddr, timeout: Duration) -> ScriptOutco
             };
         }
     };
-    let mut stderr = child.stderr.take();
-    let read_stderr = async move {
-        let mut tail = Vec::new();
-        let mut buf = [0u8; 1024];
-        if let Some(err) = stderr.as_mut() {
-            while let Ok(n) = err.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > STDERR_TAIL {
-                    tail.drain(..tail.len() - STDERR_TAIL);
-                }
-            }
-        }
-        tail
-    };
-    tokio::pin!(read_stderr);
-    let waited = tokio::time::timeout(timeout, async {
-        let (status, tail) = tokio::join!(child.wait(), &mut read_stderr);
-        (status, tail)
-    })
-    .await;
-    let (status, tail) = match waited {
-        Ok((Ok(status), tail)) => {
-            let st = if status.success() {
-                ScriptStatus::Success
-            } else {
-                ScriptStatus::Failed {
-                    code: status.code(),
+    let mut tail = Vec::new();
+    let waited = {
+        let read = read_tail(child.stderr.take(), &mut tail);
+        tokio::pin!(read);
+        let wait = async {
+            let mut read_done = false;
+            let status = loop {
+                tokio::select! {
+                    status = child.wait() => break status,
+                    () = &mut read, if !read_done => read_done = true,
                 }
             };
-            (st, tail)
-        }
-        Ok((Err(e), tail)) => (
-            ScriptStatus::SpawnFailed {
-                error: e.to_string(),
-            },
-            tail,
-        ),
+            // What the script wrote last, unless a child of its holds
+            // stderr open: that one is not waited for.
+            if !read_done {
+                let _ = tokio::time::timeout(STDERR_GRACE, &mut read).await;
+            }
+            status
+        };
+        tokio::time::timeout(timeout, wait).await
+    };
+    let status = match waited {
+        Ok(Ok(status)) if status.success() => ScriptStatus::Success,
+        Ok(Ok(status)) => ScriptStatus::Failed {
+            code: status.code(),
+        },
+        Ok(Err(e)) => ScriptStatus::SpawnFailed {
+            error: e.to_string(),
+        },
         Err(_elapsed) => {
             kill_group(&child);
             let _ = child.wait().await;
-            (ScriptStatus::TimedOut, Vec::new())
+            tail.clear();
+            ScriptStatus::TimedOut
         }
     };
     let stderr_tail = String::from_utf8_lossy(&tail).trim_end().to_owned();
@@ -271,6 +387,22 @@ async fn run_one(job: &ScriptJob, vip: IpAddr, timeout: Duration) -> ScriptOutco
     }
 }
 
+/// Reads `stderr` to its end into `tail`, keeping the last
+/// [`STDERR_TAIL`] bytes.
+async fn read_tail(stderr: Option<tokio::process::ChildStderr>, tail: &mut Vec<u8>) {
+    let Some(mut stderr) = stderr else { return };
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = stderr.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > STDERR_TAIL {
+            tail.drain(..tail.len() - STDERR_TAIL);
+        }
+    }
+}
+
 /// Kills the child's process group (it leads its own group).
 fn kill_group(child: &tokio::process::Child) {
     if let Some(pid) = child.id().and_then(|p| libc::pid_t::try_from(p).ok()) {
@@ -289,6 +421,14 @@ mod tests {
         std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         path
+    }
+
+    /// The outcomes of a job that ran.
+    async fn ran(done: Done) -> Vec<ScriptOutcome> {
+        match done.await.expect("the runner dropped the job") {
+            JobOutcome::Ran(outcomes) => outcomes,
+            JobOutcome::Superseded => panic!("the job was superseded"),
+        }
     }
 
     fn job(kind: ScriptKind, script: PathBuf, xparam: Option<&str>) -> ScriptJob {
@@ -326,11 +466,10 @@ mod tests {
         );
         let up = script(dir.path(), "up", &body);
         let runner = ScriptRunner::new(7, Duration::from_secs(30));
-        let out = runner
+        let out = ran(runner
             .submit(job(ScriptKind::Up, up.clone(), Some("extra arg")))
-            .unwrap()
-            .await
-            .unwrap();
+            .unwrap())
+        .await;
         assert_eq!(out.len(), 2);
         assert!(
             out.iter().all(|o| o.status == ScriptStatus::Success),
@@ -347,11 +486,7 @@ mod tests {
             )
         );
         std::fs::remove_file(&log).unwrap();
-        let out = runner
-            .submit(job(ScriptKind::Down, up, None))
-            .unwrap()
-            .await
-            .unwrap();
+        let out = ran(runner.submit(job(ScriptKind::Down, up, None)).unwrap()).await;
         assert_eq!(out.len(), 2);
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(
@@ -365,11 +500,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bad = script(dir.path(), "bad", "echo \"no route for $2\" >&2\nexit 3");
         let runner = ScriptRunner::new(1, Duration::from_secs(30));
-        let out = runner
-            .submit(job(ScriptKind::Up, bad, None))
-            .unwrap()
-            .await
-            .unwrap();
+        let out = ran(runner.submit(job(ScriptKind::Up, bad, None)).unwrap()).await;
         assert_eq!(out[0].status, ScriptStatus::Failed { code: Some(3) });
         assert_eq!(out[0].stderr_tail, "no route for 192.0.2.10");
         assert_eq!(out[1].stderr_tail, "no route for 2001:db8::10");
@@ -387,7 +518,7 @@ mod tests {
         let runner = ScriptRunner::new(1, Duration::from_millis(500));
         let mut j = job(ScriptKind::Up, slow, None);
         j.vips.truncate(1);
-        let out = runner.submit(j).unwrap().await.unwrap();
+        let out = ran(runner.submit(j).unwrap()).await;
         assert_eq!(out[0].status, ScriptStatus::TimedOut);
         let pid: i32 = std::fs::read_to_string(&pidfile)
             .unwrap()
@@ -417,11 +548,10 @@ mod tests {
     #[tokio::test]
     async fn missing_script_is_a_spawn_failure() {
         let runner = ScriptRunner::new(1, Duration::from_secs(5));
-        let out = runner
+        let out = ran(runner
             .submit(job(ScriptKind::Up, "/nonexistent/up".into(), None))
-            .unwrap()
-            .await
-            .unwrap();
+            .unwrap())
+        .await;
         assert!(
             matches!(out[0].status, ScriptStatus::SpawnFailed { .. }),
             "{out:?}"
@@ -445,6 +575,97 @@ mod tests {
         let mut rx = runner.submit(j).unwrap();
         assert!(rx.try_recv().is_err());
         std::fs::write(&gate, "").unwrap();
-        assert_eq!(rx.await.unwrap()[0].status, ScriptStatus::Success);
+        assert_eq!(ran(rx).await[0].status, ScriptStatus::Success);
+    }
+
+    #[tokio::test]
+    async fn flapping_runs_only_the_latest_waiting_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, gate) = (dir.path().join("log"), dir.path().join("gate"));
+        // Logs its state, then blocks until the gate file exists.
+        let s = script(
+            dir.path(),
+            "s",
+            &format!(
+                "echo \"$CARP_STATE\" >> {}\nwhile [ ! -e {} ]; do sleep 0.02; done",
+                log.display(),
+                gate.display()
+            ),
+        );
+        let one_vip = |kind| {
+            let mut j = job(kind, s.clone(), None);
+            j.vips.truncate(1);
+            j
+        };
+        let runner = ScriptRunner::new(1, Duration::from_secs(60));
+        let first = runner.submit(one_vip(ScriptKind::Up)).unwrap();
+        let started = tokio::time::timeout(Duration::from_secs(30), async {
+            while !std::fs::read_to_string(&log).is_ok_and(|t| t == "MASTER\n") {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        started.await.expect("the first script never started");
+        // Flapping while the up script runs: down, up, down, up, down.
+        let kinds = [
+            ScriptKind::Down,
+            ScriptKind::Up,
+            ScriptKind::Down,
+            ScriptKind::Up,
+            ScriptKind::Down,
+        ];
+        let mut queued: Vec<Done> = kinds
+            .iter()
+            .map(|k| runner.submit(one_vip(*k)).unwrap())
+            .collect();
+        let last = queued.pop().unwrap();
+        // Superseded ones are told so at once, before the gate opens.
+        for done in queued {
+            assert!(matches!(done.await.unwrap(), JobOutcome::Superseded));
+        }
+        std::fs::write(&gate, "").unwrap();
+        assert_eq!(ran(first).await[0].status, ScriptStatus::Success);
+        assert_eq!(ran(last).await[0].status, ScriptStatus::Success);
+        // The running up script finished; of the five later jobs only the
+        // last (down) ran.
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "MASTER\nBACKUP\n");
+        // With nothing waiting, a job runs as before.
+        let again = ran(runner.submit(one_vip(ScriptKind::Up)).unwrap()).await;
+        assert_eq!(again[0].status, ScriptStatus::Success);
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "MASTER\nBACKUP\nMASTER\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_background_child_holding_stderr_does_not_turn_the_exit_into_a_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("child.pid");
+        // Starts a long-lived child that inherits stderr, as a script
+        // starting a service may, then exits 3 at once.
+        let s = script(
+            dir.path(),
+            "s",
+            &format!(
+                "sleep 300 &\necho $! > {}\necho \"cannot reach $2\" >&2\nexit 3",
+                pidfile.display()
+            ),
+        );
+        let runner = ScriptRunner::new(1, Duration::from_secs(20));
+        let mut j = job(ScriptKind::Up, s, None);
+        j.vips.truncate(1);
+        let out = ran(runner.submit(j).unwrap()).await;
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        // SAFETY: kill(2) on the test's own background sleep.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert_eq!(out[0].status, ScriptStatus::Failed { code: Some(3) });
+        assert_eq!(out[0].stderr_tail, "cannot reach 192.0.2.10");
+        // The script's child was left running: it is not ours to kill.
+        assert_eq!(comm.trim(), "sleep", "the background child was killed");
     }
 }

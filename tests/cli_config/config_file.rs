@@ -343,3 +343,67 @@ fn password_file_and_env_supply_the_key_without_warnings() {
     let config = config::parse_str(&text, Path::new(FILE), &web_mail_env).unwrap();
     assert_eq!(config.instances[0].password.key(), b"web-secret");
 }
+
+#[test]
+fn password_files_others_may_read_are_refused_with_their_place() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new("pwmode");
+    let pass = scratch.file("vhid10.pass", "from-file\n");
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = doc(
+        &[(
+            "password = \"secret\"",
+            &format!("password_file = {:?}", pass.to_str().unwrap()),
+        )],
+        "",
+    );
+    assert_eq!(
+        file_err(&text),
+        format!(
+            "{FILE}:6: instance[0].password_file: password file {p} has mode 0644, which lets \
+             group or others read or write it: refusing to use it (chmod 600 {p})",
+            p = pass.display()
+        )
+    );
+    let text = doc(
+        &[("password = \"secret\"", "password_env = \"LC_CARP_PASS\"")],
+        "",
+    );
+    assert!(
+        file_err(&text).starts_with(&format!(
+            "{FILE}:6: instance[0].password_env: LC_CARP_PASS is passed on to scripts"
+        )),
+        "{}",
+        file_err(&text)
+    );
+}
+
+#[test]
+fn realtime_settings_in_global() {
+    let text = format!(
+        "[global]\nrealtime_priority = 40\nlock_memory = true\n{}",
+        base_doc()
+    );
+    let config = config::parse_str(&text, Path::new(FILE), &no_env).unwrap();
+    assert_eq!(config.global.realtime.priority, 40);
+    assert!(config.global.realtime.lock_memory);
+    // Printed by check-config.
+    let printed = config::render(&config);
+    assert!(
+        printed.contains("\nrealtime_priority = 40\nlock_memory = true\n"),
+        "{printed}"
+    );
+    // Off by default.
+    let config = config::parse_str(&base_doc(), Path::new(FILE), &no_env).unwrap();
+    assert_eq!(config.global.realtime.priority, 0);
+    assert!(!config.global.realtime.lock_memory);
+    for bad in ["100", "-1"] {
+        assert_eq!(
+            file_err(&format!(
+                "[global]\nrealtime_priority = {bad}\n{}",
+                base_doc()
+            )),
+            format!("{FILE}:2: global.realtime_priority: {bad} is out of range 0..=99 (0: off)")
+        );
+    }
+}

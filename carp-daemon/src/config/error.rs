@@ -151,6 +151,42 @@ pub enum ConfigError {
         #[source]
         io: std::io::Error,
     },
+    /// The password file is a FIFO, a directory, a device...
+    #[error("{at}: password file {} is {kind}, not a regular file", path.display())]
+    PasswordFileType {
+        /// The password_file field or `-o/--passfile`.
+        at: At,
+        /// The password file.
+        path: PathBuf,
+        /// What it is (`a FIFO`, `a directory`, ...).
+        kind: &'static str,
+    },
+    /// Other users may read or write the password file.
+    #[error(
+        "{at}: password file {} has mode {mode:04o}, which lets group or others read or write it: \
+         refusing to use it (chmod 600 {})",
+        path.display(),
+        path.display()
+    )]
+    PasswordFileMode {
+        /// The password_file field or `-o/--passfile`.
+        at: At,
+        /// The password file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// `password_env` names a variable that scripts and health checks get.
+    #[error(
+        "{at}: {var} is passed on to scripts and health checks (as are PATH, LANG, LC_*, TZ \
+         and HOME): keep the password in another variable"
+    )]
+    PasswordEnvPassedOn {
+        /// The password_env field.
+        at: At,
+        /// The variable name.
+        var: String,
+    },
     /// The password environment variable is unset or not valid text.
     #[error("{at}: environment variable {var} is not set or not valid UTF-8")]
     PasswordEnv {

@@ -83,6 +83,9 @@ pub struct Global {
     /// Where the last advert counter reservation of each instance is kept,
     /// so that counters never go back across restarts.
     pub state_dir: PathBuf,
+    /// SCHED_FIFO priority and memory locking of the daemon
+    /// (`realtime_priority`, `lock_memory`); off by default.
+    pub realtime: crate::realtime::Realtime,
 }
 
 impl Default for Global {
@@ -95,6 +98,7 @@ impl Default for Global {
             log: Logging::default(),
             daemonize: false,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            realtime: crate::realtime::Realtime::default(),
         }
     }
 }

@@ -1,8 +1,17 @@
 //! The CARP password: read from a file, an environment variable or given
 //! inline, checked against the 19-byte limit of carp(4) and UCARP, never printed.
+//!
+//! A password file must be a regular file that neither group nor others may
+//! read or write (mode 0600 or 0400, as sshd asks of private keys); it is
+//! opened non-blocking and checked on the open descriptor, so a FIFO or a
+//! device put in its place is refused at once instead of blocking the
+//! daemon. A `password_env` variable must not be one of those passed on to
+//! scripts and health checks ([`crate::child::PASSED_ON`], `LC_*`).
 
 use std::ffi::OsString;
 use std::fmt;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
 use super::error::{At, ConfigError};
@@ -46,9 +55,10 @@ impl Password {
     /// Reads the first line of `path` without its newline, as UCARP's `-o`
     /// does (so both derive the same key from the same file).
     pub fn from_file(path: PathBuf, at: &At) -> Result<Password, ConfigError> {
-        let bytes = match std::fs::read(&path) {
+        let bytes = match read_private(&path, at) {
             Ok(bytes) => bytes,
-            Err(io) => {
+            Err(Ok(e)) => return Err(e),
+            Err(Err(io)) => {
                 return Err(ConfigError::PasswordFile {
                     at: at.clone(),
                     path,
@@ -70,6 +80,12 @@ impl Password {
         env: &dyn Fn(&str) -> Option<OsString>,
         at: &At,
     ) -> Result<Password, ConfigError> {
+        if crate::child::passed_on(var) {
+            return Err(ConfigError::PasswordEnvPassedOn {
+                at: at.clone(),
+                var: var.to_owned(),
+            });
+        }
         let value = env(var)
             .and_then(|value| value.into_string().ok())
             .ok_or_else(|| ConfigError::PasswordEnv {
@@ -88,6 +104,60 @@ impl Password {
     pub fn source(&self) -> &PasswordSource {
         &self.source
     }
+}
+
+/// Longest password file read, in bytes (only the first line is used).
+const MAX_FILE_BYTES: u64 = 4096;
+
+/// Reads a password file that only its owner may read or write: `Err(Ok)`
+/// for a file of the wrong type or mode, `Err(Err)` for an I/O error.
+fn read_private(
+    path: &std::path::Path,
+    at: &At,
+) -> Result<Vec<u8>, Result<ConfigError, std::io::Error>> {
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+    // writer. The checks are on the descriptor, so nothing can be swapped in
+    // between check and read.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(Err)?;
+    let meta = file.metadata().map_err(Err)?;
+    let kind = meta.file_type();
+    let not_regular = if kind.is_file() {
+        None
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else if kind.is_char_device() || kind.is_block_device() {
+        Some("a device")
+    } else {
+        Some("not a plain file")
+    };
+    if let Some(kind) = not_regular {
+        return Err(Ok(ConfigError::PasswordFileType {
+            at: at.clone(),
+            path: path.to_owned(),
+            kind,
+        }));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o066 != 0 {
+        return Err(Ok(ConfigError::PasswordFileMode {
+            at: at.clone(),
+            path: path.to_owned(),
+            mode,
+        }));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(Err)?;
+    Ok(bytes)
 }
 
 impl fmt::Debug for Password {
@@ -137,6 +207,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("pass");
         std::fs::write(&path, "s3cret\nignored\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let pw = Password::from_file(path.clone(), &at()).unwrap();
         assert_eq!(pw.key(), b"s3cret");
         assert_eq!(pw.source(), &PasswordSource::File(path));
@@ -159,5 +230,70 @@ mod tests {
         );
         let some = |_: &str| Some(OsString::from("abc"));
         assert_eq!(Password::from_env("V", &some, &at()).unwrap().key(), b"abc");
+    }
+
+    #[test]
+    fn files_others_may_read_or_write_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pass");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o620, 0o602] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = Password::from_file(path.clone(), &at()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "-p/--pass: password file {p} has mode {mode:04o}, which lets group or others \
+                     read or write it: refusing to use it (chmod 600 {p})",
+                    p = path.display()
+                )
+            );
+        }
+        for mode in [0o600, 0o400, 0o700] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(
+                Password::from_file(path.clone(), &at()).unwrap().key(),
+                b"s3cret"
+            );
+        }
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pass");
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // No writer ever opens it: a blocking open would hang the test.
+        let err = Password::from_file(path.clone(), &at()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "-p/--pass: password file {} is a FIFO, not a regular file",
+                path.display()
+            )
+        );
+        let err = Password::from_file(dir.path().to_owned(), &at()).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("is a directory, not a regular file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn password_env_must_not_be_passed_on_to_children() {
+        let some = |_: &str| Some(OsString::from("abc"));
+        for var in ["PATH", "LANG", "LC_CARP", "TZ", "HOME"] {
+            let err = Password::from_env(var, &some, &at()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "-p/--pass: {var} is passed on to scripts and health checks (as are PATH, \
+                     LANG, LC_*, TZ and HOME): keep the password in another variable"
+                )
+            );
+        }
     }
 }

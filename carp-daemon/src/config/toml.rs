@@ -40,6 +40,8 @@ struct RawGlobal {
     debug: Option<bool>,
     daemonize: Option<bool>,
     state_dir: Option<PathBuf>,
+    realtime_priority: Option<S<i64>>,
+    lock_memory: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -300,6 +302,16 @@ fn convert_global(ctx: &Ctx<'_>, raw: Option<RawGlobal>) -> Result<Global, Confi
     if let Some(dir) = raw.state_dir {
         global.state_dir = dir;
     }
+    if let Some(v) = &raw.realtime_priority {
+        global.realtime.priority = ctx.int(
+            v,
+            "global.realtime_priority".into(),
+            0,
+            crate::realtime::MAX_PRIORITY.into(),
+            "0..=99 (0: off)",
+        )?;
+    }
+    global.realtime.lock_memory = raw.lock_memory.unwrap_or(false);
     Ok(global)
 }
 

@@ -219,5 +219,9 @@ fn apply_global_options(config: &mut Config, run: &RunArgs) -> Result<(), Config
     if let Some(dir) = &run.state_dir {
         config.global.state_dir = dir.clone();
     }
+    if let Some(priority) = run.realtime_priority {
+        config.global.realtime.priority = priority;
+    }
+    config.global.realtime.lock_memory |= run.lock_memory;
     Ok(())
 }

@@ -122,6 +122,13 @@ pub fn render_table(report: &StatusReport) -> String {
             if !rejects.is_empty() {
                 let _ = writeln!(out, "rejects {} vhid {}: {rejects}", i.interface, i.vhid);
             }
+            if i.health_unknown > 0 {
+                let _ = writeln!(
+                    out,
+                    "health checks {} vhid {}: {} runs could not be started (result unknown)",
+                    i.interface, i.vhid, i.health_unknown
+                );
+            }
         }
     }
     out.push_str("\nreceive path:\n");

@@ -94,6 +94,10 @@ pub struct InstanceReport {
     pub demote_vips: u32,
     /// Adverts rejected by the protocol core, by reason.
     pub rejects: BTreeMap<String, u64>,
+    /// Health-check runs that could not be started for want of resources
+    /// (unknown results, which neither demote nor lift a demotion).
+    #[serde(default)]
+    pub health_unknown: u64,
 }
 
 /// The receive-path counters as the report carries them: every reason by

@@ -5,15 +5,22 @@
 //! only, but there is no reason for other users to poll the daemon). A
 //! socket file left by a crashed run is replaced; one a live daemon answers
 //! on is not.
+//!
+//! At most [`MAX_CONNECTIONS`] clients are served at a time, each for at
+//! most [`IO_TIMEOUT`] per direction; while all are taken nothing is
+//! accepted, so further clients wait in the socket's backlog (their
+//! `connect` blocks, or fails with `EAGAIN` when non-blocking, once it is
+//! full) and cost the daemon no file descriptor.
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 
@@ -21,6 +28,8 @@ use super::{ControlError, ControlRequest, StatusReport};
 
 /// How long the main loop has to answer a request.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Clients served at once; more wait in the socket's backlog.
+pub const MAX_CONNECTIONS: usize = 8;
 /// How long a client has to send its request and read the answer.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest request line read, in bytes.
@@ -145,22 +154,35 @@ fn secure(path: &Path) -> Result<(u64, u64), ControlError> {
     Ok((meta.dev(), meta.ino()))
 }
 
-/// Accepts connections until aborted; each is served in its own task,
-/// aborted with the loop.
+/// Accepts connections until aborted, at most [`MAX_CONNECTIONS`] at a
+/// time; each is served in its own task, aborted with the loop.
 async fn accept_loop(listener: UnixListener, requests: mpsc::Sender<ControlRequest>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(serve(stream, requests.clone()));
-                }
-                Err(e) => {
-                    warn!(error = %e, "control socket accept failed");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        // No free slot, no accept: the client stays in the backlog.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        // The semaphore is never closed.
+        let Ok(slot) = slot else { return };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let requests = requests.clone();
+                connections.spawn(async move {
+                    serve(stream, requests).await;
+                    drop(slot);
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "control socket accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
         }
     }
 }

@@ -98,6 +98,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// Health-check runs that could not be started (unknown results).
+    pub fn health_unknown_runs(&self) -> u64 {
+        self._health.as_ref().map_or(0, HealthMonitor::unknown_runs)
+    }
+
     /// Key of this instance.
     pub fn key(&self) -> InstanceKey {
         InstanceKey {
@@ -522,10 +527,7 @@ impl Running {
     }
 
     /// Submits the up or down script, if configured; does not wait.
-    pub fn run_script(
-        &self,
-        script: Script,
-    ) -> Option<tokio::sync::oneshot::Receiver<Vec<crate::scripts::ScriptOutcome>>> {
+    pub fn run_script(&self, script: Script) -> Option<crate::scripts::Done> {
         let (kind, path) = match script {
             Script::Up => (ScriptKind::Up, self.cfg.scripts.upscript.clone()?),
             Script::Down => (ScriptKind::Down, self.cfg.scripts.downscript.clone()?),
@@ -576,7 +578,7 @@ impl Running {
         &mut self,
         mgr: &VipManager,
         receive: &mut ReceivePath,
-    ) -> Vec<tokio::sync::oneshot::Receiver<Vec<crate::scripts::ScriptOutcome>>> {
+    ) -> Vec<crate::scripts::Done> {
         let mut pending = Vec::new();
         for action in std::mem::take(&mut self.leaving) {
             match action {

@@ -586,13 +586,7 @@ impl Daemon {
 
 /// Waits for the scripts of `pending` (instance, outcome), at most
 /// `deadline` in all; logs the instances whose scripts were still running.
-async fn wait_for_scripts(
-    pending: Vec<(
-        InstanceKey,
-        tokio::sync::oneshot::Receiver<Vec<crate::scripts::ScriptOutcome>>,
-    )>,
-    deadline: Duration,
-) {
+async fn wait_for_scripts(pending: Vec<(InstanceKey, crate::scripts::Done)>, deadline: Duration) {
     if pending.is_empty() {
         return;
     }
@@ -655,7 +649,9 @@ mod tests {
         let deadline = Duration::from_secs(11);
         // Every script done: no wait.
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        done_tx.send(Vec::new()).unwrap();
+        done_tx
+            .send(crate::scripts::JobOutcome::Ran(Vec::new()))
+            .unwrap();
         let start = tokio::time::Instant::now();
         wait_for_scripts(vec![(key(1), done_rx)], deadline).await;
         assert_eq!(start.elapsed(), Duration::ZERO);
@@ -666,7 +662,7 @@ mod tests {
         let (_hang2_tx, hang2_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let _ = late_tx.send(Vec::new());
+            let _ = late_tx.send(crate::scripts::JobOutcome::Ran(Vec::new()));
         });
         let start = tokio::time::Instant::now();
         let pending = vec![(key(1), late_rx), (key(2), hang_rx), (key(3), hang2_rx)];

@@ -48,6 +48,7 @@ pub fn report(daemon: &Daemon, now: Nanos) -> StatusReport {
                 demote_health: r.demote().health,
                 demote_vips: r.demote().vips,
                 rejects: s.rejects.iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                health_unknown: r.health_unknown_runs(),
             }
         })
         .collect();

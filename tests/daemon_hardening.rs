@@ -1,0 +1,295 @@
+//! `carpd-xdp` against a hostile or busy host, in a namespace:
+//!
+//! - a local user holding 2,000 connections to the metrics endpoint cannot
+//!   exhaust the daemon's file descriptors: status is still served, the
+//!   health check still runs and passes (no demotion, no unknown run), and
+//!   the endpoint answers a scrape once the flood is gone;
+//! - with `realtime_priority` and `lock_memory` the daemon's thread runs
+//!   SCHED_FIFO with its memory locked, while its up script and health
+//!   check run SCHED_OTHER and see neither the password variable nor
+//!   anything else outside the allow-list.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::cluster::{eventually, Daemon, Inst, Lan, Proc, CARPD};
+use common::require_root;
+
+/// Descriptors the daemon may open in the flood test: enough for its normal
+/// work, far below the flood.
+const DAEMON_NOFILE: u32 = 256;
+/// Connections the flood opens.
+const FLOOD: usize = 2000;
+
+/// Starts `carpd-xdp --config CONFIG` on host `i` under `prlimit
+/// --nofile=N:N`.
+fn start_limited(lan: &Lan, i: usize, name: &str, config: &Path, sock: &Path) -> Daemon {
+    let args = vec![
+        format!("--nofile={DAEMON_NOFILE}:{DAEMON_NOFILE}"),
+        "--".to_string(),
+        CARPD.to_string(),
+        "--config".to_string(),
+        config.display().to_string(),
+    ];
+    let env = [("RUST_LOG", "info,carp_daemon=debug"), ("NO_COLOR", "1")];
+    // prlimit execs the daemon: the pid is the daemon's.
+    let proc = Proc::spawn(lan, &lan.hosts[i].ns, name, "prlimit", &args, &env);
+    Daemon {
+        proc,
+        sock: sock.to_owned(),
+        host: i,
+    }
+}
+
+/// Open descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Opens `n` non-blocking TCP connections to `addr` (from the calling
+/// thread's namespace) without waiting for them to be accepted.
+fn flood(addr: SocketAddr, n: usize) -> Vec<OwnedFd> {
+    let SocketAddr::V4(v4) = addr else {
+        panic!("IPv4 only")
+    };
+    // SAFETY: all-zero sockaddr_in is valid; fields set below.
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as libc::sa_family_t;
+    sa.sin_port = v4.port().to_be();
+    sa.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+    (0..n)
+        .map(|_| {
+            // SAFETY: plain socket(2); checked below.
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_INET,
+                    libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                    0,
+                )
+            };
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            // SAFETY: fd was just opened and is owned by nothing else.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            // SAFETY: sa is a valid sockaddr_in for the length given.
+            let rc = unsafe {
+                libc::connect(
+                    fd,
+                    (&sa as *const libc::sockaddr_in).cast(),
+                    size_of::<libc::sockaddr_in>() as u32,
+                )
+            };
+            let err = std::io::Error::last_os_error();
+            assert!(
+                rc == 0 || err.raw_os_error() == Some(libc::EINPROGRESS),
+                "connect: {err}"
+            );
+            owned
+        })
+        .collect()
+}
+
+/// Raises this process's descriptor limit to hold the flood's sockets.
+fn raise_nofile(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid rlimit to fill.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    if lim.rlim_cur >= n {
+        return;
+    }
+    lim.rlim_cur = n;
+    lim.rlim_max = lim.rlim_max.max(n);
+    // SAFETY: lim is a valid rlimit; root may raise the hard limit.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
+}
+
+/// One scrape of `/metrics`: the whole response.
+fn scrape(addr: SocketAddr) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+#[test]
+fn a_metrics_connection_flood_neither_exhausts_descriptors_nor_demotes() {
+    if !require_root("a_metrics_connection_flood_neither_exhausts_descriptors_nor_demotes") {
+        return;
+    }
+    let lan = Lan::new("hdflood", 210, 9, 1);
+    let vip = lan.addr(10);
+    let metrics: SocketAddr = "127.0.0.1:9464".parse().unwrap();
+    let check = "\n[[instance.health_check]]\ncommand = [\"/bin/sh\", \"-c\", \"exit 0\"]\n\
+                 interval_secs = 1\ntimeout_secs = 1\nweight = 200\n";
+    let sock = lan.path("d0.sock");
+    let text = lan
+        .config(0, &sock, &[Inst::new(10, vip, 0).extra(check)])
+        .replacen(
+            "[global]\n",
+            &format!("[global]\nmetrics = \"{metrics}\"\n"),
+            1,
+        );
+    let config = lan.write("d0.toml", &text, 0o644);
+    let mut d = start_limited(&lan, 0, "d0", &config, &sock);
+    d.wait_state(10, "MASTER");
+    let ns = &lan.hosts[0].ns;
+    let first = ns.run(|| eventually("a first scrape", || scrape(metrics).ok()));
+    assert!(first.contains("\ncarpd_up 1\n"), "{first}");
+    let pid = d.proc.child.pid();
+    let before = open_fds(pid);
+
+    raise_nofile(FLOOD as u64 + 256);
+    let held = ns.run(|| flood(metrics, FLOOD));
+    // Long enough for several health-check runs and for the daemon to take
+    // whatever it would take from the backlog.
+    let start = Instant::now();
+    let mut most = 0;
+    while start.elapsed() < Duration::from_secs(4) {
+        most = most.max(open_fds(pid));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let inst = d.instance(10).expect("status answered during the flood");
+    let during = open_fds(pid);
+    assert_eq!(inst["state"], "MASTER", "{inst}");
+    assert_eq!(inst["demote"], 0, "demoted during the flood: {inst}");
+    assert_eq!(inst["health_unknown"], 0, "checks could not start: {inst}");
+    // At most the metrics and control connection caps above the baseline
+    // (plus a health check's pipes).
+    let cap = before + 16 + 8 + 8;
+    assert!(
+        most <= cap && during <= cap,
+        "daemon held up to {most} descriptors ({during} now, {before} before the flood)"
+    );
+    assert_eq!(d.proc.child.0.try_wait().expect("try_wait"), None);
+
+    drop(held);
+    let after = ns.run(|| eventually("a scrape after the flood", || scrape(metrics).ok()));
+    assert!(after.starts_with("HTTP/1.1 200 OK"), "{after}");
+    assert!(
+        after.contains("carpd_health_unknown_total{interface=\"eth0\",vhid=\"10\"} 0\n"),
+        "{after}"
+    );
+    let inst = d.instance(10).expect("status after the flood");
+    assert_eq!(inst["demote"], 0, "{inst}");
+}
+
+/// `policy` of a task from its `/proc/.../sched` text (0 SCHED_OTHER,
+/// 1 SCHED_FIFO).
+fn policy(sched: &str) -> Option<u32> {
+    sched
+        .lines()
+        .find(|l| l.starts_with("policy"))?
+        .rsplit(' ')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_realtime_daemon_runs_its_scripts_and_checks_sched_other_with_a_clean_environment() {
+    if !require_root(
+        "a_realtime_daemon_runs_its_scripts_and_checks_sched_other_with_a_clean_environment",
+    ) {
+        return;
+    }
+    let lan = Lan::new("hdrt", 210, 11, 1);
+    let vip = lan.addr(10);
+    let (up_out, hc_out) = (lan.path("up.out"), lan.path("hc.out"));
+    // Both write their scheduling policy and their whole environment.
+    let dump = |out: &Path| {
+        format!(
+            "{{ grep ^policy /proc/$$/sched; env; }} > {0}.tmp && mv {0}.tmp {0}",
+            out.display()
+        )
+    };
+    let up = lan.write("up.sh", &format!("#!/bin/sh\n{}\n", dump(&up_out)), 0o755);
+    let extra = format!(
+        "upscript = \"{}\"\n\n[[instance.health_check]]\ncommand = [\"/bin/sh\", \"-c\", \"{}\"]\n\
+         interval_secs = 1\ntimeout_secs = 5\nweight = 10\n",
+        up.display(),
+        dump(&hc_out)
+    );
+    let sock = lan.path("d0.sock");
+    let text = lan
+        .config(0, &sock, &[Inst::new(10, vip, 0).extra(&extra)])
+        .replacen(
+            "[global]\n",
+            "[global]\nrealtime_priority = 10\nlock_memory = true\n",
+            1,
+        )
+        .replacen(
+            "password = \"pw10\"",
+            "password_env = \"CARPD_RT_SECRET\"",
+            1,
+        );
+    let config = lan.write("d0.toml", &text, 0o644);
+    let args = vec!["--config".to_string(), config.display().to_string()];
+    let secret = "rt-secret-4711";
+    let mut d = Daemon::start(
+        &lan,
+        0,
+        "d0",
+        &args,
+        &[("CARPD_RT_SECRET", secret), ("CARPD_UNRELATED", "x")],
+        sock,
+    );
+    d.wait_state(10, "MASTER");
+    let pid = d.proc.child.pid();
+
+    // The runtime's thread (the main one) runs SCHED_FIFO at 10.
+    let main = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/sched")).unwrap();
+    assert_eq!(policy(&main), Some(1), "daemon thread: {main}");
+    let chrt = common::run_ok(std::process::Command::new("chrt").args(["-p", &pid.to_string()]));
+    let chrt = String::from_utf8_lossy(&chrt.stdout);
+    assert!(
+        chrt.contains("SCHED_FIFO") && chrt.contains("priority: 10"),
+        "{chrt}"
+    );
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let locked = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmLck");
+    assert!(locked > 0, "no memory locked: {status}");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max realtime timeout") && l.contains("2000000")),
+        "RLIMIT_RTTIME not set: {limits}"
+    );
+
+    for (what, out) in [("up script", &up_out), ("health check", &hc_out)] {
+        let text = eventually(&format!("the {what}'s output"), || {
+            std::fs::read_to_string(out).ok()
+        });
+        assert_eq!(policy(&text), Some(0), "{what} not SCHED_OTHER: {text}");
+        assert!(!text.contains(secret), "{what} saw the password: {text}");
+        for line in text.lines().skip(1) {
+            let name = line.split('=').next().unwrap_or("");
+            assert!(
+                ["PATH", "LANG", "TZ", "HOME", "PWD", "SHLVL", "_"].contains(&name)
+                    || name.starts_with("LC_")
+                    || name.starts_with("CARP_"),
+                "{what} got {name}: {text}"
+            );
+        }
+    }
+    let up_text = std::fs::read_to_string(&up_out).unwrap();
+    assert!(up_text.contains("\nCARP_STATE=MASTER\n"), "{up_text}");
+    assert_eq!(d.instance(10).expect("status")["demote"], 0);
+}
