@@ -299,7 +299,7 @@ fn subsecond_phase(
 }
 
 /// carpd-xdp options giving it real-time scheduling (`docs/tuning.md`).
-const REALTIME_ARGS: &[&str] = &["--realtime-priority", "50"];
+const REALTIME_ARGS: &[&str] = &["--realtime-priority", "50", "--lock-memory"];
 
 /// A busy host: every timer setting with carpd-xdp (default and real-time
 /// scheduling), UCARP at its defaults, keepalived at 10 ms adverts.
