@@ -1,7 +1,8 @@
 //! `carpd-xdp`: command-line entry point.
 //!
 //! `carpd-xdp [UCARP options]`, `carpd-xdp [IFACE] [--config FILE]`, or a
-//! subcommand: `check-config`, `status`, `monitor`. Errors are printed as one
+//! subcommand: `check-config`, `status`, `monitor`, `init`, `import-ucarp`
+//! (and the hidden `generate-assets` used for packaging). Errors are printed as one
 //! line and give a non-zero exit; nothing is set up from a configuration
 //! that fails to load.
 
@@ -11,7 +12,7 @@ use anyhow::{Context, Result};
 use carp_daemon::cli::{Cli, Command};
 use carp_daemon::config::{self, Config, Logging};
 use carp_daemon::daemon::{Daemon, Reloader};
-use carp_daemon::{control, daemonize, logging, monitor};
+use carp_daemon::{assets, control, daemonize, logging, monitor};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -71,6 +72,25 @@ fn run(cli: Cli) -> Result<()> {
         Some(Command::Monitor(args)) => {
             logging::init(&Logging::default(), true)?;
             runtime()?.block_on(monitor::run(args))?;
+            Ok(())
+        }
+        Some(Command::Init(args)) => {
+            config::starter::write(&args)?;
+            eprint!("{}", config::starter::next_steps(&args));
+            Ok(())
+        }
+        Some(Command::ImportUcarp(args)) => {
+            let toml = config::import::run(&args)?;
+            match &args.output {
+                Some(path) => eprintln!("wrote {}", path.display()),
+                None => print!("{toml}"),
+            }
+            Ok(())
+        }
+        Some(Command::GenerateAssets(args)) => {
+            for path in assets::generate(&args.out)? {
+                println!("{}", path.display());
+            }
             Ok(())
         }
         None => {
