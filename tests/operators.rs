@@ -1,0 +1,512 @@
+//! What an operator meets first: help on every subcommand next to UCARP's
+//! `-h`, the message when there is no configuration, `carpd-xdp init`, the
+//! README agreeing with the binary, and `carpd-xdp import-ucarp` (UCARP's
+//! files and command line to one configuration that `check-config` accepts).
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use carp_daemon::cli::Cli;
+use carp_daemon::config::import::{convert, Body, Input};
+use carp_daemon::config::{self, PasswordSource, Vip};
+use clap::CommandFactory;
+use clap::Parser;
+
+const CARPD: &str = env!("CARGO_BIN_EXE_carpd-xdp");
+
+fn carpd(args: &[&str]) -> Output {
+    Command::new(CARPD)
+        .args(args)
+        .env_remove("CARPD_MONITOR_PASS")
+        .output()
+        .expect("run carpd-xdp")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+// ---- help ----
+
+#[test]
+fn every_subcommand_has_help_and_ucarp_keeps_dash_h() {
+    for sub in ["check-config", "status", "monitor", "init", "import-ucarp"] {
+        for flag in ["-h", "--help"] {
+            let err = Cli::try_parse_from(["carpd-xdp", sub, flag]).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::DisplayHelp,
+                "{sub} {flag}: {err}"
+            );
+            assert!(
+                err.to_string().contains(&format!("Usage: carpd-xdp {sub}")),
+                "{sub} {flag}: {err}"
+            );
+        }
+    }
+    // The binary: exit 0, help on stdout.
+    let out = carpd(&["monitor", "--help"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("--pass-handled"), "{}", stdout(&out));
+    // UCARP's -h is still the top-level help, also after UCARP options.
+    for args in [&["-h"][..], &["-i", "eth0", "-v", "1", "-h"][..]] {
+        let out = carpd(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).contains("--downscript"), "{args:?}");
+    }
+}
+
+// ---- no configuration ----
+
+fn assert_no_config_message(text: &str, path: &str, iface: &str) {
+    assert_eq!(text.lines().count(), 1, "one line: {text}");
+    let line = text.trim_end();
+    assert!(
+        line.starts_with(&format!("carpd-xdp: no configuration file {path}: ")),
+        "{line}"
+    );
+    for hint in [
+        format!("`carpd-xdp init {iface} --vip ADDRESS/PREFIX"),
+        "`carpd-xdp import-ucarp`".to_owned(),
+        "`carpd-xdp -i eth0 -v 1 -o PASSFILE -a ADDRESS`".to_owned(),
+        "carpd-xdp check-config".to_owned(),
+    ] {
+        assert!(line.contains(&hint), "{hint} missing from: {line}");
+    }
+}
+
+#[test]
+fn without_a_config_file_one_line_says_what_to_do() {
+    let dir = scratch();
+    let missing = dir.path().join("none.toml");
+    let m = missing.to_str().unwrap();
+    let out = carpd(&["--config", m, "eth0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_no_config_message(&stderr(&out), m, "eth0");
+    assert!(
+        stderr(&out).contains(&format!("--output {m}`")),
+        "{}",
+        stderr(&out)
+    );
+
+    // The default path, as `carpd-xdp` and `carpd-xdp eth0` look for it.
+    if Path::new(config::DEFAULT_CONFIG_PATH).exists() {
+        eprintln!("{} exists here: the default-path cases are not run", config::DEFAULT_CONFIG_PATH);
+        return;
+    }
+    let out = carpd(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_no_config_message(&stderr(&out), config::DEFAULT_CONFIG_PATH, "IFACE");
+    let out = carpd(&["eth0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_no_config_message(&stderr(&out), config::DEFAULT_CONFIG_PATH, "eth0");
+    assert!(!stderr(&out).contains("--output"), "{}", stderr(&out));
+}
+
+// ---- init ----
+
+#[test]
+fn init_writes_a_starter_config_that_checks_and_never_overwrites() {
+    let dir = scratch();
+    let file = dir.path().join("etc/carpd-xdp.toml");
+    let f = file.to_str().unwrap();
+    let out = carpd(&[
+        "init",
+        "eth0:web",
+        "--vhid",
+        "7",
+        "--vip",
+        "10.9.0.10/24",
+        "--advskew",
+        "100",
+        "--output",
+        f,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pass = dir.path().join("etc/vhid7.pass");
+    assert!(
+        stderr(&out).contains(&format!("wrote {f}")) && stderr(&out).contains(pass.to_str().unwrap()),
+        "{}",
+        stderr(&out)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.lines().filter(|l| l.starts_with('#')).count() >= 10, "commented:\n{text}");
+
+    // It names a password file that does not exist yet: check-config says so.
+    let out = carpd(&["check-config", f]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cannot read password file"), "{}", stderr(&out));
+    std::fs::write(&pass, "s3cret\n").unwrap();
+    let out = carpd(&["check-config", f]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let config = config::load(&file).unwrap();
+    let inst = &config.instances[0];
+    assert_eq!(
+        (inst.interface.as_str(), inst.label.as_deref(), inst.vhid, inst.advskew),
+        ("eth0", Some("eth0:web"), 7, 100)
+    );
+    assert_eq!(inst.vips, [Vip::parse("10.9.0.10/24").unwrap()]);
+    assert!(inst.preempt);
+    assert_eq!(inst.password.source(), &PasswordSource::File(pass.clone()));
+
+    // A second init refuses and leaves the file alone.
+    let out = carpd(&["init", "eth1", "--vip", "10.9.1.10", "--output", f]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!("carpd-xdp: {f} already exists; not overwriting it (edit it, or give another --output)\n")
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+
+    // Without --vip: a placeholder, marked for editing, that still loads.
+    let other = dir.path().join("other.toml");
+    let out = carpd(&["init", "eth0", "--output", other.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&other).unwrap();
+    assert!(text.contains("# EDIT: a placeholder"), "{text}");
+    std::fs::write(dir.path().join("vhid1.pass"), "pw\n").unwrap();
+    assert!(carpd(&["check-config", other.to_str().unwrap()]).status.success());
+
+    let out = carpd(&["init", "eth0", "--vip", "10.0.0.300", "--output", f]);
+    assert_eq!(
+        stderr(&out),
+        "carpd-xdp: --vip: \"10.0.0.300\" is not an IP address with an optional /prefix length\n"
+    );
+    let out = carpd(&["init", "eth 0", "--output", f]);
+    assert!(stderr(&out).contains("\"eth 0\" is not an interface name"), "{}", stderr(&out));
+}
+
+// ---- README and binary agree ----
+
+/// Every long option of carpd-xdp and its subcommands.
+fn long_options() -> Vec<String> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut names = Vec::new();
+    let mut add = |c: &clap::Command| {
+        for arg in c.get_arguments() {
+            names.extend(arg.get_long().map(str::to_owned));
+            names.extend(
+                arg.get_all_aliases()
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_owned),
+            );
+        }
+    };
+    add(&cmd);
+    for sub in cmd.get_subcommands() {
+        add(sub);
+    }
+    names
+}
+
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap()
+}
+
+#[test]
+fn every_option_the_readme_names_exists() {
+    // Options of `cargo xtask` and other tools the README shows.
+    const OTHER_TOOLS: [&str; 5] = ["--quick", "--prefix", "--destdir", "--fuzz-secs", "--now"];
+    let known = long_options();
+    let text = readme();
+    let mut unknown = Vec::new();
+    for (i, _) in text.match_indices("--") {
+        let name: String = text[i + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let flag = format!("--{name}");
+        let starts_with_letter = name.starts_with(|c: char| c.is_ascii_alphabetic());
+        if !starts_with_letter || OTHER_TOOLS.contains(&flag.as_str()) {
+            continue;
+        }
+        if !known.contains(&name) {
+            unknown.push(flag);
+        }
+    }
+    assert!(unknown.is_empty(), "README names options carpd-xdp lacks: {unknown:?}");
+    // --pass-handled is monitor's: the README must say so where it names it.
+    for line in text.lines().filter(|l| l.contains("--pass-handled")) {
+        assert!(line.contains("monitor"), "{line}");
+    }
+}
+
+#[test]
+fn every_carpd_command_in_the_readme_parses() {
+    let text = readme();
+    let mut in_code = false;
+    let mut commands = Vec::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if !in_code {
+            continue;
+        }
+        let line = line.split(" # ").next().unwrap_or_default().trim();
+        if pending.is_empty() && !line.starts_with("carpd-xdp ") && line != "carpd-xdp" {
+            continue;
+        }
+        pending.push(' ');
+        pending.push_str(line.trim_end_matches('\\'));
+        if !line.ends_with('\\') {
+            commands.push(std::mem::take(&mut pending));
+        }
+    }
+    assert!(commands.len() >= 5, "{commands:?}");
+    for command in &commands {
+        let words: Vec<&str> = command
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c| c == '[' || c == ']'))
+            .filter(|w| !w.is_empty() && *w != "...")
+            .collect();
+        if let Err(e) = Cli::try_parse_from(&words) {
+            assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp, "{command}: {e}");
+        }
+    }
+}
+
+// ---- import-ucarp ----
+
+fn shell_input(name: &str, text: &str) -> Input {
+    Input {
+        name: PathBuf::from(name),
+        body: Body::Shell(text.to_owned()),
+    }
+}
+
+/// Host A of an active/active pair, as UCARP set it up: the defaults file
+/// and one file per VIP (web preferred here, mail backed up).
+const DEFAULTS: &str = "# /etc/default/ucarp\nOPTIONS=\"-z -n -f local3 -r 4\"\n";
+const WEB: &str = "# VIP web: preferred on host A\nUCARP_BASE=1\nINTERFACE=eth0:carp0\n\
+    INSTANCE_ID=10\nPASSWORD=\"web secret\"\nVIRTUAL_ADDRESS=10.9.0.10\n\
+    VIRTUAL_NETMASK=255.255.255.0\nSOURCE_ADDRESS=10.9.0.1\n\
+    UPSCRIPT=/etc/ucarp/vip-up.sh\nDOWNSCRIPT=/etc/ucarp/vip-down.sh\nOPTIONS=\"-k 0 -P\"\n";
+const MAIL: &str = "# VIP mail: backup on host A\nexport INTERFACE='eth0:carp1'\n\
+    INSTANCE_ID=20\nPASSWORD='mail-secret'\nVIRTUAL_ADDRESS=10.9.0.20\nVIRTUAL_NETMASK=24\n\
+    SOURCE_ADDRESS=10.9.0.1\nOPTIONS=\"--advskew=100 --preempt --xparam=mail\"\n";
+
+#[test]
+fn import_of_an_active_active_host_passes_check_config() {
+    let dir = scratch();
+    let ucarp = dir.path().join("ucarp/interface");
+    std::fs::create_dir_all(&ucarp).unwrap();
+    std::fs::write(ucarp.join("ucarp0"), WEB).unwrap();
+    std::fs::write(ucarp.join("ucarp1"), MAIL).unwrap();
+    // Leftovers of editors and dpkg are not VIPs.
+    std::fs::write(ucarp.join("ucarp1~"), "garbage").unwrap();
+    std::fs::write(ucarp.join("ucarp0.dpkg-old"), "garbage").unwrap();
+    let defaults = dir.path().join("default-ucarp");
+    std::fs::write(&defaults, DEFAULTS).unwrap();
+    let out_dir = dir.path().join("etc");
+    let output = out_dir.join("carpd-xdp.toml");
+    let o = output.to_str().unwrap();
+
+    let out = carpd(&[
+        "import-ucarp",
+        "--default",
+        defaults.to_str().unwrap(),
+        ucarp.to_str().unwrap(),
+        "--output",
+        o,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let check = carpd(&["check-config", o]);
+    assert!(check.status.success(), "{}", stderr(&check));
+
+    let text = std::fs::read_to_string(&output).unwrap();
+    assert!(!text.contains("secret"), "passwords stay out of the TOML:\n{text}");
+    for key in [
+        "log_facility = \"local3\"",
+        "label = \"eth0:carp0\"",
+        "label = \"eth0:carp1\"",
+        "password_file = ",
+        "shutdown_on_exit = true",
+        "neutral = true",
+        "deadratio = 4",
+    ] {
+        assert!(text.contains(key), "{key} missing:\n{text}");
+    }
+
+    let config = config::load(&output).unwrap();
+    assert_eq!(config.global.log.facility.map(|f| f.to_string()).as_deref(), Some("local3"));
+    let [web, mail] = config.instances.as_slice() else {
+        panic!("two instances: {config:?}");
+    };
+    assert_eq!(
+        (web.interface.as_str(), web.label.as_deref(), web.vhid, web.advskew, web.advbase_secs),
+        ("eth0", Some("eth0:carp0"), 10, 0, 1)
+    );
+    assert_eq!(
+        (mail.interface.as_str(), mail.label.as_deref(), mail.vhid, mail.advskew),
+        ("eth0", Some("eth0:carp1"), 20, 100)
+    );
+    assert_eq!(web.vips, [Vip::parse("10.9.0.10/24").unwrap()]);
+    assert_eq!(mail.vips, [Vip::parse("10.9.0.20/24").unwrap()]);
+    assert_eq!(web.srcip, Some("10.9.0.1".parse().unwrap()));
+    assert!(web.preempt && mail.preempt && web.shutdown_on_exit && mail.neutral);
+    assert_eq!(web.deadratio, 4);
+    assert_eq!(web.scripts.upscript.as_deref(), Some(Path::new("/etc/ucarp/vip-up.sh")));
+    assert_eq!(mail.scripts.upscript, None);
+    assert_eq!(mail.scripts.xparam.as_deref(), Some("mail"));
+    for (inst, secret) in [(web, "web secret"), (mail, "mail-secret")] {
+        let PasswordSource::File(path) = inst.password.source() else {
+            panic!("password_file expected: {:?}", inst.password.source());
+        };
+        assert_eq!(path.parent(), Some(out_dir.as_path()));
+        assert_eq!(std::fs::read_to_string(path).unwrap(), format!("{secret}\n"));
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
+
+    // Never over an existing output.
+    let again = carpd(&["import-ucarp", ucarp.to_str().unwrap(), "--output", o]);
+    assert_eq!(
+        stderr(&again),
+        format!("carpd-xdp: {o} already exists; not overwriting it\n")
+    );
+}
+
+#[test]
+fn import_of_a_ucarp_command_line() {
+    let dir = scratch();
+    let out = carpd(&[
+        "import-ucarp",
+        "--password-dir",
+        dir.path().to_str().unwrap(),
+        "--cmdline",
+        "--",
+        "-i",
+        "eth0",
+        "-s",
+        "10.0.0.2",
+        "-v",
+        "10",
+        "-p",
+        "pw",
+        "-a",
+        "10.0.0.10",
+        "--advbase=2",
+        "-k",
+        "50",
+        "-P",
+        "-S",
+        "-M",
+        "--upscript=/etc/up.sh",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let file = dir.path().join("out.toml");
+    std::fs::write(&file, &text).unwrap();
+    let config = config::load(&file).unwrap();
+    let inst = &config.instances[0];
+    assert_eq!(
+        (inst.vhid, inst.advbase_secs, inst.advskew, inst.preempt, inst.ignore_ifstate, inst.broadcast_mac),
+        (10, 2, 50, true, true, true)
+    );
+    assert_eq!(inst.vips, [Vip::parse("10.0.0.10/32").unwrap()]);
+    assert_eq!(
+        inst.password.source(),
+        &PasswordSource::File(dir.path().join("eth0-vhid10.pass"))
+    );
+}
+
+fn import_err(default: Option<&str>, files: &[(&str, &str)]) -> String {
+    let default = default.map(|text| shell_input("/etc/default/ucarp", text));
+    let inputs: Vec<Input> = files.iter().map(|(n, t)| shell_input(n, t)).collect();
+    convert(default.as_ref(), &inputs, Path::new("/etc/carpd-xdp"))
+        .expect_err("must be refused")
+        .to_string()
+}
+
+#[test]
+fn import_refuses_what_it_cannot_map_naming_file_and_setting() {
+    let vip = "INTERFACE=eth0\nINSTANCE_ID=10\nPASSWORD=pw\nVIRTUAL_ADDRESS=10.0.0.10\n";
+    let with = |extra: &str| format!("{vip}{extra}");
+    let f = "/etc/ucarp/interface/ucarp0";
+    let cases: Vec<(Option<&str>, Vec<(&str, String)>, String)> = vec![
+        (None, vec![(f, with("ADVERT_FOO=1\n"))],
+         format!("{f}:5: ADVERT_FOO: ADVERT_FOO is not a UCARP setting import-ucarp knows (known: INTERFACE, INSTANCE_ID, PASSWORD, PASSFILE, VIRTUAL_ADDRESS, VIRTUAL_NETMASK, SOURCE_ADDRESS, UPSCRIPT, DOWNSCRIPT, XPARAM, UCARP_BASE, OPTIONS, UCARP_OPTS)")),
+        (None, vec![(f, with("PASSWORD=$(cat /root/pw)\n"))],
+         format!("{f}: line 5: PASSWORD uses shell expansion ($), which is not evaluated; write the value itself")),
+        (None, vec![(f, with("ucarp -i eth0\n"))],
+         format!("{f}: line 5: not a NAME=value assignment: \"ucarp -i eth0\"")),
+        (None, vec![(f, "INTERFACE=eth0\nPASSWORD=pw\nVIRTUAL_ADDRESS=10.0.0.10\n".into())],
+         format!("{f}: missing the vhid (INSTANCE_ID=N or -v N)")),
+        (None, vec![(f, with("VIRTUAL_NETMASK=255.0.255.0\n"))],
+         format!("{f}:5: VIRTUAL_NETMASK: \"255.0.255.0\" is not a netmask (255.255.255.0 or a prefix length such as 24)")),
+        (None, vec![(f, with("INSTANCE_ID=300\n"))],
+         format!("{f}:5: INSTANCE_ID: invalid value '300' for '--vhid <id>': 300 is not in 1..=255")),
+        (None, vec![(f, with("OPTIONS=\"-P --frobnicate\"\n"))],
+         format!("{f}:5: OPTIONS: unexpected argument '--frobnicate' found")),
+        (None, vec![(f, with("OPTIONS=\"-h\"\n"))],
+         format!("{f}:5: OPTIONS: -h/--help or --version cannot be imported: not a setting")),
+        (None, vec![(f, with("PASSWORD=12345678901234567890\n"))],
+         format!("{f}:5: PASSWORD: password is 20 bytes, at most 19 are allowed (the limit of UCARP and the BSD kernels)")),
+        (None, vec![(f, with("VIRTUAL_ADDRESS=10.0.0.10/24\nVIRTUAL_NETMASK=24\n"))],
+         format!("{f}:6: VIRTUAL_NETMASK: cannot be combined with the prefix length in {f}:5: VIRTUAL_ADDRESS (10.0.0.10/24)")),
+        (None, vec![(f, vip.into()), ("/etc/ucarp/interface/ucarp1", vip.replace("10.0.0.10", "10.0.0.11"))],
+         "/etc/ucarp/interface/ucarp1:2: INSTANCE_ID: interface eth0 vhid 10 is already defined at line 2".into()),
+        (None, vec![(f, vip.into()), ("/etc/ucarp/interface/ucarp1", vip.replace("=10\n", "=11\n"))],
+         "/etc/ucarp/interface/ucarp1:4: VIRTUAL_ADDRESS: virtual address 10.0.0.10 is already used by instance[0]".into()),
+        (None, vec![(f, with("OPTIONS=\"-f local1\"\n")), ("/etc/ucarp/interface/ucarp1", vip.replace("=10\n", "=11\n").replace("10.0.0.10", "10.0.0.11") + "OPTIONS=\"-f local2\"\n")],
+         format!("/etc/ucarp/interface/ucarp1:5: OPTIONS -f/--facility: -f/--facility differs from {f}:5: OPTIONS -f/--facility (one daemon serves every instance; make them agree)")),
+        (Some("OPTIONS=\"-v 3 eth0\"\n"), vec![],
+         "/etc/default/ucarp:1: OPTIONS: eth0 cannot be imported: a word that is not an option (give the interface with -i)".into()),
+        (Some("OPTIONS=\"-i eth0 -v 3 -p pw -a 10.0.0.1 -s 2001:db8::1\"\n"), vec![],
+         "/etc/default/ucarp:1: OPTIONS -a/--addr: 10.0.0.1 is IPv4 but srcip 2001:db8::1 is not".into()),
+    ];
+    for (default, files, expected) in cases {
+        let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        assert_eq!(import_err(default, &files), expected, "{files:?}");
+    }
+    assert_eq!(
+        convert(None, &[], Path::new("/")).unwrap_err().to_string(),
+        "nothing to import: give per-VIP files or directories, --default FILE, or --cmdline -- OPTIONS"
+    );
+}
+
+#[test]
+fn import_keeps_an_existing_password_file_only_if_it_holds_the_same_password() {
+    let dir = scratch();
+    let vip = dir.path().join("ucarp0");
+    std::fs::write(&vip, "INTERFACE=eth0\nINSTANCE_ID=10\nPASSWORD=pw\nVIRTUAL_ADDRESS=10.0.0.10\n").unwrap();
+    let pass = dir.path().join("eth0-vhid10.pass");
+    let run = |out: &str| {
+        carpd(&[
+            "import-ucarp",
+            vip.to_str().unwrap(),
+            "--password-dir",
+            dir.path().to_str().unwrap(),
+            "--output",
+            dir.path().join(out).to_str().unwrap(),
+        ])
+    };
+    std::fs::write(&pass, "pw\n").unwrap();
+    assert!(run("a.toml").status.success());
+    std::fs::write(&pass, "other\n").unwrap();
+    let out = run("b.toml");
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "carpd-xdp: {} already exists with another password; not overwriting it (remove it or give another --password-dir)\n",
+            pass.display()
+        )
+    );
+    assert!(!dir.path().join("b.toml").exists());
+    assert_eq!(std::fs::read_to_string(&pass).unwrap(), "other\n");
+}
