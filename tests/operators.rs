@@ -100,7 +100,10 @@ fn without_a_config_file_one_line_says_what_to_do() {
 
     // The default path, as `carpd-xdp` and `carpd-xdp eth0` look for it.
     if Path::new(config::DEFAULT_CONFIG_PATH).exists() {
-        eprintln!("{} exists here: the default-path cases are not run", config::DEFAULT_CONFIG_PATH);
+        eprintln!(
+            "{} exists here: the default-path cases are not run",
+            config::DEFAULT_CONFIG_PATH
+        );
         return;
     }
     let out = carpd(&[]);
@@ -134,17 +137,25 @@ fn init_writes_a_starter_config_that_checks_and_never_overwrites() {
     assert!(out.status.success(), "{}", stderr(&out));
     let pass = dir.path().join("etc/vhid7.pass");
     assert!(
-        stderr(&out).contains(&format!("wrote {f}")) && stderr(&out).contains(pass.to_str().unwrap()),
+        stderr(&out).contains(&format!("wrote {f}"))
+            && stderr(&out).contains(pass.to_str().unwrap()),
         "{}",
         stderr(&out)
     );
     let text = std::fs::read_to_string(&file).unwrap();
-    assert!(text.lines().filter(|l| l.starts_with('#')).count() >= 10, "commented:\n{text}");
+    assert!(
+        text.lines().filter(|l| l.starts_with('#')).count() >= 10,
+        "commented:\n{text}"
+    );
 
     // It names a password file that does not exist yet: check-config says so.
     let out = carpd(&["check-config", f]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("cannot read password file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read password file"),
+        "{}",
+        stderr(&out)
+    );
     std::fs::write(&pass, "s3cret\n").unwrap();
     let out = carpd(&["check-config", f]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -152,7 +163,12 @@ fn init_writes_a_starter_config_that_checks_and_never_overwrites() {
     let config = config::load(&file).unwrap();
     let inst = &config.instances[0];
     assert_eq!(
-        (inst.interface.as_str(), inst.label.as_deref(), inst.vhid, inst.advskew),
+        (
+            inst.interface.as_str(),
+            inst.label.as_deref(),
+            inst.vhid,
+            inst.advskew
+        ),
         ("eth0", Some("eth0:web"), 7, 100)
     );
     assert_eq!(inst.vips, [Vip::parse("10.9.0.10/24").unwrap()]);
@@ -175,7 +191,9 @@ fn init_writes_a_starter_config_that_checks_and_never_overwrites() {
     let text = std::fs::read_to_string(&other).unwrap();
     assert!(text.contains("# EDIT: a placeholder"), "{text}");
     std::fs::write(dir.path().join("vhid1.pass"), "pw\n").unwrap();
-    assert!(carpd(&["check-config", other.to_str().unwrap()]).status.success());
+    assert!(carpd(&["check-config", other.to_str().unwrap()])
+        .status
+        .success());
 
     let out = carpd(&["init", "eth0", "--vip", "10.0.0.300", "--output", f]);
     assert_eq!(
@@ -183,7 +201,11 @@ fn init_writes_a_starter_config_that_checks_and_never_overwrites() {
         "carpd-xdp: --vip: \"10.0.0.300\" is not an IP address with an optional /prefix length\n"
     );
     let out = carpd(&["init", "eth 0", "--output", f]);
-    assert!(stderr(&out).contains("\"eth 0\" is not an interface name"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("\"eth 0\" is not an interface name"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 // ---- README and binary agree ----
@@ -236,7 +258,10 @@ fn every_option_the_readme_names_exists() {
             unknown.push(flag);
         }
     }
-    assert!(unknown.is_empty(), "README names options carpd-xdp lacks: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "README names options carpd-xdp lacks: {unknown:?}"
+    );
     // --pass-handled is monitor's: the README must say so where it names it.
     for line in text.lines().filter(|l| l.contains("--pass-handled")) {
         assert!(line.contains("monitor"), "{line}");
@@ -275,7 +300,11 @@ fn every_carpd_command_in_the_readme_parses() {
             .filter(|w| !w.is_empty() && *w != "...")
             .collect();
         if let Err(e) = Cli::try_parse_from(&words) {
-            assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp, "{command}: {e}");
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp,
+                "{command}: {e}"
+            );
         }
     }
 }
@@ -329,7 +358,10 @@ fn import_of_an_active_active_host_passes_check_config() {
     assert!(check.status.success(), "{}", stderr(&check));
 
     let text = std::fs::read_to_string(&output).unwrap();
-    assert!(!text.contains("secret"), "passwords stay out of the TOML:\n{text}");
+    assert!(
+        !text.contains("secret"),
+        "passwords stay out of the TOML:\n{text}"
+    );
     for key in [
         "log_facility = \"local3\"",
         "label = \"eth0:carp0\"",
@@ -343,16 +375,30 @@ fn import_of_an_active_active_host_passes_check_config() {
     }
 
     let config = config::load(&output).unwrap();
-    assert_eq!(config.global.log.facility.map(|f| f.to_string()).as_deref(), Some("local3"));
+    assert_eq!(
+        config.global.log.facility.map(|f| f.to_string()).as_deref(),
+        Some("local3")
+    );
     let [web, mail] = config.instances.as_slice() else {
         panic!("two instances: {config:?}");
     };
     assert_eq!(
-        (web.interface.as_str(), web.label.as_deref(), web.vhid, web.advskew, web.advbase_secs),
+        (
+            web.interface.as_str(),
+            web.label.as_deref(),
+            web.vhid,
+            web.advskew,
+            web.advbase_secs
+        ),
         ("eth0", Some("eth0:carp0"), 10, 0, 1)
     );
     assert_eq!(
-        (mail.interface.as_str(), mail.label.as_deref(), mail.vhid, mail.advskew),
+        (
+            mail.interface.as_str(),
+            mail.label.as_deref(),
+            mail.vhid,
+            mail.advskew
+        ),
         ("eth0", Some("eth0:carp1"), 20, 100)
     );
     assert_eq!(web.vips, [Vip::parse("10.9.0.10/24").unwrap()]);
@@ -360,7 +406,10 @@ fn import_of_an_active_active_host_passes_check_config() {
     assert_eq!(web.srcip, Some("10.9.0.1".parse().unwrap()));
     assert!(web.preempt && mail.preempt && web.shutdown_on_exit && mail.neutral);
     assert_eq!(web.deadratio, 4);
-    assert_eq!(web.scripts.upscript.as_deref(), Some(Path::new("/etc/ucarp/vip-up.sh")));
+    assert_eq!(
+        web.scripts.upscript.as_deref(),
+        Some(Path::new("/etc/ucarp/vip-up.sh"))
+    );
     assert_eq!(mail.scripts.upscript, None);
     assert_eq!(mail.scripts.xparam.as_deref(), Some("mail"));
     for (inst, secret) in [(web, "web secret"), (mail, "mail-secret")] {
@@ -368,7 +417,10 @@ fn import_of_an_active_active_host_passes_check_config() {
             panic!("password_file expected: {:?}", inst.password.source());
         };
         assert_eq!(path.parent(), Some(out_dir.as_path()));
-        assert_eq!(std::fs::read_to_string(path).unwrap(), format!("{secret}\n"));
+        assert_eq!(
+            std::fs::read_to_string(path).unwrap(),
+            format!("{secret}\n")
+        );
         let mode = std::fs::metadata(path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{}", path.display());
     }
@@ -415,7 +467,14 @@ fn import_of_a_ucarp_command_line() {
     let config = config::load(&file).unwrap();
     let inst = &config.instances[0];
     assert_eq!(
-        (inst.vhid, inst.advbase_secs, inst.advskew, inst.preempt, inst.ignore_ifstate, inst.broadcast_mac),
+        (
+            inst.vhid,
+            inst.advbase_secs,
+            inst.advskew,
+            inst.preempt,
+            inst.ignore_ifstate,
+            inst.broadcast_mac
+        ),
         (10, 2, 50, true, true, true)
     );
     assert_eq!(inst.vips, [Vip::parse("10.0.0.10/32").unwrap()]);
@@ -484,7 +543,11 @@ fn import_refuses_what_it_cannot_map_naming_file_and_setting() {
 fn import_keeps_an_existing_password_file_only_if_it_holds_the_same_password() {
     let dir = scratch();
     let vip = dir.path().join("ucarp0");
-    std::fs::write(&vip, "INTERFACE=eth0\nINSTANCE_ID=10\nPASSWORD=pw\nVIRTUAL_ADDRESS=10.0.0.10\n").unwrap();
+    std::fs::write(
+        &vip,
+        "INTERFACE=eth0\nINSTANCE_ID=10\nPASSWORD=pw\nVIRTUAL_ADDRESS=10.0.0.10\n",
+    )
+    .unwrap();
     let pass = dir.path().join("eth0-vhid10.pass");
     let run = |out: &str| {
         carpd(&[

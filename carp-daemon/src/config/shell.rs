@@ -301,7 +301,7 @@ mod tests {
     fn commands_expansions_and_open_quotes_are_refused() {
         assert_eq!(
             assignments("A=1\nif true; then\n").unwrap_err().to_string(),
-            "line 2: not a NAME=value assignment: \"if true\""
+            "line 2: not a NAME=value assignment: \"if true; then\""
         );
         assert_eq!(
             assignments("A=1 ucarp -i eth0\n").unwrap_err().to_string(),
