@@ -497,7 +497,9 @@ fn import_refuses_what_it_cannot_map_naming_file_and_setting() {
     let vip = "INTERFACE=eth0\nINSTANCE_ID=10\nPASSWORD=pw\nVIRTUAL_ADDRESS=10.0.0.10\n";
     let with = |extra: &str| format!("{vip}{extra}");
     let f = "/etc/ucarp/interface/ucarp0";
-    let cases: Vec<(Option<&str>, Vec<(&str, String)>, String)> = vec![
+    // (defaults file, per-VIP files, the one-line error)
+    type Case<'a> = (Option<&'a str>, Vec<(&'a str, String)>, String);
+    let cases: Vec<Case> = vec![
         (None, vec![(f, with("ADVERT_FOO=1\n"))],
          format!("{f}:5: ADVERT_FOO: ADVERT_FOO is not a UCARP setting import-ucarp knows (known: INTERFACE, INSTANCE_ID, PASSWORD, PASSFILE, VIRTUAL_ADDRESS, VIRTUAL_NETMASK, SOURCE_ADDRESS, UPSCRIPT, DOWNSCRIPT, XPARAM, UCARP_BASE, OPTIONS, UCARP_OPTS)")),
         (None, vec![(f, with("PASSWORD=$(cat /root/pw)\n"))],

@@ -38,8 +38,9 @@ pub struct InitArgs {
     /// configuration].
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
-    /// Where to write the configuration.
-    #[arg(long, short = 'o', value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
+    /// Where to write the configuration (no short form: UCARP's -o is the
+    /// password file).
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
     pub output: PathBuf,
 }
 

@@ -46,7 +46,7 @@ pub struct ImportUcarpArgs {
     #[arg(long)]
     pub cmdline: bool,
     /// Write the configuration to FILE (never overwritten) instead of stdout.
-    #[arg(long, short = 'o', value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Where the password files are written (mode 0600) [default: the
     /// directory of --output, else /etc/carpd-xdp].
