@@ -575,3 +575,72 @@ fn import_keeps_an_existing_password_file_only_if_it_holds_the_same_password() {
     assert!(!dir.path().join("b.toml").exists());
     assert_eq!(std::fs::read_to_string(&pass).unwrap(), "other\n");
 }
+
+// ---- status --watch ----
+
+#[test]
+fn status_watch_repeats_until_interrupted_and_survives_a_missing_daemon() {
+    use carp_daemon::control::{ControlRequest, ControlServer, StatusReport};
+    use std::io::BufRead as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let dir = scratch();
+    let socket = dir.path().join("carpd.sock");
+    let asked = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let counter = asked.clone();
+    rt.spawn(async move {
+        while let Some(ControlRequest::Status { reply }) = rx.recv().await {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            let report = StatusReport {
+                pid: 1000 + n as u32,
+                ..StatusReport::default()
+            };
+            let _ = reply.send(report);
+        }
+    });
+    let server = ControlServer::bind(&socket, tx).unwrap();
+
+    let mut child = Command::new(CARPD)
+        .args(["status", "--json", "--watch", "0.2", "--socket"])
+        .arg(&socket)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        let line = lines.next().expect("a line per round").unwrap();
+        let report: StatusReport =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        pids.push(report.pid);
+    }
+    // Each round asked the daemon again.
+    assert_eq!(pids, [1000, 1001, 1002]);
+
+    // The daemon goes away: the watch says so and keeps asking.
+    drop(server);
+    let _ = std::fs::remove_file(&socket);
+    let line = (0..20)
+        .map(|_| lines.next().expect("a line per round").unwrap())
+        .find(|l| l.contains("\"error\""))
+        .expect("an error round");
+    assert!(line.contains("carpd.sock"), "{line}");
+    assert!(child.try_wait().unwrap().is_none(), "still watching");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let out = carpd(&["status", "--watch", "0.01"]);
+    assert!(
+        stderr(&out).contains("0.01 is not in 0.1..=3600 seconds"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -106,6 +106,11 @@ pub struct StatusArgs {
     /// Unix socket of the running daemon.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_STATUS_SOCKET)]
     pub socket: PathBuf,
+    /// Print the status again every SECS seconds (0.1 to 3600, default 1)
+    /// until interrupted.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1",
+          value_parser = crate::control::watch::parse_interval)]
+    pub watch: Option<std::time::Duration>,
 }
 
 /// Options of the daemon: UCARP's, then ours. Options left out are `None`

@@ -61,6 +61,10 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Status(args)) => {
+            if let Some(interval) = args.watch {
+                control::watch::run(&args.socket, interval, args.json)?;
+                return Ok(());
+            }
             let report = control::query(&args.socket)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
