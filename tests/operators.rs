@@ -240,7 +240,14 @@ fn readme() -> String {
 #[test]
 fn every_option_the_readme_names_exists() {
     // Options of `cargo xtask` and other tools the README shows.
-    const OTHER_TOOLS: [&str; 5] = ["--quick", "--prefix", "--destdir", "--fuzz-secs", "--now"];
+    const OTHER_TOOLS: [&str; 6] = [
+        "--quick",
+        "--prefix",
+        "--destdir",
+        "--fuzz-secs",
+        "--now",
+        "--subsecond",
+    ];
     let known = long_options();
     let text = readme();
     let mut unknown = Vec::new();

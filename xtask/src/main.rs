@@ -38,7 +38,15 @@ enum Task {
         fuzz_secs: Option<u64>,
     },
     /// Set up, build and run the demo in throw-away namespaces (needs root).
-    Demo,
+    Demo {
+        /// Sub-second timers (advbase 0, advskew 4 and 16: master-down
+        /// 187.5 ms) instead of UCARP's defaults.
+        #[arg(long)]
+        subsecond: bool,
+        /// Run this carpd-xdp binary instead of building one.
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
     /// Build, then benchmark carpd-xdp against UCARP in throw-away namespaces
     /// (needs root); writes target/bench/{report.md,report.json,failover.svg}.
     Bench {
@@ -116,10 +124,14 @@ fn main() -> Result<()> {
             };
             test(fuzz_secs.unwrap_or(default))
         }
-        Task::Demo => {
+        Task::Demo { subsecond, binary } => {
             setup::run(true)?;
-            setup::run_cmd(cargo().args(["build", "--release", "--package", "carp-daemon"]))?;
-            demo::run(&workspace().join("target/release/carpd-xdp"))
+            let timers = if subsecond {
+                demo::Timers::SUBSECOND
+            } else {
+                demo::Timers::DEFAULT
+            };
+            demo::run(&release_binary(binary)?, timers)
         }
         Task::Install {
             prefix,
