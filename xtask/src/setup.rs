@@ -17,6 +17,8 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("tshark", "tshark"),
     ("ucarp", "ucarp"),
     ("faketime", "faketime"),
+    // A real server scraping the metrics endpoint (tests/metrics_prometheus.rs).
+    ("prometheus", "prometheus"),
 ];
 
 /// The LLVM shared library the nightly ships, which bpf-linker links against.
