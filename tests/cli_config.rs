@@ -640,9 +640,15 @@ fn command_line_errors_name_the_flag() {
         err.starts_with("-o/--passfile: cannot read password file /nonexistent/carp.pass: "),
         "{err}"
     );
+    // A missing file says what to do (tests/operators.rs has the details);
+    // one that exists but cannot be read says why.
     let err = run_err(&["--config", "/nonexistent/carpd.toml"]);
     assert!(
-        err.starts_with("cannot read config file /nonexistent/carpd.toml: "),
+        err.starts_with(
+            "no configuration file /nonexistent/carpd.toml: create one with `carpd-xdp init IFACE"
+        ),
         "{err}"
     );
+    let err = run_err(&["--config", "/"]);
+    assert!(err.starts_with("cannot read config file /: "), "{err}");
 }

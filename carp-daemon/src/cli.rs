@@ -10,7 +10,13 @@
 //! carpd-xdp check-config FILE            validate and print the effective config
 //! carpd-xdp status [--json]              ask the running daemon
 //! carpd-xdp monitor -i eth0 -v 1         print the adverts seen
+//! carpd-xdp init eth0 --vip 10.0.0.10/24 write a commented starter config
+//! carpd-xdp import-ucarp DIR...          UCARP's files to one config
 //! ```
+//!
+//! The top level has no automatic help flag: UCARP's `-h` is [`RunArgs::help`].
+//! Clap propagates that setting to every subcommand, so each subcommand gets
+//! its own `-h/--help` back through [`help_arg`].
 //!
 //! Only parsing lives here; [`crate::config::from_cli`] turns the result
 //! into the same [`Config`](crate::config::Config) a file gives.
@@ -52,11 +58,35 @@ pub struct Cli {
 pub enum Command {
     /// Validate a configuration file and print the effective configuration
     /// (passwords redacted).
+    #[command(arg = help_arg())]
     CheckConfig(CheckConfigArgs),
     /// Show the state of every instance of the running daemon.
+    #[command(arg = help_arg())]
     Status(StatusArgs),
     /// Print the adverts that pass validation on interfaces (diagnostics).
+    #[command(arg = help_arg())]
     Monitor(MonitorArgs),
+    /// Write a commented starter configuration for one interface (never
+    /// overwrites a file).
+    #[command(arg = help_arg())]
+    Init(crate::config::starter::InitArgs),
+    /// Convert UCARP's configuration (/etc/default/ucarp, per-VIP files or a
+    /// command line) into one carpd-xdp configuration file.
+    #[command(arg = help_arg())]
+    ImportUcarp(crate::config::import::ImportUcarpArgs),
+    /// Write the man pages and shell completions (for packaging).
+    #[command(hide = true, arg = help_arg())]
+    GenerateAssets(crate::assets::GenerateAssetsArgs),
+}
+
+/// `-h/--help` for a subcommand (the top level turns clap's own off for
+/// UCARP's `-h`, and clap propagates that to subcommands).
+pub fn help_arg() -> clap::Arg {
+    clap::Arg::new("help")
+        .short('h')
+        .long("help")
+        .action(ArgAction::Help)
+        .help("Print help")
 }
 
 /// Arguments of `carpd-xdp check-config`.
@@ -76,16 +106,11 @@ pub struct StatusArgs {
     /// Unix socket of the running daemon.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_STATUS_SOCKET)]
     pub socket: PathBuf,
-    /// Redraw every SECS seconds (default 1) until interrupted, for an
-    /// operator at a terminal.
-    #[arg(
-        long,
-        value_name = "SECS",
-        num_args = 0..=1,
-        default_missing_value = "1",
-        value_parser = clap::value_parser!(u64).range(1..=3600)
-    )]
-    pub watch: Option<u64>,
+    /// Print the status again every SECS seconds (0.1 to 3600, default 1)
+    /// until interrupted.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1",
+          value_parser = crate::control::watch::parse_interval)]
+    pub watch: Option<std::time::Duration>,
 }
 
 /// Options of the daemon: UCARP's, then ours. Options left out are `None`

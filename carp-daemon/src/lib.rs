@@ -1,6 +1,7 @@
 //! carpd-xdp: a CARP daemon whose receive path runs in the kernel as XDP.
 #![deny(missing_docs)]
 
+pub mod assets;
 pub mod child;
 pub mod cli;
 pub mod config;

@@ -1,7 +1,8 @@
 //! `carpd-xdp`: command-line entry point.
 //!
 //! `carpd-xdp [UCARP options]`, `carpd-xdp [IFACE] [--config FILE]`, or a
-//! subcommand: `check-config`, `status`, `monitor`. Errors are printed as one
+//! subcommand: `check-config`, `status`, `monitor`, `init`, `import-ucarp`
+//! (and the hidden `generate-assets` used for packaging). Errors are printed as one
 //! line and give a non-zero exit; nothing is set up from a configuration
 //! that fails to load.
 
@@ -11,7 +12,7 @@ use anyhow::{Context, Result};
 use carp_daemon::cli::{Cli, Command};
 use carp_daemon::config::{self, Config, Logging};
 use carp_daemon::daemon::{Daemon, Reloader};
-use carp_daemon::{control, daemonize, logging, monitor, realtime};
+use carp_daemon::{assets, control, daemonize, logging, monitor, realtime};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -60,22 +61,40 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Status(args)) => {
-            let Some(secs) = args.watch else {
-                print!("{}", status_text(&args)?);
+            if let Some(interval) = args.watch {
+                control::watch::run(&args.socket, interval, args.json)?;
                 return Ok(());
-            };
-            // Redraw until interrupted; a daemon that stops answering is
-            // shown as such, and the view resumes when it answers again.
-            loop {
-                let text = status_text(&args).unwrap_or_else(|e| format!("{e:#}\n"));
-                print!("\x1b[H\x1b[2J{text}");
-                std::io::Write::flush(&mut std::io::stdout())?;
-                std::thread::sleep(std::time::Duration::from_secs(secs));
             }
+            let report = control::query(&args.socket)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", control::render_table(&report));
+            }
+            Ok(())
         }
         Some(Command::Monitor(args)) => {
             logging::init(&Logging::default(), true)?;
             runtime()?.block_on(monitor::run(args))?;
+            Ok(())
+        }
+        Some(Command::Init(args)) => {
+            config::starter::write(&args)?;
+            eprint!("{}", config::starter::next_steps(&args));
+            Ok(())
+        }
+        Some(Command::ImportUcarp(args)) => {
+            let toml = config::import::run(&args)?;
+            match &args.output {
+                Some(path) => eprintln!("wrote {}", path.display()),
+                None => print!("{toml}"),
+            }
+            Ok(())
+        }
+        Some(Command::GenerateAssets(args)) => {
+            for path in assets::generate(&args.out)? {
+                println!("{}", path.display());
+            }
             Ok(())
         }
         None => {
@@ -113,14 +132,4 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// `carpd-xdp status` once: the table, or JSON.
-fn status_text(args: &carp_daemon::cli::StatusArgs) -> Result<String> {
-    let report = control::query(&args.socket)?;
-    Ok(if args.json {
-        format!("{}\n", serde_json::to_string_pretty(&report)?)
-    } else {
-        control::render_table(&report)
-    })
 }

@@ -1,8 +1,10 @@
 //! Developer tasks of carpd-xdp: `cargo xtask <task>`.
 
 mod bench;
+mod deb;
 mod demo;
 mod ebpf;
+mod install;
 mod setup;
 
 use std::path::PathBuf;
@@ -35,8 +37,13 @@ enum Task {
         #[arg(long)]
         fuzz_secs: Option<u64>,
     },
-    /// Set up, build and run the demo in throw-away namespaces (needs root).
-    Demo,
+    /// Set up, build and run the demo in throw-away namespaces (needs root):
+    /// a failover at UCARP's default timers, then at the fastest ones.
+    Demo {
+        /// Run this carpd-xdp binary instead of building one.
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
     /// Build, then benchmark carpd-xdp against UCARP in throw-away namespaces
     /// (needs root); writes target/bench/{report.md,report.json,failover.svg}.
     Bench {
@@ -44,6 +51,37 @@ enum Task {
         #[arg(long)]
         quick: bool,
     },
+    /// Build (release) and install the daemon, its unit, the default config
+    /// (kept if present), man pages and shell completions.
+    Install {
+        /// Installation prefix: <prefix>/sbin, <prefix>/share/man, ...
+        #[arg(long, default_value = "/usr")]
+        prefix: PathBuf,
+        /// Staging root prepended to every path.
+        #[arg(long, default_value = "/")]
+        destdir: PathBuf,
+        /// Install this carpd-xdp binary instead of building one.
+        #[arg(long)]
+        binary: Option<PathBuf>,
+    },
+    /// Build (release) a Debian package with dpkg-deb: target/deb/*.deb.
+    Deb {
+        /// Package this carpd-xdp binary instead of building one.
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// Where the package is written.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// The given binary, or a release build of carpd-xdp.
+fn release_binary(binary: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(binary) = binary {
+        return Ok(binary);
+    }
+    setup::run_cmd(cargo().args(["build", "--release", "--package", "carp-daemon"]))?;
+    Ok(workspace().join("target/release/carpd-xdp"))
 }
 
 /// The repository root (xtask lives one level below it).
@@ -83,10 +121,33 @@ fn main() -> Result<()> {
             };
             test(fuzz_secs.unwrap_or(default))
         }
-        Task::Demo => {
+        Task::Demo { binary } => {
             setup::run(true)?;
-            setup::run_cmd(cargo().args(["build", "--release", "--package", "carp-daemon"]))?;
-            demo::run(&workspace().join("target/release/carpd-xdp"))
+            demo::run(&release_binary(binary)?)
+        }
+        Task::Install {
+            prefix,
+            destdir,
+            binary,
+        } => {
+            let opts = install::Options {
+                prefix,
+                destdir,
+                binary: release_binary(binary)?,
+                gzip_man: false,
+            };
+            for path in install::install(&workspace(), &opts)? {
+                println!("install: {}", path.display());
+            }
+            Ok(())
+        }
+        Task::Deb { binary, out } => {
+            let binary = release_binary(binary)?;
+            let out = out.unwrap_or_else(|| workspace().join("target/deb"));
+            std::fs::create_dir_all(&out)?;
+            let deb = deb::build(&workspace(), &binary, &out)?;
+            println!("{}", deb.display());
+            Ok(())
         }
         Task::Bench { quick } => {
             setup::run_cmd(cargo().args(["build", "--release", "--package", "carp-daemon"]))?;
@@ -102,7 +163,7 @@ fn main() -> Result<()> {
 }
 
 /// The fuzz targets of `carp-daemon/fuzz` (cargo-fuzz, nightly).
-const FUZZ_TARGETS: [&str; 2] = ["header_decode", "auth"];
+const FUZZ_TARGETS: [&str; 4] = ["header_decode", "auth", "import_ucarp", "config_toml"];
 
 fn test(fuzz_secs: u64) -> Result<()> {
     setup::run(true)?;

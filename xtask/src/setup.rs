@@ -18,6 +18,7 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("ucarp", "ucarp"),
     ("faketime", "faketime"),
     ("keepalived", "keepalived"),
+    // promtool and a real server for tests/metrics_prometheus.rs.
     ("promtool", "prometheus"),
 ];
 

@@ -33,6 +33,15 @@ impl fmt::Display for At {
     }
 }
 
+/// ` --output PATH` unless `path` is where `carpd-xdp init` writes anyway.
+fn output_option(path: &std::path::Path) -> String {
+    if path == std::path::Path::new(super::model::DEFAULT_CONFIG_PATH) {
+        String::new()
+    } else {
+        format!(" --output {}", path.display())
+    }
+}
+
 /// Why a configuration (file or command line) was rejected. Nothing of a
 /// rejected configuration is ever applied.
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +203,22 @@ pub enum ConfigError {
         at: At,
         /// The variable name.
         var: String,
+    },
+    /// No configuration file and no UCARP instance options: what to do.
+    #[error(
+        "no configuration file {}: create one with `carpd-xdp init {} --vip ADDRESS/PREFIX{}` \
+         (then edit it and run `carpd-xdp check-config`), convert UCARP's with \
+         `carpd-xdp import-ucarp`, or give UCARP options for one instance \
+         (`carpd-xdp -i eth0 -v 1 -o PASSFILE -a ADDRESS`, see `carpd-xdp -h`)",
+        path.display(),
+        interface.as_deref().unwrap_or("IFACE"),
+        output_option(path)
+    )]
+    NoConfigFile {
+        /// The configuration file looked for.
+        path: PathBuf,
+        /// The interface given on the command line, if any.
+        interface: Option<String>,
     },
     /// `carpd-xdp IFACE` but the configuration has no instance on it.
     #[error("{}: no instance on interface {interface}", path.display())]

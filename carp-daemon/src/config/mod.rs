@@ -13,10 +13,13 @@
 
 mod error;
 mod facility;
+pub mod import;
 mod locate;
 mod model;
 mod password;
 mod print;
+mod shell;
+pub mod starter;
 mod toml;
 mod ucarp;
 mod validate;

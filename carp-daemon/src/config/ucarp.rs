@@ -20,7 +20,15 @@ use crate::cli::RunArgs;
 
 /// Names of the subcommands, which clap takes as the positional interface
 /// when they follow daemon options.
-const SUBCOMMANDS: [&str; 4] = ["check-config", "status", "monitor", "help"];
+const SUBCOMMANDS: [&str; 7] = [
+    "check-config",
+    "status",
+    "monitor",
+    "init",
+    "import-ucarp",
+    "generate-assets",
+    "help",
+];
 
 /// Flags of the UCARP-style command line, for error locations.
 struct Flags;
@@ -75,7 +83,15 @@ pub fn from_cli(
             .config
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
-        let config = super::load_with_env(&path, env)?;
+        let config = match super::load_with_env(&path, env) {
+            Err(ConfigError::Read { io, .. }) if io.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::NoConfigFile {
+                    path,
+                    interface: interface.cloned(),
+                });
+            }
+            result => result?,
+        };
         match interface {
             Some(name) => super::select_interface(config, name, &path)?,
             None => config,

@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 pub mod client;
 pub mod report;
 pub mod server;
+pub mod watch;
 
 pub use client::{query, render_table};
 pub use report::{InstanceReport, InterfaceReport, StatusReport};

@@ -1,0 +1,94 @@
+//! `carpd-xdp generate-assets --out DIR` (hidden): the man pages and shell
+//! completions, generated from the very clap definitions the binary parses
+//! with, so they never drift from it. `cargo xtask install` and
+//! `cargo xtask deb` run it from the freshly built binary.
+//!
+//! ```text
+//! DIR/man/carpd-xdp.8, DIR/man/carpd-xdp-<subcommand>.8
+//! DIR/completions/carpd-xdp.bash, _carpd-xdp (zsh), carpd-xdp.fish
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+use crate::cli::Cli;
+
+/// Section of the manual: system administration commands (`/usr/sbin`).
+pub const MAN_SECTION: &str = "8";
+
+/// Arguments of `carpd-xdp generate-assets`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct GenerateAssetsArgs {
+    /// Directory to write `man/` and `completions/` into (created).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// Failures of `carpd-xdp generate-assets`.
+#[derive(Debug, thiserror::Error)]
+pub enum AssetsError {
+    /// A file or directory could not be written.
+    #[error("cannot write {}: {io}", path.display())]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        io: std::io::Error,
+    },
+}
+
+fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> AssetsError + '_ {
+    move |io| AssetsError::Write {
+        path: path.to_owned(),
+        io,
+    }
+}
+
+/// The clap command of `carpd-xdp`, built (subcommands named
+/// `carpd-xdp-<name>`), without the `help` subcommand.
+fn command() -> clap::Command {
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    cmd
+}
+
+/// Writes the man pages and completions under `out`; returns the files.
+pub fn generate(out: &Path) -> Result<Vec<PathBuf>, AssetsError> {
+    let man_dir = out.join("man");
+    let completion_dir = out.join("completions");
+    for dir in [&man_dir, &completion_dir] {
+        std::fs::create_dir_all(dir).map_err(write_err(dir))?;
+    }
+    let cmd = command();
+    let mut written = Vec::new();
+    let pages = std::iter::once(cmd.clone()).chain(
+        cmd.get_subcommands()
+            .filter(|sub| !sub.is_hide_set())
+            .cloned(),
+    );
+    for page in pages {
+        let man = clap_mangen::Man::new(page)
+            .section(MAN_SECTION)
+            .manual("System Manager's Manual");
+        let path = man_dir.join(man.get_filename());
+        let mut text = Vec::new();
+        man.render(&mut text).map_err(write_err(&path))?;
+        std::fs::write(&path, text).map_err(write_err(&path))?;
+        written.push(path);
+    }
+    for (shell, name) in [
+        (Shell::Bash, "carpd-xdp.bash"),
+        (Shell::Zsh, "_carpd-xdp"),
+        (Shell::Fish, "carpd-xdp.fish"),
+    ] {
+        let path = completion_dir.join(name);
+        let mut text = Vec::new();
+        clap_complete::generate(shell, &mut command(), "carpd-xdp", &mut text);
+        std::fs::write(&path, text).map_err(write_err(&path))?;
+        written.push(path);
+    }
+    Ok(written)
+}
