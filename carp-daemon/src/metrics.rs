@@ -23,13 +23,12 @@
 use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::control::report::{StatusReport, STATES};
@@ -42,8 +41,6 @@ pub const MAX_CONNECTIONS: usize = 16;
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest request head read, in bytes.
 const MAX_HEAD_BYTES: usize = 8192;
-/// Pause after a failed accept (e.g. out of file descriptors).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Content type of the Prometheus text format.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -88,7 +85,12 @@ impl MetricsServer {
             .local_addr()
             .map_err(io_err("read address of"))?;
         let listener = TcpListener::from_std(std_listener).map_err(io_err("register"))?;
-        let task = tokio::spawn(accept_loop(listener, requests));
+        let task = tokio::spawn(crate::control::accept::serve_connections(
+            listener,
+            MAX_CONNECTIONS,
+            "metrics",
+            move |stream| serve(stream, requests.clone()),
+        ));
         Ok(MetricsServer { local_addr, task })
     }
 
@@ -101,39 +103,6 @@ impl MetricsServer {
 impl Drop for MetricsServer {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-/// Accepts connections until aborted, serving each in its own task, at
-/// most [`MAX_CONNECTIONS`] at a time.
-async fn accept_loop(listener: TcpListener, requests: mpsc::Sender<ControlRequest>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut connections = JoinSet::new();
-    loop {
-        // No free slot, no accept: the client stays in the backlog.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-        };
-        // The semaphore is never closed.
-        let Ok(slot) = slot else { return };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                let requests = requests.clone();
-                connections.spawn(async move {
-                    serve(stream, requests).await;
-                    drop(slot);
-                });
-            }
-            Err(e) => {
-                warn!(error = %e, "metrics accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-            }
-        }
     }
 }
 

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 
 use tokio::sync::oneshot;
 
+pub mod accept;
 pub mod client;
 pub mod report;
 pub mod server;

@@ -15,13 +15,12 @@
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::{ControlError, ControlRequest, StatusReport};
@@ -34,8 +33,6 @@ pub const MAX_CONNECTIONS: usize = 8;
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest request line read, in bytes.
 const MAX_REQUEST_BYTES: u64 = 1024;
-/// Pause after a failed accept (e.g. out of file descriptors).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The listening control socket. Dropping it stops the accept task (and
 /// the connections it serves) and removes the socket file.
@@ -73,7 +70,12 @@ impl ControlServer {
                 return Err(e);
             }
         };
-        let task = tokio::spawn(accept_loop(listener, requests));
+        let task = tokio::spawn(crate::control::accept::serve_connections(
+            listener,
+            MAX_CONNECTIONS,
+            "control socket",
+            move |stream| serve(stream, requests.clone()),
+        ));
         Ok(ControlServer {
             path: path.to_owned(),
             file_id,
@@ -152,39 +154,6 @@ fn secure(path: &Path) -> Result<(u64, u64), ControlError> {
         .map_err(io_err("set mode 0600 on"))?;
     let meta = std::fs::symlink_metadata(path).map_err(io_err("inspect"))?;
     Ok((meta.dev(), meta.ino()))
-}
-
-/// Accepts connections until aborted, at most [`MAX_CONNECTIONS`] at a
-/// time; each is served in its own task, aborted with the loop.
-async fn accept_loop(listener: UnixListener, requests: mpsc::Sender<ControlRequest>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut connections = JoinSet::new();
-    loop {
-        // No free slot, no accept: the client stays in the backlog.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-        };
-        // The semaphore is never closed.
-        let Ok(slot) = slot else { return };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                let requests = requests.clone();
-                connections.spawn(async move {
-                    serve(stream, requests).await;
-                    drop(slot);
-                });
-            }
-            Err(e) => {
-                warn!(error = %e, "control socket accept failed");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-            }
-        }
-    }
 }
 
 /// Reads one request line, writes one answer line, closes.

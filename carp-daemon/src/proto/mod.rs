@@ -87,3 +87,21 @@ impl fmt::Display for Nanos {
         )
     }
 }
+
+/// Before `key` is inserted into `map`, bounded to `capacity` entries:
+/// forgets the entry least recently `touched` if `key` is new and the map
+/// is full.
+fn make_room<K: Ord + Copy, V>(
+    map: &mut std::collections::BTreeMap<K, V>,
+    key: &K,
+    capacity: usize,
+    touched: impl Fn(&V) -> u64,
+) {
+    if map.contains_key(key) || map.len() < capacity {
+        return;
+    }
+    let oldest = map.iter().min_by_key(|(_, v)| touched(v)).map(|(k, _)| *k);
+    if let Some(oldest) = oldest {
+        map.remove(&oldest);
+    }
+}

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::counter::is_tagged;
+use super::make_room;
 
 /// The Ethernet source address of an advert, sorted by who uses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -238,16 +239,7 @@ impl PeerTable {
 
     /// Records an accepted advert and returns what its sender is.
     pub fn record(&mut self, sender: Sender, vhid: u8, counter: u64, demote: u8) -> PeerKind {
-        if !self.seen.contains_key(&sender.addr) && self.seen.len() >= MAX_PEERS {
-            let oldest = self
-                .seen
-                .iter()
-                .min_by_key(|(_, s)| s.touched)
-                .map(|(a, _)| *a);
-            if let Some(oldest) = oldest {
-                self.seen.remove(&oldest);
-            }
-        }
+        make_room(&mut self.seen, &sender.addr, MAX_PEERS, |s| s.touched);
         self.clock += 1;
         let mac = MacClass::of(sender.mac, vhid);
         let seen = self

@@ -256,16 +256,7 @@ impl ReplayGuard {
 
     /// Records an accepted counter.
     fn record(&mut self, src: IpAddr, vhid: u8, counter: u64, tagged: bool, mac: MacClass) {
-        if !self.sources.contains_key(&(src, vhid)) && self.sources.len() >= MAX_SOURCES {
-            let oldest = self
-                .sources
-                .iter()
-                .min_by_key(|(_, s)| s.touched)
-                .map(|(k, _)| *k);
-            if let Some(oldest) = oldest {
-                self.sources.remove(&oldest);
-            }
-        }
+        super::make_room(&mut self.sources, &(src, vhid), MAX_SOURCES, |s| s.touched);
         self.clock += 1;
         let fresh = !self.sources.contains_key(&(src, vhid));
         let s = self.sources.entry((src, vhid)).or_default();

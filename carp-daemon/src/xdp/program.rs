@@ -131,6 +131,20 @@ fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, Progr
         .ok_or(ProgramError::Missing { what: "map", name })
 }
 
+/// A removal of a key that is not there (aya's `KeyNotFound`, or the
+/// kernel's ENOENT) is no error: the entry is gone either way.
+fn absent_is_removed(r: Result<(), aya::maps::MapError>) -> Result<(), aya::maps::MapError> {
+    match r {
+        Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        Err(aya::maps::MapError::SyscallError(e))
+            if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 fn map_err(op: impl Into<String>) -> impl FnOnce(aya::maps::MapError) -> ProgramError {
     let op = op.into();
     move |source| ProgramError::Map {
@@ -260,16 +274,9 @@ impl XdpProgram {
             .filter(|k| k.ifindex == ifindex && k.vhid == u16::from(vhid))
             .collect();
         for k in keys {
-            match self.peers.remove(&k) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(aya::maps::MapError::SyscallError(e))
-                    if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
-                Err(e) => {
-                    return Err(map_err(format!(
-                        "remove a peer of vhid {vhid} on ifindex {ifindex} from CARP_PEERS"
-                    ))(e))
-                }
-            }
+            absent_is_removed(self.peers.remove(&k)).map_err(map_err(format!(
+                "remove a peer of vhid {vhid} on ifindex {ifindex} from CARP_PEERS"
+            )))?;
         }
         Ok(())
     }
@@ -280,16 +287,9 @@ impl XdpProgram {
             ifindex,
             vhid: u32::from(vhid),
         };
-        match self.vhids.remove(&key) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-            Err(aya::maps::MapError::SyscallError(e))
-                if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) => {
-                return Err(map_err(format!(
-                    "remove vhid {vhid} on ifindex {ifindex} from CARP_VHIDS"
-                ))(e))
-            }
-        }
+        absent_is_removed(self.vhids.remove(&key)).map_err(map_err(format!(
+            "remove vhid {vhid} on ifindex {ifindex} from CARP_VHIDS"
+        )))?;
         self.remove_peers(ifindex, vhid)
     }
 
@@ -304,15 +304,7 @@ impl XdpProgram {
         match key {
             Some(k) => self.hmac.insert(vk, *k, 0).map_err(map_err(op())),
             // No key installed (a vhid checked in userspace only) is fine.
-            None => match self.hmac.remove(&vk) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-                Err(aya::maps::MapError::SyscallError(e))
-                    if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
-                {
-                    Ok(())
-                }
-                Err(e) => Err(map_err(op())(e)),
-            },
+            None => absent_is_removed(self.hmac.remove(&vk)).map_err(map_err(op())),
         }
     }
 
