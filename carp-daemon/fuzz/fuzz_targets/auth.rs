@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use carp_common::header::CarpHeader;
-use carp_daemon::proto::auth::Authenticator;
+use carp_daemon::proto::auth::{Authenticator, MAX_PASSWORD_LEN};
 use carp_daemon::proto::Password;
 use libfuzzer_sys::fuzz_target;
 
@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let password = match Password::new(pw) {
         Ok(p) => p,
         Err(_) => {
-            assert!(pw.len() > 20);
+            assert!(pw.len() > MAX_PASSWORD_LEN);
             return;
         }
     };
