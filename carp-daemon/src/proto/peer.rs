@@ -226,17 +226,6 @@ pub struct PeerTable {
 }
 
 impl PeerTable {
-    /// The class of `sender`'s MAC for `vhid` and whether its counter
-    /// repeats the last one recorded from it: what the replay rules need
-    /// before the advert is accepted.
-    pub fn preview(&self, sender: Sender, vhid: u8, counter: u64) -> (MacClass, bool) {
-        let repeats = self
-            .seen
-            .get(&sender.addr)
-            .is_some_and(|s| s.last_counter == counter && !s.changed);
-        (MacClass::of(sender.mac, vhid), repeats)
-    }
-
     /// Records an accepted advert and returns what its sender is.
     pub fn record(&mut self, sender: Sender, vhid: u8, counter: u64, demote: u8) -> PeerKind {
         make_room(&mut self.seen, &sender.addr, MAX_PEERS, |s| s.touched);
@@ -310,14 +299,11 @@ mod tests {
         let bsd = sender([0, 0, 0x5e, 0, 1, V]);
         let mut t = PeerTable::default();
         assert_eq!(t.record(bsd, V, 99, 0), PeerKind::Bsd);
-        assert_eq!(t.preview(bsd, V, 99), (MacClass::Bsd, true));
         assert_eq!(t.record(bsd, V, 99, 0), PeerKind::OpenBsd);
 
         let mut t = PeerTable::default();
         t.record(bsd, V, 99, 0);
         assert_eq!(t.record(bsd, V, 100, 0), PeerKind::FreeBsd);
-        // Once the counter changed, a repeat is no cookie.
-        assert_eq!(t.preview(bsd, V, 100), (MacClass::Bsd, false));
 
         let mut t = PeerTable::default();
         assert_eq!(t.record(bsd, V, 5, 1), PeerKind::OpenBsd);
