@@ -77,16 +77,33 @@ pub const MAP_EVENTS_BYTES: u32 = 256 * 1024;
 
 /// Precomputed HMAC keys ([`crate::hmac::HmacKey`]) keyed by [`crate::maps::VhidKey`].
 pub const MAP_HMAC: &str = "CARP_HMAC";
-/// Replay state per source ([`crate::maps::ReplayState`]), an LRU hash keyed by
-/// [`crate::maps::ReplayKey`]; entries are created by the daemon.
+/// The second accepted HMAC key of a vhid, where peers may send either of
+/// two digests (IPv6 link-local VIPs, which OpenBSD leaves out); tried only
+/// when [`MAP_HMAC`]'s key fails.
+pub const MAP_HMAC_ALT: &str = "CARP_HMAC_ALT";
+/// Replay rules per source ([`crate::maps::ReplayState`]), keyed by
+/// [`crate::maps::ReplayKey`]: a hash the daemon alone fills and empties
+/// (entries allocated on insert, never evicted by the kernel), so that
+/// it decides which sources keep theirs.
 pub const MAP_REPLAY: &str = "CARP_REPLAY";
 /// Capacity of [`MAP_REPLAY`].
 pub const MAP_REPLAY_CAPACITY: u32 = 4096;
+/// Groups of the recent counters the compat replay rule remembers per
+/// source ([`crate::maps::Recent`]), in the receive path and in the
+/// protocol core alike.
+pub const RECENT_SETS: usize = 16;
+/// Counters remembered per group of [`RECENT_SETS`].
+pub const RECENT_WAYS: usize = 16;
+/// Counters remembered per source in all: [`RECENT_SETS`] × [`RECENT_WAYS`].
+pub const REPLAY_MEMORY: usize = RECENT_SETS * RECENT_WAYS;
 /// Per-CPU scratch SHA-1 block, keeping 64 bytes off the XDP stack.
 pub const MAP_SCRATCH: &str = "CARP_SCRATCH";
+/// Per-CPU slot the frame's layout goes through before the stateful checks
+/// ([`crate::inspect::Tables::forget_layout`]).
+pub const MAP_LAYOUT: &str = "CARP_LAYOUT";
 
 /// Every map name, so that a test can check the built object holds them all.
-pub const MAP_NAMES: [&str; 9] = [
+pub const MAP_NAMES: [&str; 11] = [
     MAP_VHIDS,
     MAP_PEERS,
     MAP_RATE,
@@ -94,8 +111,10 @@ pub const MAP_NAMES: [&str; 9] = [
     MAP_COUNTERS,
     MAP_EVENTS,
     MAP_HMAC,
+    MAP_HMAC_ALT,
     MAP_REPLAY,
     MAP_SCRATCH,
+    MAP_LAYOUT,
 ];
 
 /// High 16 bits of the counters carpd-xdp sends (the rest is milliseconds

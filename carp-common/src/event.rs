@@ -15,8 +15,8 @@ pub struct AdvertEvent {
     pub family: u16,
     /// TTL or hop limit of the frame (always 255 once validated).
     pub ttl: u8,
-    /// Explicit padding, zero.
-    pub _pad0: u8,
+    /// `EVENT_*` bits.
+    pub flags: u8,
     /// Source address; IPv4 in the first 4 bytes, the rest zero.
     pub src: [u8; 16],
     /// Destination address; IPv4 in the first 4 bytes, the rest zero.
@@ -35,6 +35,12 @@ pub struct AdvertEvent {
     pub _pad2: [u8; 2],
 }
 
+/// [`AdvertEvent::flags`] bit: the source's replay rule in the receive path
+/// recorded this advert's counter. Without it, an advert the core accepts
+/// from a source with a rule passed before the rule was there, and the
+/// daemon writes the rule again from the core's state.
+pub const EVENT_REPLAY_RECORDED: u8 = 1;
+
 /// Size of [`AdvertEvent`] in bytes.
 pub const ADVERT_EVENT_LEN: usize = 96;
 const _: () = assert!(size_of::<AdvertEvent>() == ADVERT_EVENT_LEN);
@@ -48,7 +54,7 @@ impl AdvertEvent {
             ifindex: 0,
             family: 0,
             ttl: 0,
-            _pad0: 0,
+            flags: 0,
             src: [0; 16],
             dst: [0; 16],
             carp: [0; CARP_HEADER_LEN],

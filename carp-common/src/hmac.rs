@@ -9,10 +9,11 @@
 //! wire. Only the counter changes from advert to advert, so the daemon calls
 //! [`HmacKey::precompute`] once per (interface, vhid) and stores the result in
 //! a map; per advert the XDP program calls [`verify_advert`], which runs two or
-//! three SHA-1 compressions and nothing else:
+//! three SHA-1 compressions and nothing else, however many VIPs the vhid
+//! has (the inner state already covers the prefix's full blocks):
 //!
 //! ```text
-//! inner = SHA1-continue(inner state, prefix ‖ counter ‖ padding)   1 or 2 blocks
+//! inner = SHA1-continue(inner state, prefix tail ‖ counter ‖ padding)   1 or 2 blocks
 //! hmac  = SHA1-continue(outer state, inner digest ‖ padding)       1 block
 //! ```
 //!
@@ -33,15 +34,6 @@ use crate::sha1::{self, Block, SHA1_BLOCK_LEN, SHA1_DIGEST_LEN, SHA1_INIT};
 /// Longest password UCARP and carp(4) use (`CARP_KEY_LEN`), in bytes.
 pub const CARP_KEY_LEN: usize = 20;
 
-/// Longest message prefix (version, type, vhid and VIPs) that fits, in bytes.
-///
-/// The prefix, the 8 counter bytes and SHA-1's 9 bytes of padding must fit in
-/// two blocks after the key block: 111 + 8 + 9 = 128. Since the prefix is
-/// `3 + 4·n4 + 16·n6` bytes, this allows up to 27 IPv4 VIPs, or 6 IPv6 VIPs
-/// and 3 IPv4 VIPs, or any mix with `4·n4 + 16·n6 ≤ 108`. The daemon verifies
-/// adverts of vhids with more addresses in userspace only.
-pub const PREFIX_MAX: usize = 2 * SHA1_BLOCK_LEN - COUNTER_LEN - 9;
-
 /// Length of the advert counter, in bytes.
 const COUNTER_LEN: usize = 8;
 
@@ -56,11 +48,6 @@ pub enum HmacKeyError {
         /// Length of the password given, in bytes.
         len: usize,
     },
-    /// Version, type, vhid and VIPs take more than [`PREFIX_MAX`] bytes.
-    PrefixTooLong {
-        /// Length the prefix would have (after removing duplicates), in bytes.
-        len: usize,
-    },
 }
 
 impl fmt::Display for HmacKeyError {
@@ -69,10 +56,6 @@ impl fmt::Display for HmacKeyError {
             Self::PasswordTooLong { len } => write!(
                 f,
                 "password of {len} bytes is longer than {CARP_KEY_LEN} bytes"
-            ),
-            Self::PrefixTooLong { len } => write!(
-                f,
-                "hmac message prefix of {len} bytes is longer than {PREFIX_MAX} bytes (too many addresses)"
             ),
         }
     }
@@ -85,27 +68,28 @@ impl core::error::Error for HmacKeyError {}
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HmacKey {
-    /// SHA-1 chaining state after compressing the key block ⊕ ipad (0x36).
+    /// SHA-1 chaining state after compressing the key block ⊕ ipad (0x36)
+    /// and every full 64-byte block of the message prefix.
     pub inner: [u32; 5],
     /// SHA-1 chaining state after compressing the key block ⊕ opad (0x5c).
     pub outer: [u32; 5],
-    /// Length of the message prefix, in bytes: the counter's offset in
-    /// [`Self::tail`]. At most [`PREFIX_MAX`].
+    /// Length of what is left of the prefix after its full blocks, in bytes
+    /// (0 to 63): the counter's offset in [`Self::tail`].
     pub prefix_len: u32,
     /// Number of blocks of [`Self::tail`] the inner hash uses: 1 when
     /// `prefix_len` ≤ 47, else 2.
     pub blocks: u32,
-    /// The inner message after the key block, as SHA-1 message words (host
-    /// byte order): prefix, 8 zero bytes where each advert's counter goes,
-    /// then SHA-1 padding (0x80, zeros, the 64-bit bit length) ending
-    /// block `blocks - 1`; zero after that.
+    /// The rest of the inner message, as SHA-1 message words (host byte
+    /// order): the prefix's last `prefix_len` bytes, 8 zero bytes where each
+    /// advert's counter goes, then SHA-1 padding (0x80, zeros, the 64-bit
+    /// bit length of the whole inner message) ending block `blocks - 1`;
+    /// zero after that.
     pub tail: [Block; 2],
 }
 
 /// Size of [`HmacKey`] in bytes.
 pub const HMAC_KEY_LEN: usize = 176;
 const _: () = assert!(size_of::<HmacKey>() == HMAC_KEY_LEN);
-const _: () = assert!(PREFIX_MAX == 111);
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), u32 fields and arrays of u32 only, no implicit padding
@@ -116,7 +100,9 @@ impl HmacKey {
     /// Precomputes the key of `vhid` for `password` and the vhid's VIPs.
     ///
     /// `v4` and `v6` may be in any order and contain duplicates: like carp(4),
-    /// the message uses each address once, in ascending order. Runs in
+    /// the message uses each address once, in ascending order. Any number
+    /// of addresses fits: the full blocks of the prefix are compressed here,
+    /// so the receive path's work per advert does not depend on it. Runs in
     /// userspace only (it sorts).
     pub fn precompute(
         password: &[u8],
@@ -129,31 +115,26 @@ impl HmacKey {
                 len: password.len(),
             });
         }
-        let prefix_len = 3 + 4 * distinct(v4) + 16 * distinct(v6);
-        if prefix_len > PREFIX_MAX {
-            return Err(HmacKeyError::PrefixTooLong { len: prefix_len });
-        }
-        let mut bytes = [0u8; 2 * SHA1_BLOCK_LEN];
-        bytes[0] = CARP_VERSION;
-        bytes[1] = CARP_ADVERTISEMENT;
-        bytes[2] = vhid;
-        let len = append_sorted(&mut bytes, 3, v4);
-        let len = append_sorted(&mut bytes, len, v6);
-        debug_assert_eq!(len, prefix_len);
+        let mut key = [0u8; SHA1_BLOCK_LEN];
+        key[..password.len()].copy_from_slice(password);
+        let mut prefix = Absorber::new(pad_state(&key, 0x36));
+        prefix.push(&[CARP_VERSION, CARP_ADVERTISEMENT, vhid]);
+        push_sorted(&mut prefix, v4);
+        push_sorted(&mut prefix, v6);
 
+        let len = prefix.len;
+        let mut bytes = [0u8; 2 * SHA1_BLOCK_LEN];
+        bytes[..len].copy_from_slice(&prefix.block[..len]);
         let blocks = if len + COUNTER_LEN + 9 <= SHA1_BLOCK_LEN {
             1
         } else {
             2
         };
-        let msg_len = len + COUNTER_LEN;
-        bytes[msg_len] = 0x80;
-        let bits = ((SHA1_BLOCK_LEN + msg_len) * 8) as u64;
+        bytes[len + COUNTER_LEN] = 0x80;
+        let bits = ((SHA1_BLOCK_LEN + prefix.total + COUNTER_LEN) * 8) as u64;
         let end = blocks * SHA1_BLOCK_LEN;
         bytes[end - 8..end].copy_from_slice(&bits.to_be_bytes());
 
-        let mut key = [0u8; SHA1_BLOCK_LEN];
-        key[..password.len()].copy_from_slice(password);
         let mut tail = [[0u32; 16]; 2];
         for (block, chunk) in tail.iter_mut().zip(bytes.chunks_exact(SHA1_BLOCK_LEN)) {
             let mut b = [0u8; SHA1_BLOCK_LEN];
@@ -161,12 +142,47 @@ impl HmacKey {
             *block = sha1::block_from_bytes(&b);
         }
         Ok(Self {
-            inner: pad_state(&key, 0x36),
+            inner: prefix.state,
             outer: pad_state(&key, 0x5c),
             prefix_len: len as u32,
             blocks: blocks as u32,
             tail,
         })
+    }
+}
+
+/// SHA-1 fed byte by byte: each full block is compressed, the last partial
+/// one is kept.
+struct Absorber {
+    state: [u32; 5],
+    block: [u8; SHA1_BLOCK_LEN],
+    /// Bytes in `block`.
+    len: usize,
+    /// Bytes pushed in all.
+    total: usize,
+}
+
+impl Absorber {
+    fn new(state: [u32; 5]) -> Self {
+        Self {
+            state,
+            block: [0; SHA1_BLOCK_LEN],
+            len: 0,
+            total: 0,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.block[self.len] = b;
+            self.len += 1;
+            self.total += 1;
+            if self.len == SHA1_BLOCK_LEN {
+                let mut w = sha1::block_from_bytes(&self.block);
+                sha1::compress(&mut self.state, &mut w);
+                self.len = 0;
+            }
+        }
     }
 }
 
@@ -182,31 +198,15 @@ fn pad_state(key: &[u8; SHA1_BLOCK_LEN], pad: u8) -> [u32; 5] {
     state
 }
 
-/// How many distinct addresses `addrs` holds.
-fn distinct<const N: usize>(addrs: &[[u8; N]]) -> usize {
-    addrs
-        .iter()
-        .enumerate()
-        .filter(|(i, a)| !addrs[..*i].contains(a))
-        .count()
-}
-
-/// Appends the distinct `addrs` in ascending order to `bytes[len..]` and
-/// returns the new length; the caller checked that they fit.
-fn append_sorted<const N: usize>(
-    bytes: &mut [u8; 2 * SHA1_BLOCK_LEN],
-    mut len: usize,
-    addrs: &[[u8; N]],
-) -> usize {
+/// Pushes the distinct `addrs` in ascending order.
+fn push_sorted<const N: usize>(prefix: &mut Absorber, addrs: &[[u8; N]]) {
     // Selection of the next larger address, as carp(4) does it: no buffer
     // for a sorted copy is needed.
     let mut last: Option<&[u8; N]> = None;
     while let Some(addr) = addrs.iter().filter(|a| last.is_none_or(|l| *a > l)).min() {
-        bytes[len..len + N].copy_from_slice(addr);
-        len += N;
+        prefix.push(addr);
         last = Some(addr);
     }
-    len
 }
 
 /// The HMAC of the advert of `key`'s vhid carrying `counter`.

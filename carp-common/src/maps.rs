@@ -1,5 +1,7 @@
 //! Keys and values of the BPF maps shared by the XDP program and the daemon.
 
+use crate::constants::{RECENT_SETS, RECENT_WAYS, REPLAY_MEMORY};
+
 /// Key of [`crate::constants::MAP_VHIDS`]: a vhid served on an interface.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,39 +99,184 @@ pub struct ReplayKey {
 }
 const _: () = assert!(size_of::<ReplayKey>() == 24);
 
-/// [`ReplayState::flags`] bit: the counter must exceed the last accepted one.
+/// [`ReplayState::flags`] bit: every counter must exceed
+/// [`ReplayState::last_counter`] (the strict rule).
 pub const REPLAY_STRICT: u32 = 1;
 /// [`ReplayState::flags`] bit: the counter must carry [`crate::constants::COUNTER_TAG`]
 /// (a source known to be carpd-xdp, which cannot be downgraded).
 pub const REPLAY_REQUIRE_TAG: u32 = 2;
+/// [`ReplayState::flags`] bit: tagged counters must exceed
+/// [`ReplayState::last_counter`], the last tagged one (the auto rule for a
+/// source not yet known to be carpd-xdp); the others follow
+/// [`REPLAY_RECENT`].
+pub const REPLAY_TAGGED_GROW: u32 = 4;
+/// [`ReplayState::flags`] bit: a counter must not be one of the recent
+/// counters recorded ([`Recent`]; the compat rule).
+pub const REPLAY_RECENT: u32 = 8;
+/// [`ReplayState::flags`] bit: [`ReplayState::cookie`] from
+/// [`ReplayState::cookie_mac`] passes whatever the other bits say (OpenBSD's
+/// constant counter, accepted as liveness).
+pub const REPLAY_COOKIE: u32 = 16;
 
-/// Value of [`crate::constants::MAP_REPLAY`].
+/// The recent counters of one source: [`RECENT_SETS`] groups chosen by the
+/// counter's bits, each remembering its last [`RECENT_WAYS`] counters.
+///
+/// A lookup reads one group, so the XDP program's loop has
+/// [`RECENT_WAYS`] rounds, not [`REPLAY_MEMORY`] (the verifier follows
+/// every round on every path). Counters that grow by one (UCARP once it
+/// heard a peer, FreeBSD) fill the groups in turn: the last
+/// [`REPLAY_MEMORY`] are remembered. Random ones (UCARP alone) spread
+/// unevenly: at least the last [`RECENT_WAYS`], usually near
+/// [`REPLAY_MEMORY`]. The protocol core uses this very type, so both
+/// remember the same counters.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recent {
+    /// The counters of each group; slots `len[g]..` of group `g` are unused.
+    pub slots: [[u64; RECENT_WAYS]; RECENT_SETS],
+    /// Slot of each group the next counter goes to.
+    pub next: [u8; RECENT_SETS],
+    /// Slots of each group in use.
+    pub len: [u8; RECENT_SETS],
+}
+const _: () = assert!(size_of::<Recent>() == 8 * REPLAY_MEMORY + 2 * RECENT_SETS);
+const _: () = assert!(RECENT_SETS.is_power_of_two() && RECENT_WAYS.is_power_of_two());
+const _: () = assert!(RECENT_WAYS <= u8::MAX as usize);
+
+impl Default for Recent {
+    fn default() -> Self {
+        Self::EMPTY
+    }
+}
+
+impl Recent {
+    /// Nothing remembered.
+    pub const EMPTY: Self = Self {
+        slots: [[0; RECENT_WAYS]; RECENT_SETS],
+        next: [0; RECENT_SETS],
+        len: [0; RECENT_SETS],
+    };
+
+    /// The group of `counter`.
+    #[inline(always)]
+    fn set(counter: u64) -> usize {
+        ((counter ^ (counter >> 32)) as usize) & (RECENT_SETS - 1)
+    }
+
+    /// Whether `counter` is remembered.
+    #[inline(always)]
+    pub fn contains(&self, counter: u64) -> bool {
+        let g = Self::set(counter);
+        let len = self.len[g] as usize;
+        let slots = &self.slots[g];
+        let mut i = 0;
+        // A bounded loop the verifier can follow.
+        while i < RECENT_WAYS {
+            if i >= len {
+                break;
+            }
+            if slots[i] == counter {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// Remembers `counter`, forgetting the oldest of its group when full.
+    #[inline(always)]
+    pub fn push(&mut self, counter: u64) {
+        let g = Self::set(counter);
+        let at = self.next[g] as usize & (RECENT_WAYS - 1);
+        self.slots[g][at] = counter;
+        self.next[g] = ((at + 1) & (RECENT_WAYS - 1)) as u8;
+        if (self.len[g] as usize) < RECENT_WAYS {
+            self.len[g] += 1;
+        }
+    }
+}
+
+/// Value of [`crate::constants::MAP_REPLAY`]: the replay rule of one source
+/// of one vhid, as the protocol core applies it (see the daemon's
+/// `proto::replay`), with the state it needs.
+///
+/// [`ReplayState::admits`] runs before the HMAC (a frame that fails it is
+/// refused whether it is a replay or a forgery, and costs no SHA-1);
+/// [`ReplayState::record`] after it, so that only authentic adverts move the
+/// state. The rate limit comes after both, so refused frames never use up
+/// a source's budget.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplayState {
-    /// Last counter accepted from the source.
+    /// Last counter accepted ([`REPLAY_STRICT`]) or last tagged counter
+    /// accepted ([`REPLAY_TAGGED_GROW`]; 0: none yet).
     pub last_counter: u64,
+    /// The counter that may repeat ([`REPLAY_COOKIE`]).
+    pub cookie: u64,
     /// `REPLAY_*` bits.
     pub flags: u32,
+    /// The Ethernet source [`ReplayState::cookie`] must come from.
+    pub cookie_mac: [u8; 6],
     /// Explicit padding, zero.
-    pub _pad: u32,
+    pub _pad: [u8; 6],
+    /// The counters recorded lately ([`REPLAY_RECENT`]).
+    pub recent: Recent,
 }
-const _: () = assert!(size_of::<ReplayState>() == 16);
+const _: () = assert!(size_of::<ReplayState>() == 32 + size_of::<Recent>());
 
 impl ReplayState {
-    /// Applies the rule to `counter`; on success records it and returns true.
+    /// A rule with `flags`, `last_counter` and the `recent` counters.
+    pub fn new(flags: u32, last_counter: u64, recent: &Recent) -> Self {
+        Self {
+            last_counter,
+            cookie: 0,
+            flags,
+            cookie_mac: [0; 6],
+            _pad: [0; 6],
+            recent: *recent,
+        }
+    }
+
+    /// The same rule, letting `cookie` from `mac` repeat.
+    pub fn with_cookie(mut self, cookie: u64, mac: [u8; 6]) -> Self {
+        self.flags |= REPLAY_COOKIE;
+        self.cookie = cookie;
+        self.cookie_mac = mac;
+        self
+    }
+
+    /// Whether `counter`, sent from Ethernet source `mac`, passes the rule.
+    /// Changes nothing.
     #[inline(always)]
-    pub fn admit(&mut self, counter: u64) -> bool {
-        if self.flags & REPLAY_REQUIRE_TAG != 0
-            && (counter >> 48) as u16 != crate::constants::COUNTER_TAG
-        {
+    pub fn admits(&self, counter: u64, mac: &[u8; 6]) -> bool {
+        if self.flags & REPLAY_COOKIE != 0 && counter == self.cookie && *mac == self.cookie_mac {
+            return true;
+        }
+        let tagged = (counter >> 48) as u16 == crate::constants::COUNTER_TAG;
+        if self.flags & REPLAY_REQUIRE_TAG != 0 && !tagged {
             return false;
         }
-        if self.flags & REPLAY_STRICT != 0 && counter <= self.last_counter {
-            return false;
+        if self.flags & REPLAY_STRICT != 0 {
+            return counter > self.last_counter;
         }
-        self.last_counter = counter;
+        if self.flags & REPLAY_TAGGED_GROW != 0 && tagged {
+            return counter > self.last_counter;
+        }
+        if self.flags & REPLAY_RECENT != 0 {
+            return !self.recent.contains(counter);
+        }
         true
+    }
+
+    /// Records `counter` of an authentic advert that [`Self::admits`] let
+    /// through.
+    #[inline(always)]
+    pub fn record(&mut self, counter: u64) {
+        let tagged = (counter >> 48) as u16 == crate::constants::COUNTER_TAG;
+        if self.flags & REPLAY_STRICT != 0 || (self.flags & REPLAY_TAGGED_GROW != 0 && tagged) {
+            self.last_counter = counter;
+        }
+        self.recent.push(counter);
     }
 }
 
@@ -195,4 +342,5 @@ mod pod {
     unsafe impl aya::Pod for Settings {}
     unsafe impl aya::Pod for ReplayKey {}
     unsafe impl aya::Pod for ReplayState {}
+    unsafe impl aya::Pod for Recent {}
 }

@@ -4,9 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use carp_common::hmac::{
-    compute, verify_advert, verify_advert_in, HmacKey, HmacKeyError, PREFIX_MAX,
-};
+use carp_common::hmac::{compute, verify_advert, verify_advert_in, HmacKey, HmacKeyError};
 use hmac::{Hmac, KeyInit, Mac};
 use proptest::prelude::*;
 use sha1::Sha1;
@@ -143,25 +141,12 @@ fn limits() {
     );
     assert!(HmacKey::precompute(&[b'x'; 20], 1, &[], &[]).is_ok());
 
-    let v4: Vec<[u8; 4]> = (0..28u8).map(|i| [10, 0, 0, i]).collect();
+    let v4: Vec<[u8; 4]> = (0..=255u8).map(|i| [10, 0, 0, i]).collect();
+    let v6: Vec<[u8; 16]> = (0..=255u8).map(|i| [i; 16]).collect();
+    // The prefix's full blocks go into the inner state; what is left of it
+    // is the counter's offset in the tail.
     let full = HmacKey::precompute(b"k", 1, &v4[..27], &[]).unwrap();
-    assert_eq!(full.prefix_len as usize, PREFIX_MAX);
-    assert_eq!(full.blocks, 2);
-    let err = HmacKey::precompute(b"", 1, &v4, &[]).unwrap_err();
-    assert_eq!(err, HmacKeyError::PrefixTooLong { len: 115 });
-    assert!(err.to_string().contains("115 bytes"), "{err}");
-    let v6: Vec<[u8; 16]> = (0..7u8).map(|i| [i; 16]).collect();
-    assert_eq!(
-        HmacKey::precompute(b"", 1, &v4[..3], &v6[..6])
-            .unwrap()
-            .prefix_len,
-        111
-    );
-    assert_eq!(
-        HmacKey::precompute(b"", 1, &v4[..4], &v6[..6]),
-        Err(HmacKeyError::PrefixTooLong { len: 115 })
-    );
-
+    assert_eq!((full.prefix_len, full.blocks), (111 - 64, 1));
     // The inner message fits one block up to a 47-byte prefix.
     let one = HmacKey::precompute(b"k", 1, &v4[..11], &[]).unwrap();
     assert_eq!((one.prefix_len, one.blocks), (47, 1));
@@ -172,19 +157,27 @@ fn limits() {
         let want = reference(b"k", 1, &v4[..n], &[], &counter);
         assert_eq!(compute(key, &counter), want, "{n} addresses");
     }
+    // Every prefix length around the block edges, and long ones.
+    for n4 in (0..40).chain([64, 255, 256]) {
+        for n6 in [0, 1, 3, 7, 64, 256] {
+            let key = HmacKey::precompute(b"k", 9, &v4[..n4], &v6[..n6]).unwrap();
+            let len = 3 + 4 * n4 + 16 * n6;
+            assert_eq!(key.prefix_len as usize, len % 64, "{n4} + {n6}");
+            let want = reference(b"k", 9, &v4[..n4], &v6[..n6], &counter);
+            assert_eq!(compute(&key, &counter), want, "{n4} IPv4, {n6} IPv6");
+            assert!(verify_advert(&key, &counter, &want));
+        }
+    }
 }
 
-/// A vhid whose prefix fits: up to 6 IPv6 VIPs and as many IPv4 VIPs as fit
-/// next to them (random addresses are distinct with near certainty; a
-/// duplicate only makes the prefix shorter).
-fn fitting_vips() -> impl Strategy<Value = (Vec<[u8; 4]>, Vec<[u8; 16]>)> {
-    (0usize..=6).prop_flat_map(|n6| {
-        let max4 = (PREFIX_MAX - 3 - 16 * n6) / 4;
-        (
-            proptest::collection::vec(any::<[u8; 4]>(), 0..=max4),
-            proptest::collection::vec(any::<[u8; 16]>(), n6..=n6),
-        )
-    })
+/// A vhid's addresses: any mix, up to four blocks of prefix and more
+/// (random addresses are distinct with near certainty; a duplicate only
+/// makes the prefix shorter).
+fn any_vips() -> impl Strategy<Value = (Vec<[u8; 4]>, Vec<[u8; 16]>)> {
+    (
+        proptest::collection::vec(any::<[u8; 4]>(), 0..=80),
+        proptest::collection::vec(any::<[u8; 16]>(), 0..=20),
+    )
 }
 
 proptest! {
@@ -196,7 +189,7 @@ proptest! {
     fn agrees_with_hmac_crate(
         password in proptest::collection::vec(any::<u8>(), 0..=20),
         vhid in any::<u8>(),
-        (v4, v6) in fitting_vips(),
+        (v4, v6) in any_vips(),
         counter in any::<[u8; 8]>(),
         bit in 0usize..160,
         garbage in any::<[u32; 16]>(),
@@ -215,19 +208,16 @@ proptest! {
         prop_assert!(!verify_advert_in(&key, &counter, &forged, &mut scratch));
     }
 
-    /// Too many addresses are refused with the length the prefix would have.
+    /// The counter's offset in the tail is the prefix length modulo a block.
     #[test]
-    fn oversized_prefix_is_refused(
+    fn prefix_tail_length(
         v4 in proptest::collection::vec(any::<[u8; 4]>(), 0..40),
         v6 in proptest::collection::vec(any::<[u8; 16]>(), 0..10),
     ) {
         let len = 3 + 4 * v4.iter().collect::<BTreeSet<_>>().len()
             + 16 * v6.iter().collect::<BTreeSet<_>>().len();
-        let got = HmacKey::precompute(b"pw", 1, &v4, &v6);
-        if len > PREFIX_MAX {
-            prop_assert_eq!(got, Err(HmacKeyError::PrefixTooLong { len }));
-        } else {
-            prop_assert_eq!(got.unwrap().prefix_len as usize, len);
-        }
+        let key = HmacKey::precompute(b"pw", 1, &v4, &v6).unwrap();
+        prop_assert_eq!(key.prefix_len as usize, len % 64);
+        prop_assert_eq!(key.blocks, if len % 64 <= 47 { 1 } else { 2 });
     }
 }

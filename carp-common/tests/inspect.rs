@@ -12,8 +12,9 @@ use carp_common::header::CarpHeader;
 use carp_common::hmac::{verify_advert, HmacKey};
 use carp_common::inspect::{fill_event, inspect, Auth, Tables, Verdict};
 use carp_common::maps::{
-    PeerKey, PeerValue, RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey,
-    REPLAY_REQUIRE_TAG, REPLAY_STRICT, VHID_PEERS_ONLY, VHID_SERVED,
+    PeerKey, PeerValue, RateKey, RateState, Recent, ReplayKey, ReplayState, Settings, VhidKey,
+    REPLAY_RECENT, REPLAY_REQUIRE_TAG, REPLAY_STRICT, REPLAY_TAGGED_GROW, VHID_PEERS_ONLY,
+    VHID_SERVED,
 };
 use carp_common::rate;
 use carp_common::reason::Reason;
@@ -71,8 +72,14 @@ impl Tables for TestTables {
             Some(_) => Auth::Bad,
         }
     }
-    fn replay_admit(&mut self, key: &ReplayKey, counter: u64) -> bool {
-        self.replay.get_mut(key).is_none_or(|s| s.admit(counter))
+    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> bool {
+        self.replay.get(key).is_none_or(|s| s.admits(counter, mac))
+    }
+    fn replay_record(&mut self, key: &ReplayKey, counter: u64) -> bool {
+        self.replay
+            .get_mut(key)
+            .map(|s| s.record(counter))
+            .is_some()
     }
     fn rate_conforms(&mut self, key: &RateKey, now_ns: u64) -> bool {
         rate::conforms(self.rate.entry(*key).or_default(), &self.settings, now_ns)
@@ -566,14 +573,8 @@ fn strict_replay_rule_drops_old_counters_of_authentic_adverts() {
         family: AF_INET,
         addr: [10, 99, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     };
-    t.replay.insert(
-        key,
-        ReplayState {
-            last_counter: 0,
-            flags: REPLAY_STRICT,
-            _pad: 0,
-        },
-    );
+    t.replay
+        .insert(key, ReplayState::new(REPLAY_STRICT, 0, &Recent::EMPTY));
     let (f5, f6) = (unhex(UCARP5), unhex(UCARP6));
     delivered(&f5, &mut t);
     delivered(&f6, &mut t);
@@ -592,17 +593,143 @@ fn strict_replay_rule_drops_old_counters_of_authentic_adverts() {
     // A source known to send tagged counters refuses untagged ones.
     t.replay.insert(
         key,
-        ReplayState {
-            last_counter: 0,
-            flags: REPLAY_STRICT | REPLAY_REQUIRE_TAG,
-            _pad: 0,
-        },
+        ReplayState::new(REPLAY_STRICT | REPLAY_REQUIRE_TAG, 0, &Recent::EMPTY),
     );
     assert_eq!(
         inspect(&f6[..], IFINDEX, &mut t),
         Verdict::Drop(Reason::Replay),
         "downgrade"
     );
+}
+
+/// The replay key of the UCARP vectors' source, 10.99.0.2, vhid 7.
+fn ucarp_source() -> ReplayKey {
+    ReplayKey {
+        ifindex: IFINDEX,
+        vhid: 7,
+        family: AF_INET,
+        addr: [10, 99, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    }
+}
+
+#[test]
+fn compat_replay_rule_drops_recent_counters_before_the_rate_limit() {
+    // UCARP's random counters: the rule refuses the ones recorded, so a
+    // replay flood of them leaves the source's budget (one advert, no
+    // burst) to its next genuine advert.
+    let mut t = with_ucarp_key(b"carp-harness");
+    t.settings = Settings::with_rate(1, 1, 0);
+    t.replay.insert(
+        ucarp_source(),
+        ReplayState::new(REPLAY_RECENT, 0, &Recent::EMPTY),
+    );
+    let (f5, f6) = (unhex(UCARP5), unhex(UCARP6));
+    delivered(&f5, &mut t);
+    for _ in 0..100 {
+        assert_eq!(
+            inspect(&f5[..], IFINDEX, &mut t),
+            Verdict::Drop(Reason::Replay)
+        );
+    }
+    t.now += 1_000_000_000;
+    delivered(&f6, &mut t);
+    // A forgery carrying a recorded counter is refused before its SHA-1,
+    // as a replay; one with a new counter fails the HMAC. Neither is
+    // recorded nor charged.
+    let mut forged = f6.clone();
+    forged[60] ^= 0xff;
+    fix_carp_checksum(&mut forged, 34);
+    assert_eq!(
+        inspect(&forged[..], IFINDEX, &mut t),
+        Verdict::Drop(Reason::Replay)
+    );
+    let mut forged = f6.clone();
+    forged[49] ^= 1; // the counter's last byte
+    fix_carp_checksum(&mut forged, 34);
+    for _ in 0..3 {
+        assert_eq!(
+            inspect(&forged[..], IFINDEX, &mut t),
+            Verdict::Drop(Reason::Hmac)
+        );
+    }
+    t.now += 1_000_000_000;
+    delivered(&unhex(UCARP1), &mut t);
+}
+
+/// A table remembering `counters`, oldest first.
+fn recent(counters: impl IntoIterator<Item = u64>) -> Recent {
+    let mut r = Recent::EMPTY;
+    for c in counters {
+        r.push(c);
+    }
+    r
+}
+
+#[test]
+fn compat_rule_forgets_the_oldest_beyond_its_memory() {
+    // Counters growing by one: exactly the last REPLAY_MEMORY.
+    let n = REPLAY_MEMORY as u64;
+    let s = ReplayState::new(REPLAY_RECENT, 0, &recent(1..=n + 10));
+    let mac = [0; 6];
+    assert!(s.admits(10, &mac), "older than the memory");
+    assert!((11..=n + 10).all(|c| !s.admits(c, &mac)));
+    assert!(s.admits(n + 11, &mac));
+    let mut s = ReplayState::new(REPLAY_RECENT, 0, &recent([5]));
+    s.record(6);
+    assert!(!s.admits(5, &mac) && !s.admits(6, &mac) && s.admits(7, &mac));
+}
+
+#[test]
+fn random_counters_are_remembered_at_least_a_group_deep() {
+    // Random counters: the last RECENT_WAYS always, and most of the last
+    // REPLAY_MEMORY.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let counters: Vec<u64> = (0..4 * REPLAY_MEMORY)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        })
+        .collect();
+    let r = recent(counters.iter().copied());
+    let last = &counters[counters.len() - REPLAY_MEMORY..];
+    assert!(last[REPLAY_MEMORY - RECENT_WAYS..]
+        .iter()
+        .all(|c| r.contains(*c)));
+    let kept = last.iter().filter(|c| r.contains(**c)).count();
+    assert!(
+        kept > REPLAY_MEMORY / 2,
+        "{kept} of the last {REPLAY_MEMORY}"
+    );
+    assert!(!r.contains(counters[0]));
+}
+
+#[test]
+fn auto_rule_orders_tagged_counters_and_remembers_the_others() {
+    let tag = u64::from(COUNTER_TAG) << 48;
+    let mac = [0; 6];
+    let mut s = ReplayState::new(REPLAY_TAGGED_GROW | REPLAY_RECENT, 0, &recent([77]));
+    assert!(s.admits(tag | 10, &mac));
+    s.record(tag | 10);
+    assert!(!s.admits(tag | 10, &mac), "tagged, not greater");
+    assert!(!s.admits(tag | 9, &mac));
+    assert!(s.admits(tag | 11, &mac));
+    assert!(!s.admits(77, &mac), "untagged, recent");
+    assert!(s.admits(78, &mac), "untagged, new");
+    // Known to be carpd-xdp: untagged counters are refused.
+    let s = ReplayState::new(REPLAY_STRICT | REPLAY_REQUIRE_TAG, tag | 10, &Recent::EMPTY);
+    assert!(!s.admits(78, &mac) && !s.admits(tag | 10, &mac) && s.admits(tag | 11, &mac));
+}
+
+#[test]
+fn openbsd_cookie_may_repeat_from_its_mac_only() {
+    let bsd = [0, 0, 0x5e, 0, 1, 7];
+    let s = ReplayState::new(REPLAY_RECENT, 0, &recent([0xc00c1e])).with_cookie(0xc00c1e, bsd);
+    assert!(s.admits(0xc00c1e, &bsd));
+    assert!(!s.admits(0xc00c1e, &[2, 0, 0, 0, 0, 1]), "another MAC");
+    let strict = ReplayState::new(REPLAY_STRICT, 0xc00c1e, &Recent::EMPTY);
+    assert!(!strict.admits(0xc00c1e, &bsd), "strict: no cookie");
 }
 
 #[test]

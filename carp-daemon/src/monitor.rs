@@ -7,12 +7,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use carp_common::constants::AF_INET;
 use carp_common::event::AdvertEvent;
 use carp_common::header::CarpHeader;
-use carp_common::hmac::HmacKey;
-use carp_common::maps::{ReplayKey, ReplayState, Settings, REPLAY_STRICT, SETTINGS_PASS_HANDLED};
+use carp_common::maps::{
+    Recent, ReplayKey, ReplayState, Settings, REPLAY_STRICT, SETTINGS_PASS_HANDLED,
+};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::xdp::key::VhidKeys;
 use crate::xdp::mode::XdpMode;
 use crate::xdp::receive::{ReceiveError, ReceivePath};
 
@@ -90,9 +92,9 @@ pub enum MonitorError {
     },
 }
 
-/// The receive path's key for `vhid` with password `pass` and addresses `addrs`.
-fn hmac_key(pass: &[u8], vhid: u8, addrs: &[IpAddr]) -> Result<HmacKey, MonitorError> {
-    crate::xdp::key::hmac_key(pass, vhid, addrs.iter().copied()).map_err(|e| MonitorError::Key {
+/// The receive path's keys for `vhid` with password `pass` and addresses `addrs`.
+fn hmac_keys(pass: &[u8], vhid: u8, addrs: &[IpAddr]) -> Result<VhidKeys, MonitorError> {
+    VhidKeys::new(pass, vhid, addrs).map_err(|e| MonitorError::Key {
         vhid,
         reason: e.to_string(),
     })
@@ -108,12 +110,8 @@ fn strict_from_now_on(path: &mut ReceivePath, ev: &AdvertEvent) -> Result<(), Mo
         family: ev.family,
         addr: ev.src,
     };
-    let state = ReplayState {
-        last_counter: h.counter(),
-        flags: REPLAY_STRICT,
-        _pad: 0,
-    };
-    Ok(path.set_replay_rule(key, state)?)
+    let state = ReplayState::new(REPLAY_STRICT, h.counter(), &Recent::EMPTY);
+    Ok(path.set_replay_rule(key, &state, false)?)
 }
 
 /// Index of the interface called `name`, if it exists.
@@ -194,8 +192,8 @@ pub async fn run(args: MonitorArgs) -> Result<(), MonitorError> {
         for vhid in &args.vhids {
             path.serve_vhid(*ifindex, *vhid, &[])?;
             if let Some(pass) = &args.pass {
-                let key = hmac_key(pass.as_bytes(), *vhid, &args.addrs)?;
-                path.set_hmac_key(*ifindex, *vhid, Some(&key))?;
+                let keys = hmac_keys(pass.as_bytes(), *vhid, &args.addrs)?;
+                path.set_hmac_keys(*ifindex, *vhid, Some(&keys))?;
             }
         }
     }

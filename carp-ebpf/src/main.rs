@@ -10,6 +10,7 @@
 #![no_main]
 
 use aya_ebpf::bindings::xdp_action;
+use aya_ebpf::bindings::BPF_F_NO_PREALLOC;
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
@@ -21,7 +22,7 @@ use carp_common::constants::{
 };
 use carp_common::event::AdvertEvent;
 use carp_common::hmac::{verify_advert_in, HmacKey};
-use carp_common::inspect::{fill_event, inspect, Auth, Located, Tables, Verdict};
+use carp_common::inspect::{fill_event, inspect, Auth, Layout, Located, Tables, Verdict};
 use carp_common::maps::{
     PeerKey, PeerValue, RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey, VhidValue,
 };
@@ -51,9 +52,17 @@ static CARP_EVENTS: RingBuf = RingBuf::with_byte_size(MAP_EVENTS_BYTES, 0);
 #[map(name = "CARP_HMAC")]
 static CARP_HMAC: HashMap<VhidKey, HmacKey> = HashMap::with_max_entries(MAP_VHIDS_CAPACITY, 0);
 
+#[map(name = "CARP_HMAC_ALT")]
+static CARP_HMAC_ALT: HashMap<VhidKey, HmacKey> = HashMap::with_max_entries(MAP_VHIDS_CAPACITY, 0);
+
+/// Filled and emptied by the daemon alone; allocated per entry, since each
+/// holds a few kilobytes of recent counters.
 #[map(name = "CARP_REPLAY")]
-static CARP_REPLAY: LruHashMap<ReplayKey, ReplayState> =
-    LruHashMap::with_max_entries(MAP_REPLAY_CAPACITY, 0);
+static CARP_REPLAY: HashMap<ReplayKey, ReplayState> =
+    HashMap::with_max_entries(MAP_REPLAY_CAPACITY, BPF_F_NO_PREALLOC);
+
+#[map(name = "CARP_LAYOUT")]
+static CARP_LAYOUT: PerCpuArray<Layout> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "CARP_SCRATCH")]
 static CARP_SCRATCH: PerCpuArray<Block> = PerCpuArray::with_max_entries(1, 0);
@@ -135,21 +144,52 @@ impl Tables for Maps {
         // SAFETY: this CPU's slot of the per-CPU scratch array; XDP does not
         // nest on one CPU, so nothing else uses it meanwhile.
         if verify_advert_in(hmac_key, counter, hmac, unsafe { &mut *scratch }) {
-            Auth::Good
-        } else {
-            Auth::Bad
+            return Auth::Good;
+        }
+        // SAFETY: as above.
+        match unsafe { CARP_HMAC_ALT.get(key) } {
+            // SAFETY: as above.
+            Some(alt) if verify_advert_in(alt, counter, hmac, unsafe { &mut *scratch }) => {
+                Auth::Good
+            }
+            _ => Auth::Bad,
         }
     }
 
     #[inline(always)]
-    fn replay_admit(&mut self, key: &ReplayKey, counter: u64) -> bool {
-        match CARP_REPLAY.get_ptr_mut(key) {
-            // SAFETY: pointer from a successful lookup. Two CPUs admitting
-            // adverts of one source at once could both pass; adverts of one
-            // source arrive one per interval, and userspace checks again.
-            Some(state) => unsafe { (*state).admit(counter) },
+    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> bool {
+        match CARP_REPLAY.get_ptr(key) {
+            // SAFETY: pointer from a successful lookup, read while the map
+            // holds the entry (RCU); the 2 KiB value is never copied.
+            Some(state) => unsafe { (*state).admits(counter, mac) },
             // No rule set for this source: userspace decides.
             None => true,
+        }
+    }
+
+    #[inline(always)]
+    fn replay_record(&mut self, key: &ReplayKey, counter: u64) -> bool {
+        let Some(state) = CARP_REPLAY.get_ptr_mut(key) else {
+            return false;
+        };
+        // SAFETY: pointer from a successful lookup. Two CPUs recording
+        // adverts of one source at once could lose one record; adverts of
+        // one source arrive one per interval, and userspace checks again.
+        unsafe { (*state).record(counter) };
+        true
+    }
+
+    #[inline(always)]
+    fn forget_layout(&mut self, layout: Layout) -> Layout {
+        let Some(slot) = CARP_LAYOUT.get_ptr_mut(0) else {
+            return layout;
+        };
+        // SAFETY: this CPU's slot of a per-CPU array (XDP does not nest on
+        // one CPU); volatile, so that the value is read back from memory,
+        // where the verifier does not follow it.
+        unsafe {
+            core::ptr::write_volatile(slot, layout);
+            core::ptr::read_volatile(slot)
         }
     }
 

@@ -22,18 +22,15 @@
 //!   backoff, and while it keeps failing the instance is demoted
 //!   ([`super::demote::Demote`] sums every demote source the core is given).
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Duration;
-
-use carp_common::constants::AF_INET;
-use carp_common::maps::{ReplayKey, ReplayState, REPLAY_REQUIRE_TAG, REPLAY_STRICT};
 
 use super::binding::{Binding, REBIND_RETRY_MS};
 use super::counters::CounterFile;
 use super::demote::{Demote, VipRetry, VIP_FAILURE_DEMOTE};
-use super::params::hmac_key;
+use super::params::hmac_keys;
 use super::prepare::new_core;
+use super::rules::KernelRules;
 use super::DaemonError;
 use crate::config::InstanceConfig;
 use crate::health::HealthMonitor;
@@ -77,10 +74,8 @@ pub struct Running {
     pub(super) io: Option<Binding>,
     pub(super) scripts: ScriptRunner,
     pub(super) _health: Option<HealthMonitor>,
-    /// Sources whose replay rule the receive path enforces already.
-    pub(super) kernel_rules: HashSet<IpAddr>,
-    /// Whether the receive path checks this instance's HMACs.
-    pub hmac_in_receive_path: bool,
+    /// The replay rules this instance keeps in the receive path.
+    pub(super) kernel_rules: KernelRules,
     /// Every demote source; the core gets their sum.
     pub(super) demote: Demote,
     /// VIPs that could not be added.
@@ -290,8 +285,8 @@ impl Running {
         let (binding, sources) = Binding::open(&self.cfg, &key, link, links).await?;
         receive.attach(&link.name, link.ifindex, xdp_mode)?;
         receive.serve_vhid(link.ifindex, self.cfg.vhid, &self.cfg.peers)?;
-        let hmac = hmac_key(&self.cfg);
-        receive.set_hmac_key(link.ifindex, self.cfg.vhid, hmac.as_ref())?;
+        let hmac = hmac_keys(&self.cfg);
+        receive.set_hmac_keys(link.ifindex, self.cfg.vhid, hmac.as_ref())?;
         if sources != self.core.params().source_addrs {
             tracing::info!(iface = %key.interface, vhid = key.vhid, "advert sources now {sources:?}");
             let mut core = new_core(&self.cfg, &key, sources, now, super::wall_clock_unix_ns())?;
@@ -313,10 +308,11 @@ impl Running {
     /// addresses are removed before, as the core asks).
     fn unbind(&mut self, receive: &mut ReceivePath) {
         if self.io.take().is_some() {
-            let _ = receive.set_hmac_key(self.link.ifindex, self.cfg.vhid, None);
+            let _ = receive.set_hmac_keys(self.link.ifindex, self.cfg.vhid, None);
             let _ = receive.unserve_vhid(self.link.ifindex, self.cfg.vhid);
         }
-        self.kernel_rules.clear();
+        self.kernel_rules
+            .clear(receive, (self.link.ifindex, self.cfg.vhid));
     }
 
     /// Keeps the counter reservation in `file` and starts above the one it
@@ -342,53 +338,38 @@ impl Running {
 
     /// Hands a received advert to the core, as seen at `seen` (when the
     /// kernel saw it; the core never lets its time go backwards); on
-    /// acceptance, lets the receive path enforce the source's replay rule
-    /// from now on.
+    /// acceptance, keeps the source's replay rule in the receive path, so
+    /// that what the core would refuse from it is dropped before the rate
+    /// limit from now on. `recorded`: the receive path's rule recorded this
+    /// advert already.
     pub fn handle_advert(
         &mut self,
         seen: Nanos,
         sender: Sender,
         header: &carp_common::header::CarpHeader,
+        recorded: bool,
         receive: &mut ReceivePath,
     ) -> Result<(), Reject> {
         self.core.handle_advert(seen, sender, header)?;
         let src = sender.addr;
-        if self.hmac_in_receive_path && !self.kernel_rules.contains(&src) {
-            if let Some(rule) = self.core.replay_rule(src) {
-                let (family, addr) = match src {
-                    IpAddr::V4(a) => {
-                        let mut b = [0u8; 16];
-                        b[..4].copy_from_slice(&a.octets());
-                        (AF_INET, b)
-                    }
-                    IpAddr::V6(a) => (carp_common::constants::AF_INET6, a.octets()),
-                };
-                let key = ReplayKey {
-                    ifindex: self.link.ifindex,
-                    vhid: u16::from(self.cfg.vhid),
-                    family,
-                    addr,
-                };
-                let flags = REPLAY_STRICT
-                    | if rule.require_tag {
-                        REPLAY_REQUIRE_TAG
-                    } else {
-                        0
-                    };
-                let state = ReplayState {
-                    last_counter: rule.last,
-                    flags,
-                    _pad: 0,
-                };
-                match receive.set_replay_rule(key, state) {
-                    Ok(()) => {
-                        self.kernel_rules.insert(src);
-                    }
-                    Err(e) => {
-                        tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{e}")
-                    }
-                }
-            }
+        let Some(rule) = self.core.receive_rule(src) else {
+            return Ok(());
+        };
+        let ifindex = self.link.ifindex;
+        let vhid = self.cfg.vhid;
+        if !recorded {
+            // It passed before the rule was there (or was evicted): the
+            // rule lacks this counter, so write it again whole.
+            self.kernel_rules.forget(src);
+        }
+        let master = self.core.status().master;
+        let peers = &self.cfg.peers;
+        let keep = |a: IpAddr| Some(a) == master || peers.iter().any(|p| p.addr == a);
+        if let Err(e) = self
+            .kernel_rules
+            .accepted(receive, (ifindex, vhid), src, &rule, keep)
+        {
+            tracing::warn!(iface = %self.cfg.interface, vhid, "{e}");
         }
         Ok(())
     }

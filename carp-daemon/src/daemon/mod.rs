@@ -33,11 +33,13 @@ pub mod params;
 mod prepare;
 pub mod rate;
 mod reload;
+mod rules;
 pub mod sender;
 pub mod status;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use carp_common::event::EVENT_REPLAY_RECORDED;
 use carp_common::header::CarpHeader;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -420,7 +422,10 @@ impl Daemon {
         else {
             return;
         };
-        if let Err(reject) = running.handle_advert(seen, sender, &header, &mut self.receive) {
+        let recorded = ev.flags & EVENT_REPLAY_RECORDED != 0;
+        if let Err(reject) =
+            running.handle_advert(seen, sender, &header, recorded, &mut self.receive)
+        {
             tracing::debug!(iface = %running.cfg.interface, vhid = header.vhid, "advert from {src} rejected: {reject}");
         }
         if let Some(latency) = t.0.checked_sub(ev.timestamp_ns) {

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use carp_common::hmac::HmacKey;
+use crate::xdp::key::VhidKeys;
 
 use crate::config::InstanceConfig;
 use crate::proto::auth::Password;
@@ -76,20 +76,10 @@ pub fn instance_params(
     Ok(p)
 }
 
-/// The precomputed key that lets the receive path check this instance's
-/// HMACs, or `None` when its addresses do not fit, or include an IPv6
-/// link-local address: peers may then send either of two digests (OpenBSD
-/// leaves such addresses out), and the kernel checks one; userspace checks
-/// both.
-pub fn hmac_key(cfg: &InstanceConfig) -> Option<HmacKey> {
-    let link_local = |a: &IpAddr| matches!(a, IpAddr::V6(v6) if v6.is_unicast_link_local());
-    if cfg.vips.iter().any(|v| link_local(&v.addr)) {
-        return None;
-    }
-    crate::xdp::key::hmac_key(
-        cfg.password.key(),
-        cfg.vhid,
-        cfg.vips.iter().map(|v| v.addr),
-    )
-    .ok()
+/// The precomputed keys that let the receive path check this instance's
+/// HMACs (both digests where it has IPv6 link-local VIPs); `None` only for
+/// a password the configuration should have refused.
+pub fn hmac_keys(cfg: &InstanceConfig) -> Option<VhidKeys> {
+    let vips: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
+    VhidKeys::new(cfg.password.key(), cfg.vhid, &vips).ok()
 }

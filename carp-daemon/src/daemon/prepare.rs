@@ -4,7 +4,6 @@
 //! [`Prepared::commit`] then serves the vhid and starts it. A reload
 //! replaces a changed instance only once its replacement is prepared.
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -13,7 +12,8 @@ use tokio::sync::mpsc;
 use super::binding::Binding;
 use super::demote::{Demote, VipRetry};
 use super::instance::{InstanceKey, Running};
-use super::params::{hmac_key, instance_params};
+use super::params::{hmac_keys, instance_params};
+use super::rules::KernelRules;
 use super::DaemonError;
 use crate::config::InstanceConfig;
 use crate::health::{HealthCheck, HealthMonitor};
@@ -21,6 +21,7 @@ use crate::net::link::{LinkInfo, Links};
 use crate::proto::instance::Instance;
 use crate::proto::Nanos;
 use crate::scripts::ScriptRunner;
+use crate::xdp::key::VhidKeys;
 use crate::xdp::mode::XdpMode;
 use crate::xdp::receive::ReceivePath;
 
@@ -47,7 +48,7 @@ pub struct Prepared {
     link: LinkInfo,
     binding: Binding,
     core: Instance,
-    hmac: Option<carp_common::hmac::HmacKey>,
+    hmac: Option<VhidKeys>,
     health: Option<HealthMonitor>,
 }
 
@@ -76,7 +77,7 @@ impl Prepared {
             health,
         } = self;
         receive.serve_vhid(link.ifindex, cfg.vhid, &cfg.peers)?;
-        receive.set_hmac_key(link.ifindex, cfg.vhid, hmac.as_ref())?;
+        receive.set_hmac_keys(link.ifindex, cfg.vhid, hmac.as_ref())?;
         let key = InstanceKey {
             interface: cfg.interface.clone(),
             vhid: cfg.vhid,
@@ -111,8 +112,7 @@ impl Prepared {
             io: Some(binding),
             scripts,
             _health: health,
-            kernel_rules: HashSet::new(),
-            hmac_in_receive_path: hmac.is_some(),
+            kernel_rules: KernelRules::default(),
             demote: Demote::default(),
             vip_retry: VipRetry::default(),
             rebind_at: None,
@@ -178,7 +178,7 @@ impl Running {
         // passes its adverts on, so attaching early changes nothing.
         receive.attach(&link.name, link.ifindex, xdp_mode)?;
         Ok(Prepared {
-            hmac: hmac_key(&cfg),
+            hmac: hmac_keys(&cfg),
             cfg,
             link,
             binding,

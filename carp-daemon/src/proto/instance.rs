@@ -170,9 +170,10 @@ impl Instance {
         s
     }
 
-    /// The replay rule for `src` that the receive path can enforce itself.
-    pub fn replay_rule(&self, src: IpAddr) -> Option<super::replay::MonotonicRule> {
-        self.replay.monotonic_rule(src, self.params.vhid)
+    /// The replay rule for `src` that the receive path enforces before the
+    /// HMAC and the rate limit, once anything was accepted from `src`.
+    pub fn receive_rule(&self, src: IpAddr) -> Option<carp_common::maps::ReplayState> {
+        self.replay.receive_rule(src, self.params.vhid)
     }
 
     /// The next action to carry out, if any.

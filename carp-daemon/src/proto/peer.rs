@@ -38,6 +38,11 @@ pub enum MacClass {
 }
 
 impl MacClass {
+    /// The virtual-router MAC OpenBSD and FreeBSD send `vhid`'s adverts from.
+    pub const fn bsd_mac(vhid: u8) -> [u8; 6] {
+        [0x00, 0x00, 0x5e, 0x00, 0x01, vhid]
+    }
+
     /// Sorts `mac`, the source of an advert for `vhid`.
     pub fn of(mac: [u8; 6], vhid: u8) -> Self {
         match mac {

@@ -13,9 +13,10 @@
 //! - [`ReplayMode::Compat`], for peers whose counters are random (UCARP sends
 //!   a fresh random counter in every advert until it hears a peer, then the
 //!   last counter it heard + 1 per advert): a counter is accepted unless it is
-//!   one of the last [`COMPAT_MEMORY`] counters accepted from that source and
-//!   vhid. This stops the replay of any of the last [`COMPAT_MEMORY`] adverts,
-//!   not the replay of older ones.
+//!   one of the recent counters accepted from that source and vhid
+//!   ([`Recent`]: the last [`COMPAT_MEMORY`] of counters that grow by one,
+//!   at least the last 16 and usually near [`COMPAT_MEMORY`] of random
+//!   ones). This stops the replay of recent adverts, not of older ones.
 //! - [`ReplayMode::Auto`] (default): tagged counters follow the strict rule
 //!   against the last tagged counter of that source; untagged counters follow
 //!   the compat rule, until the source has sent two tagged adverts in a row
@@ -36,17 +37,23 @@
 //! a replay of it cannot be told apart. `strict` refuses it (counters must
 //! grow): it is for carpd-xdp-only clusters.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use carp_common::constants::REPLAY_MEMORY;
+use carp_common::maps::{
+    Recent, ReplayState, REPLAY_RECENT, REPLAY_REQUIRE_TAG, REPLAY_STRICT, REPLAY_TAGGED_GROW,
+};
 use serde::Deserialize;
 
 use super::counter::{embedded_millis, is_tagged};
 use super::peer::MacClass;
 
-/// How many recent counters per source the compat rule remembers.
-pub const COMPAT_MEMORY: usize = 256;
+/// How many recent counters per source the compat rule remembers: as many
+/// as the receive path's rule, so that what it lets through is never a
+/// duplicate here.
+pub const COMPAT_MEMORY: usize = REPLAY_MEMORY;
 
 /// How many (source, vhid) pairs one guard tracks; the least recently
 /// accepted is forgotten first.
@@ -140,16 +147,6 @@ impl ReplayError {
     }
 }
 
-/// A replay rule simple enough for the receive path (see
-/// [`ReplayGuard::monotonic_rule`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MonotonicRule {
-    /// Last counter accepted; the next must be greater.
-    pub last: u64,
-    /// The counter must carry our tag ([`super::counter::COUNTER_TAG`]).
-    pub require_tag: bool,
-}
-
 /// What we know about one (source, vhid).
 #[derive(Clone, Debug, Default)]
 struct SourceState {
@@ -161,8 +158,9 @@ struct SourceState {
     previous_tagged: bool,
     /// Two tagged adverts in a row were seen: a carpd-xdp source.
     known_tagged: bool,
-    /// Recently accepted counters, oldest first (compat rule).
-    recent: VecDeque<u64>,
+    /// Recently accepted counters (compat rule), the very table the
+    /// receive path keeps (2 KiB, hence boxed).
+    recent: Box<Recent>,
     /// Every accepted counter so far was this one (OpenBSD's cookie).
     constant: Option<u64>,
     /// Order of the last acceptance, for forgetting the oldest source.
@@ -275,10 +273,7 @@ impl ReplayGuard {
             s.last_tagged = Some(counter);
         }
         s.previous_tagged = tagged;
-        if s.recent.len() == COMPAT_MEMORY {
-            s.recent.pop_front();
-        }
-        s.recent.push_back(counter);
+        s.recent.push(counter);
     }
 
     /// True when `src` has shown it sends tagged counters (auto rule).
@@ -288,24 +283,42 @@ impl ReplayGuard {
             .is_some_and(|s| s.known_tagged)
     }
 
-    /// The part of the rule for `src` that a receive path can enforce on its
-    /// own with one number per source (the XDP program does): counters must
-    /// exceed `last` and, with `require_tag`, carry our tag. `None` where the
-    /// rule needs more state than that (compat, or auto for a source not yet
-    /// known to be carpd-xdp) or nothing was accepted from `src` yet.
-    pub fn monotonic_rule(&self, src: IpAddr, vhid: u8) -> Option<MonotonicRule> {
+    /// The rule for `src` as the receive path applies it before the HMAC
+    /// and the rate limit (see [`ReplayState`]), with this guard's state of
+    /// the source: what it lets through, the rules above accept, except for
+    /// the window, which only the core checks. `None` before anything was
+    /// accepted from `src`.
+    pub fn receive_rule(&self, src: IpAddr, vhid: u8) -> Option<ReplayState> {
         let s = self.sources.get(&(src, vhid))?;
-        match self.mode {
-            ReplayMode::Strict => Some(MonotonicRule {
-                last: s.last?,
-                require_tag: self.window_ms.is_some(),
-            }),
-            ReplayMode::Auto if s.known_tagged => Some(MonotonicRule {
-                last: s.last_tagged?,
-                require_tag: true,
-            }),
-            ReplayMode::Auto | ReplayMode::Compat => None,
-        }
+        let rule = match self.mode {
+            ReplayMode::Strict => {
+                let tag = if self.window_ms.is_some() {
+                    REPLAY_REQUIRE_TAG
+                } else {
+                    0
+                };
+                return Some(ReplayState::new(
+                    REPLAY_STRICT | tag,
+                    s.last?,
+                    &Recent::EMPTY,
+                ));
+            }
+            ReplayMode::Auto if s.known_tagged => ReplayState::new(
+                REPLAY_STRICT | REPLAY_REQUIRE_TAG,
+                s.last_tagged?,
+                &Recent::EMPTY,
+            ),
+            ReplayMode::Auto => ReplayState::new(
+                REPLAY_TAGGED_GROW | REPLAY_RECENT,
+                s.last_tagged.unwrap_or(0),
+                &s.recent,
+            ),
+            ReplayMode::Compat => ReplayState::new(REPLAY_RECENT, 0, &s.recent),
+        };
+        Some(match s.constant {
+            Some(cookie) => rule.with_cookie(cookie, MacClass::bsd_mac(vhid)),
+            None => rule,
+        })
     }
 
     /// Number of (source, vhid) pairs tracked.
@@ -324,7 +337,7 @@ fn check_greater(counter: u64, last: Option<u64>) -> Result<(), ReplayError> {
 
 /// The compat rule: not one of the recent counters.
 fn check_fresh(counter: u64, state: Option<&SourceState>) -> Result<(), ReplayError> {
-    if state.is_some_and(|s| s.recent.contains(&counter)) {
+    if state.is_some_and(|s| s.recent.contains(counter)) {
         return Err(ReplayError::Duplicate { counter });
     }
     Ok(())

@@ -9,7 +9,6 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use carp_common::constants::{CARP_HMAC_LEN, MAP_RATE_CAPACITY};
-use carp_common::hmac::{verify_advert, HmacKey};
 use carp_common::inspect::{Auth, Tables};
 use carp_common::maps::{
     PeerKey, PeerValue, RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey,
@@ -17,6 +16,8 @@ use carp_common::maps::{
 use carp_common::rate;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+
+use super::key::VhidKeys;
 
 /// Classic BPF: accept IPv4 or IPv6 (no extension header) with protocol 112.
 /// Instructions are (code, jt, jf, k); offsets are Ethernet-relative.
@@ -151,9 +152,9 @@ pub struct FallbackTables {
     /// Rate-limit state per (source, vhid), bounded like the LRU map it replaces.
     pub rate: HashMap<RateKey, RateState>,
     /// Precomputed HMAC keys per served (interface, vhid).
-    pub hmac: HashMap<VhidKey, HmacKey>,
-    /// Replay rules the daemon set per source.
-    pub replay: HashMap<ReplayKey, ReplayState>,
+    pub hmac: HashMap<VhidKey, VhidKeys>,
+    /// Replay rules the daemon set per source (it bounds their number).
+    pub replay: HashMap<ReplayKey, Box<ReplayState>>,
     /// Rate limit and flags.
     pub settings: Settings,
     /// Time of the frame being inspected (CLOCK_MONOTONIC ns).
@@ -181,15 +182,22 @@ impl Tables for FallbackTables {
     ) -> Auth {
         match self.hmac.get(key) {
             None => Auth::Unchecked,
-            Some(k) if verify_advert(k, counter, hmac) => Auth::Good,
+            Some(k) if k.verify(counter, hmac) => Auth::Good,
             Some(_) => Auth::Bad,
         }
     }
 
-    fn replay_admit(&mut self, key: &ReplayKey, counter: u64) -> bool {
+    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> bool {
+        self.replay
+            .get(key)
+            .is_none_or(|state| state.admits(counter, mac))
+    }
+
+    fn replay_record(&mut self, key: &ReplayKey, counter: u64) -> bool {
         self.replay
             .get_mut(key)
-            .is_none_or(|state| state.admit(counter))
+            .map(|state| state.record(counter))
+            .is_some()
     }
 
     fn rate_conforms(&mut self, key: &RateKey, now_ns: u64) -> bool {

@@ -1,17 +1,58 @@
-//! The receive path's HMAC key of a vhid, from its password and addresses.
+//! The receive path's HMAC keys and allow-list entries of a vhid, from its
+//! configuration.
 
 use std::net::IpAddr;
 
-use carp_common::constants::{AF_INET, AF_INET6};
-use carp_common::hmac::{HmacKey, HmacKeyError};
+use carp_common::constants::{AF_INET, AF_INET6, CARP_HMAC_LEN};
+use carp_common::hmac::{verify_advert, HmacKey, HmacKeyError};
 use carp_common::maps::{PeerKey, PeerValue};
 
 use crate::proto::peer::AllowedPeer;
 
+/// The keys the receive path checks a vhid's HMACs with: the digest over
+/// every VIP and, where the vhid has IPv6 link-local VIPs, the one without
+/// them as well (OpenBSD leaves such addresses out of its digest, UCARP and
+/// FreeBSD keep them), tried when the first fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VhidKeys {
+    /// The digest over every VIP.
+    pub key: HmacKey,
+    /// The digest without IPv6 link-local VIPs, where there are any.
+    pub alt: Option<HmacKey>,
+}
+
+impl VhidKeys {
+    /// The keys for `vhid` with `password` and virtual addresses `vips`; an
+    /// error when the password is too long.
+    pub fn new(password: &[u8], vhid: u8, vips: &[IpAddr]) -> Result<Self, HmacKeyError> {
+        let link_local = |a: &IpAddr| matches!(a, IpAddr::V6(v6) if v6.is_unicast_link_local());
+        let key = hmac_key(password, vhid, vips.iter().copied())?;
+        let alt = if vips.iter().any(link_local) {
+            Some(hmac_key(
+                password,
+                vhid,
+                vips.iter().copied().filter(|a| !link_local(a)),
+            )?)
+        } else {
+            None
+        };
+        Ok(Self { key, alt })
+    }
+
+    /// Whether `hmac` is the digest of an advert carrying `counter` under
+    /// either key.
+    pub fn verify(&self, counter: &[u8; 8], hmac: &[u8; CARP_HMAC_LEN]) -> bool {
+        verify_advert(&self.key, counter, hmac)
+            || self
+                .alt
+                .as_ref()
+                .is_some_and(|alt| verify_advert(alt, counter, hmac))
+    }
+}
+
 /// The precomputed key for `vhid` with `password` and virtual addresses
-/// `vips`; an error when the password is too long or the addresses do not
-/// fit the kernel's message prefix (such vhids are checked in userspace only).
-pub fn hmac_key(
+/// `vips`; an error when the password is too long.
+fn hmac_key(
     password: &[u8],
     vhid: u8,
     vips: impl IntoIterator<Item = IpAddr>,

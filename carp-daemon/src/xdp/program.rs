@@ -11,8 +11,8 @@ use aya::programs::links::FdLink;
 use aya::programs::{Xdp, XdpMode as AyaXdpMode};
 use aya::{Ebpf, EbpfLoader};
 use carp_common::constants::{
-    MAP_COUNTERS, MAP_EVENTS, MAP_HMAC, MAP_PEERS, MAP_REPLAY, MAP_SETTINGS, MAP_VHIDS,
-    PROGRAM_NAME,
+    MAP_COUNTERS, MAP_EVENTS, MAP_HMAC, MAP_HMAC_ALT, MAP_PEERS, MAP_REPLAY, MAP_SETTINGS,
+    MAP_VHIDS, PROGRAM_NAME,
 };
 use carp_common::hmac::HmacKey;
 use carp_common::maps::{
@@ -22,6 +22,7 @@ use carp_common::maps::{
 use carp_common::reason::REASON_COUNT;
 
 use super::counters::Counters;
+use super::key::VhidKeys;
 
 /// The XDP object built by `carp-daemon/build.rs`.
 pub static XDP_OBJECT: &[u8] =
@@ -103,6 +104,7 @@ pub struct XdpProgram {
     vhids: HashMap<MapData, VhidKey, VhidValue>,
     peers: HashMap<MapData, PeerKey, PeerValue>,
     hmac: HashMap<MapData, VhidKey, HmacKey>,
+    hmac_alt: HashMap<MapData, VhidKey, HmacKey>,
     replay: HashMap<MapData, ReplayKey, ReplayState>,
     settings: Array<MapData, Settings>,
     counters: PerCpuArray<MapData, u64>,
@@ -177,6 +179,8 @@ impl XdpProgram {
             .map_err(map_err("open CARP_PEERS"))?;
         let hmac =
             HashMap::try_from(take_map(&mut ebpf, MAP_HMAC)?).map_err(map_err("open CARP_HMAC"))?;
+        let hmac_alt = HashMap::try_from(take_map(&mut ebpf, MAP_HMAC_ALT)?)
+            .map_err(map_err("open CARP_HMAC_ALT"))?;
         let replay = HashMap::try_from(take_map(&mut ebpf, MAP_REPLAY)?)
             .map_err(map_err("open CARP_REPLAY"))?;
         let mut settings_map = Array::try_from(take_map(&mut ebpf, MAP_SETTINGS)?)
@@ -193,6 +197,7 @@ impl XdpProgram {
             vhids,
             peers,
             hmac,
+            hmac_alt,
             replay,
             settings: settings_map,
             counters,
@@ -293,32 +298,47 @@ impl XdpProgram {
         self.remove_peers(ifindex, vhid)
     }
 
-    /// Installs or removes the HMAC key of a served vhid.
-    pub fn set_hmac_key(&mut self, vk: VhidKey, key: Option<&HmacKey>) -> Result<(), ProgramError> {
-        let op = || {
+    /// Installs (or, with `None`, removes) the HMAC keys of a served vhid.
+    pub fn set_hmac_keys(
+        &mut self,
+        vk: VhidKey,
+        keys: Option<&VhidKeys>,
+    ) -> Result<(), ProgramError> {
+        let op = |map: &str| {
             format!(
-                "update the HMAC key of vhid {} on ifindex {} in CARP_HMAC",
+                "update the HMAC key of vhid {} on ifindex {} in {map}",
                 vk.vhid, vk.ifindex
             )
         };
-        match key {
-            Some(k) => self.hmac.insert(vk, *k, 0).map_err(map_err(op())),
-            // No key installed (a vhid checked in userspace only) is fine.
-            None => absent_is_removed(self.hmac.remove(&vk)).map_err(map_err(op())),
+        // The second key first and gone first: the kernel never holds a
+        // second key next to another vhid's first.
+        match keys.and_then(|k| k.alt.as_ref()) {
+            Some(alt) => self.hmac_alt.insert(vk, *alt, 0),
+            None => absent_is_removed(self.hmac_alt.remove(&vk)),
         }
+        .map_err(map_err(op("CARP_HMAC_ALT")))?;
+        match keys {
+            Some(k) => self.hmac.insert(vk, k.key, 0),
+            None => absent_is_removed(self.hmac.remove(&vk)),
+        }
+        .map_err(map_err(op("CARP_HMAC")))
     }
 
-    /// Sets a source's replay rule unless the map holds one already.
+    /// Sets a source's replay rule: replaces the one there with `replace`,
+    /// else only installs it where none is (the kernel keeps an installed
+    /// rule's state up to date).
     pub fn set_replay_rule(
         &mut self,
         key: ReplayKey,
-        state: ReplayState,
+        state: &ReplayState,
+        replace: bool,
     ) -> Result<(), ProgramError> {
         const BPF_NOEXIST: u64 = 1;
-        match self.replay.insert(key, state, BPF_NOEXIST) {
+        let flags = if replace { 0 } else { BPF_NOEXIST };
+        match self.replay.insert(key, state, flags) {
             Ok(()) => Ok(()),
             Err(aya::maps::MapError::SyscallError(e))
-                if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
+                if !replace && e.io_error.raw_os_error() == Some(libc::EEXIST) =>
             {
                 Ok(())
             }
@@ -327,6 +347,14 @@ impl XdpProgram {
                 key.vhid
             ))(e)),
         }
+    }
+
+    /// Removes a source's replay rule, if there is one.
+    pub fn remove_replay_rule(&mut self, key: &ReplayKey) -> Result<(), ProgramError> {
+        absent_is_removed(self.replay.remove(key)).map_err(map_err(format!(
+            "remove the replay rule of vhid {} from CARP_REPLAY",
+            key.vhid
+        )))
     }
 
     /// Replaces the settings (rate limit, pass-handled flag).

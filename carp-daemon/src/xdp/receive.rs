@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 
 use aya::maps::{MapData, RingBuf};
+use carp_common::constants::MAP_REPLAY_CAPACITY;
 use carp_common::event::AdvertEvent;
-use carp_common::hmac::HmacKey;
 use carp_common::inspect::{fill_event, inspect, Verdict};
 use carp_common::maps::{ReplayKey, ReplayState, Settings, VhidKey, VHID_PEERS_ONLY, VHID_SERVED};
 use carp_common::reason::Reason;
@@ -15,7 +15,7 @@ use tokio::io::Interest;
 
 use super::counters::Counters;
 use super::fallback::{monotonic_ns, FallbackSocket, FallbackTables};
-use super::key::peer_entries;
+use super::key::{peer_entries, VhidKeys};
 use super::mode::XdpMode;
 use super::program::{AttachMode, ProgramError, XdpProgram};
 use crate::proto::peer::AllowedPeer;
@@ -40,6 +40,9 @@ pub enum ReceiveError {
         #[source]
         source: std::io::Error,
     },
+    /// The replay rules of every instance fill the table.
+    #[error("no room for another replay rule ({MAP_REPLAY_CAPACITY} are installed)")]
+    ReplayRulesFull,
 }
 
 /// How one interface receives adverts.
@@ -270,39 +273,56 @@ impl ReceivePath {
         Ok(())
     }
 
-    /// Installs (or, with `None`, removes) the HMAC key of a served vhid, so
-    /// that adverts with a wrong HMAC are dropped before they reach us.
-    pub fn set_hmac_key(
+    /// Installs (or, with `None`, removes) the HMAC keys of a served vhid,
+    /// so that adverts with a wrong HMAC are dropped before they reach us.
+    pub fn set_hmac_keys(
         &mut self,
         ifindex: u32,
         vhid: u8,
-        key: Option<&HmacKey>,
+        keys: Option<&VhidKeys>,
     ) -> Result<(), ReceiveError> {
         let vk = VhidKey {
             ifindex,
             vhid: u32::from(vhid),
         };
         if let Some(p) = self.program.as_mut() {
-            p.set_hmac_key(vk, key)?;
+            p.set_hmac_keys(vk, keys)?;
         }
-        match key {
-            Some(k) => self.tables.hmac.insert(vk, *k),
+        match keys {
+            Some(k) => self.tables.hmac.insert(vk, k.clone()),
             None => self.tables.hmac.remove(&vk),
         };
         Ok(())
     }
 
-    /// Sets the replay rule of one source unless one is set already (the
-    /// receive path keeps the last counter up to date from then on).
+    /// Sets the replay rule of one source on both paths: replaces the one
+    /// there with `replace`, else only installs it where none is (the
+    /// receive path keeps an installed rule's state up to date).
     pub fn set_replay_rule(
         &mut self,
         key: ReplayKey,
-        state: ReplayState,
+        state: &ReplayState,
+        replace: bool,
     ) -> Result<(), ReceiveError> {
-        if let Some(p) = self.program.as_mut() {
-            p.set_replay_rule(key, state)?;
+        let new = !self.tables.replay.contains_key(&key);
+        if new && self.tables.replay.len() >= MAP_REPLAY_CAPACITY as usize {
+            return Err(ReceiveError::ReplayRulesFull);
         }
-        self.tables.replay.entry(key).or_insert(state);
+        if let Some(p) = self.program.as_mut() {
+            p.set_replay_rule(key, state, replace)?;
+        }
+        if replace || new {
+            self.tables.replay.insert(key, Box::new(*state));
+        }
+        Ok(())
+    }
+
+    /// Removes the replay rule of one source from both paths.
+    pub fn remove_replay_rule(&mut self, key: &ReplayKey) -> Result<(), ReceiveError> {
+        self.tables.replay.remove(key);
+        if let Some(p) = self.program.as_mut() {
+            p.remove_replay_rule(key)?;
+        }
         Ok(())
     }
 

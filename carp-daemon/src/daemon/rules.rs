@@ -1,0 +1,139 @@
+//! The replay rules one instance keeps in the receive path, one per source
+//! the core accepted adverts from: bounded, with the sources that matter
+//! never evicted.
+//!
+//! The receive path keeps an installed rule's state (last and recent
+//! counters) up to date by itself; the daemon writes a rule when it is new,
+//! when its shape (the kind of rule, OpenBSD's cookie) changed in the core,
+//! and removes it when the source is evicted here or the instance leaves
+//! the interface. An evicted source that is heard again gets its rule back.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use carp_common::constants::{AF_INET, AF_INET6};
+use carp_common::maps::{ReplayKey, ReplayState};
+
+use crate::xdp::receive::{ReceiveError, ReceivePath};
+
+/// Rules one instance keeps for sources that are neither allowed peers nor
+/// the current master: a master and its backups fit many times over, and
+/// sources beyond it (spoofed ones, without an allow-list) evict each other.
+pub const SPARE_RULES: usize = 16;
+
+/// What the core may change of an installed rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shape {
+    flags: u32,
+    cookie: u64,
+    cookie_mac: [u8; 6],
+}
+
+impl Shape {
+    fn of(rule: &ReplayState) -> Self {
+        Self {
+            flags: rule.flags,
+            cookie: rule.cookie,
+            cookie_mac: rule.cookie_mac,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Installed {
+    shape: Shape,
+    /// Order of the last advert accepted from the source.
+    touched: u64,
+    /// The receive path's rule may lack counters the core has.
+    stale: bool,
+}
+
+/// The receive path's replay rules of one (interface, vhid).
+#[derive(Debug, Default)]
+pub struct KernelRules {
+    rules: HashMap<IpAddr, Installed>,
+    clock: u64,
+}
+
+/// The map key of `src`'s rule for `vhid` on `ifindex`.
+fn key(ifindex: u32, vhid: u8, src: IpAddr) -> ReplayKey {
+    let (family, addr) = match src {
+        IpAddr::V4(a) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&a.octets());
+            (AF_INET, b)
+        }
+        IpAddr::V6(a) => (AF_INET6, a.octets()),
+    };
+    ReplayKey {
+        ifindex,
+        vhid: u16::from(vhid),
+        family,
+        addr,
+    }
+}
+
+impl KernelRules {
+    /// Makes the next [`KernelRules::accepted`] for `src` write its rule
+    /// again whole.
+    pub fn forget(&mut self, src: IpAddr) {
+        if let Some(r) = self.rules.get_mut(&src) {
+            r.stale = true;
+        }
+    }
+
+    /// After an advert from `src` was accepted: installs `rule` (the core's
+    /// rule for `src` now) unless the receive path holds one of the same
+    /// shape, first evicting the least recently heard source that `keep`
+    /// does not protect when `SPARE_RULES` unprotected ones are there.
+    pub fn accepted(
+        &mut self,
+        receive: &mut ReceivePath,
+        (ifindex, vhid): (u32, u8),
+        src: IpAddr,
+        rule: &ReplayState,
+        keep: impl Fn(IpAddr) -> bool,
+    ) -> Result<(), ReceiveError> {
+        self.clock += 1;
+        let shape = Shape::of(rule);
+        if let Some(installed) = self.rules.get_mut(&src) {
+            installed.touched = self.clock;
+            if installed.shape == shape && !installed.stale {
+                return Ok(());
+            }
+        } else if !keep(src) {
+            let spare = self.rules.keys().filter(|a| !keep(**a)).count();
+            if spare >= SPARE_RULES {
+                let oldest = self
+                    .rules
+                    .iter()
+                    .filter(|(a, _)| !keep(**a))
+                    .min_by_key(|(_, r)| r.touched)
+                    .map(|(a, _)| *a);
+                if let Some(old) = oldest {
+                    self.rules.remove(&old);
+                    receive.remove_replay_rule(&key(ifindex, vhid, old))?;
+                }
+            }
+        }
+        receive.set_replay_rule(key(ifindex, vhid, src), rule, true)?;
+        self.rules.insert(
+            src,
+            Installed {
+                shape,
+                touched: self.clock,
+                stale: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Removes every rule, when the instance leaves `ifindex`.
+    pub fn clear(&mut self, receive: &mut ReceivePath, (ifindex, vhid): (u32, u8)) {
+        for (src, _) in self.rules.drain() {
+            if let Err(e) = receive.remove_replay_rule(&key(ifindex, vhid, src)) {
+                tracing::warn!(ifindex, vhid, "{e}");
+            }
+        }
+    }
+}
