@@ -28,7 +28,10 @@ use crate::access::Packet;
 use crate::checksum;
 use crate::constants::*;
 use crate::event::{AdvertEvent, EVENT_REPLAY_RECORDED};
-use crate::maps::{PeerKey, PeerValue, RateKey, ReplayKey, VhidKey, VHID_PEERS_ONLY, VHID_SERVED};
+use crate::maps::{
+    Admit, PeerKey, PeerValue, RateKey, ReplayKey, SourceKey, VhidKey, RATE_REPEATS,
+    VHID_PEERS_ONLY, VHID_SERVED,
+};
 use crate::reason::Reason;
 
 /// What authentication in the receive path found.
@@ -61,10 +64,10 @@ pub trait Tables {
         counter: &[u8; 8],
         hmac: &[u8; CARP_HMAC_LEN],
     ) -> Auth;
-    /// Whether the replay rule the daemon set for this source, if any, lets
-    /// `counter` from Ethernet source `mac` through. Changes nothing: it runs
-    /// before the HMAC.
-    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> bool;
+    /// What the replay rule the daemon set for this source says of
+    /// `counter` from Ethernet source `mac` ([`Admit::Fresh`] without a
+    /// rule). Changes nothing: it runs before the HMAC.
+    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> Admit;
     /// Records `counter` in the source's replay rule, if any; true if there
     /// is one. Called only for adverts whose HMAC was verified here, so
     /// forged adverts cannot move the state.
@@ -73,18 +76,19 @@ pub trait Tables {
     /// `now_ns`; true if it conforms.
     fn rate_conforms(&mut self, key: &RateKey, now_ns: u64) -> bool;
     /// Returns `layout` unchanged, but such that the BPF verifier no longer
-    /// knows its values (it goes through memory). Called before the
-    /// replay rule and the HMAC: every kind of frame then reaches them in
-    /// the same verifier state, so the checks are verified a few times
-    /// instead of once per frame layout (each SHA-1 costs about 16,000
-    /// verified instructions). Userspace returns it as it is.
+    /// knows its values (it goes through memory). Called before the HMAC
+    /// and after it: every kind of frame then reaches the HMAC, and what
+    /// follows it, in the same verifier state, so they are verified a few
+    /// times instead of once per kind of frame (each SHA-1 costs about
+    /// 16,000 verified instructions). Userspace returns it as it is.
     fn forget_layout(&mut self, layout: Layout) -> Layout {
         layout
     }
 }
 
-/// Where the layers of a frame lie: what differs between IPv4 and IPv6,
-/// tagged and untagged frames, with or without IP options.
+/// Where the layers of a frame lie (what differs between IPv4 and IPv6,
+/// tagged and untagged frames, with or without IP options), and what the
+/// replay rule said of it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct Layout {
@@ -96,6 +100,10 @@ pub struct Layout {
     pub ip_offset: u16,
     /// Offset of the CARP header.
     pub carp_offset: u16,
+    /// 1: the source's replay rule says [`Admit::Repeat`].
+    pub repeat: u16,
+    /// 1: the source's replay rule recorded the counter.
+    pub recorded: u16,
 }
 
 /// Where a validated advert lies in its frame.
@@ -168,11 +176,13 @@ pub fn inspect<P: Packet + ?Sized, T: Tables>(pkt: &P, ifindex: u32, tables: &mu
     let Some(counter) = pkt.load::<8>(carp_offset + 8) else {
         return Verdict::Drop(Reason::Truncated);
     };
-    let Some(hmac) = pkt.load::<CARP_HMAC_LEN>(carp_offset + 16) else {
-        return Verdict::Drop(Reason::Truncated);
-    };
     sum = checksum::add_words(sum, &counter);
-    sum = checksum::add_words(sum, &hmac);
+    // The digest is read here for the checksum and again for the HMAC:
+    // kept in between, its 20 bytes would take 160 bytes of BPF stack.
+    match pkt.load::<CARP_HMAC_LEN>(carp_offset + 16) {
+        Some(hmac) => sum = checksum::add_words(sum, &hmac),
+        None => return Verdict::Drop(Reason::Truncated),
+    }
     if checksum::fold(sum) != 0xffff {
         return Verdict::Drop(Reason::Checksum);
     }
@@ -185,19 +195,18 @@ pub fn inspect<P: Packet + ?Sized, T: Tables>(pkt: &P, ifindex: u32, tables: &mu
     if flags & VHID_SERVED == 0 {
         return Verdict::Drop(Reason::UnknownVhid);
     }
-    let src = source(pkt, l3.offset, family);
     let Some(mac) = pkt.load::<6>(6) else {
         return Verdict::Drop(Reason::Truncated);
+    };
+    let mut key = SourceKey {
+        ifindex,
+        vhid: u16::from(fixed[1]),
+        family,
+        addr: source(pkt, l3.offset, family),
     };
     // The peer allow-list, before the HMAC: a source that may not speak for
     // the vhid costs one lookup, not a SHA-1.
     if flags & VHID_PEERS_ONLY != 0 {
-        let key = PeerKey {
-            ifindex,
-            vhid: u16::from(fixed[1]),
-            family,
-            addr: src,
-        };
         let Some(peer) = tables.peer(&key) else {
             return Verdict::Drop(Reason::NotAllowed);
         };
@@ -205,38 +214,42 @@ pub fn inspect<P: Packet + ?Sized, T: Tables>(pkt: &P, ifindex: u32, tables: &mu
             return Verdict::Drop(Reason::NotAllowed);
         }
     }
-    let layout = tables.forget_layout(Layout {
+    // The replay rule, before the HMAC too: a counter the source's rule
+    // refuses is dropped whether the advert is a replay or a forgery, and a
+    // replay flood costs no SHA-1 per frame.
+    let counter_value = u64::from_be_bytes(counter);
+    let admit = tables.replay_admits(&key, counter_value, &mac);
+    if admit == Admit::Refused {
+        return Verdict::Drop(Reason::Replay);
+    }
+    let mut layout = tables.forget_layout(Layout {
         family,
         vlan_id: l3.vlan_id,
         ip_offset: l3.offset as u16,
         carp_offset: carp_offset as u16,
+        repeat: u16::from(admit == Admit::Repeat),
+        recorded: 0,
     });
-    // The replay rule, before the HMAC too: a counter the source's rule
-    // refuses is dropped whether the advert is a replay or a forgery, and a
-    // replay flood costs no SHA-1 per frame.
-    let replay_key = ReplayKey {
-        ifindex,
-        vhid: u16::from(fixed[1]),
-        family: layout.family,
-        addr: src,
+    key.family = layout.family;
+    let Some(hmac) = pkt.load::<CARP_HMAC_LEN>(usize::from(layout.carp_offset) + 16) else {
+        return Verdict::Drop(Reason::Truncated);
     };
-    let counter_value = u64::from_be_bytes(counter);
-    if !tables.replay_admits(&replay_key, counter_value, &mac) {
-        return Verdict::Drop(Reason::Replay);
-    }
-    let recorded = match tables.authenticate(&vhid_key, &counter, &hmac) {
+    match tables.authenticate(&vhid_key, &counter, &hmac) {
         Auth::Bad => return Verdict::Drop(Reason::Hmac),
-        Auth::Good => tables.replay_record(&replay_key, counter_value),
-        Auth::Unchecked => false,
-    };
+        Auth::Good if layout.repeat == 0 => {
+            layout.recorded = u16::from(tables.replay_record(&key, counter_value));
+        }
+        Auth::Good | Auth::Unchecked => {}
+    }
+    let layout = tables.forget_layout(layout);
     let now_ns = tables.now_ns();
-    let rate_key = RateKey {
-        ifindex,
-        vhid: u16::from(fixed[1]),
-        family: layout.family,
-        addr: src,
-    };
-    if !tables.rate_conforms(&rate_key, now_ns) {
+    // Repeats have their own budget: a flood of them cannot get the
+    // source's new adverts dropped.
+    key.family = layout.family;
+    if layout.repeat != 0 {
+        key.vhid |= RATE_REPEATS;
+    }
+    if !tables.rate_conforms(&key, now_ns) {
         return Verdict::Drop(Reason::RateLimited);
     }
     Verdict::Advert(Located {
@@ -245,7 +258,7 @@ pub fn inspect<P: Packet + ?Sized, T: Tables>(pkt: &P, ifindex: u32, tables: &mu
         ip_offset: layout.ip_offset,
         carp_offset: layout.carp_offset,
         now_ns,
-        recorded,
+        recorded: layout.recorded != 0,
     })
 }
 
@@ -387,9 +400,14 @@ fn ipv4<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<Option<usize>, Reason
 /// first next-header is not 112 is not ours).
 #[inline(always)]
 fn ipv6<P: Packet + ?Sized>(pkt: &P, off: usize) -> Result<Option<usize>, Reason> {
-    match pkt.load::<1>(off + 6) {
-        Some([IPPROTO_CARP]) => {}
-        _ => return Ok(None),
+    // Bound check and value test apart: merged, they compile to a shift of
+    // whatever the register held when the load was skipped, a pointer the
+    // verifier refuses to shift.
+    let Some([next_header]) = pkt.load::<1>(off + 6) else {
+        return Ok(None);
+    };
+    if next_header != IPPROTO_CARP {
+        return Ok(None);
     }
     // The fixed part up to the hop limit; the addresses are read when needed.
     let ip = pkt.load::<8>(off).ok_or(Reason::Truncated)?;

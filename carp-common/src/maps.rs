@@ -29,21 +29,26 @@ pub const VHID_SERVED: u32 = 1;
 /// [`crate::constants::MAP_PEERS`] are accepted (the peer allow-list).
 pub const VHID_PEERS_ONLY: u32 = 2;
 
-/// Key of [`crate::constants::MAP_PEERS`]: a source allowed to speak for a
-/// vhid on an interface.
+/// One advert source of one vhid on one interface: the key of the peer
+/// allow-list, the rate limit and the replay rules.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct PeerKey {
+pub struct SourceKey {
     /// Interface index.
     pub ifindex: u32,
-    /// Virtual host id, widened.
+    /// Virtual host id, widened (the rate limit's [`RATE_REPEATS`] bit
+    /// apart).
     pub vhid: u16,
     /// [`crate::constants::AF_INET`] or [`crate::constants::AF_INET6`].
     pub family: u16,
     /// Source address; IPv4 in the first 4 bytes, the rest zero.
     pub addr: [u8; 16],
 }
-const _: () = assert!(size_of::<PeerKey>() == 24);
+const _: () = assert!(size_of::<SourceKey>() == 24);
+
+/// Key of [`crate::constants::MAP_PEERS`]: a source allowed to speak for a
+/// vhid on an interface.
+pub type PeerKey = SourceKey;
 
 /// Value of [`crate::constants::MAP_PEERS`]: the Ethernet source the peer
 /// must send from, if pinned.
@@ -61,19 +66,11 @@ const _: () = assert!(size_of::<PeerValue>() == 8);
 /// one interface. The master of a vhid sends at most one advert per advert
 /// interval, so a bucket per (source, vhid) needs only what one vhid may
 /// send, and the bursts of a host serving many vhids never share a bucket.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct RateKey {
-    /// Interface index.
-    pub ifindex: u32,
-    /// Virtual host id, widened.
-    pub vhid: u16,
-    /// [`crate::constants::AF_INET`] or [`crate::constants::AF_INET6`].
-    pub family: u16,
-    /// Source address; IPv4 in the first 4 bytes, the rest zero.
-    pub addr: [u8; 16],
-}
-const _: () = assert!(size_of::<RateKey>() == 24);
+pub type RateKey = SourceKey;
+
+/// [`SourceKey::vhid`] bit of a [`RateKey`]: the budget of a source's [`Admit::Repeat`]
+/// adverts, apart from its new ones.
+pub const RATE_REPEATS: u16 = 0x100;
 
 /// Value of [`crate::constants::MAP_RATE`]: GCRA state of one (source, vhid).
 #[repr(C)]
@@ -85,19 +82,7 @@ pub struct RateState {
 const _: () = assert!(size_of::<RateState>() == 8);
 
 /// Key of [`crate::constants::MAP_REPLAY`]: one advert source of one vhid.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ReplayKey {
-    /// Interface index.
-    pub ifindex: u32,
-    /// Virtual host id, widened.
-    pub vhid: u16,
-    /// [`crate::constants::AF_INET`] or [`crate::constants::AF_INET6`].
-    pub family: u16,
-    /// Source address; IPv4 in the first 4 bytes, the rest zero.
-    pub addr: [u8; 16],
-}
-const _: () = assert!(size_of::<ReplayKey>() == 24);
+pub type ReplayKey = SourceKey;
 
 /// [`ReplayState::flags`] bit: every counter must exceed
 /// [`ReplayState::last_counter`] (the strict rule).
@@ -117,6 +102,33 @@ pub const REPLAY_RECENT: u32 = 8;
 /// [`ReplayState::cookie_mac`] passes whatever the other bits say (OpenBSD's
 /// constant counter, accepted as liveness).
 pub const REPLAY_COOKIE: u32 = 16;
+/// [`ReplayState::flags`] bit: a counter the other bits refuse, sent from
+/// the vhid's UCARP or BSD virtual-router MAC, is a [`Admit::Repeat`], not
+/// refused. UCARP and FreeBSD take on the counter of every advert they
+/// accept, so anyone who re-sends one of their old adverts to them makes
+/// them send counters again that they sent before: such adverts are
+/// genuine, and prove that the host lives, nothing more.
+pub const REPLAY_REPEATS: u32 = 32;
+
+/// What a source's replay rule says of a counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// A counter the rule lets through as new.
+    Fresh,
+    /// A counter seen before, from a peer that repeats counters when made
+    /// to ([`REPLAY_REPEATS`]): proof of life only.
+    Repeat,
+    /// Refused.
+    Refused,
+}
+
+/// Whether `mac` is the UCARP (`00:00:5e:00:00:vhid`) or BSD
+/// (`00:00:5e:00:01:vhid`) virtual-router address of `vhid`: a peer that
+/// takes on the counters it hears.
+#[inline(always)]
+pub fn adopts_counters(mac: &[u8; 6], vhid: u8) -> bool {
+    mac[0] == 0 && mac[1] == 0 && mac[2] == 0x5e && mac[3] == 0 && mac[4] <= 1 && mac[5] == vhid
+}
 
 /// The recent counters of one source: [`RECENT_SETS`] groups chosen by the
 /// counter's bits, each remembering its last [`RECENT_WAYS`] counters.
@@ -245,10 +257,22 @@ impl ReplayState {
         self
     }
 
-    /// Whether `counter`, sent from Ethernet source `mac`, passes the rule.
-    /// Changes nothing.
+    /// What the rule says of `counter`, sent for `vhid` from Ethernet
+    /// source `mac`. Changes nothing.
     #[inline(always)]
-    pub fn admits(&self, counter: u64, mac: &[u8; 6]) -> bool {
+    pub fn admits(&self, counter: u64, mac: &[u8; 6], vhid: u8) -> Admit {
+        if self.passes(counter, mac) {
+            Admit::Fresh
+        } else if self.flags & REPLAY_REPEATS != 0 && adopts_counters(mac, vhid) {
+            Admit::Repeat
+        } else {
+            Admit::Refused
+        }
+    }
+
+    /// Whether `counter` from `mac` passes the rule as new.
+    #[inline(always)]
+    fn passes(&self, counter: u64, mac: &[u8; 6]) -> bool {
         if self.flags & REPLAY_COOKIE != 0 && counter == self.cookie && *mac == self.cookie_mac {
             return true;
         }
@@ -269,7 +293,7 @@ impl ReplayState {
     }
 
     /// Records `counter` of an authentic advert that [`Self::admits`] let
-    /// through.
+    /// through as [`Admit::Fresh`].
     #[inline(always)]
     pub fn record(&mut self, counter: u64) {
         let tagged = (counter >> 48) as u16 == crate::constants::COUNTER_TAG;
@@ -335,12 +359,10 @@ mod pod {
     // asserted above), so every bit pattern is a valid value.
     unsafe impl aya::Pod for VhidKey {}
     unsafe impl aya::Pod for VhidValue {}
-    unsafe impl aya::Pod for PeerKey {}
+    unsafe impl aya::Pod for SourceKey {}
     unsafe impl aya::Pod for PeerValue {}
-    unsafe impl aya::Pod for RateKey {}
     unsafe impl aya::Pod for RateState {}
     unsafe impl aya::Pod for Settings {}
-    unsafe impl aya::Pod for ReplayKey {}
     unsafe impl aya::Pod for ReplayState {}
     unsafe impl aya::Pod for Recent {}
 }

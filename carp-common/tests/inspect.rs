@@ -12,9 +12,9 @@ use carp_common::header::CarpHeader;
 use carp_common::hmac::{verify_advert, HmacKey};
 use carp_common::inspect::{fill_event, inspect, Auth, Tables, Verdict};
 use carp_common::maps::{
-    PeerKey, PeerValue, RateKey, RateState, Recent, ReplayKey, ReplayState, Settings, VhidKey,
-    REPLAY_RECENT, REPLAY_REQUIRE_TAG, REPLAY_STRICT, REPLAY_TAGGED_GROW, VHID_PEERS_ONLY,
-    VHID_SERVED,
+    Admit, PeerKey, PeerValue, RateKey, RateState, Recent, ReplayKey, ReplayState, Settings,
+    VhidKey, REPLAY_RECENT, REPLAY_REPEATS, REPLAY_REQUIRE_TAG, REPLAY_STRICT, REPLAY_TAGGED_GROW,
+    VHID_PEERS_ONLY, VHID_SERVED,
 };
 use carp_common::rate;
 use carp_common::reason::Reason;
@@ -72,8 +72,10 @@ impl Tables for TestTables {
             Some(_) => Auth::Bad,
         }
     }
-    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> bool {
-        self.replay.get(key).is_none_or(|s| s.admits(counter, mac))
+    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> Admit {
+        self.replay
+            .get(key)
+            .map_or(Admit::Fresh, |s| s.admits(counter, mac, key.vhid as u8))
     }
     fn replay_record(&mut self, key: &ReplayKey, counter: u64) -> bool {
         self.replay
@@ -656,6 +658,11 @@ fn compat_replay_rule_drops_recent_counters_before_the_rate_limit() {
     delivered(&unhex(UCARP1), &mut t);
 }
 
+/// Whether `rule` lets `counter` from `mac` through as new (vhid 7).
+fn fresh(rule: &ReplayState, counter: u64, mac: &[u8; 6]) -> bool {
+    rule.admits(counter, mac, 7) == Admit::Fresh
+}
+
 /// A table remembering `counters`, oldest first.
 fn recent(counters: impl IntoIterator<Item = u64>) -> Recent {
     let mut r = Recent::EMPTY;
@@ -671,12 +678,12 @@ fn compat_rule_forgets_the_oldest_beyond_its_memory() {
     let n = REPLAY_MEMORY as u64;
     let s = ReplayState::new(REPLAY_RECENT, 0, &recent(1..=n + 10));
     let mac = [0; 6];
-    assert!(s.admits(10, &mac), "older than the memory");
-    assert!((11..=n + 10).all(|c| !s.admits(c, &mac)));
-    assert!(s.admits(n + 11, &mac));
+    assert!(fresh(&s, 10, &mac), "older than the memory");
+    assert!((11..=n + 10).all(|c| !fresh(&s, c, &mac)));
+    assert!(fresh(&s, n + 11, &mac));
     let mut s = ReplayState::new(REPLAY_RECENT, 0, &recent([5]));
     s.record(6);
-    assert!(!s.admits(5, &mac) && !s.admits(6, &mac) && s.admits(7, &mac));
+    assert!(!fresh(&s, 5, &mac) && !fresh(&s, 6, &mac) && fresh(&s, 7, &mac));
 }
 
 #[test]
@@ -710,26 +717,71 @@ fn auto_rule_orders_tagged_counters_and_remembers_the_others() {
     let tag = u64::from(COUNTER_TAG) << 48;
     let mac = [0; 6];
     let mut s = ReplayState::new(REPLAY_TAGGED_GROW | REPLAY_RECENT, 0, &recent([77]));
-    assert!(s.admits(tag | 10, &mac));
+    assert!(fresh(&s, tag | 10, &mac));
     s.record(tag | 10);
-    assert!(!s.admits(tag | 10, &mac), "tagged, not greater");
-    assert!(!s.admits(tag | 9, &mac));
-    assert!(s.admits(tag | 11, &mac));
-    assert!(!s.admits(77, &mac), "untagged, recent");
-    assert!(s.admits(78, &mac), "untagged, new");
+    assert!(!fresh(&s, tag | 10, &mac), "tagged, not greater");
+    assert!(!fresh(&s, tag | 9, &mac));
+    assert!(fresh(&s, tag | 11, &mac));
+    assert!(!fresh(&s, 77, &mac), "untagged, recent");
+    assert!(fresh(&s, 78, &mac), "untagged, new");
     // Known to be carpd-xdp: untagged counters are refused.
     let s = ReplayState::new(REPLAY_STRICT | REPLAY_REQUIRE_TAG, tag | 10, &Recent::EMPTY);
-    assert!(!s.admits(78, &mac) && !s.admits(tag | 10, &mac) && s.admits(tag | 11, &mac));
+    assert!(!fresh(&s, 78, &mac) && !fresh(&s, tag | 10, &mac) && fresh(&s, tag | 11, &mac));
+}
+
+#[test]
+fn ucarp_and_bsd_repeats_are_repeats_not_refusals_where_the_rule_says() {
+    // UCARP and FreeBSD take on counters they hear: made to, they repeat
+    // their own. From their virtual-router MAC such a counter is a repeat
+    // (proof of life); from another MAC, or without the bit, refused.
+    let ucarp = [0, 0, 0x5e, 0, 0, 7];
+    let bsd = [0, 0, 0x5e, 0, 1, 7];
+    let rule = ReplayState::new(REPLAY_RECENT | REPLAY_REPEATS, 0, &recent([40, 41]));
+    assert_eq!(rule.admits(42, &ucarp, 7), Admit::Fresh);
+    assert_eq!(rule.admits(41, &ucarp, 7), Admit::Repeat);
+    assert_eq!(rule.admits(41, &bsd, 7), Admit::Repeat);
+    assert_eq!(
+        rule.admits(41, &[0, 0, 0x5e, 0, 0, 8], 7),
+        Admit::Refused,
+        "another vhid's MAC"
+    );
+    assert_eq!(rule.admits(41, &[2, 0, 0, 0, 0, 1], 7), Admit::Refused);
+    let plain = ReplayState::new(REPLAY_RECENT, 0, &recent([41]));
+    assert_eq!(plain.admits(41, &ucarp, 7), Admit::Refused);
+}
+
+#[test]
+fn a_repeat_flood_leaves_the_sources_new_adverts_their_budget() {
+    // The UCARP vectors' source under a rule letting repeats through: a
+    // flood of one advert over and over uses up the repeats' budget, not
+    // the one of the source's new adverts.
+    let mut t = with_ucarp_key(b"carp-harness");
+    t.settings = Settings::with_rate(1, 1, 0);
+    let (f5, f6) = (unhex(UCARP5), unhex(UCARP6));
+    t.replay.insert(
+        ucarp_source(),
+        ReplayState::new(REPLAY_RECENT | REPLAY_REPEATS, 0, &Recent::EMPTY),
+    );
+    delivered(&f5, &mut t);
+    delivered(&f5, &mut t); // the first repeat: its own bucket
+    for _ in 0..100 {
+        assert_eq!(
+            inspect(&f5[..], IFINDEX, &mut t),
+            Verdict::Drop(Reason::RateLimited)
+        );
+    }
+    t.now += 1_000_000_000;
+    delivered(&f6, &mut t);
 }
 
 #[test]
 fn openbsd_cookie_may_repeat_from_its_mac_only() {
     let bsd = [0, 0, 0x5e, 0, 1, 7];
     let s = ReplayState::new(REPLAY_RECENT, 0, &recent([0xc00c1e])).with_cookie(0xc00c1e, bsd);
-    assert!(s.admits(0xc00c1e, &bsd));
-    assert!(!s.admits(0xc00c1e, &[2, 0, 0, 0, 0, 1]), "another MAC");
+    assert!(fresh(&s, 0xc00c1e, &bsd));
+    assert!(!fresh(&s, 0xc00c1e, &[2, 0, 0, 0, 0, 1]), "another MAC");
     let strict = ReplayState::new(REPLAY_STRICT, 0xc00c1e, &Recent::EMPTY);
-    assert!(!strict.admits(0xc00c1e, &bsd), "strict: no cookie");
+    assert!(!fresh(&strict, 0xc00c1e, &bsd), "strict: no cookie");
 }
 
 #[test]

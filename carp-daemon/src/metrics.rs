@@ -271,6 +271,12 @@ pub fn render(report: &StatusReport) -> String {
         &per_instance(&|i| i.adverts_accepted.to_string()),
     );
     family(
+        "carpd_adverts_repeated_total",
+        "counter",
+        "Accepted adverts repeating a counter (UCARP or BSD peers made to repeat theirs), taken as proof of life only.",
+        &per_instance(&|i| i.adverts_repeated.to_string()),
+    );
+    family(
         "carpd_transitions_total",
         "counter",
         "State changes.",

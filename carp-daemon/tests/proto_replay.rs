@@ -3,10 +3,10 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use carp_common::maps::{ReplayState, REPLAY_STRICT};
+use carp_common::maps::{Admit, ReplayState, REPLAY_STRICT};
 use carp_daemon::proto::counter::tagged;
 use carp_daemon::proto::peer::MacClass;
-use carp_daemon::proto::replay::{ReplayGuard, COMPAT_MEMORY, MAX_SOURCES};
+use carp_daemon::proto::replay::{Admission, ReplayGuard, COMPAT_MEMORY, MAX_SOURCES};
 use carp_daemon::proto::{ReplayError, ReplayMode};
 use clap::ValueEnum;
 use proptest::prelude::*;
@@ -187,14 +187,27 @@ fn openbsd_constant_cookie_is_liveness_in_auto_and_compat_only() {
         for _ in 0..300 {
             g.admit(src(3), 1, cookie, NOW_MS, MacClass::Bsd).unwrap();
         }
-        // The same repeat from a host that is not a BSD kernel is a replay.
-        g.admit(src(4), 1, cookie, NOW_MS, MacClass::Ucarp).unwrap();
-        assert!(g.admit(src(4), 1, cookie, NOW_MS, MacClass::Ucarp).is_err());
-        // Once a source changed its counter, its repeats are replays again.
+        // The same repeat from a host that is not a BSD kernel is a replay;
+        // from UCARP's MAC, a repeat: proof of life only.
+        g.admit(src(4), 1, cookie, NOW_MS, MacClass::Other).unwrap();
+        assert!(g.admit(src(4), 1, cookie, NOW_MS, MacClass::Other).is_err());
+        g.admit(src(6), 1, cookie, NOW_MS, MacClass::Ucarp).unwrap();
+        assert_eq!(
+            g.admit(src(6), 1, cookie, NOW_MS, MacClass::Ucarp),
+            Ok(Admission::Repeat)
+        );
+        // Once a source changed its counter, its repeats are no cookie any
+        // more: proof of life only (FreeBSD takes on counters it hears).
         g.admit(src(5), 1, 7, NOW_MS, MacClass::Bsd).unwrap();
         g.admit(src(5), 1, 8, NOW_MS, MacClass::Bsd).unwrap();
-        assert!(g.admit(src(5), 1, 8, NOW_MS, MacClass::Bsd).is_err());
-        assert!(g.admit(src(5), 1, 7, NOW_MS, MacClass::Bsd).is_err());
+        assert_eq!(
+            g.admit(src(5), 1, 8, NOW_MS, MacClass::Bsd),
+            Ok(Admission::Repeat)
+        );
+        assert_eq!(
+            g.admit(src(5), 1, 7, NOW_MS, MacClass::Bsd),
+            Ok(Admission::Repeat)
+        );
     }
     let mut g = ReplayGuard::new(ReplayMode::Strict, None);
     g.admit(src(3), 1, cookie, NOW_MS, MacClass::Bsd).unwrap();
@@ -269,9 +282,10 @@ proptest! {
 
     /// The receive path's rule, kept up to date as the daemon keeps it
     /// (recording what it lets through, replaced when its shape changes),
-    /// lets through exactly what the core accepts, in every mode without a
-    /// window: so refused adverts never reach the rate limit, and accepted
-    /// ones are never dropped before it.
+    /// says of every counter what the core says (new, repeat, refused), in
+    /// every mode without a window: so refused adverts never reach the rate
+    /// limit, repeats have their own budget, and accepted ones are never
+    /// dropped before it.
     #[test]
     fn receive_rule_agrees_with_the_core(
         mode in prop_oneof![Just(ReplayMode::Strict), Just(ReplayMode::Compat), Just(ReplayMode::Auto)],
@@ -281,10 +295,14 @@ proptest! {
         let mut kernel: Option<ReplayState> = None;
         for (i, (counter, class)) in adverts.into_iter().enumerate() {
             let mac = mac_of(class);
-            let passes = kernel.as_ref().is_none_or(|k| k.admits(counter, &mac));
-            let accepted = g.admit(src(1), 1, counter, NOW_MS, class).is_ok();
-            prop_assert_eq!(passes, accepted, "advert {} counter {:#x} from {:?}", i, counter, class);
-            if accepted {
+            let kernel_says = kernel.as_ref().map_or(Admit::Fresh, |k| k.admits(counter, &mac, 1));
+            let core_says = match g.admit(src(1), 1, counter, NOW_MS, class) {
+                Ok(Admission::Fresh) => Admit::Fresh,
+                Ok(Admission::Repeat) => Admit::Repeat,
+                Err(_) => Admit::Refused,
+            };
+            prop_assert_eq!(kernel_says, core_says, "advert {} counter {:#x} from {:?}", i, counter, class);
+            if core_says == Admit::Fresh {
                 if let Some(k) = kernel.as_mut() {
                     k.record(counter);
                 }

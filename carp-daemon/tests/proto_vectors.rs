@@ -5,7 +5,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use carp_common::header::CarpHeader;
+use carp_daemon::proto::action::State;
 use carp_daemon::proto::auth::Authenticator;
+use carp_daemon::proto::peer::Sender;
+use carp_daemon::proto::replay::Admission;
 use carp_daemon::proto::{
     Instance, InstanceParams, Nanos, Password, Reject, ReplayError, ReplayMode,
 };
@@ -72,6 +75,7 @@ fn params(password: &[u8], mode: ReplayMode) -> InstanceParams {
 fn verdict(password: &[u8], src: IpAddr, carp: &[u8; 36]) -> Result<(), Reject> {
     let mut i = Instance::new(params(password, ReplayMode::Auto), Nanos(0), START_UNIX_NS).unwrap();
     i.handle_advert(Nanos(1), src, &CarpHeader::from_bytes(carp))
+        .map(drop)
 }
 
 #[test]
@@ -233,4 +237,89 @@ fn strict_mode_refuses_ucarp_random_counters() {
             }
         })
     );
+}
+
+/// The captured adverts as UCARP sends them: from its virtual-router MAC.
+fn from_ucarp(f: &Captured) -> Sender {
+    Sender {
+        addr: f.src,
+        mac: [0, 0, 0x5e, 0, 0, 7],
+    }
+}
+
+#[test]
+fn repeated_ucarp_counters_only_prove_that_the_master_lives() {
+    // UCARP takes on the counter of any advert it accepts, so anyone can
+    // make a live UCARP master repeat counters it sent before. From its
+    // MAC those adverts keep a backup's master alive, and never make the
+    // backup take over, even edited to advbase and advskew 255.
+    for mode in [ReplayMode::Auto, ReplayMode::Compat] {
+        let mut p = params(PASSWORD, mode);
+        p.preempt = true;
+        p.advskew = 100;
+        let mut i = Instance::new(p, Nanos(0), START_UNIX_NS).unwrap();
+        i.handle_link(Nanos(0), true);
+        let frames = captured();
+        let master = &frames[3];
+        i.handle_advert(
+            Nanos(1),
+            from_ucarp(master),
+            &CarpHeader::from_bytes(&master.carp),
+        )
+        .unwrap();
+        assert_eq!(i.state(), State::Backup);
+        // Ten seconds of repeats, one a second, edited to look weaker.
+        for s in 1..=10 {
+            let mut h = CarpHeader::from_bytes(&master.carp);
+            (h.advbase, h.advskew) = (255, 255);
+            h.seal_checksum();
+            let t = Nanos::from_secs(s);
+            i.handle_timeout(t);
+            assert_eq!(
+                i.handle_advert(t, from_ucarp(master), &h),
+                Ok(Admission::Repeat)
+            );
+            assert_eq!(i.state(), State::Backup, "{mode} at {s} s");
+        }
+        assert_eq!(i.status().adverts_repeated, 10);
+        // From another MAC, the same adverts are replays.
+        let r = i.handle_advert(
+            Nanos::from_secs(11),
+            master.src,
+            &CarpHeader::from_bytes(&master.carp),
+        );
+        assert!(matches!(r, Err(Reject::Replay { .. })), "{r:?}");
+        // When they stop, the master is taken for dead.
+        i.handle_timeout(Nanos::from_secs(15));
+        assert_eq!(i.state(), State::Master);
+    }
+}
+
+#[test]
+fn a_master_yields_to_a_preferred_ucarp_master_even_repeating_counters() {
+    // Two masters is the outcome not to allow: a UCARP host made to repeat
+    // its counters may really be master.
+    let mut p = params(PASSWORD, ReplayMode::Auto);
+    p.advskew = 100;
+    let mut i = Instance::new(p, Nanos(0), START_UNIX_NS).unwrap();
+    i.handle_link(Nanos(0), true);
+    let frames = captured();
+    let ucarp = &frames[3];
+    i.handle_advert(
+        Nanos(1),
+        from_ucarp(ucarp),
+        &CarpHeader::from_bytes(&ucarp.carp),
+    )
+    .unwrap();
+    i.handle_timeout(Nanos::from_secs(5));
+    assert_eq!(i.state(), State::Master);
+    assert_eq!(
+        i.handle_advert(
+            Nanos::from_secs(6),
+            from_ucarp(ucarp),
+            &CarpHeader::from_bytes(&ucarp.carp)
+        ),
+        Ok(Admission::Repeat)
+    );
+    assert_eq!(i.state(), State::Backup);
 }

@@ -24,7 +24,8 @@ use carp_common::event::AdvertEvent;
 use carp_common::hmac::{verify_advert_in, HmacKey};
 use carp_common::inspect::{fill_event, inspect, Auth, Layout, Located, Tables, Verdict};
 use carp_common::maps::{
-    PeerKey, PeerValue, RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey, VhidValue,
+    Admit, PeerKey, PeerValue, RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey,
+    VhidValue,
 };
 use carp_common::rate;
 use carp_common::reason::{Reason, REASON_COUNT};
@@ -157,13 +158,13 @@ impl Tables for Maps {
     }
 
     #[inline(always)]
-    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> bool {
+    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> Admit {
         match CARP_REPLAY.get_ptr(key) {
             // SAFETY: pointer from a successful lookup, read while the map
             // holds the entry (RCU); the 2 KiB value is never copied.
-            Some(state) => unsafe { (*state).admits(counter, mac) },
+            Some(state) => unsafe { (*state).admits(counter, mac, key.vhid as u8) },
             // No rule set for this source: userspace decides.
-            None => true,
+            None => Admit::Fresh,
         }
     }
 
@@ -253,7 +254,9 @@ fn try_carp_xdp(ctx: &XdpContext) -> Result<u32, ()> {
 }
 
 /// Writes the event straight into ring-buffer memory (no 96-byte stack copy).
-#[inline(always)]
+/// Out of line: its loads get their own stack frame, so that the
+/// classifier's frame and the HMAC's stay within the verifier's 512 bytes.
+#[inline(never)]
 fn deliver(frame: &Frame, at: &Located, ifindex: u32) -> Reason {
     let Some(mut entry) = CARP_EVENTS.reserve::<AdvertEvent>(0) else {
         return Reason::RingBufFull;

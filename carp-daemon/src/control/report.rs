@@ -81,6 +81,9 @@ pub struct InstanceReport {
     pub adverts_sent: u64,
     /// Adverts received and accepted.
     pub adverts_accepted: u64,
+    /// Of those, repeated counters taken as proof of life only.
+    #[serde(default)]
+    pub adverts_repeated: u64,
     /// State changes.
     pub transitions: u64,
     /// Why the state last changed (`master down`, `preferred master heard`,

@@ -40,6 +40,7 @@ use crate::proto::action::{Action, Admin, Script, State};
 use crate::proto::instance::Instance;
 use crate::proto::peer::Sender;
 use crate::proto::reject::Reject;
+use crate::proto::replay::Admission;
 use crate::proto::Nanos;
 use crate::scripts::{ScriptJob, ScriptKind, ScriptRunner};
 use crate::xdp::mode::XdpMode;
@@ -350,7 +351,10 @@ impl Running {
         recorded: bool,
         receive: &mut ReceivePath,
     ) -> Result<(), Reject> {
-        self.core.handle_advert(seen, sender, header)?;
+        if self.core.handle_advert(seen, sender, header)? == Admission::Repeat {
+            // Nothing new to record.
+            return Ok(());
+        }
         let src = sender.addr;
         let Some(rule) = self.core.receive_rule(src) else {
             return Ok(());

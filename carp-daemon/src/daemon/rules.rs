@@ -84,8 +84,8 @@ impl KernelRules {
 
     /// After an advert from `src` was accepted: installs `rule` (the core's
     /// rule for `src` now) unless the receive path holds one of the same
-    /// shape, first evicting the least recently heard source that `keep`
-    /// does not protect when `SPARE_RULES` unprotected ones are there.
+    /// shape, first evicting the least recently heard sources that `keep`
+    /// does not protect, so that at most [`SPARE_RULES`] others remain.
     pub fn accepted(
         &mut self,
         receive: &mut ReceivePath,
@@ -101,20 +101,20 @@ impl KernelRules {
             if installed.shape == shape && !installed.stale {
                 return Ok(());
             }
-        } else if !keep(src) {
-            let spare = self.rules.keys().filter(|a| !keep(**a)).count();
-            if spare >= SPARE_RULES {
-                let oldest = self
-                    .rules
-                    .iter()
-                    .filter(|(a, _)| !keep(**a))
-                    .min_by_key(|(_, r)| r.touched)
-                    .map(|(a, _)| *a);
-                if let Some(old) = oldest {
-                    self.rules.remove(&old);
-                    receive.remove_replay_rule(&key(ifindex, vhid, old))?;
-                }
+        }
+        // Who is protected changes (the master does), so the bound is kept
+        // before every insertion, not only for unprotected newcomers.
+        loop {
+            let mut spare = self.rules.iter().filter(|(a, _)| **a != src && !keep(**a));
+            let Some((oldest, _)) = spare.clone().min_by_key(|(_, r)| r.touched) else {
+                break;
+            };
+            if spare.nth(SPARE_RULES - 1).is_none() {
+                break;
             }
+            let oldest = *oldest;
+            self.rules.remove(&oldest);
+            receive.remove_replay_rule(&key(ifindex, vhid, oldest))?;
         }
         receive.set_replay_rule(key(ifindex, vhid, src), rule, true)?;
         self.rules.insert(

@@ -40,6 +40,7 @@ pub fn report(daemon: &Daemon, now: Nanos) -> StatusReport {
                 vips: r.cfg.vips.iter().map(|v| v.to_string()).collect(),
                 adverts_sent: s.adverts_sent,
                 adverts_accepted: s.adverts_accepted,
+                adverts_repeated: s.adverts_repeated,
                 transitions: s.transitions,
                 last_change_reason: s.last_change.map(|(_, why)| why.to_string()),
                 last_change_age_ms: s

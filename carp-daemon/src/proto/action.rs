@@ -150,6 +150,9 @@ pub struct Status {
     pub adverts_sent: u64,
     /// Adverts accepted.
     pub adverts_accepted: u64,
+    /// Of those, repeated counters of peers that take on the counters they
+    /// hear: proof of life only (see `replay::Admission::Repeat`).
+    pub adverts_repeated: u64,
     /// State changes so far.
     pub transitions: u64,
     /// When the state last changed, and why.

@@ -28,7 +28,7 @@ use super::election::{master_yields, own_addr_for, preempts, Priority};
 use super::params::{InstanceParams, ParamsError};
 use super::peer::{MacClass, PeerKind, PeerTable, Sender};
 use super::reject::{Reject, RejectCounts};
-use super::replay::ReplayGuard;
+use super::replay::{Admission, ReplayGuard};
 use super::timers::{rank_interval, Timer, TimerTable};
 use super::Nanos;
 
@@ -116,6 +116,7 @@ impl Instance {
                 held: false,
                 adverts_sent: 0,
                 adverts_accepted: 0,
+                adverts_repeated: 0,
                 transitions: 0,
                 last_change: None,
                 last_counter_sent: None,
@@ -188,31 +189,45 @@ impl Instance {
 
     /// A received advert from `sender` (an address, or an address and the
     /// frame's Ethernet source). Checks it (cheap checks, HMAC, replay) and,
-    /// if it passes, applies the election rules of the peer it comes from.
+    /// if it passes, applies the election rules of the peer it comes from;
+    /// a [`Admission::Repeat`] only proves that its sender lives.
     pub fn handle_advert(
         &mut self,
         now: Nanos,
         sender: impl Into<Sender>,
         header: &CarpHeader,
-    ) -> Result<(), Reject> {
+    ) -> Result<Admission, Reject> {
         let now = self.tick(now);
         let sender = sender.into();
-        if let Err(reject) = self.check_advert(now, sender, header) {
-            self.status.rejects.bump(&reject);
-            return Err(reject);
-        }
+        let admission = match self.check_advert(now, sender, header) {
+            Ok(a) => a,
+            Err(reject) => {
+                self.status.rejects.bump(&reject);
+                return Err(reject);
+            }
+        };
         self.status.adverts_accepted += 1;
         self.status.last_advert_at = Some(now);
+        if admission == Admission::Repeat {
+            self.status.adverts_repeated += 1;
+            self.repeat_heard(now, sender.addr, header);
+            return Ok(Admission::Repeat);
+        }
         let kind = self
             .peers
             .record(sender, header.vhid, header.counter(), header.demote);
         self.elect(now, sender.addr, kind, header);
-        Ok(())
+        Ok(Admission::Fresh)
     }
 
     /// The checks of `carp_proto_input`, stateless first, replay last (its
     /// state changes only for authentic adverts).
-    fn check_advert(&mut self, now: Nanos, sender: Sender, h: &CarpHeader) -> Result<(), Reject> {
+    fn check_advert(
+        &mut self,
+        now: Nanos,
+        sender: Sender,
+        h: &CarpHeader,
+    ) -> Result<Admission, Reject> {
         let src = sender.addr;
         if self.state == State::Init {
             return Err(Reject::NotRunning {
@@ -272,6 +287,27 @@ impl Instance {
         self.replay
             .admit(src, h.vhid, h.counter(), self.clock.unix_millis(now), mac)
             .map_err(|source| Reject::Replay { src, source })
+    }
+
+    /// A repeated counter from `src` (see [`Admission::Repeat`]): proof that
+    /// it lives, nothing more. As BACKUP, it keeps `src` our master if it
+    /// is; it never makes us take over, whatever its advbase, advskew and
+    /// demote say (an attacker may have edited them). As MASTER, we yield
+    /// to it as to any preferred master: a UCARP or FreeBSD host made to
+    /// repeat its counters may really be master, and two masters is the
+    /// one outcome not to allow.
+    fn repeat_heard(&mut self, now: Nanos, src: IpAddr, h: &CarpHeader) {
+        match self.state {
+            State::Backup if self.master == Some(src) && !self.held => {
+                self.live_master = Some((src, now));
+                self.arm_master_down(now);
+            }
+            State::Master => {
+                let kind = self.peers.kind(src).unwrap_or(PeerKind::Unknown);
+                self.elect(now, src, kind, h);
+            }
+            _ => {}
+        }
     }
 
     /// The election rules for an accepted advert from a `kind` peer.

@@ -90,18 +90,19 @@ impl fmt::Display for Nanos {
 
 /// Before `key` is inserted into `map`, bounded to `capacity` entries:
 /// forgets the entry least recently `touched` if `key` is new and the map
-/// is full.
+/// is full, and returns it (for its allocations to be reused).
 fn make_room<K: Ord + Copy, V>(
     map: &mut std::collections::BTreeMap<K, V>,
     key: &K,
     capacity: usize,
     touched: impl Fn(&V) -> u64,
-) {
+) -> Option<V> {
     if map.contains_key(key) || map.len() < capacity {
-        return;
+        return None;
     }
-    let oldest = map.iter().min_by_key(|(_, v)| touched(v)).map(|(k, _)| *k);
-    if let Some(oldest) = oldest {
-        map.remove(&oldest);
-    }
+    let oldest = map
+        .iter()
+        .min_by_key(|(_, v)| touched(v))
+        .map(|(k, _)| *k)?;
+    map.remove(&oldest)
 }

@@ -43,7 +43,8 @@ use std::net::IpAddr;
 
 use carp_common::constants::REPLAY_MEMORY;
 use carp_common::maps::{
-    Recent, ReplayState, REPLAY_RECENT, REPLAY_REQUIRE_TAG, REPLAY_STRICT, REPLAY_TAGGED_GROW,
+    Recent, ReplayState, REPLAY_RECENT, REPLAY_REPEATS, REPLAY_REQUIRE_TAG, REPLAY_STRICT,
+    REPLAY_TAGGED_GROW,
 };
 use serde::Deserialize;
 
@@ -91,6 +92,17 @@ impl fmt::Display for ReplayMode {
             ReplayMode::Auto => "auto",
         })
     }
+}
+
+/// What an accepted counter is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// New: the advert counts in full.
+    Fresh,
+    /// Seen before, from a peer that repeats counters when made to: the
+    /// advert proves that its sender lives, and changes nothing else (its
+    /// advbase, advskew and demote may be anyone's edit of an old advert).
+    Repeat,
 }
 
 /// Errors of this module: why a counter was refused.
@@ -196,12 +208,52 @@ impl ReplayGuard {
         self.mode
     }
 
-    /// Checks `counter` from `src` for `vhid` and, if it passes, records it.
-    /// Call only for adverts that passed authentication. `now_unix_ms` is our
-    /// wall clock, used only with a window; `mac` is the class of the
-    /// advert's Ethernet source.
+    /// Checks `counter` from `src` for `vhid` and, if it passes as new,
+    /// records it. Call only for adverts that passed authentication.
+    /// `now_unix_ms` is our wall clock, used only with a window; `mac` is
+    /// the class of the advert's Ethernet source.
+    ///
+    /// In `compat` and `auto`, a counter seen before from a UCARP or BSD
+    /// virtual-router MAC, from a source not known to be carpd-xdp, is
+    /// [`Admission::Repeat`] rather than refused: those peers take on the
+    /// counter of any advert they accept, so whoever re-sends one of their
+    /// old adverts to them (from any address) makes them send counters
+    /// again that they sent before. Refusing those would take a live master
+    /// for dead.
     pub fn admit(
         &mut self,
+        src: IpAddr,
+        vhid: u8,
+        counter: u64,
+        now_unix_ms: u64,
+        mac: MacClass,
+    ) -> Result<Admission, ReplayError> {
+        match self.check(src, vhid, counter, now_unix_ms, mac) {
+            Ok(()) => {
+                self.record(src, vhid, counter, is_tagged(counter), mac);
+                Ok(Admission::Fresh)
+            }
+            Err(ReplayError::Stale { .. } | ReplayError::Duplicate { .. })
+                if matches!(mac, MacClass::Ucarp | MacClass::Bsd)
+                    && match self.mode {
+                        ReplayMode::Compat => true,
+                        ReplayMode::Auto => !self.is_known_tagged(src, vhid),
+                        ReplayMode::Strict => false,
+                    } =>
+            {
+                self.clock += 1;
+                if let Some(s) = self.sources.get_mut(&(src, vhid)) {
+                    s.touched = self.clock;
+                }
+                Ok(Admission::Repeat)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The rule of [`Self::admit`], without recording.
+    fn check(
+        &self,
         src: IpAddr,
         vhid: u8,
         counter: u64,
@@ -229,7 +281,6 @@ impl ReplayGuard {
                 check_fresh(counter, state)?;
             }
         }
-        self.record(src, vhid, counter, tagged, mac);
         Ok(())
     }
 
@@ -254,10 +305,19 @@ impl ReplayGuard {
 
     /// Records an accepted counter.
     fn record(&mut self, src: IpAddr, vhid: u8, counter: u64, tagged: bool, mac: MacClass) {
-        super::make_room(&mut self.sources, &(src, vhid), MAX_SOURCES, |s| s.touched);
+        let evicted = super::make_room(&mut self.sources, &(src, vhid), MAX_SOURCES, |s| s.touched);
         self.clock += 1;
         let fresh = !self.sources.contains_key(&(src, vhid));
-        let s = self.sources.entry((src, vhid)).or_default();
+        let s = self.sources.entry((src, vhid)).or_insert_with(|| {
+            // The forgotten source's table serves the new one: a flood of
+            // ever new sources allocates nothing.
+            let mut recent = evicted.map(|e| e.recent).unwrap_or_default();
+            *recent = Recent::EMPTY;
+            SourceState {
+                recent,
+                ..SourceState::default()
+            }
+        });
         s.touched = self.clock;
         s.last = Some(counter);
         s.constant = match s.constant {
@@ -309,11 +369,11 @@ impl ReplayGuard {
                 &Recent::EMPTY,
             ),
             ReplayMode::Auto => ReplayState::new(
-                REPLAY_TAGGED_GROW | REPLAY_RECENT,
+                REPLAY_TAGGED_GROW | REPLAY_RECENT | REPLAY_REPEATS,
                 s.last_tagged.unwrap_or(0),
                 &s.recent,
             ),
-            ReplayMode::Compat => ReplayState::new(REPLAY_RECENT, 0, &s.recent),
+            ReplayMode::Compat => ReplayState::new(REPLAY_RECENT | REPLAY_REPEATS, 0, &s.recent),
         };
         Some(match s.constant {
             Some(cookie) => rule.with_cookie(cookie, MacClass::bsd_mac(vhid)),

@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use carp_common::constants::{CARP_HMAC_LEN, MAP_RATE_CAPACITY};
 use carp_common::inspect::{Auth, Tables};
 use carp_common::maps::{
-    PeerKey, PeerValue, RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey,
+    Admit, PeerKey, PeerValue, RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey,
 };
 use carp_common::rate;
 use tokio::io::unix::AsyncFd;
@@ -154,7 +154,7 @@ pub struct FallbackTables {
     /// Precomputed HMAC keys per served (interface, vhid).
     pub hmac: HashMap<VhidKey, VhidKeys>,
     /// Replay rules the daemon set per source (it bounds their number).
-    pub replay: HashMap<ReplayKey, Box<ReplayState>>,
+    pub replay: HashMap<ReplayKey, ReplayState>,
     /// Rate limit and flags.
     pub settings: Settings,
     /// Time of the frame being inspected (CLOCK_MONOTONIC ns).
@@ -187,10 +187,10 @@ impl Tables for FallbackTables {
         }
     }
 
-    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> bool {
-        self.replay
-            .get(key)
-            .is_none_or(|state| state.admits(counter, mac))
+    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> Admit {
+        self.replay.get(key).map_or(Admit::Fresh, |state| {
+            state.admits(counter, mac, key.vhid as u8)
+        })
     }
 
     fn replay_record(&mut self, key: &ReplayKey, counter: u64) -> bool {

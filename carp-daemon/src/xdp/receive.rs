@@ -312,7 +312,7 @@ impl ReceivePath {
             p.set_replay_rule(key, state, replace)?;
         }
         if replace || new {
-            self.tables.replay.insert(key, Box::new(*state));
+            self.tables.replay.insert(key, *state);
         }
         Ok(())
     }
