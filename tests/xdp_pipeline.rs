@@ -680,13 +680,20 @@ fn one_process_per_vhid_chains_xdp_and_tc() {
         );
     }
     // Only vhid 10's adverts reached the stack.
-    assert_eq!(listener.drain(), 2, "protocol-112 frames reaching the stack");
+    assert_eq!(
+        listener.drain(),
+        2,
+        "protocol-112 frames reaching the stack"
+    );
     let ping = sender
         .command("ping")
         .args(["-c", "2", "-i", "0.2", "-W", "2", "10.201.0.2"])
         .output()
         .unwrap();
-    assert!(ping.status.success(), "ping through XDP and two tcx programs");
+    assert!(
+        ping.status.success(),
+        "ping through XDP and two tcx programs"
+    );
 
     // The first process gone, its XDP link goes with it: the tcx programs
     // now see vhid 7's adverts, and neither claims them.

@@ -40,3 +40,23 @@ impl std::fmt::Display for XdpMode {
         f.write_str(self.name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::XdpMode;
+    use clap::ValueEnum;
+
+    #[test]
+    fn every_mode_parses_from_its_name_on_the_command_line_and_in_toml() {
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            xdp_mode: XdpMode,
+        }
+        for mode in XdpMode::value_variants() {
+            assert_eq!(XdpMode::from_str(mode.name(), false), Ok(*mode));
+            let doc: Doc = toml::from_str(&format!("xdp_mode = \"{mode}\"")).unwrap();
+            assert_eq!(doc.xdp_mode, *mode);
+        }
+        assert_eq!(XdpMode::from_str("tc", false), Ok(XdpMode::Tc));
+    }
+}

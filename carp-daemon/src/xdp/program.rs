@@ -485,10 +485,7 @@ mod tests {
             );
         }
         for name in [PROGRAM_NAME, TC_PROGRAM_NAME] {
-            assert!(
-                obj.programs.contains_key(name),
-                "program {name} missing"
-            );
+            assert!(obj.programs.contains_key(name), "program {name} missing");
         }
     }
 }

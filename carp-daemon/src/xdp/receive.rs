@@ -525,3 +525,41 @@ async fn next_fallback_frame(
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attach_error(errno: i32) -> ProgramError {
+        ProgramError::Program {
+            op: "attach XDP to eth0 in native mode".into(),
+            source: Box::new(aya::programs::ProgramError::SyscallError(
+                aya::sys::SyscallError {
+                    call: "bpf_link_create",
+                    io_error: std::io::Error::from_raw_os_error(errno),
+                },
+            )),
+        }
+    }
+
+    #[test]
+    fn a_taken_xdp_hook_is_named_as_the_reason() {
+        for errno in [libc::EBUSY, libc::EEXIST] {
+            let why = why_not_xdp(&attach_error(errno));
+            assert!(
+                why.starts_with("another program holds the interface's XDP hook (cannot attach XDP to eth0 in native mode"),
+                "{why}"
+            );
+        }
+        let why = why_not_xdp(&attach_error(libc::EOPNOTSUPP));
+        assert!(why.starts_with("cannot attach XDP to eth0"), "{why}");
+        assert!(!why.contains("another program"), "{why}");
+    }
+
+    #[test]
+    fn reception_names_as_in_xdp_mode() {
+        assert_eq!(Reception::Tc.name(), XdpMode::Tc.name());
+        assert_eq!(Reception::Fallback.name(), XdpMode::Off.name());
+        assert_eq!(Reception::Xdp(AttachMode::Skb).name(), XdpMode::Skb.name());
+    }
+}
