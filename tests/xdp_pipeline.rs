@@ -1,9 +1,10 @@
 //! The receive path end to end, in a throw-away namespace pair: the program
-//! attached in native, skb and off (fallback) modes in turn; valid adverts
+//! attached in native, skb, tc (tcx ingress) and off (fallback) modes in
+//! turn; valid adverts
 //! (IPv4, IPv6), one frame per defect, a burst above the rate limit and
 //! ordinary traffic are sent from the peer, and the test checks the exact
 //! events and per-reason counters the daemon reports, that ping and UDP still
-//! cross the link, and that after SIGKILL no XDP program is left on the
+//! cross the link, and that after SIGKILL no program is left on the
 //! interface.
 
 mod common;
@@ -142,6 +143,19 @@ impl Monitor {
     }
 
     fn start_with(ns: &Netns, ifname: &str, mode: &str, extra: &[&str]) -> Monitor {
+        Monitor::spawn(ns, ifname, VHID, mode, mode, extra)
+    }
+
+    /// A monitor of `vhid` started in `mode` that must end up receiving in
+    /// `expect_mode`.
+    fn spawn(
+        ns: &Netns,
+        ifname: &str,
+        vhid: u8,
+        mode: &str,
+        expect_mode: &str,
+        extra: &[&str],
+    ) -> Monitor {
         let mut child = ns
             .command(env!("CARGO_BIN_EXE_carpd-xdp"))
             .args([
@@ -149,7 +163,7 @@ impl Monitor {
                 "--interface",
                 ifname,
                 "--vhid",
-                &VHID.to_string(),
+                &vhid.to_string(),
                 "--xdp-mode",
                 mode,
                 "--json",
@@ -171,7 +185,7 @@ impl Monitor {
         let ready = m.next_line().expect("no ready line from the monitor");
         assert_eq!(ready["event"], "ready", "{ready}");
         assert_eq!(
-            ready["interfaces"][0]["mode"], mode,
+            ready["interfaces"][0]["mode"], expect_mode,
             "attached in another mode: {ready}"
         );
         m
@@ -267,6 +281,27 @@ fn xdp_on(ns: &Netns, ifname: &str) -> bool {
         .contains("xdp")
 }
 
+/// True when our TC program is on `ifname`'s tcx ingress hook (`ip` does
+/// not show tcx links; the kernel is asked directly).
+fn tc_on(ns: &Netns, ifname: &str) -> bool {
+    use aya::programs::{SchedClassifier, TcAttachType};
+    ns.run(|| {
+        let (_, programs) = SchedClassifier::query_tcx(ifname, TcAttachType::Ingress)
+            .unwrap_or_else(|e| panic!("query the tcx programs of {ifname}: {e}"));
+        programs
+            .iter()
+            .any(|p| p.name_as_str() == Some(TC_PROGRAM_NAME))
+    })
+}
+
+/// True when the receive path of `mode` has its program on `ifname`.
+fn program_on(ns: &Netns, ifname: &str, mode: &str) -> bool {
+    match mode {
+        "tc" => tc_on(ns, ifname),
+        _ => xdp_on(ns, ifname),
+    }
+}
+
 fn run_mode(mode: &str) {
     let sender = Netns::new("carpx-tx");
     let receiver = Netns::new("carpx-rx");
@@ -281,9 +316,12 @@ fn run_mode(mode: &str) {
     let listener = RawListener::open(&receiver, receiver.ifindex("veth1"));
     if mode != "off" {
         assert!(
-            xdp_on(&receiver, "veth1"),
-            "{mode}: no XDP program on veth1 while attached"
+            program_on(&receiver, "veth1", mode),
+            "{mode}: no program on veth1 while attached"
         );
+    }
+    if mode == "tc" {
+        assert!(!xdp_on(&receiver, "veth1"), "tc: XDP attached too");
     }
 
     // Valid adverts: two over IPv4, two over IPv6.
@@ -426,12 +464,12 @@ fn run_mode(mode: &str) {
     child.0.kill().unwrap();
     child.0.wait().unwrap();
     let start = Instant::now();
-    while xdp_on(&receiver, "veth1") && start.elapsed() < Duration::from_secs(5) {
+    while program_on(&receiver, "veth1", mode) && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
-        !xdp_on(&receiver, "veth1"),
-        "{mode}: XDP program left on veth1 after SIGKILL"
+        !program_on(&receiver, "veth1", mode),
+        "{mode}: program left on veth1 after SIGKILL"
     );
     let ping = sender
         .command("ping")
@@ -532,6 +570,13 @@ fn skb_mode_authenticates_in_the_kernel() {
 }
 
 #[test]
+fn tc_mode_authenticates_in_the_kernel() {
+    if require_root("tc_mode_authenticates_in_the_kernel") {
+        run_auth("tc");
+    }
+}
+
+#[test]
 fn off_mode_authenticates_in_the_fallback_path() {
     if require_root("off_mode_authenticates_in_the_fallback_path") {
         run_auth("off");
@@ -549,6 +594,13 @@ fn native_mode() {
 fn skb_mode() {
     if require_root("skb_mode") {
         run_mode("skb");
+    }
+}
+
+#[test]
+fn tc_mode() {
+    if require_root("tc_mode") {
+        run_mode("tc");
     }
 }
 
@@ -574,4 +626,93 @@ fn explicit_mode_on_a_missing_interface_fails_cleanly() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no such interface: nosuch0"), "{err}");
+}
+
+/// UCARP style, one process per vhid on one interface: the first takes the
+/// XDP hook, the next two (`auto`) chain on the tcx hook. Each counts and
+/// delivers exactly its own vhid's adverts and passes on the others; frames
+/// of no process's vhid reach the stack; ordinary traffic still passes.
+#[test]
+fn one_process_per_vhid_chains_xdp_and_tc() {
+    if !require_root("one_process_per_vhid_chains_xdp_and_tc") {
+        return;
+    }
+    let sender = Netns::new("carpx-ctx");
+    let receiver = Netns::new("carpx-crx");
+    veth(&sender, "veth0", &receiver, "veth1");
+    sender.ip(&["addr", "add", "10.201.0.1/24", "dev", "veth0"]);
+    receiver.ip(&["addr", "add", "10.201.0.2/24", "dev", "veth1"]);
+    let mac = sender.mac("veth0");
+    let rate = ["--rate", "0"];
+    let mut first = Monitor::spawn(&receiver, "veth1", 7, "auto", "native", &rate);
+    let mut second = Monitor::spawn(&receiver, "veth1", 8, "auto", "tc", &rate);
+    let mut third = Monitor::spawn(&receiver, "veth1", 9, "tc", "tc", &rate);
+    assert!(xdp_on(&receiver, "veth1") && tc_on(&receiver, "veth1"));
+    let listener = RawListener::open(&receiver, receiver.ifindex("veth1"));
+
+    // vhid 7 ×3, 8 ×4, 9 ×5, and 2 adverts of vhid 10, nobody's.
+    let mut frames = Vec::new();
+    for (vhid, n) in [(7u8, 3u64), (8, 4), (9, 5), (10, 2)] {
+        frames.extend((0..n).map(|i| v4(mac, SENDER4, &carp(vhid, 1000 + i))));
+    }
+    send_frames(&sender, "veth0", &frames);
+    let c1 = first.counters_when_delivered(3);
+    let c2 = second.counters_when_delivered(4);
+    let c3 = third.counters_when_delivered(5);
+    assert_eq!(c1["delivered"], 3, "first: {c1}");
+    assert_eq!(c2["delivered"], 4, "second: {c2}");
+    assert_eq!(c3["delivered"], 5, "third: {c3}");
+    // What each program saw of the others: the XDP program every frame, the
+    // second every frame but vhid 7's, the third only vhids 9 and 10 (tcx
+    // programs run in the order they were attached).
+    assert_eq!(c1["unknown_vhid"], 4 + 5 + 2, "first: {c1}");
+    assert_eq!(c2["unknown_vhid"], 5 + 2, "second: {c2}");
+    assert_eq!(c3["unknown_vhid"], 2, "third: {c3}");
+    for (name, m, vhid) in [
+        ("first", &mut first, 7),
+        ("second", &mut second, 8),
+        ("third", &mut third, 9),
+    ] {
+        assert!(
+            m.events.iter().all(|e| e["vhid"] == vhid),
+            "{name}: {:?}",
+            m.events
+        );
+    }
+    // Only vhid 10's adverts reached the stack.
+    assert_eq!(
+        listener.drain(),
+        2,
+        "protocol-112 frames reaching the stack"
+    );
+    let ping = sender
+        .command("ping")
+        .args(["-c", "2", "-i", "0.2", "-W", "2", "10.201.0.2"])
+        .output()
+        .unwrap();
+    assert!(
+        ping.status.success(),
+        "ping through XDP and two tcx programs"
+    );
+
+    // The first process gone, its XDP link goes with it: the tcx programs
+    // now see vhid 7's adverts, and neither claims them.
+    let Monitor { mut child, .. } = first;
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    let start = Instant::now();
+    while xdp_on(&receiver, "veth1") && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    send_frames(&sender, "veth0", &[v4(mac, SENDER4, &carp(7, 2000))]);
+    let start = Instant::now();
+    while listener.drain() == 0 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "vhid 7's advert did not pass both tcx programs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(second.counters()["unknown_vhid"], 5 + 2 + 1);
+    assert_eq!(third.counters()["unknown_vhid"], 2 + 1);
 }

@@ -48,6 +48,9 @@ pub const AF_INET6: u16 = 10;
 
 /// Name of the XDP program in the object file.
 pub const PROGRAM_NAME: &str = "carp_xdp";
+/// Name of the TC (tcx ingress) program in the object file: the same
+/// receive path, for an interface whose XDP hook another program holds.
+pub const TC_PROGRAM_NAME: &str = "carp_tc";
 
 /// Map of the vhids the daemon serves, keyed by [`crate::maps::VhidKey`].
 pub const MAP_VHIDS: &str = "CARP_VHIDS";

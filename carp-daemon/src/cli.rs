@@ -202,8 +202,8 @@ pub struct RunArgs {
     /// Configuration file [default: /etc/carpd-xdp/carpd-xdp.toml].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Receive path: auto (native, then skb, then a packet socket), native,
-    /// skb or off [default: auto].
+    /// Receive path: auto (native XDP, then skb XDP, then the TC program,
+    /// then a packet socket), native, skb, tc or off [default: auto].
     #[arg(long, value_enum, value_name = "MODE")]
     pub xdp_mode: Option<XdpMode>,
     /// Replay protection of the advert counter [default: auto].

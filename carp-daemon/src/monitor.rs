@@ -27,7 +27,8 @@ pub struct MonitorArgs {
     /// Virtual host id to accept (repeat for several).
     #[arg(short = 'v', long = "vhid", required = true, value_parser = clap::value_parser!(u8).range(1..))]
     pub vhids: Vec<u8>,
-    /// Receive path: auto (native, then skb, then off), native, skb or off.
+    /// Receive path: auto (native, then skb, then tc, then off), native,
+    /// skb, tc or off.
     #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
     pub xdp_mode: XdpMode,
     /// Adverts per second accepted from one source for one vhid (0: no limit).

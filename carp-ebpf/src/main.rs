@@ -6,8 +6,11 @@
 //! adverts go to userspace through the `CARP_EVENTS` ring buffer; handled
 //! protocol-112 frames are then dropped, or passed when the daemon sets
 //! `SETTINGS_PASS_HANDLED`. Each outcome bumps its own per-CPU counter.
+//! The TC program in [`tc`] runs the same, from the tcx ingress hook.
 #![no_std]
 #![no_main]
+
+mod tc;
 
 use aya_ebpf::bindings::xdp_action;
 use aya_ebpf::bindings::BPF_F_NO_PREALLOC;

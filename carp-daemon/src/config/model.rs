@@ -68,7 +68,8 @@ impl std::fmt::Display for ConfigWarning {
 /// Process-wide settings (`[global]`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Global {
-    /// Receive path: XDP native, skb, auto or off (packet socket).
+    /// Receive path: XDP native, skb, the TC program (tc), auto or off
+    /// (packet socket).
     pub xdp_mode: XdpMode,
     /// Advert rate limit per (source, vhid) applied by the receive path.
     pub rate_limit: RateLimit,

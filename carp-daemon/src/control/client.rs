@@ -142,7 +142,12 @@ pub fn render_table(report: &StatusReport) -> String {
             iface.name, iface.ifindex, iface.mode
         );
         if let Some(reason) = &iface.fallback_reason {
-            let _ = write!(out, " (fallback: {reason})");
+            let what = if iface.mode == "tc" {
+                "no XDP"
+            } else {
+                "fallback"
+            };
+            let _ = write!(out, " ({what}: {reason})");
         }
         out.push('\n');
     }

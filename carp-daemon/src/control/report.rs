@@ -35,9 +35,11 @@ pub struct InterfaceReport {
     pub name: String,
     /// Kernel interface index.
     pub ifindex: u32,
-    /// Receive path in use: `native`, `skb` or `off` (packet socket).
+    /// Receive path in use: `native`, `skb` (XDP), `tc` (the TC program on
+    /// the tcx hook) or `off` (packet socket).
     pub mode: String,
-    /// Why a better mode was not used, when the daemon fell back.
+    /// Why a better mode was not used, when the daemon fell back (for `tc`,
+    /// why not XDP: typically another process holds the XDP hook).
     pub fallback_reason: Option<String>,
 }
 

@@ -1,18 +1,25 @@
-//! The embedded XDP object: loading it, filling its maps, attaching it to
-//! interfaces through BPF links, reading its counters.
+//! The embedded eBPF object: loading it, filling its maps, attaching its
+//! programs to interfaces through BPF links, reading its counters.
+//!
+//! The object holds two programs over the same maps: the XDP program and the
+//! TC program (the same receive path, from the tcx ingress hook), used where
+//! the interface's XDP hook is taken, e.g. by another carpd-xdp process. Each
+//! is loaded into the kernel (verified) the first time it is attached.
 //!
 //! Attachments are BPF links (`bpf_link_create`), owned by this process: when
 //! the process exits, crashes or is killed, the kernel closes the link and the
-//! program leaves the interface. A legacy netlink attachment, which would
-//! outlive the process, is refused.
+//! program leaves the interface. A legacy netlink attachment (XDP through
+//! rtnetlink, TC through a `clsact` qdisc filter), which would outlive the
+//! process, is refused.
 
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::FdLink;
-use aya::programs::{Xdp, XdpMode as AyaXdpMode};
+use aya::programs::tc::TcAttachOptions;
+use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode as AyaXdpMode};
 use aya::{Ebpf, EbpfLoader};
 use carp_common::constants::{
     MAP_COUNTERS, MAP_EVENTS, MAP_HMAC, MAP_HMAC_ALT, MAP_PEERS, MAP_REPLAY, MAP_SETTINGS,
-    MAP_VHIDS, PROGRAM_NAME,
+    MAP_VHIDS, PROGRAM_NAME, TC_PROGRAM_NAME,
 };
 use carp_common::hmac::HmacKey;
 use carp_common::maps::{
@@ -56,10 +63,12 @@ pub enum ProgramError {
         source: Box<aya::programs::ProgramError>,
     },
     /// The kernel made a legacy (netlink) attachment instead of a BPF link.
-    #[error("interface {ifname}: the kernel attached XDP without a BPF link, which would outlive the daemon; refused")]
+    #[error("interface {ifname}: the kernel attached {hook} without a BPF link, which would outlive the daemon; refused")]
     NoBpfLink {
         /// The interface.
         ifname: String,
+        /// "XDP" or "TC".
+        hook: &'static str,
     },
     /// A map operation failed.
     #[error("cannot {op}: {source}")]
@@ -98,9 +107,13 @@ impl AttachMode {
     }
 }
 
-/// The loaded XDP program and the maps the daemon uses.
+/// The loaded object: its programs and the maps the daemon uses.
 pub struct XdpProgram {
     ebpf: Ebpf,
+    /// The XDP program has been loaded into the kernel.
+    xdp_loaded: bool,
+    /// The TC program has been loaded into the kernel.
+    tc_loaded: bool,
     vhids: HashMap<MapData, VhidKey, VhidValue>,
     peers: HashMap<MapData, PeerKey, PeerValue>,
     hmac: HashMap<MapData, VhidKey, HmacKey>,
@@ -109,8 +122,8 @@ pub struct XdpProgram {
     settings: Array<MapData, Settings>,
     counters: PerCpuArray<MapData, u64>,
     events: Option<RingBuf<MapData>>,
-    /// One BPF link per attached interface: (ifindex, link). Dropping a link
-    /// detaches the program from that interface.
+    /// One BPF link per attached interface (XDP or tcx): (ifindex, link).
+    /// Dropping a link detaches the program from that interface.
     links: Vec<(u32, FdLink)>,
 }
 
@@ -124,6 +137,20 @@ fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, ProgramError> {
         .try_into()
         .map_err(|e| ProgramError::Program {
             op: "find the XDP program".into(),
+            source: Box::new(e),
+        })
+}
+
+/// The TC program in the loaded object.
+fn tc_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, ProgramError> {
+    ebpf.program_mut(TC_PROGRAM_NAME)
+        .ok_or(ProgramError::Missing {
+            what: "program",
+            name: TC_PROGRAM_NAME,
+        })?
+        .try_into()
+        .map_err(|e| ProgramError::Program {
+            op: "find the TC program".into(),
             source: Box::new(e),
         })
 }
@@ -156,7 +183,8 @@ fn map_err(op: impl Into<String>) -> impl FnOnce(aya::maps::MapError) -> Program
 }
 
 impl XdpProgram {
-    /// Loads the embedded object into the kernel (not yet attached).
+    /// Loads the embedded object: creates its maps. Its programs are loaded
+    /// into the kernel when first attached.
     pub fn load(settings: Settings) -> Result<Self, ProgramError> {
         raise_memlock_limit();
         // No kernel BTF: the program uses no CO-RE relocations, and parsing
@@ -168,11 +196,6 @@ impl XdpProgram {
                 .map_err(|e| ProgramError::Load {
                     source: Box::new(e),
                 })?;
-        let program = xdp_program(&mut ebpf)?;
-        program.load().map_err(|e| ProgramError::Program {
-            op: "load the XDP program".into(),
-            source: Box::new(e),
-        })?;
         let vhids = HashMap::try_from(take_map(&mut ebpf, MAP_VHIDS)?)
             .map_err(map_err("open CARP_VHIDS"))?;
         let peers = HashMap::try_from(take_map(&mut ebpf, MAP_PEERS)?)
@@ -194,6 +217,8 @@ impl XdpProgram {
             .map_err(map_err("open CARP_EVENTS"))?;
         Ok(Self {
             ebpf,
+            xdp_loaded: false,
+            tc_loaded: false,
             vhids,
             peers,
             hmac,
@@ -214,6 +239,13 @@ impl XdpProgram {
         mode: AttachMode,
     ) -> Result<(), ProgramError> {
         let program = xdp_program(&mut self.ebpf)?;
+        if !self.xdp_loaded {
+            program.load().map_err(|e| ProgramError::Program {
+                op: "load the XDP program".into(),
+                source: Box::new(e),
+            })?;
+            self.xdp_loaded = true;
+        }
         let op = || format!("attach XDP to {ifname} in {} mode", mode.name());
         let id = program
             .attach_to_if_index(ifindex, mode.aya())
@@ -228,6 +260,44 @@ impl XdpProgram {
         // A netlink attachment cannot become an FdLink; dropping it detaches.
         let fd_link = FdLink::try_from(link).map_err(|_| ProgramError::NoBpfLink {
             ifname: ifname.to_string(),
+            hook: "XDP",
+        })?;
+        self.links.push((ifindex, fd_link));
+        Ok(())
+    }
+
+    /// Attaches the TC program to an interface's tcx ingress hook through a
+    /// BPF link (kernel 6.6 or later), after the programs already there.
+    /// Several processes' programs chain there: each passes on (`TCX_NEXT`)
+    /// what it does not claim.
+    pub fn attach_tc(&mut self, ifname: &str, ifindex: u32) -> Result<(), ProgramError> {
+        let program = tc_program(&mut self.ebpf)?;
+        if !self.tc_loaded {
+            program.load().map_err(|e| ProgramError::Program {
+                op: "load the TC program".into(),
+                source: Box::new(e),
+            })?;
+            self.tc_loaded = true;
+        }
+        let op = || format!("attach TC (tcx ingress) to {ifname}");
+        // Never `TcAttachOptions::Netlink`: a clsact filter outlives us.
+        let id = program
+            .attach_with_options(
+                ifname,
+                TcAttachType::Ingress,
+                TcAttachOptions::TcxOrder(LinkOrder::default()),
+            )
+            .map_err(|e| ProgramError::Program {
+                op: op(),
+                source: Box::new(e),
+            })?;
+        let link = program.take_link(id).map_err(|e| ProgramError::Program {
+            op: op(),
+            source: Box::new(e),
+        })?;
+        let fd_link = FdLink::try_from(link).map_err(|_| ProgramError::NoBpfLink {
+            ifname: ifname.to_string(),
+            hook: "TC",
         })?;
         self.links.push((ifindex, fd_link));
         Ok(())
@@ -401,10 +471,10 @@ fn raise_memlock_limit() {
 
 #[cfg(test)]
 mod tests {
-    use carp_common::constants::{MAP_NAMES, PROGRAM_NAME};
+    use carp_common::constants::{MAP_NAMES, PROGRAM_NAME, TC_PROGRAM_NAME};
 
     #[test]
-    fn embedded_object_has_every_map_and_the_program() {
+    fn embedded_object_has_every_map_and_both_programs() {
         let obj =
             aya_obj::Object::parse(super::XDP_OBJECT).expect("the embedded XDP object parses");
         for name in MAP_NAMES {
@@ -414,9 +484,8 @@ mod tests {
                 obj.maps.keys()
             );
         }
-        assert!(
-            obj.programs.contains_key(PROGRAM_NAME),
-            "program {PROGRAM_NAME} missing"
-        );
+        for name in [PROGRAM_NAME, TC_PROGRAM_NAME] {
+            assert!(obj.programs.contains_key(name), "program {name} missing");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The receive path as the daemon sees it: validated adverts from every
 //! served interface, whichever way each interface receives them (native or
-//! generic XDP, or the fallback packet socket), and one set of counters.
+//! generic XDP, the TC program, or the fallback packet socket), and one set
+//! of counters. The XDP and TC programs share the object's maps: one ring
+//! buffer and one set of kernel counters whichever hook each interface uses.
 
 use std::collections::HashSet;
 
@@ -50,15 +52,18 @@ pub enum ReceiveError {
 pub enum Reception {
     /// The XDP program is attached in this mode.
     Xdp(AttachMode),
+    /// The TC program is attached to the tcx ingress hook.
+    Tc,
     /// The fallback packet socket.
     Fallback,
 }
 
 impl Reception {
-    /// Lowercase name: native, skb or off.
+    /// Lowercase name: native, skb, tc or off.
     pub fn name(self) -> &'static str {
         match self {
             Reception::Xdp(m) => m.name(),
+            Reception::Tc => "tc",
             Reception::Fallback => "off",
         }
     }
@@ -73,7 +78,8 @@ pub struct Interface {
     pub ifindex: u32,
     /// How it receives.
     pub reception: Reception,
-    /// Why XDP was not used, when `auto` fell back.
+    /// Why XDP (and, for the fallback socket, TC) was not used, when `auto`
+    /// fell back.
     pub fallback_reason: Option<String>,
 }
 
@@ -91,8 +97,9 @@ pub struct ReceivePath {
 
 impl ReceivePath {
     /// Sets up reception on `interfaces` (name, ifindex) in `mode`. With
-    /// `auto`, each interface gets native XDP, else generic XDP, else the
-    /// fallback socket; explicit modes fail instead of falling back.
+    /// `auto`, each interface gets native XDP, else generic XDP, else the TC
+    /// program, else the fallback socket; explicit modes fail instead of
+    /// falling back.
     pub fn open(
         interfaces: &[(String, u32)],
         mode: XdpMode,
@@ -116,7 +123,7 @@ impl ReceivePath {
                 Ok(p) => path.program = Some(p),
                 Err(e) if mode == XdpMode::Auto => {
                     let e = with_causes(&e);
-                    tracing::warn!("XDP unavailable, using the fallback receive path: {e}");
+                    tracing::warn!("eBPF unavailable, using the fallback receive path: {e}");
                     for (name, ifindex) in interfaces {
                         path.add_fallback(name, *ifindex, Some(e.clone()))?;
                     }
@@ -165,45 +172,76 @@ impl ReceivePath {
         ifindex: u32,
         mode: XdpMode,
     ) -> Result<(), ReceiveError> {
-        let candidates: &[AttachMode] = match mode {
+        let xdp_modes: &[AttachMode] = match mode {
             XdpMode::Off => return self.add_fallback(name, ifindex, None),
             XdpMode::Native => &[AttachMode::Native],
             XdpMode::Skb => &[AttachMode::Skb],
+            XdpMode::Tc => &[],
             XdpMode::Auto => &[AttachMode::Native, AttachMode::Skb],
         };
         let Some(program) = self.program.as_mut() else {
             return self.add_fallback(name, ifindex, None);
         };
-        let mut last_error = None;
-        for attach in candidates {
+        let mut xdp_error = None;
+        for attach in xdp_modes {
             match program.attach(name, ifindex, *attach) {
                 Ok(()) => {
-                    self.interfaces.push(Interface {
-                        name: name.to_string(),
-                        ifindex,
-                        reception: Reception::Xdp(*attach),
-                        fallback_reason: None,
-                    });
+                    self.push_interface(name, ifindex, Reception::Xdp(*attach), None);
                     return Ok(());
                 }
                 Err(e) => {
                     tracing::debug!(iface = name, "XDP {} attach failed: {e}", attach.name());
-                    last_error = Some(e);
+                    xdp_error = Some(e);
                 }
             }
         }
-        match (mode, last_error) {
-            (XdpMode::Auto, Some(e)) => {
-                let e = with_causes(&e);
+        if matches!(mode, XdpMode::Native | XdpMode::Skb) {
+            if let Some(e) = xdp_error {
+                return Err(e.into());
+            }
+        }
+        // Auto after both XDP modes failed, or tc.
+        let why_not_xdp = xdp_error.as_ref().map(why_not_xdp);
+        match program.attach_tc(name, ifindex) {
+            Ok(()) => {
+                if let Some(why) = &why_not_xdp {
+                    tracing::warn!(
+                        iface = name,
+                        "XDP cannot attach, using the TC (tcx) receive path: {why}"
+                    );
+                }
+                self.push_interface(name, ifindex, Reception::Tc, why_not_xdp);
+                Ok(())
+            }
+            Err(e) if mode == XdpMode::Auto => {
+                let reason = format!(
+                    "XDP: {}; TC: {}",
+                    why_not_xdp.as_deref().unwrap_or("not tried"),
+                    with_causes(&e)
+                );
                 tracing::warn!(
                     iface = name,
-                    "XDP cannot attach, using the fallback receive path: {e}"
+                    "neither XDP nor TC can attach, using the fallback receive path: {reason}"
                 );
-                self.add_fallback(name, ifindex, Some(e))
+                self.add_fallback(name, ifindex, Some(reason))
             }
-            (_, Some(e)) => Err(e.into()),
-            (_, None) => Ok(()),
+            Err(e) => Err(e.into()),
         }
+    }
+
+    fn push_interface(
+        &mut self,
+        name: &str,
+        ifindex: u32,
+        reception: Reception,
+        fallback_reason: Option<String>,
+    ) {
+        self.interfaces.push(Interface {
+            name: name.to_string(),
+            ifindex,
+            reception,
+            fallback_reason,
+        });
     }
 
     fn add_fallback(
@@ -217,12 +255,7 @@ impl ReceivePath {
                 Some(FallbackSocket::open().map_err(|source| ReceiveError::Fallback { source })?);
         }
         self.fallback_ifindexes.insert(ifindex);
-        self.interfaces.push(Interface {
-            name: name.to_string(),
-            ifindex,
-            reception: Reception::Fallback,
-            fallback_reason: reason,
-        });
+        self.push_interface(name, ifindex, Reception::Fallback, reason);
         Ok(())
     }
 
@@ -438,6 +471,24 @@ fn with_causes(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// Why XDP could not attach, for logs and status: the error and its causes,
+/// led by the likely cause when the kernel says the hook is taken (EBUSY: a
+/// program or BPF link holds it in that mode; EEXIST: a program holds it in
+/// the other mode).
+fn why_not_xdp(e: &ProgramError) -> String {
+    let text = with_causes(e);
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if matches!(io.raw_os_error(), Some(libc::EBUSY | libc::EEXIST)) {
+                return format!("another program holds the interface's XDP hook ({text})");
+            }
+        }
+        cause = c.source();
+    }
+    text
+}
+
 async fn next_ring_event(
     ring: Option<&mut AsyncFd<RingBuf<MapData>>>,
 ) -> Result<AdvertEvent, ReceiveError> {
@@ -472,5 +523,43 @@ async fn next_fallback_frame(
     match socket {
         Some(s) => s.recv(buf).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attach_error(errno: i32) -> ProgramError {
+        ProgramError::Program {
+            op: "attach XDP to eth0 in native mode".into(),
+            source: Box::new(aya::programs::ProgramError::SyscallError(
+                aya::sys::SyscallError {
+                    call: "bpf_link_create",
+                    io_error: std::io::Error::from_raw_os_error(errno),
+                },
+            )),
+        }
+    }
+
+    #[test]
+    fn a_taken_xdp_hook_is_named_as_the_reason() {
+        for errno in [libc::EBUSY, libc::EEXIST] {
+            let why = why_not_xdp(&attach_error(errno));
+            assert!(
+                why.starts_with("another program holds the interface's XDP hook (cannot attach XDP to eth0 in native mode"),
+                "{why}"
+            );
+        }
+        let why = why_not_xdp(&attach_error(libc::EOPNOTSUPP));
+        assert!(why.starts_with("cannot attach XDP to eth0"), "{why}");
+        assert!(!why.contains("another program"), "{why}");
+    }
+
+    #[test]
+    fn reception_names_as_in_xdp_mode() {
+        assert_eq!(Reception::Tc.name(), XdpMode::Tc.name());
+        assert_eq!(Reception::Fallback.name(), XdpMode::Off.name());
+        assert_eq!(Reception::Xdp(AttachMode::Skb).name(), XdpMode::Skb.name());
     }
 }
