@@ -164,12 +164,22 @@ pub struct Outcome {
     /// Both daemons' CPU time plus softirq time on all CPUs during the CPU
     /// window, per attack frame, in ns (`None` for the baseline).
     pub total_ns_per_frame: Option<f64>,
-    /// The backup's transitions to MASTER plus the master's to BACKUP.
-    pub false_transitions: usize,
+    /// The backup's transitions to MASTER.
+    pub backup_to_master: usize,
+    /// The master's transitions to BACKUP (stepping down for a forged
+    /// better master).
+    pub master_to_backup: usize,
     /// Advert latency kernel → state machine at B, in µs (carpd-xdp only).
     pub latency_us: Option<Summary>,
     /// Legitimate UDP from the client to B during the second window.
     pub legit: Throughput,
+}
+
+impl Outcome {
+    /// Both kinds of false transition.
+    pub fn false_transitions(&self) -> usize {
+        self.backup_to_master + self.master_to_backup
+    }
 }
 
 /// Outcome of case (e).
@@ -266,7 +276,8 @@ pub fn cases(
             softirq_cpu: pct(c0.softirq, c1.softirq),
             total_ns_per_frame: (sent.frames > 0)
                 .then(|| receive_ticks as f64 / ticks * 1e9 / sent.frames as f64),
-            false_transitions: pair.b.masters_since(mb) + pair.a.backups_since(ma),
+            backup_to_master: pair.b.masters_since(mb),
+            master_to_backup: pair.a.backups_since(ma),
             latency_us: summarize(&latencies),
             legit,
         };
@@ -278,10 +289,10 @@ pub fn cases(
             o.backup_cpu,
             o.softirq_cpu,
             o.total_ns_per_frame.map_or("–".into(), |v| format!("{v:.0}")),
-            o.false_transitions,
+            o.false_transitions(),
             o.legit.received_pps / 1e3
         );
-        let flapped = o.false_transitions > 0;
+        let flapped = o.false_transitions() > 0;
         out.push(o);
         if flapped {
             // A flood moved the VIP: let the pair settle again.

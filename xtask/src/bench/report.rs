@@ -178,8 +178,9 @@ fn flood_tables(m: &mut String, r: &Results) {
          {:.2} %), softirq summed over all CPUs from /proc/stat (XDP and the whole receive path, \
          bridge included, run there, charged to no daemon; other processes on the machine add \
          to it). Total receive CPU per attack frame: (master + backup daemon CPU time + \
-         softirq time) / frames sent. False transitions: the backup becoming MASTER plus the \
-         master stepping down to BACKUP, while both were alive. Then the client sends UDP to \
+         softirq time) / frames sent; the \"no flood\" rows give the softirq load without \
+         attack. False transitions, while both daemons were alive: the backup becoming \
+         MASTER, the master stepping down to BACKUP. Then the client sends UDP to \
          the backup as fast as it can for another {:.0} s under the same flood (legit UDP \
          received). Timers: UCARP defaults. Advert latency: from the XDP program's timestamp \
          to the daemon's state machine, carpd-xdp's trace lines (about one sample per second).\n",
@@ -189,7 +190,7 @@ fn flood_tables(m: &mut String, r: &Results) {
     );
     let _ = writeln!(
         m,
-        "| case | to | pair | attack kpps | false transitions | backup daemon CPU % | master daemon CPU % | softirq % | total receive CPU per frame (ns) | advert latency p50 / p99 (µs, n) | legit UDP received kpps | per-frame ratio UCARP ÷ carpd-xdp |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| case | to | pair | attack kpps | false transitions: backup → MASTER / master → BACKUP | backup daemon CPU % | master daemon CPU % | softirq % | total receive CPU per frame (ns) | advert latency p50 / p99 (µs, n) | legit UDP received kpps | per-frame ratio UCARP ÷ carpd-xdp |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     let ours = LINEUPS[0];
     for case in Case::ALL {
@@ -205,12 +206,13 @@ fn flood_tables(m: &mut String, r: &Results) {
             };
             let _ = writeln!(
                 m,
-                "| {} | {} | {} | {:.0} | {} | {:.2} | {:.2} | {:.1} | {} | {} | {:.0} | {ratio_cell} |",
+                "| {} | {} | {} | {:.0} | {} / {} | {:.2} | {:.2} | {:.1} | {} | {} | {:.0} | {ratio_cell} |",
                 case.name(),
                 case.to(),
                 lineup.name(),
                 o.attack_pps / 1e3,
-                o.false_transitions,
+                o.backup_to_master,
+                o.master_to_backup,
                 o.backup_cpu,
                 o.master_cpu,
                 o.softirq_cpu,
@@ -442,7 +444,8 @@ pub fn json(r: &Results) -> Value {
                 "backup_cpu_pct": o.backup_cpu,
                 "master_cpu_pct": o.master_cpu,
                 "softirq_cpu_pct": o.softirq_cpu,
-                "false_transitions": o.false_transitions,
+                "backup_to_master": o.backup_to_master,
+                "master_to_backup": o.master_to_backup,
                 "latency_us": summary_json(o.latency_us),
                 "legit_sent_pps": o.legit.sent_pps,
                 "legit_received_pps": o.legit.received_pps,

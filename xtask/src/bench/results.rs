@@ -187,7 +187,7 @@ impl Results {
         let floods: Vec<&Outcome> = Case::attacks()
             .filter_map(|c| self.flood(ours, c))
             .collect();
-        let false_total: usize = floods.iter().map(|o| o.false_transitions).sum();
+        let false_total: usize = floods.iter().map(|o| o.false_transitions()).sum();
         out.push(Target {
             what: format!(
                 "zero false transitions in every flood case ({})",
