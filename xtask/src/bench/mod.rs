@@ -135,7 +135,7 @@ pub fn run(daemon: &Path, flood: &Path, object: &Path, opts: Options) -> Result<
     };
 
     let all = opts.only.is_none();
-    let prober = Prober::start(&stage.client.ns, VIP)?;
+    let prober = Prober::start(&stage.client.ns, VIP, stage.attacker.mac)?;
     if all {
         for which in [Impl::Carpd, Impl::Ucarp] {
             defaults_phase(&stage, daemon, which, &plan, &prober, &mut r)?;

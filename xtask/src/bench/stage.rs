@@ -154,6 +154,16 @@ impl Stage {
             let cidr = format!("{}/24", h.addr());
             ip(&["-n", &h.ns, "addr", "add", &cidr, "dev", "eth0"])?;
             ip(&["-n", &h.ns, "link", "set", "eth0", "up"])?;
+            // Every host's MAC known to the switch from the start: a backup
+            // sends nothing for minutes, and once its entry aged out (or
+            // before it was learned) a flood "to the backup" would reach
+            // every port. Hosts never change ports, so the entries hold.
+            exec_in(
+                &sw,
+                &[
+                    "bridge", "fdb", "replace", &mac, "dev", port, "master", "static",
+                ],
+            )?;
         }
         // The client must follow a gratuitous ARP at once, however recent
         // its entry (the default locktime of 1 s would delay fast failovers).
