@@ -8,7 +8,7 @@
 //! into the skb's linear area instead of attaching the ring's page as a
 //! fragment. Without it every receiver has to pull the headers out of the
 //! fragment first, which in a veth pair (where the receive path runs on the
-//! sender's CPU) halves the rate.
+//! sender's CPU) cut the rate several times over here.
 //!
 //! Slot life cycle, written by user space (→) and by the kernel (⇒):
 //!
@@ -46,7 +46,7 @@ const VNET_HDR_LEN: usize = 10;
 /// Status bits that mean the kernel still owns a slot or refused it.
 const BUSY: u32 = libc::TP_STATUS_SEND_REQUEST | libc::TP_STATUS_SENDING;
 
-/// How long [`TxRing::finish`] keeps re-sending slots the driver refused.
+/// How long [`Sender::finish`] keeps re-sending slots the driver refused.
 const DRAIN: Duration = Duration::from_millis(200);
 
 /// A TX ring on its own socket, bound to one interface.
