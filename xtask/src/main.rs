@@ -50,6 +50,9 @@ enum Task {
         /// A short run: fewer trials, shorter floods.
         #[arg(long)]
         quick: bool,
+        /// Run only this section (writes target/bench/report-<section>.{md,json}).
+        #[arg(long, value_enum)]
+        only: Option<bench::Section>,
     },
     /// Build (release) and install the daemon, its unit, the default config
     /// (kept if present), man pages and shell completions.
@@ -82,6 +85,12 @@ fn release_binary(binary: Option<PathBuf>) -> Result<PathBuf> {
     }
     setup::run_cmd(cargo().args(["build", "--release", "--package", "carp-daemon"]))?;
     Ok(workspace().join("target/release/carpd-xdp"))
+}
+
+/// The attack generator, as `cargo build --release -p carp-flood` leaves
+/// it; the bench and the namespace tests run it from there.
+pub fn flood_binary() -> PathBuf {
+    workspace().join("target/release/carp-flood")
 }
 
 /// The repository root (xtask lives one level below it).
@@ -149,14 +158,22 @@ fn main() -> Result<()> {
             println!("{}", deb.display());
             Ok(())
         }
-        Task::Bench { quick } => {
-            setup::run_cmd(cargo().args(["build", "--release", "--package", "carp-daemon"]))?;
+        Task::Bench { quick, only } => {
+            setup::run_cmd(cargo().args([
+                "build",
+                "--release",
+                "--package",
+                "carp-daemon",
+                "--package",
+                "carp-flood",
+            ]))?;
             let ws = workspace();
             let object = ebpf::build_object(&ws, &ws.join("target")).map_err(|e| anyhow!(e))?;
             bench::run(
                 &ws.join("target/release/carpd-xdp"),
+                &flood_binary(),
                 &object,
-                bench::Options { quick },
+                bench::Options { quick, only },
             )
         }
     }
@@ -172,6 +189,8 @@ fn test(fuzz_secs: u64) -> Result<()> {
     }
     setup::run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))?;
     setup::run_cmd(cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))?;
+    // The namespace tests flood with target/release/carp-flood.
+    setup::run_cmd(cargo().args(["build", "--release", "--package", "carp-flood"]))?;
     setup::run_cmd(cargo().args(["test", "--no-fail-fast"]))?;
     for target in FUZZ_TARGETS.iter().filter(|_| fuzz_secs > 0) {
         println!("fuzz: {target} for {fuzz_secs} s");

@@ -64,6 +64,61 @@ impl Impl {
             Impl::Keepalived => "Entering MASTER STATE",
         }
     }
+
+    /// The log line marking a transition to BACKUP.
+    fn backup_marker(self) -> &'static str {
+        match self {
+            Impl::Carpd => "-> Backup",
+            Impl::Ucarp => "Switching to state: BACKUP",
+            Impl::Keepalived => "Entering BACKUP STATE",
+        }
+    }
+}
+
+/// Which daemon runs on each host of a pair, and whether carpd-xdp gets
+/// the peer allow-list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lineup {
+    /// Implementation on host A (master at the start).
+    pub master: Impl,
+    /// Implementation on host B (backup at the start).
+    pub backup: Impl,
+    /// Every carpd-xdp daemon of the pair runs from a configuration file
+    /// with `peers = [A, B]`: adverts from any other source are dropped
+    /// before the HMAC (`docs/replay.md`). UCARP has no such list.
+    pub allow_list: bool,
+}
+
+impl Lineup {
+    /// Both hosts running `which`, without an allow-list.
+    pub const fn same(which: Impl) -> Lineup {
+        Lineup {
+            master: which,
+            backup: which,
+            allow_list: false,
+        }
+    }
+
+    /// Name in the report.
+    pub fn name(self) -> String {
+        let list = |which: Impl| {
+            if self.allow_list && which == Impl::Carpd {
+                " (allow-list)"
+            } else {
+                ""
+            }
+        };
+        if self.master == self.backup {
+            format!("{}{}", self.master.name(), list(self.master))
+        } else {
+            format!(
+                "{} master + {}{} backup",
+                self.master.name(),
+                self.backup.name(),
+                list(self.backup)
+            )
+        }
+    }
 }
 
 /// keepalived's shortest advert interval (`advert_int 0.01`, VRRPv3).
@@ -220,6 +275,52 @@ impl Daemon {
         Ok(Daemon { child, which, log })
     }
 
+    /// carpd-xdp on `host` as [`Daemon::start`] starts it, but from a
+    /// configuration file (`<role>-peers.toml`) that also sets the peer
+    /// allow-list `peers`, which has no command-line option.
+    pub fn start_allow_listed(
+        stage: &Stage,
+        daemon: &Path,
+        host: &Host,
+        skew: u8,
+        timers: Timers,
+        peers: &[[u8; 4]],
+    ) -> Result<Daemon> {
+        let role = host.ns.rsplit('-').next().unwrap_or("h");
+        let peers: Vec<String> = peers
+            .iter()
+            .map(|p| format!("\"{}\"", dotted(*p)))
+            .collect();
+        let config = stage.dir.join(format!("carpd-{role}-peers.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[global]\nxdp_mode = \"auto\"\nlog_facility = \"none\"\n\
+                 status_socket = \"{}\"\nstate_dir = \"{}\"\n\n\
+                 [[instance]]\ninterface = \"eth0\"\nvhid = {VHID}\nsrcip = \"{}\"\n\
+                 vips = [\"{}/32\"]\nadvbase_secs = {}\nadvskew = {skew}\npreempt = true\n\
+                 password = \"{PASSWORD}\"\nupscript = \"/bin/true\"\ndownscript = \"/bin/true\"\n\
+                 peers = [{}]\n",
+                stage.dir.join(format!("carpd-{role}.sock")).display(),
+                stage.dir.join(format!("state-{role}")).display(),
+                host.addr(),
+                dotted(VIP),
+                timers.advbase,
+                peers.join(", ")
+            ),
+        )
+        .with_context(|| format!("write {}", config.display()))?;
+        // Trace level, as `Daemon::start`: the advert latency lines.
+        Daemon::spawn_with_config(
+            stage,
+            daemon,
+            host,
+            &config,
+            &format!("carpd-xdp-peers-{role}"),
+            Some("carp_daemon=trace"),
+        )
+    }
+
     /// carpd-xdp on `host` with the configuration file `config`, logging to
     /// `<name>.log`.
     pub fn with_config(
@@ -229,17 +330,33 @@ impl Daemon {
         config: &Path,
         name: &str,
     ) -> Result<Daemon> {
+        Daemon::spawn_with_config(stage, daemon, host, config, name, None)
+    }
+
+    /// [`Daemon::with_config`] with `RUST_LOG` set to `log_filter`, if given.
+    fn spawn_with_config(
+        stage: &Stage,
+        daemon: &Path,
+        host: &Host,
+        config: &Path,
+        name: &str,
+        log_filter: Option<&str>,
+    ) -> Result<Daemon> {
         let log = stage.dir.join(format!("{name}.log"));
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .with_context(|| format!("open {}", log.display()))?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", &host.ns])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &host.ns])
             .arg(daemon)
             .arg("--config")
-            .arg(config)
+            .arg(config);
+        if let Some(filter) = log_filter {
+            cmd.env("RUST_LOG", filter);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(file.try_clone()?)
             .stderr(file)
@@ -359,9 +476,19 @@ impl Daemon {
 
     /// Transitions to MASTER logged since `mark`.
     pub fn masters_since(&self, mark: u64) -> usize {
+        self.count_since(mark, self.which.master_marker())
+    }
+
+    /// Transitions to BACKUP logged since `mark`.
+    pub fn backups_since(&self, mark: u64) -> usize {
+        self.count_since(mark, self.which.backup_marker())
+    }
+
+    /// Log lines since `mark` that contain `marker`.
+    fn count_since(&self, mark: u64, marker: &str) -> usize {
         self.log_since(mark)
             .lines()
-            .filter(|l| l.contains(self.which.master_marker()))
+            .filter(|l| l.contains(marker))
             .count()
     }
 

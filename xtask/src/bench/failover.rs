@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use super::daemons::{drop_vip, holds_vip, Daemon, Impl, Timers};
+use super::daemons::{drop_vip, holds_vip, Daemon, Impl, Lineup, Timers};
 use super::probe::Prober;
 use super::stage::Stage;
 use super::sys;
@@ -49,12 +49,15 @@ pub struct Trial {
     pub lost: usize,
 }
 
-/// A pair of daemons of one implementation: A (host a) and B (host b).
+/// A pair of daemons: A (host a) and B (host b), of one implementation or
+/// of two (a [`Lineup`]).
 pub struct Pair<'a> {
     stage: &'a Stage,
     daemon: &'a Path,
-    /// Implementation.
+    /// Implementation of A (and of B, unless the lineup mixes them).
     pub which: Impl,
+    /// Which daemon runs where.
+    pub lineup: Lineup,
     /// Timers.
     pub timers: Timers,
     /// Daemon on host A.
@@ -88,29 +91,28 @@ impl<'a> Pair<'a> {
         prober: &Prober,
         extra: &[String],
     ) -> Result<Pair<'a>> {
-        let a = Daemon::start(
-            stage,
-            daemon,
-            which,
-            &stage.a,
-            timers.master_skew,
-            timers,
-            extra,
-        )?;
+        Pair::start_lineup(stage, daemon, Lineup::same(which), timers, prober, extra)
+    }
+
+    /// Starts the daemons of `lineup` (A, then B) with more carpd-xdp
+    /// options `extra` (not with the allow-list, which uses a
+    /// configuration file) and waits until A is master and B backup.
+    pub fn start_lineup(
+        stage: &'a Stage,
+        daemon: &'a Path,
+        lineup: Lineup,
+        timers: Timers,
+        prober: &Prober,
+        extra: &[String],
+    ) -> Result<Pair<'a>> {
+        let a = start_one(stage, daemon, lineup, Side::A, timers, extra)?;
         sys::pause(Duration::from_millis(300))?;
-        let b = Daemon::start(
-            stage,
-            daemon,
-            which,
-            &stage.b,
-            timers.backup_skew,
-            timers,
-            extra,
-        )?;
+        let b = start_one(stage, daemon, lineup, Side::B, timers, extra)?;
         let mut pair = Pair {
             stage,
             daemon,
-            which,
+            which: lineup.master,
+            lineup,
             timers,
             a,
             b,
@@ -142,7 +144,7 @@ impl<'a> Pair<'a> {
             if Instant::now() > limit {
                 bail!(
                     "{}: A did not become master with B backup; see {}",
-                    self.which.name(),
+                    self.lineup.name(),
                     self.stage.dir.display()
                 );
             }
@@ -169,12 +171,11 @@ impl<'a> Pair<'a> {
         drop_vip(&self.stage.a);
         sys::run_in(&self.stage.a.ns, || sys::set_link("eth0", true))?;
         let since = Instant::now();
-        self.a = Daemon::start(
+        self.a = start_one(
             self.stage,
             self.daemon,
-            self.which,
-            &self.stage.a,
-            self.timers.master_skew,
+            self.lineup,
+            Side::A,
             self.timers,
             &self.extra,
         )?;
@@ -221,6 +222,38 @@ impl<'a> Pair<'a> {
         drop_vip(&self.stage.a);
         drop_vip(&self.stage.b);
         self.peak_rss_kib
+    }
+}
+
+/// A host of the pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    /// Host A, the master.
+    A,
+    /// Host B, the backup.
+    B,
+}
+
+/// Starts the daemon of `side` in `lineup`.
+fn start_one(
+    stage: &Stage,
+    daemon: &Path,
+    lineup: Lineup,
+    side: Side,
+    timers: Timers,
+    extra: &[String],
+) -> Result<Daemon> {
+    let (which, host, skew) = match side {
+        Side::A => (lineup.master, &stage.a, timers.master_skew),
+        Side::B => (lineup.backup, &stage.b, timers.backup_skew),
+    };
+    if lineup.allow_list && which == Impl::Carpd {
+        if !extra.is_empty() {
+            bail!("carpd-xdp with the allow-list runs from a file: no extra options ({extra:?})");
+        }
+        Daemon::start_allow_listed(stage, daemon, host, skew, timers, &[stage.a.ip, stage.b.ip])
+    } else {
+        Daemon::start(stage, daemon, which, host, skew, timers, extra)
     }
 }
 

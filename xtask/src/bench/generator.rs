@@ -1,12 +1,13 @@
-//! The attacker's packet generator: one frame sent over and over from an
-//! `AF_PACKET` socket with `sendmmsg` (batches of [`BATCH`], qdisc bypassed),
-//! either as fast as possible or at a fixed low rate; and the frames of the
-//! flood cases, crafted with `carp_common::craft`.
+//! The attacker's packet generator, `carp-flood` (the workspace crate of
+//! that name, built in release): frames written to a frame file and sent
+//! from the attacker's namespace by several threads with PACKET_MMAP rings,
+//! as fast as the kernel takes them or at a fixed rate, optionally from a
+//! million spoofed sources; and the frames of the flood cases, crafted with
+//! `carp_common::craft` or taken from the wire ([`capture_advert`]).
 
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -16,9 +17,6 @@ use carp_common::header::CarpHeader;
 
 use super::stage::Host;
 use super::sys;
-
-/// Frames per `sendmmsg` call.
-const BATCH: usize = 64;
 
 /// A CARP advert frame from `src` (MAC and IP) to `dst_mac`, 224.0.0.18.
 pub fn carp_frame(src_mac: [u8; 6], src_ip: [u8; 4], dst_mac: [u8; 6], h: &CarpHeader) -> Vec<u8> {
@@ -101,88 +99,127 @@ pub fn capture_advert(ns: &str, src: [u8; 4], vhid: u8, within: Duration) -> Res
     })
 }
 
-/// How the generator paces itself.
+/// What the attack generator is asked to do.
 #[derive(Clone, Copy, Debug)]
-pub enum Pace {
-    /// As fast as the socket takes frames.
-    Flood,
-    /// This many frames per second.
-    PerSecond(u32),
+pub struct Attack {
+    /// How long to send.
+    pub duration: Duration,
+    /// Total frames per second; 0: as fast as the kernel takes them.
+    pub rate: u32,
+    /// Distinct spoofed IPv4 sources (0: the frames' own).
+    pub spoof_sources: u32,
+    /// Sending threads (`None`: carp-flood's default, one per CPU).
+    pub threads: Option<usize>,
 }
 
-/// A running generator; [`Generator::finish`] returns frames sent and seconds.
+impl Attack {
+    /// As fast as possible for `duration`, one thread per CPU.
+    pub fn flood(duration: Duration) -> Attack {
+        Attack {
+            duration,
+            rate: 0,
+            spoof_sources: 0,
+            threads: None,
+        }
+    }
+}
+
+/// What the generator reported.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sent {
+    /// Frames the kernel transmitted.
+    pub frames: u64,
+    /// Seconds spent sending.
+    pub seconds: f64,
+}
+
+impl Sent {
+    /// Frames per second.
+    pub fn pps(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.frames as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A running `carp-flood` (`target/release/carp-flood`, see its `--help`)
+/// sending a frame file out of `eth0` of a namespace.
 pub struct Generator {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<Result<(u64, f64)>>,
+    child: Child,
+    /// The frame file, for error messages.
+    file: PathBuf,
 }
 
 impl Generator {
-    /// Sends `frame` out of `eth0` of namespace `ns` at `pace` for at most `d`.
-    pub fn start(ns: &str, frame: Vec<u8>, pace: Pace, d: Duration) -> Generator {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let thread = sys::spawn_in(ns, move || send(&frame, pace, d, &s));
-        Generator { stop, thread }
+    /// Writes `frames` to `file` and starts `carp-flood` (at `bin`) in
+    /// namespace `ns` as `attack` says.
+    pub fn start(
+        bin: &Path,
+        ns: &str,
+        file: &Path,
+        frames: &[Vec<u8>],
+        attack: Attack,
+    ) -> Result<Generator> {
+        let bytes = carp_flood::frames::encode(frames).context("encode the frame file")?;
+        std::fs::write(file, bytes).with_context(|| format!("write {}", file.display()))?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns])
+            .arg(bin)
+            .args(["--iface", "eth0", "--frames"])
+            .arg(file)
+            .arg("--seconds")
+            .arg(format!("{:.3}", attack.duration.as_secs_f64()))
+            .arg("--rate")
+            .arg(attack.rate.to_string())
+            .arg("--spoof-sources")
+            .arg(attack.spoof_sources.to_string());
+        if let Some(n) = attack.threads {
+            cmd.arg("--threads").arg(n.to_string());
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("start {} in {ns}", bin.display()))?;
+        Ok(Generator {
+            child,
+            file: file.to_path_buf(),
+        })
     }
 
-    /// Stops (if still running) and returns (frames sent, seconds).
-    pub fn finish(self) -> Result<(u64, f64)> {
-        self.stop.store(true, Ordering::SeqCst);
-        match self.thread.join() {
-            Ok(r) => r,
-            Err(_) => bail!("generator thread panicked"),
+    /// Waits for the generator to end on its own and returns what it sent.
+    pub fn wait(self) -> Result<Sent> {
+        let out = self
+            .child
+            .wait_with_output()
+            .context("wait for carp-flood")?;
+        if !out.status.success() {
+            bail!(
+                "carp-flood with {} failed ({}): {}",
+                self.file.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
+        let line = String::from_utf8_lossy(&out.stdout);
+        let v: serde_json::Value = serde_json::from_str(line.trim())
+            .with_context(|| format!("carp-flood printed {line:?}"))?;
+        Ok(Sent {
+            frames: v["sent"].as_u64().context("carp-flood: no \"sent\"")?,
+            seconds: v["seconds"]
+                .as_f64()
+                .context("carp-flood: no \"seconds\"")?,
+        })
     }
-}
 
-fn send(frame: &[u8], pace: Pace, d: Duration, stop: &AtomicBool) -> Result<(u64, f64)> {
-    let (fd, ifindex) = sys::packet_socket("eth0").context("generator socket")?;
-    sys::setsockopt_int(&fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, 1)?;
-    sys::setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20)?;
-    // SAFETY: all-zero sockaddr_ll is valid; fields set below.
-    let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    to.sll_family = libc::AF_PACKET as u16;
-    to.sll_ifindex = ifindex;
-    to.sll_halen = 6;
-    to.sll_addr[..6].copy_from_slice(&frame[..6]);
-    let mut iov = libc::iovec {
-        iov_base: frame.as_ptr() as *mut libc::c_void,
-        iov_len: frame.len(),
-    };
-    // SAFETY: all-zero mmsghdr is valid; fields set below.
-    let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
-    for m in &mut msgs {
-        m.msg_hdr.msg_name = (&mut to as *mut libc::sockaddr_ll).cast();
-        m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as u32;
-        m.msg_hdr.msg_iov = &mut iov;
-        m.msg_hdr.msg_iovlen = 1;
+    /// Stops the generator (SIGTERM: it stops and still reports) and
+    /// returns what it sent.
+    pub fn finish(self) -> Result<Sent> {
+        // `ip netns exec` execs carp-flood in place: the child is carp-flood.
+        sys::kill(self.child.id(), libc::SIGTERM);
+        self.wait()
     }
-    let start = Instant::now();
-    let end = start + d;
-    let mut sent = 0u64;
-    let (batch, gap) = match pace {
-        Pace::Flood => (BATCH, Duration::ZERO),
-        Pace::PerSecond(r) => (1, Duration::from_secs(1) / r.max(1)),
-    };
-    let mut next = start;
-    while !stop.load(Ordering::SeqCst) && !sys::interrupted() {
-        let now = Instant::now();
-        if now >= end {
-            break;
-        }
-        if !gap.is_zero() {
-            if now < next {
-                std::thread::sleep((next - now).min(Duration::from_millis(20)));
-                continue;
-            }
-            next += gap;
-        }
-        // SAFETY: msgs holds `batch` initialised headers pointing at live
-        // buffers (frame, iov, to) that outlive the call.
-        let n = unsafe { libc::sendmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), batch as u32, 0) };
-        if n > 0 {
-            sent += n as u64;
-        }
-    }
-    Ok((sent, start.elapsed().as_secs_f64()))
 }

@@ -10,14 +10,18 @@
 //!
 //! Phases, each implementation in turn with the same vhid, password, VIP
 //! and timers: at UCARP's defaults a fault-free window, failover trials
-//! (link down, SIGKILL, SIGTERM), a paused backup, the flood cases and case
-//! (e); at sub-second timers a fault-free window and, if the pair holds
+//! (link down, SIGKILL, SIGTERM), a paused backup; at sub-second timers a fault-free window and, if the pair holds
 //! still, failover trials and a paused backup (keepalived, VRRPv3 at 10 ms
 //! adverts, the fastest peer, at the fastest timers); a busy host at every
 //! timer setting (carpd-xdp with and without real-time scheduling); many
-//! vhids per host; then the cost of XDP for ordinary traffic and the
-//! per-packet cost of the program. Output: `target/bench/report.md`,
-//! `report.json`, `failover.svg`; daemon logs in `target/bench/run/`.
+//! vhids per host; the flood cases at UCARP's defaults, carpd-xdp (with the
+//! peer allow-list), UCARP and the mixed pair of a migration side by side,
+//! the attacker being `carp-flood` (its own crate, built in release); then
+//! the cost of XDP for ordinary traffic and the per-packet cost of the
+//! program. Output: `target/bench/report.md`, `report.json`,
+//! `failover.svg`; daemon logs in `target/bench/run/`. `--only flood` runs
+//! the flood section alone and writes `report-flood.md` and
+//! `report-flood.json` instead.
 
 mod daemons;
 mod failover;
@@ -43,6 +47,7 @@ use anyhow::{Context, Result};
 
 use daemons::{Impl, Timers};
 use failover::{Fault, Pair};
+use flood::LINEUPS;
 use probe::Prober;
 use results::{Busy, Floods, Pause, Results, Series, Stability};
 use stage::{Stage, VIP};
@@ -52,6 +57,15 @@ use stage::{Stage, VIP};
 pub struct Options {
     /// Fewer trials and shorter floods.
     pub quick: bool,
+    /// Run only this section.
+    pub only: Option<Section>,
+}
+
+/// A section of the bench that can be run alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    /// The flood cases and case (e), every lineup.
+    Flood,
 }
 
 /// Sizes of a run.
@@ -94,9 +108,9 @@ impl Plan {
     }
 }
 
-/// Runs the bench with the release daemon at `daemon` and the XDP object
-/// at `object`.
-pub fn run(daemon: &Path, object: &Path, opts: Options) -> Result<()> {
+/// Runs the bench with the release daemon at `daemon`, the attack
+/// generator at `flood` and the XDP object at `object`.
+pub fn run(daemon: &Path, flood: &Path, object: &Path, opts: Options) -> Result<()> {
     if !crate::is_root() {
         anyhow::bail!("the bench creates network namespaces and attaches XDP: run it as root");
     }
@@ -110,6 +124,7 @@ pub fn run(daemon: &Path, object: &Path, opts: Options) -> Result<()> {
     let stage = Stage::new(run_dir)?;
     let mut r = Results {
         quick: opts.quick,
+        only: opts.only,
         flood_secs: plan.flood.as_secs_f64(),
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .unwrap_or_default()
@@ -119,62 +134,72 @@ pub fn run(daemon: &Path, object: &Path, opts: Options) -> Result<()> {
         ..Results::default()
     };
 
-    let prober = Prober::start(&stage.client.ns, VIP)?;
-    for which in [Impl::Carpd, Impl::Ucarp] {
-        defaults_phase(&stage, daemon, which, &plan, &prober, &mut r)?;
-    }
-    for timers in [Timers::SUBSECOND, Timers::FASTEST] {
+    let all = opts.only.is_none();
+    let prober = Prober::start(&stage.client.ns, VIP, stage.attacker.mac)?;
+    if all {
         for which in [Impl::Carpd, Impl::Ucarp] {
-            subsecond_phase(&stage, daemon, which, timers, &plan, &prober, &mut r)?;
+            defaults_phase(&stage, daemon, which, &plan, &prober, &mut r)?;
         }
+        for timers in [Timers::SUBSECOND, Timers::FASTEST] {
+            for which in [Impl::Carpd, Impl::Ucarp] {
+                subsecond_phase(&stage, daemon, which, timers, &plan, &prober, &mut r)?;
+            }
+        }
+        subsecond_phase(
+            &stage,
+            daemon,
+            Impl::Keepalived,
+            Timers::FASTEST,
+            &plan,
+            &prober,
+            &mut r,
+        )?;
+        busy_phase(&stage, daemon, &plan, &prober, &mut r)?;
     }
-    subsecond_phase(
-        &stage,
-        daemon,
-        Impl::Keepalived,
-        Timers::FASTEST,
-        &plan,
-        &prober,
-        &mut r,
-    )?;
-    busy_phase(&stage, daemon, &plan, &prober, &mut r)?;
+    flood_phase(&stage, daemon, flood, &plan, &prober, &mut r)?;
     prober.stop()?;
-    for (which, n) in [
-        (Impl::Carpd, 1),
-        (Impl::Carpd, 16),
-        (Impl::Carpd, 255),
-        (Impl::Ucarp, 1),
-        (Impl::Ucarp, 16),
-    ] {
-        r.scale
-            .push(scale::measure(&stage, daemon, which, n, plan.scale_window)?);
-    }
+    if all {
+        for (which, n) in [
+            (Impl::Carpd, 1),
+            (Impl::Carpd, 16),
+            (Impl::Carpd, 255),
+            (Impl::Ucarp, 1),
+            (Impl::Ucarp, 16),
+        ] {
+            r.scale
+                .push(scale::measure(&stage, daemon, which, n, plan.scale_window)?);
+        }
 
-    println!("bench: UDP throughput with and without XDP");
-    r.xdp_cost = xdpcost::measure(&stage, daemon, plan.xdp_rounds, plan.xdp_secs)?;
-    println!("bench: per-packet cost of the XDP program (BPF_PROG_TEST_RUN)");
-    let attacker = stage.attacker.ns.clone();
-    let object = object.to_path_buf();
-    let frames = testrun::Frames::new(&stage);
-    r.prog_cost = sys::run_in(&attacker, move || testrun::measure(&object, &frames))?;
+        println!("bench: UDP throughput with and without XDP");
+        r.xdp_cost = xdpcost::measure(&stage, daemon, plan.xdp_rounds, plan.xdp_secs)?;
+        println!("bench: per-packet cost of the XDP program (BPF_PROG_TEST_RUN)");
+        let attacker = stage.attacker.ns.clone();
+        let object = object.to_path_buf();
+        let frames = testrun::Frames::new(&stage);
+        r.prog_cost = sys::run_in(&attacker, move || testrun::measure(&object, &frames))?;
+    }
     r.run_secs = started.elapsed().as_secs_f64();
     drop(stage);
 
     std::fs::create_dir_all(&out)?;
+    let stem = if all { "report" } else { "report-flood" };
     let md = report::markdown(&r);
-    std::fs::write(out.join("report.md"), &md).context("write report.md")?;
-    std::fs::write(
-        out.join("report.json"),
-        serde_json::to_string_pretty(&report::json(&r))?,
-    )
-    .context("write report.json")?;
-    plot::failover_svg(&r, &out.join("failover.svg"))?;
-    println!("\n{md}");
-    println!(
-        "bench: wrote {0}/report.md, {0}/report.json, {0}/failover.svg ({1:.0} s)",
-        out.display(),
-        r.run_secs
+    let (md_path, json_path) = (
+        out.join(format!("{stem}.md")),
+        out.join(format!("{stem}.json")),
     );
+    std::fs::write(&md_path, &md).with_context(|| format!("write {}", md_path.display()))?;
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report::json(&r))?)
+        .with_context(|| format!("write {}", json_path.display()))?;
+    let mut wrote = vec![md_path, json_path];
+    if all {
+        let svg = out.join("failover.svg");
+        plot::failover_svg(&r, &svg)?;
+        wrote.push(svg);
+    }
+    println!("\n{md}");
+    let wrote: Vec<String> = wrote.iter().map(|p| p.display().to_string()).collect();
+    println!("bench: wrote {} ({:.0} s)", wrote.join(", "), r.run_secs);
     Ok(())
 }
 
@@ -200,7 +225,7 @@ fn failover_series(
     Ok(())
 }
 
-/// UCARP's default timers: stability, failover trials, floods.
+/// UCARP's default timers: stability, failover trials, a paused backup.
 fn defaults_phase(
     stage: &Stage,
     daemon: &Path,
@@ -219,17 +244,41 @@ fn defaults_phase(
         timers,
         outcome: resilience::pause(&pair, plan.pause_rounds)?,
     });
-    println!("bench: {} under flood", which.name());
-    let outcomes = flood::cases(stage, &mut pair, prober, plan.flood)?;
-    let limit = timers.master_down() * if plan.trials < 10 { 2 } else { 3 };
-    let replay_cut = flood::replay_cut(stage, &mut pair, prober, limit)?;
-    r.floods.push(Floods {
-        which,
-        outcomes,
-        replay_cut,
-    });
     let rss = pair.stop();
     r.rss_kib.push((which, rss));
+    Ok(())
+}
+
+/// The flood cases and case (e) at UCARP's default timers, for every
+/// lineup (carpd-xdp with the allow-list, UCARP, the mixed pair).
+fn flood_phase(
+    stage: &Stage,
+    daemon: &Path,
+    generator: &Path,
+    plan: &Plan,
+    prober: &Prober,
+    r: &mut Results,
+) -> Result<()> {
+    let timers = Timers::DEFAULTS;
+    for lineup in LINEUPS {
+        println!("bench: {} under flood", lineup.name());
+        let mut pair = Pair::start_lineup(stage, daemon, lineup, timers, prober, &[])?;
+        let outcomes = flood::cases(stage, generator, &mut pair, prober, plan.flood)?;
+        let limit = timers.master_down() * if plan.trials < 10 { 2 } else { 3 };
+        let replay_cut = flood::replay_cut(stage, generator, &mut pair, prober, limit)?;
+        r.floods.push(Floods {
+            lineup,
+            outcomes,
+            replay_cut,
+        });
+        let rss = pair.stop();
+        if lineup.master == lineup.backup {
+            match r.rss_kib.iter_mut().find(|(w, _)| *w == lineup.master) {
+                Some(entry) => entry.1 = entry.1.max(rss),
+                None => r.rss_kib.push((lineup.master, rss)),
+            }
+        }
+    }
     Ok(())
 }
 

@@ -3,6 +3,9 @@
 //! in real life), and an `AF_PACKET` listener that records each echo reply
 //! with the MAC address that sent it (which host answered) and each CARP
 //! advert seen on the segment. Every record carries a monotonic timestamp.
+//! The listener ignores the attacker's frames (a socket filter on their
+//! source MAC): the flood cases send CARP frames to the group, which the
+//! client's NIC hears, and the instrument must not be their victim.
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,12 +53,13 @@ pub struct Prober {
 }
 
 impl Prober {
-    /// Starts probing `vip` from namespace `ns` (interface `eth0`).
-    pub fn start(ns: &str, vip: [u8; 4]) -> Result<Prober> {
+    /// Starts probing `vip` from namespace `ns` (interface `eth0`); frames
+    /// from MAC address `attacker` are not looked at.
+    pub fn start(ns: &str, vip: [u8; 4], attacker: [u8; 6]) -> Result<Prober> {
         let log = Arc::new(Mutex::new(Log::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (l, s) = (log.clone(), stop.clone());
-        let listener = sys::spawn_in(ns, move || listen(vip, &l, &s));
+        let listener = sys::spawn_in(ns, move || listen(vip, attacker, &l, &s));
         let (l, s) = (log.clone(), stop.clone());
         let sender = sys::spawn_in(ns, move || send(vip, &l, &s));
         Ok(Prober {
@@ -146,8 +150,9 @@ fn send(vip: [u8; 4], log: &Mutex<Log>, stop: &AtomicBool) -> Result<()> {
     Ok(())
 }
 
-fn listen(vip: [u8; 4], log: &Mutex<Log>, stop: &AtomicBool) -> Result<()> {
+fn listen(vip: [u8; 4], attacker: [u8; 6], log: &Mutex<Log>, stop: &AtomicBool) -> Result<()> {
     let (fd, _) = sys::packet_socket("eth0").context("prober listener")?;
+    ignore_source_mac(&fd, attacker).context("prober listener filter")?;
     sys::set_recv_timeout(&fd, Duration::from_millis(50))?;
     let mut buf = [0u8; 2048];
     while !stop.load(Ordering::SeqCst) {
@@ -185,6 +190,56 @@ fn listen(vip: [u8; 4], log: &Mutex<Log>, stop: &AtomicBool) -> Result<()> {
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Attaches a classic BPF filter to packet socket `fd` that drops frames
+/// whose Ethernet source is `mac` and passes the rest whole.
+fn ignore_source_mac(fd: &std::os::fd::OwnedFd, mac: [u8; 6]) -> Result<()> {
+    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let mut program = [
+        // 0: A = source MAC bytes 0..4; 1: equal? to 2, else accept (4).
+        op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 6),
+        op(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            0,
+            2,
+            u32::from_be_bytes([mac[0], mac[1], mac[2], mac[3]]),
+        ),
+        // 2: A = bytes 4..6; 3: equal? drop (5), else accept (4).
+        op(libc::BPF_LD | libc::BPF_H | libc::BPF_ABS, 0, 0, 10),
+        op(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            1,
+            0,
+            u32::from(u16::from_be_bytes([mac[4], mac[5]])),
+        ),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, u32::MAX),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+    ];
+    let prog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: valid fd; `prog` points at `program`, which outlives the call
+    // (the kernel copies the filter).
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&prog as *const libc::sock_fprog).cast(),
+            size_of::<libc::sock_fprog>() as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("SO_ATTACH_FILTER");
     }
     Ok(())
 }

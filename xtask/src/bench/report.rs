@@ -5,11 +5,12 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use super::daemons::{Impl, Timers};
+use super::daemons::{Impl, Lineup, Timers};
 use super::failover::{ms, Fault};
-use super::flood::Case;
+use super::flood::{Case, LINEUPS};
 use super::results::{Results, Series};
 use super::stats::Summary;
+use super::Section;
 
 fn f1(v: f64) -> String {
     format!("{v:.1}")
@@ -31,21 +32,34 @@ pub fn markdown(r: &Results) -> String {
     let mut m = String::new();
     let _ = writeln!(
         m,
-        "# carpd-xdp vs UCARP\n\n`cargo xtask bench{}` — kernel {}, {} CPUs, run time {:.0} s. \
+        "# carpd-xdp vs UCARP\n\n`cargo xtask bench{}{}` — kernel {}, {} CPUs, run time {:.0} s. \
          Every figure below was measured in this run.\n",
         if r.quick { " --quick" } else { "" },
+        match r.only {
+            Some(Section::Flood) => " --only flood",
+            None => "",
+        },
         r.kernel,
         r.cpus,
         r.run_secs
     );
-    failover_table(&mut m, r);
-    stability_table(&mut m, r);
-    resilience_tables(&mut m, r);
+    if r.only.is_none() {
+        failover_table(&mut m, r);
+        stability_table(&mut m, r);
+        resilience_tables(&mut m, r);
+    }
     flood_tables(&mut m, r);
-    other_tables(&mut m, r);
+    if r.only.is_none() {
+        other_tables(&mut m, r);
+    }
     let _ = writeln!(m, "## Targets of issue 5 (carpd-xdp)\n");
     let _ = writeln!(m, "| target | measured | met |\n|---|---|---|");
-    for t in r.targets() {
+    // A section run alone: only the targets it measured.
+    let targets = r
+        .targets()
+        .into_iter()
+        .filter(|t| r.only.is_none() || t.met.is_some());
+    for t in targets {
         let met = match t.met {
             Some(true) => "yes",
             Some(false) => "**no**",
@@ -155,55 +169,69 @@ fn latency(s: Option<Summary>, which: Impl) -> String {
 fn flood_tables(m: &mut String, r: &Results) {
     let _ = writeln!(
         m,
-        "## Under flood\n\nThe attacker floods the backup for {:.0} s per case (AF_PACKET, sendmmsg, \
-         one core); meanwhile the client sends UDP to the backup as fast as it can. CPU in % of one \
-         core: the daemons' from /proc/<pid>/stat (resolution: one clock tick over the window, \
-         {:.2} %), softirq summed over all CPUs from /proc/stat (XDP runs there, charged to no \
-         daemon). Timers: UCARP defaults. Advert latency: from the XDP program's timestamp to \
-         the daemon's state machine, carpd-xdp's trace lines (at advbase 1, about one sample \
-         per second).\n",
+        "## Under flood\n\nThe attacker (`carp-flood`: PACKET_MMAP TX rings, one thread per CPU, \
+         frames handed to the kernel as fast as it takes them) floods for {:.0} s per case; \
+         \"to\": the backup's MAC, or the CARP group's (both daemons and the client hear it). \
+         carpd-xdp runs with the peer allow-list `peers = [A, B]`; UCARP has none. Attack rate: \
+         frames the attacker's kernel transmitted per second. CPU in % of one core over the \
+         flood: the daemons' from /proc/<pid>/stat (resolution: one clock tick over the window, \
+         {:.2} %), softirq summed over all CPUs from /proc/stat (XDP and the whole receive path, \
+         bridge included, run there, charged to no daemon; other processes on the machine add \
+         to it). Total receive CPU per attack frame: (master + backup daemon CPU time + \
+         softirq time) / frames sent; the \"no flood\" rows give the softirq load without \
+         attack. False transitions, while both daemons were alive: the backup becoming \
+         MASTER, the master stepping down to BACKUP. Then the client sends UDP to \
+         the backup as fast as it can for another {:.0} s under the same flood (legit UDP \
+         received). Timers: UCARP defaults. Advert latency: from the XDP program's timestamp \
+         to the daemon's state machine, carpd-xdp's trace lines (about one sample per second).\n",
         r.flood_secs,
-        r.cpu_resolution()
+        r.cpu_resolution(),
+        r.flood_secs / 2.0
     );
     let _ = writeln!(
         m,
-        "| case | implementation | attacker kpps | backup daemon CPU % | master daemon CPU % | softirq % | false transitions | advert latency p50 / p99 (µs, n) | legit UDP received kpps | CPU ratio UCARP ÷ ours |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| case | to | pair | attack kpps | false transitions: backup → MASTER / master → BACKUP | backup daemon CPU % | master daemon CPU % | softirq % | total receive CPU per frame (ns) | advert latency p50 / p99 (µs, n) | legit UDP received kpps | per-frame ratio UCARP ÷ carpd-xdp |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
+    let ours = LINEUPS[0];
     for case in Case::ALL {
-        let ours = r.flood(Impl::Carpd, case);
-        for which in [Impl::Carpd, Impl::Ucarp] {
-            let Some(o) = r.flood(which, case) else {
+        let base = r.flood(ours, case).and_then(|o| o.total_ns_per_frame);
+        for lineup in LINEUPS {
+            let Some(o) = r.flood(lineup, case) else {
                 continue;
             };
-            let ratio_cell = if which == Impl::Ucarp {
-                cpu_ratio(o.backup_cpu, ours.map(|x| x.backup_cpu), r.cpu_resolution())
+            let ratio_cell = if lineup == Lineup::same(Impl::Ucarp) {
+                ratio(o.total_ns_per_frame, base)
             } else {
                 String::new()
             };
             let _ = writeln!(
                 m,
-                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {:.0} | {ratio_cell} |",
+                "| {} | {} | {} | {:.0} | {} / {} | {:.2} | {:.2} | {:.1} | {} | {} | {:.0} | {ratio_cell} |",
                 case.name(),
-                which.name(),
+                case.to(),
+                lineup.name(),
                 o.attack_pps / 1e3,
+                o.backup_to_master,
+                o.master_to_backup,
                 o.backup_cpu,
                 o.master_cpu,
                 o.softirq_cpu,
-                o.false_transitions,
-                latency(o.latency_us, which),
+                o.total_ns_per_frame
+                    .map_or("–".into(), |v| format!("{v:.0}")),
+                latency(o.latency_us, lineup.backup),
                 o.legit.received_pps / 1e3
             );
         }
     }
     let _ = writeln!(
         m,
-        "\n(e) The master's link is cut while its captured advert is replayed to the backup at 10/s:\n\n| implementation | backup takes over |\n|---|---|"
+        "\n(e) The master's link is cut while its captured advert is replayed to the backup at 10/s:\n\n| pair | backup takes over |\n|---|---|"
     );
     for f in &r.floods {
         let _ = writeln!(
             m,
             "| {} | {} |",
-            f.which.name(),
+            f.lineup.name(),
             f.replay_cut.takeover_ms.map_or(
                 format!("**never** (waited {:.0} s)", f.replay_cut.waited_ms / 1e3),
                 |v| format!("after {v:.0} ms")
@@ -211,17 +239,6 @@ fn flood_tables(m: &mut String, r: &Results) {
         );
     }
     m.push('\n');
-}
-
-/// UCARP's CPU over ours; when ours is below the tick resolution, a lower
-/// bound.
-fn cpu_ratio(ucarp: f64, ours: Option<f64>, resolution: f64) -> String {
-    match ours {
-        _ if ucarp < resolution => "–".into(),
-        Some(o) if o < resolution => format!("> {:.0}×", ucarp / resolution),
-        Some(o) => format!("{:.1}×", ucarp / o),
-        None => "–".into(),
-    }
 }
 
 fn resilience_tables(m: &mut String, r: &Results) {
@@ -358,6 +375,7 @@ fn summary_json(s: Option<Summary>) -> Value {
 pub fn json(r: &Results) -> Value {
     json!({
         "quick": r.quick,
+        "only": r.only.map(|s| format!("{s:?}").to_lowercase()),
         "kernel": r.kernel,
         "cpus": r.cpus,
         "run_secs": r.run_secs,
@@ -413,14 +431,21 @@ pub fn json(r: &Results) -> Value {
         })).collect::<Vec<_>>(),
         "flood_secs": r.flood_secs,
         "floods": r.floods.iter().map(|f| json!({
-            "implementation": f.which.name(),
+            "pair": f.lineup.name(),
+            "master": f.lineup.master.name(),
+            "backup": f.lineup.backup.name(),
+            "allow_list": f.lineup.allow_list,
             "cases": f.outcomes.iter().map(|o| json!({
                 "case": o.case.name(),
+                "to": o.case.to(),
+                "attack_frames": o.sent,
                 "attack_pps": o.attack_pps,
+                "total_receive_cpu_ns_per_frame": o.total_ns_per_frame,
                 "backup_cpu_pct": o.backup_cpu,
                 "master_cpu_pct": o.master_cpu,
                 "softirq_cpu_pct": o.softirq_cpu,
-                "false_transitions": o.false_transitions,
+                "backup_to_master": o.backup_to_master,
+                "master_to_backup": o.master_to_backup,
                 "latency_us": summary_json(o.latency_us),
                 "legit_sent_pps": o.legit.sent_pps,
                 "legit_received_pps": o.legit.received_pps,
