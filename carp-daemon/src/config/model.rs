@@ -166,7 +166,7 @@ impl LogFormat {
 }
 
 /// How the advert counter is checked against replays: the core's rule.
-pub use crate::proto::replay::ReplayMode;
+pub use crate::proto::ReplayMode;
 
 /// A source allowed to speak for a vhid.
 pub use crate::proto::peer::AllowedPeer;
@@ -178,7 +178,7 @@ pub use crate::proto::params::LinkLocalHmac;
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/carpd-xdp";
 
 /// How long a backup waits for adverts before taking over: the core's rule.
-pub use crate::proto::params::MasterDownRule;
+pub use crate::proto::MasterDownRule;
 
 /// A virtual address with its prefix length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
