@@ -35,9 +35,6 @@ pub const DEFAULT_ANNOUNCE_INTERVAL_MS: u32 = 1000;
 pub const DEFAULT_RATE: u32 = 50;
 /// Default burst above the rate accepted from one source for one vhid.
 pub const DEFAULT_BURST: u32 = 20;
-/// Longest CARP key in bytes (CARP_KEY_LEN of carp(4)).
-pub const MAX_PASSWORD_BYTES: usize = crate::proto::auth::MAX_PASSWORD_LEN;
-
 /// The whole configuration of one daemon.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
