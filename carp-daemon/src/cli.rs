@@ -24,6 +24,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::config::{LogFormat, ReplayMode, DEFAULT_STATUS_SOCKET};
@@ -207,7 +208,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     pub xdp_mode: Option<XdpMode>,
     /// Replay protection of the advert counter [default: auto].
-    #[arg(long, value_enum, value_name = "MODE")]
+    #[arg(long, value_name = "MODE", value_parser = replay_mode_parser())]
     pub replay: Option<ReplayMode>,
     /// Refuse tagged counters whose time is more than MS milliseconds from
     /// our clock (docs/replay.md) [default: no window].
@@ -263,4 +264,20 @@ impl RunArgs {
             .map(|(_, name)| name)
             .collect()
     }
+}
+
+/// `--replay`: the core's names, parsed by `ReplayMode::from_str`, each
+/// listed with a line of help in `--help`, the man page and the completions.
+fn replay_mode_parser() -> impl TypedValueParser<Value = ReplayMode> {
+    let help = |mode| match mode {
+        ReplayMode::Strict => "Counters must grow per source and vhid (carpd-xdp-only clusters)",
+        ReplayMode::Compat => {
+            "Counters must not repeat a recent one (clusters with UCARP or carp(4))"
+        }
+        ReplayMode::Auto => "Strict for carpd-xdp sources, compat for the others",
+    };
+    PossibleValuesParser::new(
+        ReplayMode::ALL.map(|mode| PossibleValue::new(mode.name()).help(help(mode))),
+    )
+    .try_map(|name| name.parse::<ReplayMode>())
 }

@@ -14,7 +14,10 @@ pub mod metrics;
 pub mod monitor;
 pub mod net;
 pub mod notify;
-pub mod proto;
 pub mod realtime;
 pub mod scripts;
 pub mod xdp;
+
+/// The protocol core, its own crate so that Cargo keeps it free of I/O; the
+/// daemon and its tests name it `carp_daemon::proto`.
+pub use carp_proto as proto;

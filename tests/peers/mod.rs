@@ -35,8 +35,8 @@ use carp_common::constants::{
     CARP_ADVERTISEMENT, CARP_AUTHLEN, CARP_LEAVE_ADVBASE, CARP_LEAVE_ADVSKEW, CARP_VERSION,
 };
 use carp_common::header::CarpHeader;
-use carp_daemon::proto::auth::Authenticator;
-use carp_daemon::proto::{Nanos, Password};
+use carp_proto::auth::Authenticator;
+use carp_proto::{Nanos, Password};
 
 /// One advskew step, 1/256 s, in nanoseconds.
 const SKEW_NS: u64 = Nanos::PER_SEC / 256;

@@ -35,9 +35,6 @@ pub const DEFAULT_ANNOUNCE_INTERVAL_MS: u32 = 1000;
 pub const DEFAULT_RATE: u32 = 50;
 /// Default burst above the rate accepted from one source for one vhid.
 pub const DEFAULT_BURST: u32 = 20;
-/// Longest CARP key in bytes (CARP_KEY_LEN of carp(4)).
-pub const MAX_PASSWORD_BYTES: usize = crate::proto::auth::MAX_PASSWORD_LEN;
-
 /// The whole configuration of one daemon.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -166,7 +163,7 @@ impl LogFormat {
 }
 
 /// How the advert counter is checked against replays: the core's rule.
-pub use crate::proto::replay::ReplayMode;
+pub use crate::proto::ReplayMode;
 
 /// A source allowed to speak for a vhid.
 pub use crate::proto::peer::AllowedPeer;
@@ -178,7 +175,7 @@ pub use crate::proto::params::LinkLocalHmac;
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/carpd-xdp";
 
 /// How long a backup waits for adverts before taking over: the core's rule.
-pub use crate::proto::params::MasterDownRule;
+pub use crate::proto::MasterDownRule;
 
 /// A virtual address with its prefix length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -15,7 +15,9 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
 use super::error::{At, ConfigError};
-use super::model::MAX_PASSWORD_BYTES;
+
+/// Longest CARP key in bytes (CARP_KEY_LEN of carp(4)).
+pub const MAX_PASSWORD_BYTES: usize = crate::proto::auth::MAX_PASSWORD_LEN;
 
 /// Where a password came from; shown by `check-config` instead of the secret.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,8 +6,10 @@ use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
-use serde::Deserialize;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use super::error::{At, ConfigError};
@@ -62,6 +64,7 @@ struct RawInstance {
     advbase_secs: Option<S<i64>>,
     advskew: Option<S<i64>>,
     deadratio: Option<S<i64>>,
+    #[serde(default, deserialize_with = "master_down_rule")]
     master_down: Option<MasterDownRule>,
     preempt: Option<bool>,
     neutral: Option<bool>,
@@ -74,6 +77,7 @@ struct RawInstance {
     downscript: Option<PathBuf>,
     xparam: Option<String>,
     script_timeout_secs: Option<S<i64>>,
+    #[serde(default, deserialize_with = "replay_mode")]
     replay: Option<ReplayMode>,
     replay_window_ms: Option<S<i64>>,
     hmac_link_local: Option<S<String>>,
@@ -101,6 +105,34 @@ struct RawHealthCheck {
     interval_secs: S<i64>,
     timeout_secs: S<i64>,
     weight: S<i64>,
+}
+
+/// The names `replay` accepts, for serde's message on any other.
+const REPLAY_MODES: &[&str] = &["strict", "compat", "auto"];
+
+/// The names `master_down` accepts, for serde's message on any other.
+const MASTER_DOWN_RULES: &[&str] = &["ucarp", "openbsd"];
+
+fn replay_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ReplayMode>, D::Error> {
+    by_name(d, REPLAY_MODES)
+}
+
+fn master_down_rule<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MasterDownRule>, D::Error> {
+    by_name(d, MASTER_DOWN_RULES)
+}
+
+/// A setting of the core, named by a string and parsed by its `FromStr` (the
+/// core has no serde); a name not in `names` gets serde's message for an
+/// unknown variant, as the settings with derived parsers do.
+fn by_name<'de, D, T>(d: D, names: &'static [&'static str]) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+{
+    let name = String::deserialize(d)?;
+    name.parse()
+        .map(Some)
+        .map_err(|_| D::Error::unknown_variant(&name, names))
 }
 
 /// Where each checked field of one instance was written (byte offsets).
@@ -566,4 +598,17 @@ fn convert_health_check(
         )?,
         weight: ctx.int(&check.weight, f("weight"), 1, 255, "1..=255")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_lists_are_the_cores() {
+        let replay: Vec<_> = ReplayMode::ALL.map(ReplayMode::name).into();
+        assert_eq!(replay, REPLAY_MODES);
+        let master_down: Vec<_> = MasterDownRule::ALL.map(MasterDownRule::name).into();
+        assert_eq!(master_down, MASTER_DOWN_RULES);
+    }
 }

@@ -374,7 +374,7 @@ fn openbsd_master_with_a_constant_cookie_keeps_us_backup() {
 #[test]
 fn counters_start_above_the_persisted_reservation() {
     let mut i = started(params());
-    let far = carp_daemon::proto::counter::tagged((START_UNIX_NS / 1_000_000) + 3_600_000);
+    let far = carp_proto::counter::tagged((START_UNIX_NS / 1_000_000) + 3_600_000);
     i.raise_counter_floor(far);
     let md = params().master_down_interval();
     let t = START.saturating_add(md);

@@ -40,13 +40,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::str::FromStr;
 
 use carp_common::constants::REPLAY_MEMORY;
 use carp_common::maps::{
     Recent, ReplayState, REPLAY_RECENT, REPLAY_REPEATS, REPLAY_REQUIRE_TAG, REPLAY_STRICT,
     REPLAY_TAGGED_GROW,
 };
-use serde::Deserialize;
 
 use super::counter::{embedded_millis, is_tagged};
 use super::peer::MacClass;
@@ -61,8 +61,7 @@ pub const COMPAT_MEMORY: usize = REPLAY_MEMORY;
 pub const MAX_SOURCES: usize = 256;
 
 /// Which replay rule applies (see the module documentation).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ReplayMode {
     /// Counters must grow per source and vhid (carpd-xdp-only clusters).
     Strict,
@@ -74,6 +73,9 @@ pub enum ReplayMode {
 }
 
 impl ReplayMode {
+    /// Every mode, in the order the documentation lists them.
+    pub const ALL: [ReplayMode; 3] = [ReplayMode::Strict, ReplayMode::Compat, ReplayMode::Auto];
+
     /// The lowercase name, as in the configuration file and on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -86,11 +88,27 @@ impl ReplayMode {
 
 impl fmt::Display for ReplayMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ReplayMode::Strict => "strict",
-            ReplayMode::Compat => "compat",
-            ReplayMode::Auto => "auto",
-        })
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not a [`ReplayMode`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown replay mode {name:?}: expected \"strict\", \"compat\" or \"auto\"")]
+pub struct UnknownReplayMode {
+    /// The name given.
+    pub name: String,
+}
+
+impl FromStr for ReplayMode {
+    type Err = UnknownReplayMode;
+
+    /// One of the names of [`ReplayMode::name`], exactly (lowercase).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|mode| mode.name() == s)
+            .ok_or_else(|| UnknownReplayMode { name: s.to_owned() })
     }
 }
 

@@ -5,13 +5,11 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use carp_common::header::CarpHeader;
-use carp_daemon::proto::action::State;
-use carp_daemon::proto::auth::Authenticator;
-use carp_daemon::proto::peer::Sender;
-use carp_daemon::proto::replay::Admission;
-use carp_daemon::proto::{
-    Instance, InstanceParams, Nanos, Password, Reject, ReplayError, ReplayMode,
-};
+use carp_proto::action::State;
+use carp_proto::auth::Authenticator;
+use carp_proto::peer::Sender;
+use carp_proto::replay::Admission;
+use carp_proto::{Instance, InstanceParams, Nanos, Password, Reject, ReplayError, ReplayMode};
 
 const PCAP: &[u8] = include_bytes!("data/ucarp-adverts.pcap");
 const PASSWORD: &[u8] = b"carp-harness";

@@ -3,7 +3,9 @@
 //! Intervals are exact in nanoseconds: one advskew step is 1/256 s =
 //! 3,906,250 ns.
 
-use super::params::MasterDownRule;
+use std::fmt;
+use std::str::FromStr;
+
 use super::Nanos;
 
 /// One advskew step, 1/256 s, in nanoseconds.
@@ -27,6 +29,55 @@ pub const fn advert_interval(advbase_secs: u8, advskew: u8) -> Nanos {
 /// with advskew 0 ranks before advskew 1, although both send every 1/256 s.
 pub const fn rank_interval(advbase_secs: u8, advskew: u8) -> Nanos {
     Nanos(advbase_secs as u64 * Nanos::PER_SEC + advskew as u64 * SKEW_STEP_NS)
+}
+
+/// Which master-down formula a backup uses (see [`master_down_interval`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MasterDownRule {
+    /// `deadratio × advbase + advskew/256` s, as UCARP.
+    #[default]
+    Ucarp,
+    /// `deadratio × (advbase + advskew/256)` s, the `3 × interval` rule.
+    OpenBsd,
+}
+
+impl MasterDownRule {
+    /// Every rule, in the order the documentation lists them.
+    pub const ALL: [MasterDownRule; 2] = [MasterDownRule::Ucarp, MasterDownRule::OpenBsd];
+
+    /// The lowercase name, as in the configuration file.
+    pub fn name(self) -> &'static str {
+        match self {
+            MasterDownRule::Ucarp => "ucarp",
+            MasterDownRule::OpenBsd => "openbsd",
+        }
+    }
+}
+
+impl fmt::Display for MasterDownRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not a [`MasterDownRule`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown master-down rule {name:?}: expected \"ucarp\" or \"openbsd\"")]
+pub struct UnknownMasterDownRule {
+    /// The name given.
+    pub name: String,
+}
+
+impl FromStr for MasterDownRule {
+    type Err = UnknownMasterDownRule;
+
+    /// One of the names of [`MasterDownRule::name`], exactly (lowercase).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|rule| rule.name() == s)
+            .ok_or_else(|| UnknownMasterDownRule { name: s.to_owned() })
+    }
 }
 
 /// How long a backup waits without adverts before it takes over.
@@ -170,5 +221,21 @@ mod tests {
         assert_eq!(t.next(), Some(Nanos(70)));
         t.stop_all();
         assert_eq!(t.next(), None);
+    }
+
+    #[test]
+    fn master_down_rule_names() {
+        for (name, rule) in [
+            ("ucarp", MasterDownRule::Ucarp),
+            ("openbsd", MasterDownRule::OpenBsd),
+        ] {
+            assert_eq!(rule.to_string(), name);
+            assert_eq!(name.parse::<MasterDownRule>(), Ok(rule));
+        }
+        assert_eq!(MasterDownRule::default(), MasterDownRule::Ucarp);
+        assert_eq!(
+            "OpenBSD".parse::<MasterDownRule>().unwrap_err().to_string(),
+            r#"unknown master-down rule "OpenBSD": expected "ucarp" or "openbsd""#
+        );
     }
 }

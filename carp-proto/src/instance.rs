@@ -21,7 +21,7 @@ use carp_common::constants::{
 };
 use carp_common::header::CarpHeader;
 
-use super::action::{Action, Admin, Reason, Script, State, Status};
+use super::action::{Action, Admin, Reason, Script, State};
 use super::auth::Authenticator;
 use super::counter::{AdvertCounter, WallClock};
 use super::election::{master_yields, own_addr_for, preempts, Priority};
@@ -29,6 +29,7 @@ use super::params::{InstanceParams, ParamsError};
 use super::peer::{MacClass, PeerKind, PeerTable, Sender};
 use super::reject::{Reject, RejectCounts};
 use super::replay::{Admission, ReplayGuard};
+use super::status::Status;
 use super::timers::{rank_interval, Timer, TimerTable};
 use super::Nanos;
 

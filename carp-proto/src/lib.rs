@@ -1,14 +1,20 @@
 //! The CARP protocol core, sans-I/O.
 //!
 //! The contract, as in quinn-proto: everything here is deterministic. Nothing
-//! in this module reads a clock, opens a socket, spawns a thread, draws a
+//! in this crate reads a clock, opens a socket, spawns a thread, draws a
 //! random number or touches tokio. Time goes in as [`Nanos`] (CLOCK_MONOTONIC,
 //! the clock of the XDP event's `timestamp_ns`) with every `handle_*` call;
 //! deadlines come out of [`instance::Instance::poll_timeout`]; what the daemon
 //! must do comes out of [`instance::Instance::poll_action`]. The wall-clock
 //! time needed to seed the advert counter is passed in once, at creation.
 //!
-//! The module reads top to bottom like `ip_carp.c`:
+//! Cargo holds it to that: the crate depends on `carp-common` (without aya),
+//! `hmac`, `sha1`, `subtle` and `thiserror` only, so there is no tokio or
+//! netlink to reach for; what `std` still offers (its clocks, sockets, files
+//! and threads) is refused by `clippy.toml` next to the manifest. The daemon
+//! (`carp-daemon`) carries out what comes out.
+//!
+//! The crate reads top to bottom like `ip_carp.c`:
 //! - [`auth`]: the HMAC-SHA1 of an advert and its constant-time check;
 //! - [`counter`]: the counter we send (wall-clock derived, tagged);
 //! - [`replay`]: which received counters are accepted, per source and vhid;
@@ -17,8 +23,10 @@
 //! - [`peer`]: which implementation sent an advert, and what follows;
 //! - [`election`]: who is the better master, as each peer sees it;
 //! - [`reject`]: why a received advert was dropped;
-//! - [`action`]: states, reasons, admin requests, actions, status;
+//! - [`action`]: states, reasons, admin requests, actions;
+//! - [`status`]: the read-only view of an instance;
 //! - [`instance`]: the INIT/BACKUP/MASTER state machine of one (interface, vhid).
+#![deny(missing_docs)]
 
 pub mod action;
 pub mod auth;
@@ -29,15 +37,18 @@ pub mod params;
 pub mod peer;
 pub mod reject;
 pub mod replay;
+pub mod status;
 pub mod timers;
 
-pub use action::{Action, Admin, Reason, Script, State, Status};
+pub use action::{Action, Admin, Reason, Script, State};
 pub use auth::{AuthError, Password};
 pub use instance::Instance;
-pub use params::{InstanceParams, LinkLocalHmac, MasterDownRule, ParamsError};
+pub use params::{InstanceParams, LinkLocalHmac, ParamsError};
 pub use peer::{PeerKind, Sender};
 pub use reject::Reject;
-pub use replay::{ReplayError, ReplayMode};
+pub use replay::{ReplayError, ReplayMode, UnknownReplayMode};
+pub use status::Status;
+pub use timers::{MasterDownRule, UnknownMasterDownRule};
 
 use std::fmt;
 

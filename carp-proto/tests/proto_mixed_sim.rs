@@ -16,9 +16,7 @@ use std::collections::BinaryHeap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use carp_common::header::CarpHeader;
-use carp_daemon::proto::{
-    Action, Instance, InstanceParams, Nanos, Password, ReplayMode, Sender, State,
-};
+use carp_proto::{Action, Instance, InstanceParams, Nanos, Password, ReplayMode, Sender, State};
 use peers::{Kind, Output, Peer, PeerConfig, PeerState};
 use proptest::prelude::*;
 

@@ -12,7 +12,7 @@ use std::process::Command;
 use carp_common::constants::{CARP_GROUP_V4, CARP_GROUP_V6, CARP_TTL};
 use carp_common::craft::{advert_frame, AdvertFrame, IpLayer, MAX_ADVERT_FRAME};
 use carp_common::header::CarpHeader;
-use carp_daemon::proto::{Action, Admin, Instance, InstanceParams, Nanos, Password};
+use carp_proto::{Action, Admin, Instance, InstanceParams, Nanos, Password};
 
 /// Writes frames as a classic little-endian pcap with Ethernet link type.
 fn write_pcap(path: &Path, frames: &[Vec<u8>]) {

@@ -11,7 +11,7 @@
 
 mod sim;
 
-use carp_daemon::proto::{Nanos, Reject, ReplayMode, State};
+use carp_proto::{Nanos, Reject, ReplayMode, State};
 use proptest::prelude::*;
 use sim::{NodeSpec, Sim, SplitMix};
 
@@ -158,7 +158,7 @@ proptest! {
         let intervals = 120;
         let shortest = specs
             .iter()
-            .map(|s| carp_daemon::proto::timers::advert_interval(s.advbase_secs, s.advskew))
+            .map(|s| carp_proto::timers::advert_interval(s.advbase_secs, s.advskew))
             .min()
             .unwrap();
         sim.run_until(sim.max_interval().saturating_mul(intervals));

@@ -2,36 +2,10 @@
 
 use std::net::IpAddr;
 
-use serde::Deserialize;
-
 use super::auth::Password;
 use super::replay::ReplayMode;
-use super::timers::{advert_interval, master_down_interval};
+use super::timers::{advert_interval, master_down_interval, MasterDownRule};
 use super::Nanos;
-
-/// Which master-down formula a backup uses (see
-/// [`super::timers::master_down_interval`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum MasterDownRule {
-    /// `deadratio × advbase + advskew/256` s, as UCARP.
-    #[default]
-    Ucarp,
-    /// `deadratio × (advbase + advskew/256)` s, the `3 × interval` rule.
-    #[value(name = "openbsd")]
-    #[serde(rename = "openbsd")]
-    OpenBsd,
-}
-
-impl MasterDownRule {
-    /// The lowercase name, as in the configuration file.
-    pub fn name(self) -> &'static str {
-        match self {
-            MasterDownRule::Ucarp => "ucarp",
-            MasterDownRule::OpenBsd => "openbsd",
-        }
-    }
-}
 
 /// How IPv6 link-local virtual addresses enter the HMAC of the adverts we
 /// send. Received adverts are accepted in either form, as OpenBSD does.

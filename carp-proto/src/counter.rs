@@ -11,7 +11,7 @@
 //! counter therefore grows by at least one per advert, keeps growing across
 //! restarts (as long as the wall clock does not go back by more than the
 //! restart takes), and says when it was sent, to the millisecond, which
-//! [`crate::proto::replay`] can check against a window. 48 bits of
+//! [`crate::replay`] can check against a window. 48 bits of
 //! milliseconds last until the year 10889; adverts are at most 256 per second,
 //! so one per millisecond never runs ahead of time for long.
 //!

@@ -10,10 +10,8 @@ use std::collections::BinaryHeap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use carp_common::header::CarpHeader;
-use carp_daemon::proto::election::Priority;
-use carp_daemon::proto::{
-    Action, Instance, InstanceParams, Nanos, Password, Reject, ReplayMode, State,
-};
+use carp_proto::election::Priority;
+use carp_proto::{Action, Instance, InstanceParams, Nanos, Password, Reject, ReplayMode, State};
 
 /// Wall-clock time of node 0 at virtual time zero.
 const BASE_UNIX_NS: u64 = 1_763_000_000_000_000_000;

@@ -16,7 +16,7 @@ use std::collections::BinaryHeap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use carp_common::header::CarpHeader;
-use carp_daemon::proto::{
+use carp_proto::{
     Action, Admin, Instance, InstanceParams, Nanos, Password, ReplayMode, Sender, State,
 };
 use peers::{Kind, Output, Peer, PeerConfig, PeerState};

@@ -5,10 +5,10 @@
 pub use std::net::{IpAddr, Ipv4Addr};
 
 pub use carp_common::header::CarpHeader;
-pub use carp_daemon::proto::auth::Authenticator;
-pub use carp_daemon::proto::counter::{embedded_millis, is_tagged};
-pub use carp_daemon::proto::timers::{advert_interval, master_down_interval};
-pub use carp_daemon::proto::{
+pub use carp_proto::auth::Authenticator;
+pub use carp_proto::counter::{embedded_millis, is_tagged};
+pub use carp_proto::timers::{advert_interval, master_down_interval};
+pub use carp_proto::{
     Action, Admin, Instance, InstanceParams, MasterDownRule, Nanos, ParamsError, Password,
     PeerKind, Reason, Reject, ReplayError, ReplayMode, Script, Sender, State,
 };

@@ -1,14 +1,10 @@
 //! What goes into and comes out of an [`super::instance::Instance`] besides
-//! adverts and time: states, reasons, administrative requests, actions and
-//! the status snapshot.
+//! adverts and time: states, reasons, administrative requests and actions
+//! (the status snapshot is in [`super::status`]).
 
 use std::fmt;
-use std::net::IpAddr;
 
 use carp_common::header::CarpHeader;
-
-use super::reject::RejectCounts;
-use super::Nanos;
 
 /// The CARP states (carp(4)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -128,37 +124,4 @@ pub enum Action {
         /// Why.
         reason: Reason,
     },
-}
-
-/// A read-only view of an instance.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Status {
-    /// Current state.
-    pub state: State,
-    /// The current master: ours when MASTER, the last accepted sender when
-    /// BACKUP.
-    pub master: Option<IpAddr>,
-    /// What the master's adverts show of its implementation (BACKUP).
-    pub master_kind: Option<super::peer::PeerKind>,
-    /// When the last advert was accepted.
-    pub last_advert_at: Option<Nanos>,
-    /// Our demote counter.
-    pub demote: u8,
-    /// Held in BACKUP by [`Admin::GoBackup`].
-    pub held: bool,
-    /// Adverts we sent.
-    pub adverts_sent: u64,
-    /// Adverts accepted.
-    pub adverts_accepted: u64,
-    /// Of those, repeated counters of peers that take on the counters they
-    /// hear: proof of life only (see `replay::Admission::Repeat`).
-    pub adverts_repeated: u64,
-    /// State changes so far.
-    pub transitions: u64,
-    /// When the state last changed, and why.
-    pub last_change: Option<(Nanos, Reason)>,
-    /// Counter of our last advert.
-    pub last_counter_sent: Option<u64>,
-    /// Rejected adverts by kind.
-    pub rejects: RejectCounts,
 }
