@@ -47,7 +47,7 @@ fn output_option(path: &std::path::Path) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The configuration file could not be read.
-    #[error("cannot read config file {}: {io}", path.display())]
+    #[error("cannot read config file {}", path.display())]
     Read {
         /// The configuration file.
         path: PathBuf,
@@ -150,7 +150,7 @@ pub enum ConfigError {
         at: At,
     },
     /// The password file could not be read.
-    #[error("{at}: cannot read password file {}: {io}", path.display())]
+    #[error("{at}: cannot read password file {}", path.display())]
     PasswordFile {
         /// The password_file field or `-o/--passfile`.
         at: At,

@@ -13,7 +13,7 @@ use crate::proto::Nanos;
 #[derive(Debug, thiserror::Error)]
 pub enum ParamsError {
     /// The password does not fit the protocol.
-    #[error("{interface} vhid {vhid}: {source}")]
+    #[error("{interface} vhid {vhid}")]
     Password {
         /// Interface.
         interface: String,
@@ -24,7 +24,7 @@ pub enum ParamsError {
         source: crate::proto::auth::AuthError,
     },
     /// The core refused the parameters.
-    #[error("{interface} vhid {vhid}: {source}")]
+    #[error("{interface} vhid {vhid}")]
     Invalid {
         /// Interface.
         interface: String,
