@@ -136,7 +136,10 @@ pub enum ConfigError {
     },
     /// A password longer than the peers accept (19 bytes: a NUL-terminated
     /// 20-byte key).
-    #[error("{at}: password is {len} bytes, at most 19 are allowed (the limit of UCARP and the BSD kernels)")]
+    #[error(
+        "{at}: password is {len} bytes, at most {} are allowed (the limit of UCARP and the BSD kernels)",
+        crate::proto::auth::MAX_PASSWORD_LEN
+    )]
     PasswordTooLong {
         /// The password field or option.
         at: At,

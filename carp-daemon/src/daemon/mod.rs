@@ -113,9 +113,6 @@ pub enum DaemonError {
         #[source]
         source: crate::health::HealthError,
     },
-    /// The configuration does not fit the core.
-    #[error(transparent)]
-    Params(#[from] params::ParamsError),
     /// The core refused the parameters.
     #[error("{key}")]
     Core {
