@@ -172,9 +172,10 @@ pub enum ImportError {
     },
     /// The produced configuration does not load (e.g. a PASSFILE missing on
     /// this host).
-    #[error("the imported configuration does not load here: {error}")]
+    #[error("the imported configuration does not load here")]
     SelfCheck {
         /// The loader's error.
+        #[source]
         error: ConfigError,
     },
 }
