@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use carp_daemon::chain::Chain;
 use carp_daemon::cli::{Cli, Command};
 use carp_daemon::config::{
     self, Config, Facility, LogFormat, MasterDownRule, PasswordSource, ReplayMode, Vip,
@@ -37,8 +38,9 @@ fn run(args: &[&str]) -> Result<Config, config::ConfigError> {
     config::from_cli(&parse(args).run, &no_env)
 }
 
+/// The error and its causes, as `carpd-xdp` prints them.
 fn run_err(args: &[&str]) -> String {
-    run(args).expect_err("must be rejected").to_string()
+    Chain(&run(args).expect_err("must be rejected")).to_string()
 }
 
 /// A scratch directory removed on drop.

@@ -31,7 +31,9 @@ use core::fmt;
 use crate::constants::{CARP_ADVERTISEMENT, CARP_HMAC_LEN, CARP_VERSION};
 use crate::sha1::{self, Block, SHA1_BLOCK_LEN, SHA1_DIGEST_LEN, SHA1_INIT};
 
-/// Longest password UCARP and carp(4) use (`CARP_KEY_LEN`), in bytes.
+/// Size of the key buffer of UCARP and carp(4) (`CARP_KEY_LEN`), in bytes.
+/// It holds a NUL-terminated password, so passwords are at most one byte
+/// shorter (`carp_proto::auth::MAX_PASSWORD_LEN`).
 pub const CARP_KEY_LEN: usize = 20;
 
 /// Length of the advert counter, in bytes.

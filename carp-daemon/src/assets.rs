@@ -30,7 +30,7 @@ pub struct GenerateAssetsArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum AssetsError {
     /// A file or directory could not be written.
-    #[error("cannot write {}: {io}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write {
         /// The file or directory.
         path: PathBuf,

@@ -28,7 +28,7 @@ pub enum DaemonizeError {
         threads: usize,
     },
     /// A system call failed.
-    #[error("{op}: {source}")]
+    #[error("{op}")]
     Os {
         /// The step (`first fork`, `setsid`, `chdir /`, `open /dev/null`, ...).
         op: &'static str,

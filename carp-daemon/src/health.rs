@@ -32,6 +32,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::chain::Chain;
+
 /// Errors of health-check configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum HealthError {
@@ -299,12 +301,12 @@ async fn run_check(
     let mut child = match spawn(&mut cmd) {
         Ok(c) => c,
         Err(e) if is_resource_shortage(&e) => {
-            tracing::warn!(vhid, %iface, command = %program, error = %e,
+            tracing::warn!(vhid, %iface, command = %program, error = %Chain(&e),
                 "cannot start health check: result unknown, the last one stands");
             return RunResult::Unknown;
         }
         Err(e) => {
-            tracing::debug!(vhid, %iface, command = %program, error = %e, "cannot start health check");
+            tracing::debug!(vhid, %iface, command = %program, error = %Chain(&e), "cannot start health check");
             return RunResult::Failed;
         }
     };

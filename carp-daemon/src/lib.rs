@@ -2,6 +2,7 @@
 #![deny(missing_docs)]
 
 pub mod assets;
+pub mod chain;
 pub mod child;
 pub mod cli;
 pub mod config;

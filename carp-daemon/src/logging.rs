@@ -32,7 +32,7 @@ const SYSLOG_IDENT: &std::ffi::CStr = c"carpd-xdp";
 #[derive(Debug, thiserror::Error)]
 pub enum LoggingError {
     /// `RUST_LOG` is not a valid filter.
-    #[error("invalid RUST_LOG {value:?}: {source}")]
+    #[error("invalid RUST_LOG {value:?}")]
     Filter {
         /// The value given.
         value: String,

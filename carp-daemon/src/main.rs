@@ -20,27 +20,11 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("carpd-xdp: {}", one_line(&e));
+            // The chain once: "msg: cause: cause".
+            eprintln!("carpd-xdp: {e:#}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes on one line, leaving out a cause whose text the
-/// message already holds (most of our errors quote their source).
-fn one_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -121,10 +105,8 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             let run_args = cli.run.clone();
-            let reload: Reloader = Box::new(move || {
-                config::from_cli(&run_args, &|var: &str| std::env::var_os(var))
-                    .map_err(|e| e.to_string())
-            });
+            let reload: Reloader =
+                Box::new(move || config::from_cli(&run_args, &|var: &str| std::env::var_os(var)));
             runtime()?.block_on(async move {
                 let daemon = Daemon::start(config).await?;
                 daemon.run(reload).await

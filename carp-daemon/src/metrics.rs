@@ -31,6 +31,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use crate::chain::Chain;
 use crate::control::report::{StatusReport, STATES};
 use crate::control::server::request_status;
 use crate::control::ControlRequest;
@@ -48,7 +49,7 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
     /// The listening socket could not be set up.
-    #[error("{op} {addr}: {source}")]
+    #[error("{op} {addr}")]
     Io {
         /// What we were doing (`bind`, `register`).
         op: &'static str,
@@ -111,7 +112,7 @@ async fn serve(mut stream: TcpStream, requests: mpsc::Sender<ControlRequest>) {
     let head = match tokio::time::timeout(IO_TIMEOUT, read_head(&mut stream)).await {
         Ok(Ok(head)) => head,
         Ok(Err(e)) => {
-            debug!(error = %e, "metrics request unreadable");
+            debug!(error = %Chain(&e), "metrics request unreadable");
             return;
         }
         Err(_) => {
@@ -127,7 +128,7 @@ async fn serve(mut stream: TcpStream, requests: mpsc::Sender<ControlRequest>) {
     .await
     {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => debug!(error = %e, "metrics answer not sent"),
+        Ok(Err(e)) => debug!(error = %Chain(&e), "metrics answer not sent"),
         Err(_) => debug!("metrics client did not read the answer in time"),
     }
 }
@@ -177,8 +178,8 @@ async fn respond(head: &str, requests: &mpsc::Sender<ControlRequest>) -> Vec<u8>
     }
     let body = match request_status(requests).await {
         Ok(report) => render(&report),
-        Err(message) => {
-            warn!(%message, "metrics: no status from the main loop");
+        Err(e) => {
+            warn!(error = %e, "metrics: no status from the main loop");
             render_down()
         }
     };

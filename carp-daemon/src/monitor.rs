@@ -83,7 +83,7 @@ pub enum MonitorError {
         reason: String,
     },
     /// Signal handlers could not be installed.
-    #[error("cannot {op}: {source}")]
+    #[error("cannot {op}")]
     Os {
         /// What was being done.
         op: &'static str,

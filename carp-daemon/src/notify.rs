@@ -26,7 +26,7 @@ pub enum NotifyError {
         state: String,
     },
     /// A socket call failed.
-    #[error("{op} {addr}: {source}")]
+    #[error("{op} {addr}")]
     Io {
         /// The call (`socket`, `send`).
         op: &'static str,

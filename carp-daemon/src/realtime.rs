@@ -66,7 +66,7 @@ pub enum RealtimeError {
         priority: u8,
     },
     /// `RLIMIT_RTTIME` could not be read or set.
-    #[error("cannot set the real-time CPU limit (RLIMIT_RTTIME) to {soft_us} us: {source}")]
+    #[error("cannot set the real-time CPU limit (RLIMIT_RTTIME) to {soft_us} us")]
     Rttime {
         /// The soft limit asked for, microseconds.
         soft_us: u64,
@@ -76,7 +76,7 @@ pub enum RealtimeError {
     },
     /// SCHED_FIFO was refused.
     #[error(
-        "cannot run SCHED_FIFO at priority {priority}: {source} (needs CAP_SYS_NICE or \
+        "cannot run SCHED_FIFO at priority {priority} (needs CAP_SYS_NICE or \
          RLIMIT_RTPRIO >= {priority}, e.g. LimitRTPRIO={priority} in the systemd unit; \
          or set realtime_priority = 0)"
     )]
@@ -89,7 +89,7 @@ pub enum RealtimeError {
     },
     /// mlockall was refused.
     #[error(
-        "cannot lock memory (mlockall): {source} (needs CAP_IPC_LOCK or RLIMIT_MEMLOCK \
+        "cannot lock memory (mlockall) (needs CAP_IPC_LOCK or RLIMIT_MEMLOCK \
          large enough, e.g. LimitMEMLOCK=infinity in the systemd unit; or set lock_memory = false)"
     )]
     LockMemory {

@@ -48,6 +48,8 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{oneshot, Notify};
 use tracing::Instrument;
 
+use crate::chain::Chain;
+
 /// Bytes of stderr kept for the log and the outcome.
 const STDERR_TAIL: usize = 2048;
 /// How long stderr is still read after the script exited, for what it
@@ -321,7 +323,7 @@ async fn run_one(job: &ScriptJob, vip: IpAddr, timeout: Duration) -> ScriptOutco
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start script");
+            tracing::error!(error = %Chain(&e), "cannot start script");
             return ScriptOutcome {
                 vip,
                 status: ScriptStatus::SpawnFailed {

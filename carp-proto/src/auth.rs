@@ -39,9 +39,9 @@ use super::params::LinkLocalHmac;
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
-/// Longest password carp(4) and UCARP accept, in bytes (a NUL-terminated
-/// 20-byte buffer).
-pub const MAX_PASSWORD_LEN: usize = 19;
+/// Longest password carp(4) and UCARP accept, in bytes: 19, their key buffer
+/// holds a NUL-terminated string.
+pub const MAX_PASSWORD_LEN: usize = carp_common::hmac::CARP_KEY_LEN - 1;
 
 /// Errors of this module.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -28,16 +28,24 @@ impl LinkLocalHmac {
     }
 }
 
+/// A link-local HMAC form that is neither `include` nor `exclude`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown link-local HMAC form {value:?}: expected \"include\" or \"exclude\"")]
+pub struct UnknownLinkLocalHmac {
+    /// The text given.
+    pub value: String,
+}
+
 impl std::str::FromStr for LinkLocalHmac {
-    type Err = String;
+    type Err = UnknownLinkLocalHmac;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "include" => Ok(LinkLocalHmac::Include),
             "exclude" => Ok(LinkLocalHmac::Exclude),
-            other => Err(format!(
-                "unknown link-local HMAC form {other:?}: expected \"include\" or \"exclude\""
-            )),
+            other => Err(UnknownLinkLocalHmac {
+                value: other.to_owned(),
+            }),
         }
     }
 }

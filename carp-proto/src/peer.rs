@@ -82,10 +82,28 @@ impl std::fmt::Display for Mac {
     }
 }
 
+/// Errors of this module: text that is not a MAC address or an allowed peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerParseError {
+    /// Not six colon-separated pairs of hex digits.
+    #[error("{text:?} is not a MAC address (aa:bb:cc:dd:ee:ff)")]
+    Mac {
+        /// The text given.
+        text: String,
+    },
+    /// The part before `@` is not an IP address.
+    #[error("{text:?} is not an IP address")]
+    Addr {
+        /// The text given.
+        text: String,
+    },
+}
+
 impl std::str::FromStr for Mac {
-    type Err = String;
+    type Err = PeerParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let not_a_mac = || PeerParseError::Mac { text: s.to_owned() };
         let parts: Vec<u8> = s
             .split(':')
             .map(|p| {
@@ -94,10 +112,8 @@ impl std::str::FromStr for Mac {
                     .flatten()
             })
             .collect::<Option<_>>()
-            .ok_or_else(|| format!("{s:?} is not a MAC address (aa:bb:cc:dd:ee:ff)"))?;
-        <[u8; 6]>::try_from(parts)
-            .map(Mac)
-            .map_err(|_| format!("{s:?} is not a MAC address (aa:bb:cc:dd:ee:ff)"))
+            .ok_or_else(not_a_mac)?;
+        <[u8; 6]>::try_from(parts).map(Mac).map_err(|_| not_a_mac())
     }
 }
 
@@ -128,7 +144,7 @@ impl std::fmt::Display for AllowedPeer {
 }
 
 impl std::str::FromStr for AllowedPeer {
-    type Err = String;
+    type Err = PeerParseError;
 
     /// `ADDRESS` or `ADDRESS@MAC`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -136,9 +152,9 @@ impl std::str::FromStr for AllowedPeer {
             Some((a, m)) => (a, Some(m.parse()?)),
             None => (s, None),
         };
-        let addr = addr
-            .parse()
-            .map_err(|_| format!("{addr:?} is not an IP address"))?;
+        let addr = addr.parse().map_err(|_| PeerParseError::Addr {
+            text: addr.to_owned(),
+        })?;
         Ok(AllowedPeer { addr, mac })
     }
 }

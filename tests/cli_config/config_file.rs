@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use carp_daemon::chain::Chain;
 use carp_daemon::config;
 
 use super::{ip, no_env, Scratch};
@@ -26,10 +27,10 @@ fn doc(edits: &[(&str, &str)], extra: &str) -> String {
     text + extra
 }
 
+/// The error and its causes, as `carpd-xdp` prints them.
 fn file_err(text: &str) -> String {
-    config::parse_str(text, Path::new(FILE), &no_env)
-        .expect_err("must be rejected")
-        .to_string()
+    let err = config::parse_str(text, Path::new(FILE), &no_env).expect_err("must be rejected");
+    Chain(&err).to_string()
 }
 
 fn web_mail_env(var: &str) -> Option<OsString> {

@@ -5,6 +5,7 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
+use carp_daemon::chain::Chain;
 use carp_daemon::config::import::{convert, Body, Input};
 use carp_daemon::config::{self, PasswordSource, Vip};
 
@@ -183,12 +184,13 @@ fn import_of_a_ucarp_command_line() {
     );
 }
 
+/// The error and its causes, as `carpd-xdp` prints them.
 fn import_err(default: Option<&str>, files: &[(&str, &str)]) -> String {
     let default = default.map(|text| shell_input("/etc/default/ucarp", text));
     let inputs: Vec<Input> = files.iter().map(|(n, t)| shell_input(n, t)).collect();
-    convert(default.as_ref(), &inputs, Path::new("/etc/carpd-xdp"))
-        .expect_err("must be refused")
-        .to_string()
+    let err = convert(default.as_ref(), &inputs, Path::new("/etc/carpd-xdp"))
+        .expect_err("must be refused");
+    Chain(&err).to_string()
 }
 
 #[test]

@@ -47,7 +47,7 @@ fn output_option(path: &std::path::Path) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The configuration file could not be read.
-    #[error("cannot read config file {}: {io}", path.display())]
+    #[error("cannot read config file {}", path.display())]
     Read {
         /// The configuration file.
         path: PathBuf,
@@ -136,7 +136,10 @@ pub enum ConfigError {
     },
     /// A password longer than the peers accept (19 bytes: a NUL-terminated
     /// 20-byte key).
-    #[error("{at}: password is {len} bytes, at most 19 are allowed (the limit of UCARP and the BSD kernels)")]
+    #[error(
+        "{at}: password is {len} bytes, at most {} are allowed (the limit of UCARP and the BSD kernels)",
+        crate::proto::auth::MAX_PASSWORD_LEN
+    )]
     PasswordTooLong {
         /// The password field or option.
         at: At,
@@ -150,7 +153,7 @@ pub enum ConfigError {
         at: At,
     },
     /// The password file could not be read.
-    #[error("{at}: cannot read password file {}: {io}", path.display())]
+    #[error("{at}: cannot read password file {}", path.display())]
     PasswordFile {
         /// The password_file field or `-o/--passfile`.
         at: At,

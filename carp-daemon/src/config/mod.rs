@@ -30,7 +30,7 @@ use std::path::Path;
 pub use error::{At, ConfigError};
 pub use facility::{Facility, UnknownFacility};
 pub use model::*;
-pub use password::{Password, PasswordSource, MAX_PASSWORD_BYTES};
+pub use password::{Password, PasswordSource};
 pub use print::render;
 pub use ucarp::from_cli;
 

@@ -15,9 +15,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
 use super::error::{At, ConfigError};
-
-/// Longest CARP key in bytes (CARP_KEY_LEN of carp(4)).
-pub const MAX_PASSWORD_BYTES: usize = crate::proto::auth::MAX_PASSWORD_LEN;
+use crate::proto::auth::{self, AuthError};
 
 /// Where a password came from; shown by `check-config` instead of the secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,25 +30,29 @@ pub enum PasswordSource {
     CommandLine,
 }
 
-/// The shared secret of a vhid. `Debug` and `Display` never show it.
+/// The shared secret of a vhid and where it came from. `Debug` and
+/// `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password {
-    key: Vec<u8>,
+    /// The secret, within the core's length limit.
+    key: auth::Password,
+    /// Where it came from.
     source: PasswordSource,
 }
 
 impl Password {
-    /// Checks a secret (1..=19 bytes) read from `source`; `at` names the field.
+    /// Checks a secret read from `source`: not empty, and within the
+    /// core's limit ([`auth::MAX_PASSWORD_LEN`]); `at` names the field.
     pub fn new(key: Vec<u8>, source: PasswordSource, at: &At) -> Result<Password, ConfigError> {
         if key.is_empty() {
             return Err(ConfigError::PasswordEmpty { at: at.clone() });
         }
-        if key.len() > MAX_PASSWORD_BYTES {
-            return Err(ConfigError::PasswordTooLong {
+        let key = auth::Password::new(&key).map_err(|e| match e {
+            AuthError::PasswordTooLong { len } => ConfigError::PasswordTooLong {
                 at: at.clone(),
-                len: key.len(),
-            });
-        }
+                len,
+            },
+        })?;
         Ok(Password { key, source })
     }
 
@@ -99,6 +101,11 @@ impl Password {
 
     /// The key bytes for the HMAC.
     pub fn key(&self) -> &[u8] {
+        self.key.as_bytes()
+    }
+
+    /// The core's password.
+    pub fn core(&self) -> &auth::Password {
         &self.key
     }
 

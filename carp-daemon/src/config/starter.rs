@@ -68,7 +68,7 @@ pub enum InitError {
         path: PathBuf,
     },
     /// The file or its directory could not be written.
-    #[error("cannot write {}: {io}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write {
         /// The file or directory.
         path: PathBuf,

@@ -13,6 +13,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::warn;
 
+use crate::chain::Chain;
+
 /// Pause after a failed accept (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -70,7 +72,7 @@ where
                 });
             }
             Err(e) => {
-                warn!(error = %e, "{what} accept failed");
+                warn!(error = %Chain(&e), "{what} accept failed");
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
             }
         }

@@ -41,7 +41,7 @@ pub enum ControlRequest {
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     /// A socket or file operation on the control socket failed.
-    #[error("{op} {path}: {source}", path = path.display())]
+    #[error("{op} {path}", path = path.display())]
     Io {
         /// What we were doing (`bind`, `connect to`, `read answer from`, ...).
         op: &'static str,
@@ -94,7 +94,7 @@ pub enum ControlError {
         path: PathBuf,
     },
     /// The answer is not a status report.
-    #[error("unreadable answer from {path}: {source}: {answer:?}", path = path.display())]
+    #[error("unreadable answer from {path} ({answer:?})", path = path.display())]
     Malformed {
         /// The socket path.
         path: PathBuf,

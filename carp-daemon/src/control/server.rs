@@ -25,6 +25,8 @@ use tracing::{debug, warn};
 
 use super::{ControlError, ControlRequest, StatusReport};
 
+use crate::chain::Chain;
+
 /// How long the main loop has to answer a request.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Clients served at once; more wait in the socket's backlog.
@@ -96,7 +98,7 @@ impl Drop for ControlServer {
             std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.file_id);
         if ours {
             if let Err(e) = std::fs::remove_file(&self.path) {
-                warn!(path = %self.path.display(), error = %e, "cannot remove control socket");
+                warn!(path = %self.path.display(), error = %Chain(&e), "cannot remove control socket");
             }
         }
     }
@@ -164,7 +166,7 @@ async fn serve(stream: UnixStream, requests: mpsc::Sender<ControlRequest>) {
     match tokio::time::timeout(IO_TIMEOUT, reader.read_line(&mut line)).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
-            debug!(error = %e, "control request unreadable");
+            debug!(error = %Chain(&e), "control request unreadable");
             return;
         }
         Err(_) => {
@@ -180,7 +182,7 @@ async fn serve(stream: UnixStream, requests: mpsc::Sender<ControlRequest>) {
     .await;
     match sent {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => debug!(error = %e, "control answer not sent"),
+        Ok(Err(e)) => debug!(error = %Chain(&e), "control answer not sent"),
         Err(_) => debug!("control client did not read the answer in time"),
     }
 }
@@ -193,35 +195,42 @@ async fn answer(command: &str, requests: &mpsc::Sender<ControlRequest>) -> Strin
                 Ok(json) => json + "\n",
                 Err(e) => error_line(&format!("cannot encode the status: {e}")),
             },
-            Err(message) => error_line(&message),
+            Err(e) => error_line(&e.to_string()),
         },
         other => error_line(&format!("unknown command {other:?} (expected \"status\")")),
     }
 }
 
-/// Asks the main loop for a snapshot; the error is the message for the
-/// client.
+/// Why the main loop gave no status snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusRequestError {
+    /// The main loop's request channel is closed.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+    /// The main loop dropped the reply channel without answering.
+    #[error("the main loop dropped the request")]
+    Dropped,
+    /// No answer within [`REPLY_TIMEOUT`].
+    #[error("the main loop did not answer within {} s", REPLY_TIMEOUT.as_secs())]
+    Timeout,
+}
+
+/// Asks the main loop for a snapshot; the error's text is the message for
+/// the client.
 pub(crate) async fn request_status(
     requests: &mpsc::Sender<ControlRequest>,
-) -> Result<StatusReport, String> {
+) -> Result<StatusReport, StatusRequestError> {
     let (reply, answer) = oneshot::channel();
     let asked = async {
         requests
             .send(ControlRequest::Status { reply })
             .await
-            .map_err(|_| "the daemon is shutting down".to_owned())?;
-        answer
-            .await
-            .map_err(|_| "the main loop dropped the request".to_owned())
+            .map_err(|_| StatusRequestError::ShuttingDown)?;
+        answer.await.map_err(|_| StatusRequestError::Dropped)
     };
     tokio::time::timeout(REPLY_TIMEOUT, asked)
         .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "the main loop did not answer within {} s",
-                REPLY_TIMEOUT.as_secs()
-            ))
-        })
+        .unwrap_or(Err(StatusRequestError::Timeout))
 }
 
 /// `{"error": "..."}` and a newline.

@@ -14,19 +14,38 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{query, render_table};
 
+use crate::chain::Chain;
+
 /// Shortest interval accepted, so a typo cannot flood the daemon.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest interval accepted.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// Why a `--watch` interval is refused.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum IntervalError {
+    /// Not a decimal number.
+    #[error("{text:?} is not a number of seconds")]
+    NotANumber {
+        /// The argument as given.
+        text: String,
+    },
+    /// Outside [`MIN_INTERVAL`]..=[`MAX_INTERVAL`].
+    #[error("{secs} is not in 0.1..=3600 seconds")]
+    OutOfRange {
+        /// The interval asked for, seconds.
+        secs: f64,
+    },
+}
+
 /// Parses `--watch`'s SECS (a decimal number of seconds, 0.1 to 3600).
-pub fn parse_interval(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+pub fn parse_interval(text: &str) -> Result<Duration, IntervalError> {
+    let secs: f64 = text.parse().map_err(|_| IntervalError::NotANumber {
+        text: text.to_owned(),
+    })?;
     let range = MIN_INTERVAL.as_secs_f64()..=MAX_INTERVAL.as_secs_f64();
     if !range.contains(&secs) {
-        return Err(format!("{secs} is not in 0.1..=3600 seconds"));
+        return Err(IntervalError::OutOfRange { secs });
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -53,9 +72,9 @@ fn round(socket: &Path, json: bool, interval: Duration) -> String {
         ),
         (Err(e), true) => format!(
             "{}\n",
-            serde_json::json!({ "error": e.to_string(), "time_utc": time })
+            serde_json::json!({ "error": Chain(&e).to_string(), "time_utc": time })
         ),
-        (Err(e), false) => format!("{time} UTC  carpd-xdp: {e} (asking again)\n"),
+        (Err(e), false) => format!("{time} UTC  carpd-xdp: {} (asking again)\n", Chain(&e)),
     }
 }
 
@@ -91,12 +110,12 @@ mod tests {
         assert_eq!(parse_interval("1"), Ok(Duration::from_secs(1)));
         assert_eq!(parse_interval("0.25"), Ok(Duration::from_millis(250)));
         assert_eq!(
-            parse_interval("0.05"),
-            Err("0.05 is not in 0.1..=3600 seconds".into())
+            parse_interval("0.05").unwrap_err().to_string(),
+            "0.05 is not in 0.1..=3600 seconds"
         );
         assert_eq!(
-            parse_interval("soon"),
-            Err("\"soon\" is not a number of seconds".into())
+            parse_interval("soon").unwrap_err().to_string(),
+            "\"soon\" is not a number of seconds"
         );
         assert!(parse_interval("NaN").is_err());
         assert!(parse_interval("7200").is_err());

@@ -32,6 +32,7 @@ use super::params::hmac_keys;
 use super::prepare::new_core;
 use super::rules::KernelRules;
 use super::DaemonError;
+use crate::chain::Chain;
 use crate::config::InstanceConfig;
 use crate::health::HealthMonitor;
 use crate::net::link::{LinkInfo, Links};
@@ -173,7 +174,9 @@ impl Running {
                     self.follow_link(now, Some(link), links, receive, vips, xdp_mode)
                         .await
                 }
-                Err(e) => tracing::debug!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{e}"),
+                Err(e) => {
+                    tracing::debug!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e))
+                }
             }
         }
         if self.vip_retry.due.is_some_and(|at| at <= now) {
@@ -254,13 +257,14 @@ impl Running {
                 Err(e) => {
                     // Warned once per interface, then retried quietly.
                     if self.rebind_warned == Some(link.ifindex) {
-                        tracing::debug!(iface = %iface, vhid, "still cannot use ifindex {}: {e}", link.ifindex);
+                        tracing::debug!(iface = %iface, vhid, "still cannot use ifindex {}: {}", link.ifindex, Chain(&e));
                     } else {
                         self.rebind_warned = Some(link.ifindex);
                         tracing::warn!(
                             iface = %iface, vhid,
-                            "cannot use interface ifindex {} yet, trying again every {REBIND_RETRY_MS} ms: {e}",
-                            link.ifindex
+                            "cannot use interface ifindex {} yet, trying again every {REBIND_RETRY_MS} ms: {}",
+                            link.ifindex,
+                            Chain(&e)
                         );
                     }
                     self.rebind_at = Some(now.saturating_add(Nanos::from_millis(REBIND_RETRY_MS)));
@@ -331,7 +335,7 @@ impl Running {
         match self.counter_file.as_ref()?.load() {
             Ok(floor) => floor,
             Err(e) => {
-                tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{e}; counters follow the wall clock only");
+                tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}; counters follow the wall clock only", Chain(&e));
                 None
             }
         }
@@ -373,7 +377,7 @@ impl Running {
             .kernel_rules
             .accepted(receive, (ifindex, vhid), src, &rule, keep)
         {
-            tracing::warn!(iface = %self.cfg.interface, vhid, "{e}");
+            tracing::warn!(iface = %self.cfg.interface, vhid, "{}", Chain(&e));
         }
         Ok(())
     }
@@ -392,7 +396,7 @@ impl Running {
             Action::SendAdvert(advert) => {
                 for s in self.io.iter().flat_map(|io| &io.sockets) {
                     if let Err(e) = s.send(&advert) {
-                        tracing::warn!(iface = %iface, vhid, "{e}");
+                        tracing::warn!(iface = %iface, vhid, "{}", Chain(&e));
                     }
                 }
             }
@@ -407,7 +411,7 @@ impl Running {
                     return;
                 };
                 if let Err(e) = io.vips.remove_all(mgr).await {
-                    tracing::error!(iface = %iface, vhid, "{e}");
+                    tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
                 }
                 // Addresses of ours left by a crashed run, or added by hand.
                 let configured: Vec<Vip> = self
@@ -421,14 +425,14 @@ impl Running {
                         tracing::info!(iface = %iface, vhid, "removed addresses {removed:?}")
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::error!(iface = %iface, vhid, "{e}"),
+                    Err(e) => tracing::error!(iface = %iface, vhid, "{}", Chain(&e)),
                 }
             }
             Action::Announce => {
                 if let Some(a) = self.io.as_ref().and_then(|io| io.announcer.as_ref()) {
                     let vips: Vec<IpAddr> = self.cfg.vips.iter().map(|v| v.addr).collect();
                     if let Err(e) = a.announce(&vips, 1, Duration::ZERO).await {
-                        tracing::warn!(iface = %iface, vhid, "{e}");
+                        tracing::warn!(iface = %iface, vhid, "{}", Chain(&e));
                     }
                 }
             }
@@ -444,7 +448,7 @@ impl Running {
                 // the wall clock, as they did before reservations existed.
                 if let Some(file) = &self.counter_file {
                     if let Err(e) = file.store(value) {
-                        tracing::warn!(iface = %iface, vhid, "{e}");
+                        tracing::warn!(iface = %iface, vhid, "{}", Chain(&e));
                     }
                 }
             }
@@ -469,7 +473,7 @@ impl Running {
                         vip = vip.with_label(label.clone());
                     }
                     if let Err(e) = io.vips.add(mgr, vip).await {
-                        tracing::error!(iface = %iface, vhid, "{e}");
+                        tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
                         failed = true;
                     }
                 }
@@ -528,7 +532,7 @@ impl Running {
         match self.scripts.submit(job) {
             Ok(done) => Some(done),
             Err(e) => {
-                tracing::error!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{e}");
+                tracing::error!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
                 None
             }
         }
@@ -547,7 +551,7 @@ impl Running {
                 Action::SendAdvert(advert) => {
                     for s in self.io.iter().flat_map(|io| &io.sockets) {
                         if let Err(e) = s.send(&advert) {
-                            tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{e}");
+                            tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
                         }
                     }
                 }
@@ -578,7 +582,7 @@ impl Running {
         }
         if let Some(io) = self.io.as_mut() {
             if let Err(e) = io.vips.remove_all(mgr).await {
-                tracing::error!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{e}");
+                tracing::error!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
             }
         }
         self.unbind(receive);

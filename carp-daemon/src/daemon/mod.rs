@@ -44,6 +44,7 @@ use carp_common::header::CarpHeader;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::chain::Chain;
 use crate::config::Config;
 use crate::control::{ControlRequest, ControlServer};
 use crate::metrics::MetricsServer;
@@ -65,7 +66,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Receive(#[from] ReceiveError),
     /// An interface could not be resolved or watched.
-    #[error("{key}: {source}")]
+    #[error("{key}")]
     Link {
         /// The instance.
         key: InstanceKey,
@@ -95,7 +96,7 @@ pub enum DaemonError {
         source: sender::SendError,
     },
     /// The announcement socket could not be opened.
-    #[error("{key}: {source}")]
+    #[error("{key}")]
     Announce {
         /// The instance.
         key: InstanceKey,
@@ -104,7 +105,7 @@ pub enum DaemonError {
         source: crate::net::announce::AnnounceError,
     },
     /// Health checks are invalid.
-    #[error("{key}: {source}")]
+    #[error("{key}")]
     Health {
         /// The instance.
         key: InstanceKey,
@@ -112,11 +113,8 @@ pub enum DaemonError {
         #[source]
         source: crate::health::HealthError,
     },
-    /// The configuration does not fit the core.
-    #[error(transparent)]
-    Params(#[from] params::ParamsError),
     /// The core refused the parameters.
-    #[error("{key}: {source}")]
+    #[error("{key}")]
     Core {
         /// The instance.
         key: InstanceKey,
@@ -131,7 +129,7 @@ pub enum DaemonError {
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
     /// Signal handlers could not be installed.
-    #[error("cannot install signal handlers: {source}")]
+    #[error("cannot install signal handlers")]
     Signals {
         /// The OS error.
         #[source]
@@ -167,7 +165,7 @@ fn wall_clock_unix_ns() -> u64 {
 pub const SCRIPT_KILL_GRACE: Duration = Duration::from_secs(1);
 
 /// Where a reload reads the configuration again.
-pub type Reloader = Box<dyn Fn() -> Result<Config, String> + Send>;
+pub type Reloader = Box<dyn Fn() -> Result<Config, crate::config::ConfigError> + Send>;
 
 /// The running daemon's state, owned by the loop.
 pub struct Daemon {
@@ -223,7 +221,7 @@ impl Daemon {
             tracing::info!(iface = %i.name, "receiving adverts in {} mode", i.reception.name());
         }
         let notifier = Notifier::from_env().unwrap_or_else(|e| {
-            tracing::warn!("systemd notification disabled: {e}");
+            tracing::warn!("systemd notification disabled: {}", Chain(&e));
             Notifier::disabled()
         });
         let mut daemon = Daemon {
@@ -379,7 +377,7 @@ impl Daemon {
             tokio::select! {
                 ev = self.receive.recv() => match ev {
                     Ok(ev) => self.on_advert(&ev).await,
-                    Err(e) => tracing::error!("receive path: {e}"),
+                    Err(e) => tracing::error!("receive path: {}", Chain(&e)),
                 },
                 () = sleep => self.on_timeout().await,
                 Some(ev) = recv_opt(self.link_rx.as_mut()) => self.on_link(ev).await,
@@ -462,7 +460,7 @@ impl Daemon {
                 Ok(Some(ev)) => waiting.push(ev),
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::error!("receive path: {e}");
+                    tracing::error!("receive path: {}", Chain(&e));
                     break;
                 }
             }
@@ -541,7 +539,7 @@ impl Daemon {
                     .collect::<Vec<_>>()
                     .join(" ")
             ),
-            Err(e) => tracing::warn!("{e}"),
+            Err(e) => tracing::warn!("{}", Chain(&e)),
         }
     }
 

@@ -5,51 +5,19 @@ use std::net::IpAddr;
 use crate::xdp::key::VhidKeys;
 
 use crate::config::InstanceConfig;
-use crate::proto::auth::Password;
-use crate::proto::params::InstanceParams;
+use crate::proto::params::{InstanceParams, ParamsError};
 use crate::proto::Nanos;
-
-/// Why an instance's configuration cannot drive the core.
-#[derive(Debug, thiserror::Error)]
-pub enum ParamsError {
-    /// The password does not fit the protocol.
-    #[error("{interface} vhid {vhid}: {source}")]
-    Password {
-        /// Interface.
-        interface: String,
-        /// Virtual host id.
-        vhid: u8,
-        /// The core's error.
-        #[source]
-        source: crate::proto::auth::AuthError,
-    },
-    /// The core refused the parameters.
-    #[error("{interface} vhid {vhid}: {source}")]
-    Invalid {
-        /// Interface.
-        interface: String,
-        /// Virtual host id.
-        vhid: u8,
-        /// The core's error.
-        #[source]
-        source: crate::proto::params::ParamsError,
-    },
-}
 
 /// The core's parameters for `cfg`, with our source addresses on the
 /// interface; `advert_interval_ms` turns the announcement gap into adverts.
+/// The caller names the instance in the error.
 pub fn instance_params(
     cfg: &InstanceConfig,
     sources: Vec<IpAddr>,
     advert_interval_ms: u64,
 ) -> Result<InstanceParams, ParamsError> {
-    let password = Password::new(cfg.password.key()).map_err(|source| ParamsError::Password {
-        interface: cfg.interface.clone(),
-        vhid: cfg.vhid,
-        source,
-    })?;
     let vips = cfg.vips.iter().map(|v| v.addr).collect();
-    let mut p = InstanceParams::new(cfg.vhid, password, vips, sources);
+    let mut p = InstanceParams::new(cfg.vhid, cfg.password.core().clone(), vips, sources);
     p.advbase_secs = cfg.advbase_secs;
     p.advskew = cfg.advskew;
     p.deadratio = u8::try_from(cfg.deadratio).unwrap_or(u8::MAX);
@@ -68,11 +36,7 @@ pub fn instance_params(
     let every =
         (u64::from(cfg.announce.interval_ms) + advert_interval_ms / 2) / advert_interval_ms.max(1);
     p.announce_every_adverts = u8::try_from(every.clamp(1, 255)).unwrap_or(u8::MAX);
-    p.validate().map_err(|source| ParamsError::Invalid {
-        interface: cfg.interface.clone(),
-        vhid: cfg.vhid,
-        source,
-    })?;
+    p.validate()?;
     Ok(p)
 }
 

@@ -34,11 +34,12 @@ pub(super) fn new_core(
     wall_clock_unix_ns: u64,
 ) -> Result<Instance, DaemonError> {
     let advert_ms = u64::from(cfg.advbase_secs) * 1000 + u64::from(cfg.advskew) * 1000 / 256;
-    let params = instance_params(cfg, sources, advert_ms.max(1))?;
-    Instance::new(params, now, wall_clock_unix_ns).map_err(|source| DaemonError::Core {
+    let core = |source| DaemonError::Core {
         key: key.clone(),
         source,
-    })
+    };
+    let params = instance_params(cfg, sources, advert_ms.max(1)).map_err(core)?;
+    Instance::new(params, now, wall_clock_unix_ns).map_err(core)
 }
 
 /// An instance whose every fallible step is done, not yet serving its vhid:

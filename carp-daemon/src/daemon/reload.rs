@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::instance::{InstanceKey, Running};
 use super::rate::settings;
 use super::{now, Daemon, Reloader};
+use crate::chain::Chain;
 use crate::config::{Config, InstanceConfig};
 
 impl Daemon {
@@ -22,8 +23,10 @@ impl Daemon {
         let new = match reload() {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!("reload refused, configuration unchanged: {e}");
-                let _ = self.notifier.status(&format!("reload refused: {e}"));
+                tracing::error!("reload refused, configuration unchanged: {}", Chain(&e));
+                let _ = self
+                    .notifier
+                    .status(&format!("reload refused: {}", Chain(&e)));
                 let _ = self.notifier.ready();
                 return;
             }
@@ -53,7 +56,7 @@ impl Daemon {
             drop(gone.finish_leave(&self.vips, &mut self.receive).await);
         }
         if let Err(e) = self.receive.set_settings(settings(&new)) {
-            tracing::error!("reload: {e}");
+            tracing::error!("reload: {}", Chain(&e));
         }
         if new.global.xdp_mode != self.config.global.xdp_mode {
             tracing::warn!("reload: xdp_mode changes take effect at the next restart");
@@ -70,13 +73,17 @@ impl Daemon {
                     match previous {
                         Some(r) => {
                             tracing::error!(
-                                "reload: {key}: {e}; the instance keeps its previous configuration"
+                                "reload: {key}: {}; the instance keeps its previous configuration",
+                                Chain(&e)
                             );
                             self.instances.push(r);
                         }
-                        None => tracing::error!("reload: {key}: {e}; the instance is not started"),
+                        None => tracing::error!(
+                            "reload: {key}: {}; the instance is not started",
+                            Chain(&e)
+                        ),
                     }
-                    failed.push(format!("{key}: {e}"));
+                    failed.push(format!("{key}: {}", Chain(&e)));
                     continue;
                 }
             };
@@ -91,8 +98,8 @@ impl Daemon {
                 }
             }
             if let Err(e) = self.commit_instance(prepared, scripts).await {
-                tracing::error!("reload: {key}: {e}");
-                failed.push(format!("{key}: {e}"));
+                tracing::error!("reload: {key}: {}", Chain(&e));
+                failed.push(format!("{key}: {}", Chain(&e)));
             }
         }
         // Configuration order, as status reports them.
@@ -107,7 +114,7 @@ impl Daemon {
             ..new
         };
         if let Err(e) = self.watch_links().await {
-            tracing::error!("reload: {e}");
+            tracing::error!("reload: {}", Chain(&e));
         }
         self.detach_unused();
         tracing::info!("configuration reloaded: {} instances", self.instances.len());

@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use carp_common::constants::{AF_INET, AF_INET6};
 use carp_common::maps::{ReplayKey, ReplayState};
 
+use crate::chain::Chain;
 use crate::xdp::receive::{ReceiveError, ReceivePath};
 
 /// Rules one instance keeps for sources that are neither allowed peers nor
@@ -132,7 +133,7 @@ impl KernelRules {
     pub fn clear(&mut self, receive: &mut ReceivePath, (ifindex, vhid): (u32, u8)) {
         for (src, _) in self.rules.drain() {
             if let Err(e) = receive.remove_replay_rule(&key(ifindex, vhid, src)) {
-                tracing::warn!(ifindex, vhid, "{e}");
+                tracing::warn!(ifindex, vhid, "{}", Chain(&e));
             }
         }
     }

@@ -20,7 +20,7 @@ use carp_common::header::CarpHeader;
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// A socket call failed.
-    #[error("advert socket on {iface}: cannot {op}: {source}")]
+    #[error("advert socket on {iface}: cannot {op}")]
     Socket {
         /// Interface name.
         iface: String,
@@ -31,7 +31,7 @@ pub enum SendError {
         source: io::Error,
     },
     /// Sending one advert failed.
-    #[error("cannot send an advert from {from} to {to} on {iface}: {source}")]
+    #[error("cannot send an advert from {from} to {to} on {iface}")]
     Send {
         /// Interface name.
         iface: String,

@@ -1,5 +1,6 @@
 //! The status snapshot the control socket and the metrics endpoint serve.
 
+use crate::chain::Chain;
 use crate::control::report::{counter_map, InstanceReport, InterfaceReport, StatusReport};
 use crate::proto::action::State;
 use crate::proto::Nanos;
@@ -67,7 +68,7 @@ pub fn report(daemon: &Daemon, now: Nanos) -> StatusReport {
     let counters = match daemon.receive().counters() {
         Ok(c) => counter_map(&c),
         Err(e) => {
-            tracing::warn!("{e}");
+            tracing::warn!("{}", Chain(&e));
             Default::default()
         }
     };

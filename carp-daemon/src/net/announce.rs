@@ -19,7 +19,7 @@ use super::frame;
 #[derive(Debug, thiserror::Error)]
 pub enum AnnounceError {
     /// A socket call failed.
-    #[error("{op} on ifindex {ifindex}: {source}")]
+    #[error("{op} on ifindex {ifindex}")]
     Io {
         /// The call (`socket`, `bind`, `send`).
         op: &'static str,

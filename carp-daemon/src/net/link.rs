@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     /// Opening the netlink socket failed.
-    #[error("{op}: {source}")]
+    #[error("{op}")]
     Socket {
         /// What we were doing.
         op: &'static str,
@@ -49,7 +49,7 @@ pub enum LinkError {
         ifindex: u32,
     },
     /// The kernel rejected a netlink request.
-    #[error("{op} {target}: {source}")]
+    #[error("{op} {target}")]
     Netlink {
         /// What we were doing.
         op: &'static str,

@@ -21,6 +21,8 @@ use rtnetlink::packet_route::address::{
 };
 use rtnetlink::Handle;
 
+use crate::chain::Chain;
+
 /// Longest interface or label name the kernel accepts (IFNAMSIZ - 1).
 const MAX_LABEL_LEN: usize = 15;
 
@@ -28,7 +30,7 @@ const MAX_LABEL_LEN: usize = 15;
 #[derive(Debug, thiserror::Error)]
 pub enum VipError {
     /// Opening the netlink socket failed.
-    #[error("{op}: {source}")]
+    #[error("{op}")]
     Socket {
         /// What we were doing.
         op: &'static str,
@@ -37,7 +39,7 @@ pub enum VipError {
         source: io::Error,
     },
     /// The kernel rejected a netlink request.
-    #[error("{op} {addr} on ifindex {ifindex}: {source}")]
+    #[error("{op} {addr} on ifindex {ifindex}")]
     Netlink {
         /// What we were doing (`add address`, `delete address`, `list addresses`).
         op: &'static str,
@@ -308,7 +310,7 @@ impl VipSet {
         let mut kept = Vec::new();
         for vip in std::mem::take(&mut self.added) {
             if let Err(e) = mgr.remove(self.ifindex, vip.addr).await {
-                tracing::warn!(ifindex = self.ifindex, vip = %vip.addr, error = %e, "cannot remove virtual address");
+                tracing::warn!(ifindex = self.ifindex, vip = %vip.addr, error = %Chain(&e), "cannot remove virtual address");
                 first_err.get_or_insert(e);
                 kept.push(vip);
             }

@@ -39,7 +39,7 @@ pub static XDP_OBJECT: &[u8] =
 #[derive(Debug, thiserror::Error)]
 pub enum ProgramError {
     /// The object could not be loaded (verifier, BTF, permissions).
-    #[error("cannot load the XDP object: {source}")]
+    #[error("cannot load the XDP object")]
     Load {
         /// What aya reported.
         #[source]
@@ -54,7 +54,7 @@ pub enum ProgramError {
         name: &'static str,
     },
     /// A program operation (load into the kernel, attach) failed.
-    #[error("cannot {op}: {source}")]
+    #[error("cannot {op}")]
     Program {
         /// What was being done.
         op: String,
@@ -71,7 +71,7 @@ pub enum ProgramError {
         hook: &'static str,
     },
     /// A map operation failed.
-    #[error("cannot {op}: {source}")]
+    #[error("cannot {op}")]
     Map {
         /// What was being done.
         op: String,

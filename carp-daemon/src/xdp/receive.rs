@@ -20,6 +20,7 @@ use super::fallback::{monotonic_ns, FallbackSocket, FallbackTables};
 use super::key::{peer_entries, VhidKeys};
 use super::mode::XdpMode;
 use super::program::{AttachMode, ProgramError, XdpProgram};
+use crate::chain::Chain;
 use crate::proto::peer::AllowedPeer;
 
 /// Failures of the receive path.
@@ -29,14 +30,14 @@ pub enum ReceiveError {
     #[error(transparent)]
     Program(#[from] ProgramError),
     /// The fallback packet socket failed.
-    #[error("fallback receive path: {source}")]
+    #[error("fallback receive path")]
     Fallback {
         /// The OS error.
         #[source]
         source: std::io::Error,
     },
     /// Reading the ring buffer failed.
-    #[error("cannot read the XDP ring buffer: {source}")]
+    #[error("cannot read the XDP ring buffer")]
     Ring {
         /// The OS error.
         #[source]
@@ -122,7 +123,7 @@ impl ReceivePath {
             match XdpProgram::load(settings) {
                 Ok(p) => path.program = Some(p),
                 Err(e) if mode == XdpMode::Auto => {
-                    let e = with_causes(&e);
+                    let e = Chain(&e).to_string();
                     tracing::warn!("eBPF unavailable, using the fallback receive path: {e}");
                     for (name, ifindex) in interfaces {
                         path.add_fallback(name, *ifindex, Some(e.clone()))?;
@@ -190,7 +191,12 @@ impl ReceivePath {
                     return Ok(());
                 }
                 Err(e) => {
-                    tracing::debug!(iface = name, "XDP {} attach failed: {e}", attach.name());
+                    tracing::debug!(
+                        iface = name,
+                        "XDP {} attach failed: {}",
+                        attach.name(),
+                        Chain(&e)
+                    );
                     xdp_error = Some(e);
                 }
             }
@@ -217,7 +223,7 @@ impl ReceivePath {
                 let reason = format!(
                     "XDP: {}; TC: {}",
                     why_not_xdp.as_deref().unwrap_or("not tried"),
-                    with_causes(&e)
+                    Chain(&e)
                 );
                 tracing::warn!(
                     iface = name,
@@ -455,28 +461,12 @@ impl ReceivePath {
     }
 }
 
-/// An error and its causes, each once ("cannot attach ...: `bpf_link_create`
-/// failed: Device or resource busy"), for logs and status.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let part = c.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        cause = c.source();
-    }
-    text
-}
-
 /// Why XDP could not attach, for logs and status: the error and its causes,
 /// led by the likely cause when the kernel says the hook is taken (EBUSY: a
 /// program or BPF link holds it in that mode; EEXIST: a program holds it in
 /// the other mode).
 fn why_not_xdp(e: &ProgramError) -> String {
-    let text = with_causes(e);
+    let text = Chain(e).to_string();
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
         if let Some(io) = c.downcast_ref::<std::io::Error>() {

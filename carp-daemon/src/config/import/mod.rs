@@ -62,7 +62,7 @@ pub struct ImportUcarpArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     /// An input could not be read.
-    #[error("cannot read {}: {io}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
         /// The file or directory.
         path: PathBuf,
@@ -71,7 +71,7 @@ pub enum ImportError {
         io: std::io::Error,
     },
     /// Shell text the importer does not evaluate.
-    #[error("{}: {error}", path.display())]
+    #[error("{}", path.display())]
     Shell {
         /// The file.
         path: PathBuf,
@@ -162,7 +162,7 @@ pub enum ImportError {
         path: PathBuf,
     },
     /// A file could not be written.
-    #[error("cannot write {}: {io}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write {
         /// The file.
         path: PathBuf,
@@ -172,9 +172,10 @@ pub enum ImportError {
     },
     /// The produced configuration does not load (e.g. a PASSFILE missing on
     /// this host).
-    #[error("the imported configuration does not load here: {error}")]
+    #[error("the imported configuration does not load here")]
     SelfCheck {
         /// The loader's error.
+        #[source]
         error: ConfigError,
     },
 }
