@@ -244,8 +244,9 @@ fn readme() -> String {
 #[test]
 fn every_option_the_readme_names_exists() {
     // Options of `cargo xtask` and other tools the README shows.
-    const OTHER_TOOLS: [&str; 6] = [
+    const OTHER_TOOLS: [&str; 7] = [
         "--quick",
+        "--only",
         "--prefix",
         "--destdir",
         "--fuzz-secs",
