@@ -14,10 +14,9 @@ use std::net::UdpSocket;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use carp_common::checksum;
 use carp_common::constants::*;
-use carp_common::craft::{advert_frame, AdvertFrame, IpLayer, MAX_ADVERT_FRAME};
-use carp_common::header::CarpHeader;
+use carp_common::craft::IpLayer;
+use common::frames::{carp, defects, fix_carp_checksum, frame, v4};
 use common::{require_root, send_frames, veth, ChildGuard, Lines, Netns};
 use serde_json::Value;
 
@@ -28,102 +27,6 @@ const SENDER6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 const RATE_BURST: usize = 5;
 const BURST_SENT: usize = 12;
 const DEADLINE: Duration = Duration::from_secs(15);
-
-fn carp(vhid: u8, counter: u64) -> [u8; 36] {
-    let mut h = CarpHeader::advertisement(vhid, 1, 0, 0, counter);
-    h.hmac = [0x11; 20];
-    h.seal_checksum();
-    h.to_bytes()
-}
-
-fn frame(src_mac: [u8; 6], ip: IpLayer, carp: &[u8; 36]) -> Vec<u8> {
-    let mut buf = [0u8; MAX_ADVERT_FRAME];
-    let spec = AdvertFrame {
-        src_mac,
-        dst_mac: None,
-        vlan_id: None,
-        ip,
-        ttl: 255,
-        ip_id: 1,
-        carp,
-    };
-    let n = advert_frame(&spec, &mut buf);
-    buf[..n].to_vec()
-}
-
-fn v4(src_mac: [u8; 6], src: [u8; 4], carp: &[u8; 36]) -> Vec<u8> {
-    frame(
-        src_mac,
-        IpLayer::V4 {
-            src,
-            dst: CARP_GROUP_V4,
-        },
-        carp,
-    )
-}
-
-fn fix_ip_checksum(f: &mut [u8]) {
-    f[24..26].copy_from_slice(&[0, 0]);
-    let c = checksum::internet_checksum(&f[14..34]);
-    f[24..26].copy_from_slice(&c.to_be_bytes());
-}
-
-fn fix_carp_checksum(f: &mut [u8]) {
-    f[40..42].copy_from_slice(&[0, 0]);
-    let c = checksum::internet_checksum(&f[34..70]);
-    f[40..42].copy_from_slice(&c.to_be_bytes());
-}
-
-/// One frame per defect, with the counter each must bump.
-fn defects(mac: [u8; 6]) -> Vec<(&'static str, Vec<u8>)> {
-    let good = v4(mac, SENDER4, &carp(VHID, 1));
-    let edit = |f: &dyn Fn(&mut Vec<u8>)| {
-        let mut g = good.clone();
-        f(&mut g);
-        g
-    };
-    vec![
-        ("truncated", good[..good.len() - 1].to_vec()),
-        ("ip_header", edit(&|g| g[24] ^= 0xff)),
-        (
-            "fragment",
-            edit(&|g| {
-                g[20] = 0x20;
-                fix_ip_checksum(g)
-            }),
-        ),
-        (
-            "ttl",
-            edit(&|g| {
-                g[22] = 64;
-                fix_ip_checksum(g)
-            }),
-        ),
-        (
-            "version",
-            edit(&|g| {
-                g[34] = 0x31;
-                fix_carp_checksum(g)
-            }),
-        ),
-        (
-            "type",
-            edit(&|g| {
-                g[34] = 0x22;
-                fix_carp_checksum(g)
-            }),
-        ),
-        (
-            "authlen",
-            edit(&|g| {
-                g[37] = 6;
-                fix_carp_checksum(g)
-            }),
-        ),
-        ("checksum", edit(&|g| g[60] ^= 1)),
-        ("unknown_vhid", v4(mac, SENDER4, &carp(VHID + 1, 1))),
-    ]
-}
 
 struct Monitor {
     child: ChildGuard,
@@ -339,7 +242,7 @@ fn run_mode(mode: &str) {
             &carp(VHID, counter),
         ));
     }
-    let defects = defects(mac);
+    let defects = defects(mac, SENDER4, VHID);
     frames.extend(defects.iter().map(|(_, f)| f.clone()));
     // A burst from one source for one vhid above its rate limit (1/s, burst
     // RATE_BURST).

@@ -243,5 +243,6 @@ pub fn unhex(s: &str) -> Vec<u8> {
 }
 
 pub mod cluster;
+pub mod frames;
 pub mod probe;
 pub mod settle;

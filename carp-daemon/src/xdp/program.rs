@@ -16,7 +16,7 @@ use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::FdLink;
 use aya::programs::tc::TcAttachOptions;
 use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode as AyaXdpMode};
-use aya::{Ebpf, EbpfLoader};
+use aya::{Ebpf, EbpfLoader, TestRun, TestRunOptions, TestRunResult};
 use carp_common::constants::{
     MAP_COUNTERS, MAP_EVENTS, MAP_HMAC, MAP_HMAC_ALT, MAP_PEERS, MAP_REPLAY, MAP_SETTINGS,
     MAP_VHIDS, PROGRAM_NAME, TC_PROGRAM_NAME,
@@ -107,6 +107,15 @@ impl AttachMode {
     }
 }
 
+/// Which of the object's two programs a test run goes through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// The XDP program (returns an `xdp_action`).
+    Xdp,
+    /// The TC program (returns a `tcx_action_base` value).
+    Tc,
+}
+
 /// The loaded object: its programs and the maps the daemon uses.
 pub struct XdpProgram {
     ebpf: Ebpf,
@@ -153,6 +162,35 @@ fn tc_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, ProgramError> {
             op: "find the TC program".into(),
             source: Box::new(e),
         })
+}
+
+/// The XDP program, loaded into the kernel if it is not yet.
+fn loaded_xdp<'a>(ebpf: &'a mut Ebpf, loaded: &mut bool) -> Result<&'a mut Xdp, ProgramError> {
+    let program = xdp_program(ebpf)?;
+    if !*loaded {
+        program.load().map_err(|e| ProgramError::Program {
+            op: "load the XDP program".into(),
+            source: Box::new(e),
+        })?;
+        *loaded = true;
+    }
+    Ok(program)
+}
+
+/// The TC program, loaded into the kernel if it is not yet.
+fn loaded_tc<'a>(
+    ebpf: &'a mut Ebpf,
+    loaded: &mut bool,
+) -> Result<&'a mut SchedClassifier, ProgramError> {
+    let program = tc_program(ebpf)?;
+    if !*loaded {
+        program.load().map_err(|e| ProgramError::Program {
+            op: "load the TC program".into(),
+            source: Box::new(e),
+        })?;
+        *loaded = true;
+    }
+    Ok(program)
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProgramError> {
@@ -238,14 +276,7 @@ impl XdpProgram {
         ifindex: u32,
         mode: AttachMode,
     ) -> Result<(), ProgramError> {
-        let program = xdp_program(&mut self.ebpf)?;
-        if !self.xdp_loaded {
-            program.load().map_err(|e| ProgramError::Program {
-                op: "load the XDP program".into(),
-                source: Box::new(e),
-            })?;
-            self.xdp_loaded = true;
-        }
+        let program = loaded_xdp(&mut self.ebpf, &mut self.xdp_loaded)?;
         let op = || format!("attach XDP to {ifname} in {} mode", mode.name());
         let id = program
             .attach_to_if_index(ifindex, mode.aya())
@@ -271,14 +302,7 @@ impl XdpProgram {
     /// Several processes' programs chain there: each passes on (`TCX_NEXT`)
     /// what it does not claim.
     pub fn attach_tc(&mut self, ifname: &str, ifindex: u32) -> Result<(), ProgramError> {
-        let program = tc_program(&mut self.ebpf)?;
-        if !self.tc_loaded {
-            program.load().map_err(|e| ProgramError::Program {
-                op: "load the TC program".into(),
-                source: Box::new(e),
-            })?;
-            self.tc_loaded = true;
-        }
+        let program = loaded_tc(&mut self.ebpf, &mut self.tc_loaded)?;
         let op = || format!("attach TC (tcx ingress) to {ifname}");
         // Never `TcAttachOptions::Netlink`: a clsact filter outlives us.
         let id = program
@@ -301,6 +325,32 @@ impl XdpProgram {
         })?;
         self.links.push((ifindex, fd_link));
         Ok(())
+    }
+
+    /// Runs `frame` through one program `repeat` times with the kernel's
+    /// `BPF_PROG_TEST_RUN` (aya's [`TestRun`]), over the maps as they are:
+    /// the program's return value and the mean time per run. No interface
+    /// is involved: the kernel presents the frame as received on the
+    /// caller's network namespace's loopback device.
+    pub fn test_run(
+        &mut self,
+        hook: Hook,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<TestRunResult, ProgramError> {
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            repeat,
+            ..TestRunOptions::default()
+        };
+        match hook {
+            Hook::Xdp => loaded_xdp(&mut self.ebpf, &mut self.xdp_loaded)?.test_run(opts),
+            Hook::Tc => loaded_tc(&mut self.ebpf, &mut self.tc_loaded)?.test_run(opts),
+        }
+        .map_err(|e| ProgramError::Program {
+            op: format!("test-run the {hook:?} program"),
+            source: Box::new(e),
+        })
     }
 
     /// Detaches the program from an interface (no-op if not attached).

@@ -1,16 +1,15 @@
-//! Per-packet cost of the XDP program: `BPF_PROG_TEST_RUN` (bpf(2) through
-//! libc) on the program loaded by aya from the object built in
+//! Per-packet cost of the XDP program: `BPF_PROG_TEST_RUN` (aya's
+//! [`TestRun`]) on the program loaded by aya from the object built in
 //! `target/ebpf`, with the maps filled as the daemon fills them, over
 //! crafted frames, `repeat` times each; the kernel reports the mean ns per
 //! run.
 
-use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use aya::maps::HashMap;
 use aya::programs::Xdp;
-use aya::Ebpf;
+use aya::{Ebpf, TestRun, TestRunOptions};
 use carp_common::constants::{MAP_HMAC, MAP_VHIDS, PROGRAM_NAME};
 use carp_common::hmac::{self, HmacKey};
 use carp_common::maps::{VhidKey, VhidValue};
@@ -23,32 +22,8 @@ use super::stats::summarize;
 const REPEAT: u32 = 1_000_000;
 /// Test runs per frame (the median is reported).
 const ROUNDS: usize = 3;
-/// `BPF_PROG_TEST_RUN`.
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
 /// Ingress interface of a test run without context: the loopback device.
 const LOOPBACK_IFINDEX: u32 = 1;
-
-/// The `test` member of `union bpf_attr`.
-#[repr(C)]
-#[derive(Default)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-    _pad: u32,
-}
 
 /// Cost of one crafted frame.
 #[derive(Clone, Debug)]
@@ -104,7 +79,6 @@ pub fn measure(object: &Path, frames: &Frames) -> Result<Vec<Cost>> {
         .ok_or_else(|| anyhow!("no program {PROGRAM_NAME}"))?
         .try_into()?;
     program.load().context("load the XDP program")?;
-    let fd = program.fd()?.as_fd().as_raw_fd();
 
     let key = VhidKey {
         ifindex: LOOPBACK_IFINDEX,
@@ -118,14 +92,24 @@ pub fn measure(object: &Path, frames: &Frames) -> Result<Vec<Cost>> {
         HashMap::try_from(ebpf.map_mut(MAP_HMAC).context("CARP_HMAC")?)?;
     keys.insert(key, hmac_key, 0)?;
 
+    let program: &Xdp = ebpf
+        .program(PROGRAM_NAME)
+        .ok_or_else(|| anyhow!("no program {PROGRAM_NAME}"))?
+        .try_into()?;
     let mut out = Vec::new();
     for (name, frame) in &frames.0 {
         let mut runs = Vec::new();
         let mut action = 0;
         for _ in 0..ROUNDS {
-            let (ret, ns) = test_run(fd, frame)?;
-            action = ret;
-            runs.push(f64::from(ns));
+            let run = program
+                .test_run(TestRunOptions {
+                    data_in: Some(frame),
+                    repeat: REPEAT,
+                    ..TestRunOptions::default()
+                })
+                .context("BPF_PROG_TEST_RUN")?;
+            action = run.return_value;
+            runs.push(run.duration.as_nanos() as f64);
         }
         let ns_per_packet = summarize(&runs).map_or(0.0, |s| s.median);
         println!("bench:   {name}: {ns_per_packet:.0} ns/packet (action {action})");
@@ -136,29 +120,4 @@ pub fn measure(object: &Path, frames: &Frames) -> Result<Vec<Cost>> {
         });
     }
     Ok(out)
-}
-
-/// One `BPF_PROG_TEST_RUN` of `frame`, [`REPEAT`] times: (action, ns per run).
-fn test_run(prog_fd: i32, frame: &[u8]) -> Result<(u32, u32)> {
-    let mut attr = TestRunAttr {
-        prog_fd: prog_fd as u32,
-        data_size_in: frame.len() as u32,
-        data_in: frame.as_ptr() as u64,
-        repeat: REPEAT,
-        ..TestRunAttr::default()
-    };
-    // SAFETY: bpf(2) with a valid attribute of the size given; data_in
-    // points at `frame`, which outlives the call; no output buffers.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            &mut attr as *mut TestRunAttr,
-            size_of::<TestRunAttr>() as u32,
-        )
-    };
-    if rc != 0 {
-        bail!("BPF_PROG_TEST_RUN: {}", std::io::Error::last_os_error());
-    }
-    Ok((attr.retval, attr.duration))
 }
