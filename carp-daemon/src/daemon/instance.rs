@@ -15,9 +15,11 @@
 //!   is deleted the binding is dropped and the core told the link is down;
 //!   when an interface of that name appears again the binding is rebuilt on
 //!   the new index ([`Running::follow_link`]).
-//! - Leaving is two steps, so that a daemon with many instances sends every
-//!   leave advert first and removes every address next, before it waits for
-//!   any script: [`Running::send_leave`], then [`Running::finish_leave`].
+//! - Leaving is two steps, so that a daemon with many instances hands every
+//!   vhid over (its addresses removed, then its leave advert sent) before it
+//!   runs any script: [`Running::send_leave`], then [`Running::finish_leave`].
+//!   The addresses go first: the backup that takes over on the leave advert
+//!   must never find them still here (two masters, for a moment).
 //! - A VIP that cannot be added is retried with a bounded exponential
 //!   backoff, and while it keeps failing the instance is demoted
 //!   ([`super::demote::Demote`] sums every demote source the core is given).
@@ -539,15 +541,20 @@ impl Running {
     }
 
     /// First step of leaving for good: the core shuts down and, if it was
-    /// master, its leave advert goes out now; the rest of what it asks for
-    /// waits for [`Running::finish_leave`].
-    pub fn send_leave(&mut self, now: Nanos) {
+    /// master, its addresses are removed and its leave advert goes out now;
+    /// the rest of what it asks for waits for [`Running::finish_leave`].
+    pub async fn send_leave(&mut self, now: Nanos, mgr: &VipManager) {
         self.was_master_at_leave = self.core.state() == State::Master;
         self.core.handle_admin(now, Admin::Shutdown);
         self.vip_retry = VipRetry::default();
         self.rebind_at = None;
-        while let Some(action) = self.core.poll_action() {
+        let actions: Vec<Action> = std::iter::from_fn(|| self.core.poll_action()).collect();
+        if actions.iter().any(|a| matches!(a, Action::RemoveVips)) {
+            self.carry_out_one(Action::RemoveVips, mgr, true).await;
+        }
+        for action in actions {
             match action {
+                Action::RemoveVips => {}
                 Action::SendAdvert(advert) => {
                     for s in self.io.iter().flat_map(|io| &io.sockets) {
                         if let Err(e) = s.send(&advert) {

@@ -553,7 +553,7 @@ impl Daemon {
         let t = now();
         for r in &mut self.instances {
             tracing::info!(iface = %r.cfg.interface, vhid = r.cfg.vhid, "shutting down");
-            r.send_leave(t);
+            r.send_leave(t, &self.vips).await;
         }
         let mut pending = Vec::new();
         for r in &mut self.instances {

@@ -51,7 +51,7 @@ impl Daemon {
         let t = now();
         for (key, mut gone) in old {
             tracing::info!(iface = %key.interface, vhid = key.vhid, "reload: instance removed");
-            gone.send_leave(t);
+            gone.send_leave(t, &self.vips).await;
             // Not waited for: its scripts run on, on its runner's task.
             drop(gone.finish_leave(&self.vips, &mut self.receive).await);
         }
@@ -90,7 +90,7 @@ impl Daemon {
             let mut scripts = None;
             if let Some(mut r) = previous {
                 tracing::info!(iface = %key.interface, vhid = key.vhid, "reload: instance changed, replacing it");
-                r.send_leave(now());
+                r.send_leave(now(), &self.vips).await;
                 drop(r.finish_leave(&self.vips, &mut self.receive).await);
                 // The replacement's scripts run after its predecessor's.
                 if r.cfg.scripts.timeout_secs == prepared.cfg().scripts.timeout_secs {
