@@ -34,7 +34,6 @@ mod prepare;
 pub mod rate;
 mod reload;
 mod rules;
-pub mod sender;
 pub mod status;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -50,6 +49,7 @@ use crate::control::{ControlRequest, ControlServer};
 use crate::metrics::MetricsServer;
 use crate::monitor::event_source;
 use crate::net::link::{device_name, LinkEvent, Links};
+use crate::net::sender::SendError;
 use crate::net::vip::VipManager;
 use crate::notify::Notifier;
 use crate::proto::action::Admin;
@@ -93,7 +93,7 @@ pub enum DaemonError {
     Send {
         /// The socket error.
         #[from]
-        source: sender::SendError,
+        source: SendError,
     },
     /// The announcement socket could not be opened.
     #[error("{key}")]
