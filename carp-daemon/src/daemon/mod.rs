@@ -44,6 +44,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::chain::Chain;
+use crate::clock::monotonic_ns;
 use crate::config::Config;
 use crate::control::{ControlRequest, ControlServer};
 use crate::metrics::MetricsServer;
@@ -54,7 +55,6 @@ use crate::net::vip::VipManager;
 use crate::notify::Notifier;
 use crate::proto::action::Admin;
 use crate::proto::Nanos;
-use crate::xdp::fallback::monotonic_ns;
 use crate::xdp::receive::{ReceiveError, ReceivePath};
 use instance::{InstanceKey, Running};
 use rate::settings;
@@ -360,17 +360,6 @@ impl Daemon {
         loop {
             let deadline = self.next_deadline();
             let retry = self.next_retry();
-            let sleep = async {
-                match deadline {
-                    Some(at) => {
-                        tokio::time::sleep(Duration::from_nanos(
-                            at.0.saturating_sub(monotonic_ns()),
-                        ))
-                        .await
-                    }
-                    None => std::future::pending().await,
-                }
-            };
             // Not `biased;`: the timer branch empties the receive path itself
             // (see `on_timeout`), so either order is right, and a receive
             // path that is always ready cannot starve the other branches.
@@ -379,7 +368,7 @@ impl Daemon {
                     Ok(ev) => self.on_advert(&ev).await,
                     Err(e) => tracing::error!("receive path: {}", Chain(&e)),
                 },
-                () = sleep => self.on_timeout().await,
+                () = sleep_until(deadline) => self.on_timeout().await,
                 Some(ev) = recv_opt(self.link_rx.as_mut()) => self.on_link(ev).await,
                 () = sleep_until(retry) => self.on_retry().await,
                 Some((key, demote)) = self.health_rx.recv() => self.on_health(key, demote).await,
@@ -622,9 +611,7 @@ async fn wait_for_scripts(pending: Vec<(InstanceKey, crate::scripts::Done)>, dea
 /// Sleeps until monotonic time `at`; never returns for `None`.
 async fn sleep_until(at: Option<Nanos>) {
     match at {
-        Some(at) => {
-            tokio::time::sleep(Duration::from_nanos(at.0.saturating_sub(monotonic_ns()))).await
-        }
+        Some(at) => tokio::time::sleep(Duration::from_nanos(at.0.saturating_sub(now().0))).await,
         None => std::future::pending().await,
     }
 }
