@@ -12,4 +12,5 @@ pub mod frame;
 pub mod link;
 mod rtnl;
 pub mod sender;
+pub(crate) mod socket;
 pub mod vip;

@@ -9,12 +9,13 @@
 //! send-only sockets.
 
 use std::io;
-use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use carp_common::constants::{CARP_GROUP_V4, CARP_GROUP_V6, CARP_TTL, IPPROTO_CARP};
 use carp_common::header::CarpHeader;
+use socket2::{Domain, InterfaceIndexOrAddress, SockAddr, SockFilter, Socket};
+
+use super::socket;
 
 /// Failures of the advert sockets.
 #[derive(Debug, thiserror::Error)]
@@ -48,28 +49,10 @@ pub enum SendError {
 /// A raw socket sending one instance's adverts in one address family.
 #[derive(Debug)]
 pub struct AdvertSocket {
-    fd: OwnedFd,
+    socket: Socket,
     iface: String,
     source: IpAddr,
     destinations: Vec<SocketAddr>,
-}
-
-fn set<T>(fd: &OwnedFd, level: i32, name: i32, value: &T) -> io::Result<()> {
-    // SAFETY: value points at a live T of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 impl AdvertSocket {
@@ -88,55 +71,31 @@ impl AdvertSocket {
             move |source| SendError::Socket { iface, op, source }
         };
         let domain = if source.is_ipv4() {
-            libc::AF_INET
+            Domain::IPV4
         } else {
-            libc::AF_INET6
+            Domain::IPV6
         };
-        // SAFETY: plain socket(2) call; the result is checked.
-        let raw = unsafe {
-            libc::socket(
-                domain,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                i32::from(IPPROTO_CARP),
-            )
-        };
-        if raw < 0 {
-            return Err(err("open a raw socket")(io::Error::last_os_error()));
-        }
-        // SAFETY: raw is a fresh descriptor nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let mut name = [0u8; libc::IFNAMSIZ];
-        let bytes = iface.as_bytes();
-        name[..bytes.len().min(libc::IFNAMSIZ - 1)]
-            .copy_from_slice(&bytes[..bytes.len().min(libc::IFNAMSIZ - 1)]);
-        set(&fd, libc::SOL_SOCKET, libc::SO_BINDTODEVICE, &name)
+        let fd = socket::raw(domain, i32::from(IPPROTO_CARP)).map_err(err("open a raw socket"))?;
+        fd.bind_device(Some(iface.as_bytes()))
             .map_err(err("bind to the interface"))?;
-        let reject_all = [libc::sock_filter {
-            code: 0x06,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        }];
-        let prog = libc::sock_fprog {
-            len: 1,
-            filter: reject_all.as_ptr().cast_mut(),
-        };
-        set(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+        fd.attach_filter(&[SockFilter::new(0x06, 0, 0, 0)])
             .map_err(err("attach the receive filter"))?;
-        let ttl = i32::from(CARP_TTL);
+        let ttl = u32::from(CARP_TTL);
         let destinations: Vec<SocketAddr> = match source {
             IpAddr::V4(src) => {
-                set(&fd, libc::IPPROTO_IP, libc::IP_TTL, &ttl).map_err(err("set IP_TTL"))?;
-                set(&fd, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, &ttl)
+                fd.set_ttl_v4(ttl).map_err(err("set IP_TTL"))?;
+                fd.set_multicast_ttl_v4(ttl)
                     .map_err(err("set IP_MULTICAST_TTL"))?;
-                set(&fd, libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, &0i32)
+                fd.set_multicast_loop_v4(false)
                     .map_err(err("set IP_MULTICAST_LOOP"))?;
                 // Low delay, as UCARP and carp(4) send.
-                set(&fd, libc::IPPROTO_IP, libc::IP_TOS, &0x10i32).map_err(err("set IP_TOS"))?;
+                fd.set_tos_v4(0x10).map_err(err("set IP_TOS"))?;
                 let group = match group {
                     Some(IpAddr::V4(g)) => g,
                     _ => Ipv4Addr::from(CARP_GROUP_V4),
                 };
+                // By index and address: the address alone fails while it
+                // is not configured yet.
                 let mreq = libc::ip_mreqn {
                     imr_multiaddr: libc::in_addr {
                         s_addr: u32::from(group).to_be(),
@@ -146,22 +105,14 @@ impl AdvertSocket {
                     },
                     imr_ifindex: ifindex as i32,
                 };
-                set(&fd, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq)
+                socket::set_option(&fd, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq)
                     .map_err(err("set IP_MULTICAST_IF"))?;
-                set(&fd, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreq)
+                fd.join_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(ifindex))
                     .map_err(err("join the CARP group"))?;
-                let local = libc::sockaddr_in {
-                    sin_family: libc::AF_INET as u16,
-                    sin_port: 0,
-                    sin_addr: libc::in_addr {
-                        s_addr: u32::from(src).to_be(),
-                    },
-                    sin_zero: [0; 8],
-                };
                 // The source may not be configured yet at boot: bind anyway.
-                set(&fd, libc::IPPROTO_IP, libc::IP_FREEBIND, &1i32)
-                    .map_err(err("set IP_FREEBIND"))?;
-                bind(&fd, &local).map_err(err("bind to the source address"))?;
+                fd.set_freebind_v4(true).map_err(err("set IP_FREEBIND"))?;
+                fd.bind(&SockAddr::from(SocketAddrV4::new(src, 0)))
+                    .map_err(err("bind to the source address"))?;
                 if peers.is_empty() {
                     vec![SocketAddr::V4(SocketAddrV4::new(group, 0))]
                 } else {
@@ -173,45 +124,25 @@ impl AdvertSocket {
                 }
             }
             IpAddr::V6(src) => {
-                set(&fd, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &ttl)
+                fd.set_unicast_hops_v6(ttl)
                     .map_err(err("set IPV6_UNICAST_HOPS"))?;
-                set(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &ttl)
+                fd.set_multicast_hops_v6(ttl)
                     .map_err(err("set IPV6_MULTICAST_HOPS"))?;
-                set(&fd, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, &0i32)
+                fd.set_multicast_loop_v6(false)
                     .map_err(err("set IPV6_MULTICAST_LOOP"))?;
-                set(
-                    &fd,
-                    libc::IPPROTO_IPV6,
-                    libc::IPV6_MULTICAST_IF,
-                    &(ifindex as i32),
-                )
-                .map_err(err("set IPV6_MULTICAST_IF"))?;
+                fd.set_multicast_if_v6(ifindex)
+                    .map_err(err("set IPV6_MULTICAST_IF"))?;
                 let group = match group {
                     Some(IpAddr::V6(g)) => g,
                     _ => Ipv6Addr::from(CARP_GROUP_V6),
                 };
-                let mreq = libc::ipv6_mreq {
-                    ipv6mr_multiaddr: libc::in6_addr {
-                        s6_addr: group.octets(),
-                    },
-                    ipv6mr_interface: ifindex,
-                };
-                set(&fd, libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP, &mreq)
+                fd.join_multicast_v6(&group, ifindex)
                     .map_err(err("join the CARP group"))?;
-                let local = libc::sockaddr_in6 {
-                    sin6_family: libc::AF_INET6 as u16,
-                    sin6_port: 0,
-                    sin6_flowinfo: 0,
-                    sin6_addr: libc::in6_addr {
-                        s6_addr: src.octets(),
-                    },
-                    sin6_scope_id: ifindex,
-                };
                 // At boot the link-local address may still be tentative (DAD):
                 // bind anyway; sends fail until it is usable, then work.
-                set(&fd, libc::IPPROTO_IPV6, libc::IPV6_FREEBIND, &1i32)
-                    .map_err(err("set IPV6_FREEBIND"))?;
-                bind(&fd, &local).map_err(err("bind to the source address"))?;
+                fd.set_freebind_v6(true).map_err(err("set IPV6_FREEBIND"))?;
+                fd.bind(&SockAddr::from(SocketAddrV6::new(src, 0, 0, ifindex)))
+                    .map_err(err("bind to the source address"))?;
                 if peers.is_empty() {
                     vec![SocketAddr::V6(SocketAddrV6::new(group, 0, 0, ifindex))]
                 } else {
@@ -224,7 +155,7 @@ impl AdvertSocket {
             }
         };
         Ok(Self {
-            fd,
+            socket: fd,
             iface: iface.to_string(),
             source,
             destinations,
@@ -241,73 +172,15 @@ impl AdvertSocket {
     pub fn send(&self, advert: &CarpHeader) -> Result<(), SendError> {
         let bytes = advert.to_bytes();
         for dest in &self.destinations {
-            let rc = match dest {
-                SocketAddr::V4(d) => {
-                    let sa = libc::sockaddr_in {
-                        sin_family: libc::AF_INET as u16,
-                        sin_port: 0,
-                        sin_addr: libc::in_addr {
-                            s_addr: u32::from(*d.ip()).to_be(),
-                        },
-                        sin_zero: [0; 8],
-                    };
-                    send_to(&self.fd, &bytes, &sa)
-                }
-                SocketAddr::V6(d) => {
-                    let sa = libc::sockaddr_in6 {
-                        sin6_family: libc::AF_INET6 as u16,
-                        sin6_port: 0,
-                        sin6_flowinfo: 0,
-                        sin6_addr: libc::in6_addr {
-                            s6_addr: d.ip().octets(),
-                        },
-                        sin6_scope_id: d.scope_id(),
-                    };
-                    send_to(&self.fd, &bytes, &sa)
-                }
-            };
-            rc.map_err(|source| SendError::Send {
-                iface: self.iface.clone(),
-                from: self.source,
-                to: dest.ip(),
-                source,
-            })?;
+            self.socket
+                .send_to(&bytes, &SockAddr::from(*dest))
+                .map_err(|source| SendError::Send {
+                    iface: self.iface.clone(),
+                    from: self.source,
+                    to: dest.ip(),
+                    source,
+                })?;
         }
-        Ok(())
-    }
-}
-
-fn bind<T>(fd: &OwnedFd, addr: &T) -> io::Result<()> {
-    // SAFETY: addr points at a live sockaddr of the size passed.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (addr as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn send_to<T>(fd: &OwnedFd, bytes: &[u8], addr: &T) -> io::Result<()> {
-    // SAFETY: bytes and addr are valid for the lengths passed.
-    let n = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            bytes.as_ptr().cast(),
-            bytes.len(),
-            libc::MSG_DONTWAIT,
-            (addr as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
         Ok(())
     }
 }
