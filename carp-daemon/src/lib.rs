@@ -5,6 +5,7 @@ pub mod assets;
 pub mod chain;
 pub mod child;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -7,11 +7,11 @@
 use std::net::IpAddr;
 
 use super::instance::InstanceKey;
-use super::sender::AdvertSocket;
 use super::DaemonError;
 use crate::config::InstanceConfig;
 use crate::net::announce::Announcer;
 use crate::net::link::{LinkInfo, Links};
+use crate::net::sender::AdvertSocket;
 use crate::net::vip::VipSet;
 
 /// Wait before binding to a re-created interface is tried again when it

@@ -34,7 +34,6 @@ mod prepare;
 pub mod rate;
 mod reload;
 mod rules;
-pub mod sender;
 pub mod status;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -45,16 +44,17 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::chain::Chain;
+use crate::clock::monotonic_ns;
 use crate::config::Config;
 use crate::control::{ControlRequest, ControlServer};
 use crate::metrics::MetricsServer;
 use crate::monitor::event_source;
 use crate::net::link::{device_name, LinkEvent, Links};
+use crate::net::sender::SendError;
 use crate::net::vip::VipManager;
 use crate::notify::Notifier;
 use crate::proto::action::Admin;
 use crate::proto::Nanos;
-use crate::xdp::fallback::monotonic_ns;
 use crate::xdp::receive::{ReceiveError, ReceivePath};
 use instance::{InstanceKey, Running};
 use rate::settings;
@@ -93,7 +93,7 @@ pub enum DaemonError {
     Send {
         /// The socket error.
         #[from]
-        source: sender::SendError,
+        source: SendError,
     },
     /// The announcement socket could not be opened.
     #[error("{key}")]
@@ -360,17 +360,6 @@ impl Daemon {
         loop {
             let deadline = self.next_deadline();
             let retry = self.next_retry();
-            let sleep = async {
-                match deadline {
-                    Some(at) => {
-                        tokio::time::sleep(Duration::from_nanos(
-                            at.0.saturating_sub(monotonic_ns()),
-                        ))
-                        .await
-                    }
-                    None => std::future::pending().await,
-                }
-            };
             // Not `biased;`: the timer branch empties the receive path itself
             // (see `on_timeout`), so either order is right, and a receive
             // path that is always ready cannot starve the other branches.
@@ -379,7 +368,7 @@ impl Daemon {
                     Ok(ev) => self.on_advert(&ev).await,
                     Err(e) => tracing::error!("receive path: {}", Chain(&e)),
                 },
-                () = sleep => self.on_timeout().await,
+                () = sleep_until(deadline) => self.on_timeout().await,
                 Some(ev) = recv_opt(self.link_rx.as_mut()) => self.on_link(ev).await,
                 () = sleep_until(retry) => self.on_retry().await,
                 Some((key, demote)) = self.health_rx.recv() => self.on_health(key, demote).await,
@@ -622,9 +611,7 @@ async fn wait_for_scripts(pending: Vec<(InstanceKey, crate::scripts::Done)>, dea
 /// Sleeps until monotonic time `at`; never returns for `None`.
 async fn sleep_until(at: Option<Nanos>) {
     match at {
-        Some(at) => {
-            tokio::time::sleep(Duration::from_nanos(at.0.saturating_sub(monotonic_ns()))).await
-        }
+        Some(at) => tokio::time::sleep(Duration::from_nanos(at.0.saturating_sub(now().0))).await,
         None => std::future::pending().await,
     }
 }

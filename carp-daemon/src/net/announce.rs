@@ -7,13 +7,13 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
+use socket2::{Domain, Socket};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::frame;
+use super::{frame, socket};
 
 /// Errors of sending announcements.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +45,7 @@ pub enum AnnounceError {
 #[derive(Debug)]
 pub struct Announcer {
     /// The non-blocking `AF_PACKET`/`SOCK_RAW` socket.
-    fd: AsyncFd<OwnedFd>,
+    fd: AsyncFd<Socket>,
     /// The interface it is bound to.
     ifindex: u32,
     /// The interface MAC, the source and the announced hardware address.
@@ -63,40 +63,9 @@ impl Announcer {
                 source,
             }
         };
-        // SAFETY: plain socket(2) call; the result is checked below.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            )
-        };
-        if raw < 0 {
-            return Err(io_err("socket")(io::Error::last_os_error()));
-        }
-        // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let ifindex_c = i32::try_from(ifindex)
-            .map_err(|_| io_err("bind")(io::Error::from_raw_os_error(libc::ENODEV)))?;
-        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_ifindex = ifindex_c;
-        // SAFETY: `sll` is a valid sockaddr_ll and its size is passed with it.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                std::ptr::from_ref(&sll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(io_err("bind")(io::Error::last_os_error()));
-        }
-        // SAFETY: an OwnedFd stays open and returns the same descriptor until
-        // dropped, and the AsyncFd owns it.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::WRITABLE) }
-            .map_err(|e| io_err("register with tokio")(e.into()))?;
+        let fd = socket::raw(Domain::PACKET, 0).map_err(io_err("socket"))?;
+        socket::bind_packet(&fd, ifindex).map_err(io_err("bind"))?;
+        let fd = socket::register(fd, Interest::WRITABLE).map_err(io_err("register with tokio"))?;
         Ok(Announcer { fd, ifindex, mac })
     }
 
@@ -158,15 +127,7 @@ impl Announcer {
                     ifindex,
                     source,
                 })?;
-            let res = guard.try_io(|fd| {
-                // SAFETY: `buf` is valid for `buf.len()` bytes; the socket is bound.
-                let n = unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            });
+            let res = guard.try_io(|fd| fd.get_ref().send(buf));
             match res {
                 Ok(Ok(sent)) if sent == buf.len() => return Ok(()),
                 Ok(Ok(sent)) => {

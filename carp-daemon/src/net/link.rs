@@ -18,11 +18,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::{StreamExt, TryStreamExt};
 use rtnetlink::packet_core::NetlinkPayload;
-use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{Handle, MulticastGroup};
 use tokio::sync::mpsc;
+
+use super::rtnl::{self, errno};
 
 /// Errors of interface lookup and tracking.
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +115,7 @@ pub struct Links {
 impl Links {
     /// Opens the netlink socket. Must be called inside a tokio runtime.
     pub fn new() -> Result<Links, LinkError> {
-        let handle = super::rtnl::connect().map_err(|source| LinkError::Socket {
+        let handle = rtnl::connect().map_err(|source| LinkError::Socket {
             op: "open route netlink socket",
             source,
         })?;
@@ -196,34 +197,14 @@ impl Links {
     }
 
     async fn addresses(&self, ifindex: u32) -> Result<Vec<IpAddr>, LinkError> {
-        let msgs: Vec<_> = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(ifindex)
-            .execute()
-            .try_collect()
+        let msgs = rtnl::addresses(&self.handle, ifindex)
             .await
             .map_err(|source| LinkError::Netlink {
                 op: "list addresses of",
                 target: ifindex.to_string(),
                 source,
             })?;
-        Ok(msgs
-            .iter()
-            .filter_map(|m| {
-                let local = m.attributes.iter().find_map(|a| match a {
-                    AddressAttribute::Local(ip) => Some(*ip),
-                    _ => None,
-                });
-                local.or_else(|| {
-                    m.attributes.iter().find_map(|a| match a {
-                        AddressAttribute::Address(ip) => Some(*ip),
-                        _ => None,
-                    })
-                })
-            })
-            .collect())
+        Ok(msgs.iter().filter_map(rtnl::message_addr).collect())
     }
 }
 
@@ -238,11 +219,9 @@ impl Links {
 pub async fn watch(names: &[String]) -> Result<mpsc::Receiver<LinkEvent>, LinkError> {
     // Subscribe before reading the current state so no change is missed.
     let (handle, mut messages) =
-        super::rtnl::connect_multicast(&[MulticastGroup::Link]).map_err(|source| {
-            LinkError::Socket {
-                op: "subscribe to link notifications",
-                source,
-            }
+        rtnl::connect_multicast(&[MulticastGroup::Link]).map_err(|source| LinkError::Socket {
+            op: "subscribe to link notifications",
+            source,
         })?;
     let links = Links { handle };
     let mut current = NameTable::default();
@@ -368,13 +347,6 @@ fn link_info(msg: &LinkMessage) -> LinkInfo {
         }
     }
     info
-}
-
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
-    match e {
-        rtnetlink::Error::NetlinkError(msg) => Some(-msg.raw_code()),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

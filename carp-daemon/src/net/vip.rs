@@ -15,12 +15,12 @@
 use std::io;
 use std::net::IpAddr;
 
-use futures::TryStreamExt;
 use rtnetlink::packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
 };
 use rtnetlink::Handle;
 
+use super::rtnl::{self, errno, message_addr};
 use crate::chain::Chain;
 
 /// Longest interface or label name the kernel accepts (IFNAMSIZ - 1).
@@ -145,7 +145,7 @@ pub struct VipManager {
 impl VipManager {
     /// Opens the netlink socket. Must be called inside a tokio runtime.
     pub fn new() -> Result<VipManager, VipError> {
-        let handle = super::rtnl::connect().map_err(|source| VipError::Socket {
+        let handle = rtnl::connect().map_err(|source| VipError::Socket {
             op: "open route netlink socket",
             source,
         })?;
@@ -236,12 +236,7 @@ impl VipManager {
     }
 
     async fn dump(&self, ifindex: u32) -> Result<Vec<AddressMessage>, VipError> {
-        self.handle
-            .address()
-            .get()
-            .set_link_index_filter(ifindex)
-            .execute()
-            .try_collect()
+        rtnl::addresses(&self.handle, ifindex)
             .await
             .map_err(|source| VipError::Netlink {
                 op: "list addresses",
@@ -318,28 +313,6 @@ impl VipSet {
         self.added = kept;
         first_err.map_or(Ok(()), Err)
     }
-}
-
-/// The errno of a netlink error reply, if it is one.
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
-    match e {
-        rtnetlink::Error::NetlinkError(msg) => Some(-msg.raw_code()),
-        _ => None,
-    }
-}
-
-/// The interface address of a dumped message (`IFA_LOCAL` first).
-fn message_addr(msg: &AddressMessage) -> Option<IpAddr> {
-    let local = msg.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(ip) => Some(*ip),
-        _ => None,
-    });
-    local.or_else(|| {
-        msg.attributes.iter().find_map(|a| match a {
-            AddressAttribute::Address(ip) => Some(*ip),
-            _ => None,
-        })
-    })
 }
 
 fn if_addr(msg: &AddressMessage) -> Option<IfAddr> {

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use carp_common::constants::{CARP_HMAC_LEN, MAP_RATE_CAPACITY};
 use carp_common::inspect::{Auth, Tables};
@@ -14,10 +13,12 @@ use carp_common::maps::{
     Admit, PeerKey, PeerValue, RateKey, RateState, ReplayKey, ReplayState, Settings, VhidKey,
 };
 use carp_common::rate;
+use socket2::{Domain, SockFilter, Socket};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::key::VhidKeys;
+use crate::net::socket;
 
 /// Classic BPF: accept IPv4 or IPv6 (no extension header) with protocol 112.
 /// Instructions are (code, jt, jf, k); offsets are Ethernet-relative.
@@ -35,7 +36,7 @@ const FILTER: [(u16, u8, u8, u32); 9] = [
 
 /// A packet socket receiving protocol-112 frames from every interface.
 pub struct FallbackSocket {
-    fd: AsyncFd<OwnedFd>,
+    fd: AsyncFd<Socket>,
 }
 
 fn os_err(op: &'static str) -> impl FnOnce(io::Error) -> io::Error {
@@ -46,46 +47,16 @@ impl FallbackSocket {
     /// Opens the socket (needs CAP_NET_RAW) and attaches the filter.
     pub fn open() -> io::Result<Self> {
         let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket(2) call; the result is checked below.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                i32::from(proto),
-            )
-        };
-        if raw < 0 {
-            return Err(os_err("socket(AF_PACKET)")(io::Error::last_os_error()));
-        }
-        // SAFETY: raw is a fresh, valid descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let mut code: Vec<libc::sock_filter> = FILTER
+        let fd =
+            socket::raw(Domain::PACKET, i32::from(proto)).map_err(os_err("socket(AF_PACKET)"))?;
+        let code: Vec<SockFilter> = FILTER
             .iter()
-            .map(|&(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
+            .map(|&(code, jt, jf, k)| SockFilter::new(code, jt, jf, k))
             .collect();
-        let prog = libc::sock_fprog {
-            len: code.len() as u16,
-            filter: code.as_mut_ptr(),
-        };
-        // SAFETY: prog points at `code`, which outlives the call; the kernel copies it.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ATTACH_FILTER,
-                (&prog as *const libc::sock_fprog).cast(),
-                size_of::<libc::sock_fprog>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(os_err("setsockopt(SO_ATTACH_FILTER)")(
-                io::Error::last_os_error(),
-            ));
-        }
-        // SAFETY: the OwnedFd moves into the AsyncFd and keeps its descriptor
-        // open, unchanged, for the AsyncFd's whole life.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
-            .map_err(|e| os_err("register the packet socket with tokio")(e.into()))?;
+        fd.attach_filter(&code)
+            .map_err(os_err("setsockopt(SO_ATTACH_FILTER)"))?;
+        let fd = socket::register(fd, Interest::READABLE)
+            .map_err(os_err("register the packet socket with tokio"))?;
         Ok(Self { fd })
     }
 
@@ -94,7 +65,7 @@ impl FallbackSocket {
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<(u32, usize)> {
         loop {
             let mut guard = self.fd.readable().await?;
-            match guard.try_io(|fd| recv_one(fd.get_ref().as_raw_fd(), buf)) {
+            match guard.try_io(|fd| recv_one(fd.get_ref(), buf)) {
                 Ok(Ok(Some(got))) => return Ok(got),
                 Ok(Ok(None)) => continue,
                 Ok(Err(e)) => return Err(os_err("recvfrom(AF_PACKET)")(e)),
@@ -107,7 +78,7 @@ impl FallbackSocket {
     /// there is none. Frames this host sent are skipped.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<(u32, usize)>> {
         loop {
-            match recv_one(self.fd.get_ref().as_raw_fd(), buf) {
+            match recv_one(self.fd.get_ref(), buf) {
                 Ok(Some(got)) => return Ok(Some(got)),
                 Ok(None) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
@@ -118,28 +89,12 @@ impl FallbackSocket {
 }
 
 /// One recvfrom; `Ok(None)` for a frame to skip.
-fn recv_one(fd: i32, buf: &mut [u8]) -> io::Result<Option<(u32, usize)>> {
-    // SAFETY: an all-zero sockaddr_ll is a valid value.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    let mut addr_len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-    // SAFETY: buf and addr are valid for writes of the lengths given.
-    let n = unsafe {
-        libc::recvfrom(
-            fd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            0,
-            (&mut addr as *mut libc::sockaddr_ll).cast(),
-            &mut addr_len,
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
+fn recv_one(fd: &Socket, buf: &mut [u8]) -> io::Result<Option<(u32, usize)>> {
+    let (n, addr) = socket::recv_packet(fd, buf)?;
     if addr.sll_pkttype == libc::PACKET_OUTGOING {
         return Ok(None);
     }
-    Ok(Some((addr.sll_ifindex as u32, n as usize)))
+    Ok(Some((addr.sll_ifindex as u32, n)))
 }
 
 /// The fallback's stand-in for the BPF maps.
@@ -208,15 +163,4 @@ impl Tables for FallbackTables {
         }
         rate::conforms(self.rate.entry(*key).or_default(), &self.settings, now_ns)
     }
-}
-
-/// CLOCK_MONOTONIC in ns, the clock of `bpf_ktime_get_ns`.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

@@ -16,11 +16,12 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use super::counters::Counters;
-use super::fallback::{monotonic_ns, FallbackSocket, FallbackTables};
+use super::fallback::{FallbackSocket, FallbackTables};
 use super::key::{peer_entries, VhidKeys};
 use super::mode::XdpMode;
 use super::program::{AttachMode, ProgramError, XdpProgram};
 use crate::chain::Chain;
+use crate::clock::monotonic_ns;
 use crate::proto::peer::AllowedPeer;
 
 /// Failures of the receive path.
