@@ -10,10 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::CommandFactory;
 use clap_complete::Shell;
-
-use crate::cli::Cli;
 
 /// Section of the manual: system administration commands (`/usr/sbin`).
 pub const MAN_SECTION: &str = "8";
@@ -47,22 +44,18 @@ fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> AssetsError + '_ {
     }
 }
 
-/// The clap command of `carpd-xdp`, built (subcommands named
-/// `carpd-xdp-<name>`), without the `help` subcommand.
-fn command() -> clap::Command {
-    let mut cmd = Cli::command().disable_help_subcommand(true);
-    cmd.build();
-    cmd
-}
-
-/// Writes the man pages and completions under `out`; returns the files.
-pub fn generate(out: &Path) -> Result<Vec<PathBuf>, AssetsError> {
+/// Writes the man pages and completions of `command` (the clap command of
+/// `carpd-xdp`) under `out`, leaving out the `help` subcommand; returns the
+/// files.
+pub fn generate(command: clap::Command, out: &Path) -> Result<Vec<PathBuf>, AssetsError> {
     let man_dir = out.join("man");
     let completion_dir = out.join("completions");
     for dir in [&man_dir, &completion_dir] {
         std::fs::create_dir_all(dir).map_err(write_err(dir))?;
     }
-    let cmd = command();
+    // Built, so that subcommands are named `carpd-xdp-<name>`.
+    let mut cmd = command.disable_help_subcommand(true);
+    cmd.build();
     let mut written = Vec::new();
     let pages = std::iter::once(cmd.clone()).chain(
         cmd.get_subcommands()
@@ -86,7 +79,7 @@ pub fn generate(out: &Path) -> Result<Vec<PathBuf>, AssetsError> {
     ] {
         let path = completion_dir.join(name);
         let mut text = Vec::new();
-        clap_complete::generate(shell, &mut command(), "carpd-xdp", &mut text);
+        clap_complete::generate(shell, &mut cmd.clone(), "carpd-xdp", &mut text);
         std::fs::write(&path, text).map_err(write_err(&path))?;
         written.push(path);
     }

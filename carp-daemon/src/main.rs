@@ -13,7 +13,7 @@ use carp_daemon::cli::{Cli, Command};
 use carp_daemon::config::{self, Config, Logging};
 use carp_daemon::daemon::{Daemon, Reloader};
 use carp_daemon::{assets, control, daemonize, logging, monitor, realtime};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -76,7 +76,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::GenerateAssets(args)) => {
-            for path in assets::generate(&args.out)? {
+            for path in assets::generate(Cli::command(), &args.out)? {
                 println!("{}", path.display());
             }
             Ok(())

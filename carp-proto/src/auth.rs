@@ -35,7 +35,6 @@ use carp_common::constants::{CARP_ADVERTISEMENT, CARP_HMAC_LEN, CARP_VERSION};
 use carp_common::header::CarpHeader;
 use hmac::{Hmac, KeyInit, Mac};
 
-use super::params::LinkLocalHmac;
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
@@ -214,6 +213,49 @@ impl Authenticator {
         };
         header.hmac = self.digest_over(addrs, header.version_type, header.vhid, &header.counter);
         header.seal_checksum();
+    }
+}
+
+/// How IPv6 link-local virtual addresses enter the HMAC of the adverts we
+/// send. Received adverts are accepted in either form, as OpenBSD does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LinkLocalHmac {
+    /// Included, as FreeBSD and (for IPv4-only vhids, trivially) UCARP do.
+    #[default]
+    Include,
+    /// Left out, as OpenBSD sends (`HMAC_NOV6LL` in `carp_hmac_prepare`).
+    Exclude,
+}
+
+impl LinkLocalHmac {
+    /// The lowercase name, as in the configuration file.
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkLocalHmac::Include => "include",
+            LinkLocalHmac::Exclude => "exclude",
+        }
+    }
+}
+
+/// A link-local HMAC form that is neither `include` nor `exclude`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown link-local HMAC form {value:?}: expected \"include\" or \"exclude\"")]
+pub struct UnknownLinkLocalHmac {
+    /// The text given.
+    pub value: String,
+}
+
+impl std::str::FromStr for LinkLocalHmac {
+    type Err = UnknownLinkLocalHmac;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "include" => Ok(LinkLocalHmac::Include),
+            "exclude" => Ok(LinkLocalHmac::Exclude),
+            other => Err(UnknownLinkLocalHmac {
+                value: other.to_owned(),
+            }),
+        }
     }
 }
 

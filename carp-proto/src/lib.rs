@@ -42,8 +42,9 @@ pub mod timers;
 
 pub use action::{Action, Admin, Reason, Script, State};
 pub use auth::{AuthError, Password};
+pub use auth::{LinkLocalHmac, UnknownLinkLocalHmac};
 pub use instance::Instance;
-pub use params::{InstanceParams, LinkLocalHmac, ParamsError, UnknownLinkLocalHmac};
+pub use params::{InstanceParams, ParamsError};
 pub use peer::{PeerKind, PeerParseError, Sender};
 pub use reject::Reject;
 pub use replay::{ReplayError, ReplayMode, UnknownReplayMode};

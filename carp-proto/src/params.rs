@@ -2,53 +2,10 @@
 
 use std::net::IpAddr;
 
-use super::auth::Password;
+use super::auth::{LinkLocalHmac, Password};
 use super::replay::ReplayMode;
 use super::timers::{advert_interval, master_down_interval, MasterDownRule};
 use super::Nanos;
-
-/// How IPv6 link-local virtual addresses enter the HMAC of the adverts we
-/// send. Received adverts are accepted in either form, as OpenBSD does.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum LinkLocalHmac {
-    /// Included, as FreeBSD and (for IPv4-only vhids, trivially) UCARP do.
-    #[default]
-    Include,
-    /// Left out, as OpenBSD sends (`HMAC_NOV6LL` in `carp_hmac_prepare`).
-    Exclude,
-}
-
-impl LinkLocalHmac {
-    /// The lowercase name, as in the configuration file.
-    pub fn name(self) -> &'static str {
-        match self {
-            LinkLocalHmac::Include => "include",
-            LinkLocalHmac::Exclude => "exclude",
-        }
-    }
-}
-
-/// A link-local HMAC form that is neither `include` nor `exclude`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown link-local HMAC form {value:?}: expected \"include\" or \"exclude\"")]
-pub struct UnknownLinkLocalHmac {
-    /// The text given.
-    pub value: String,
-}
-
-impl std::str::FromStr for LinkLocalHmac {
-    type Err = UnknownLinkLocalHmac;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "include" => Ok(LinkLocalHmac::Include),
-            "exclude" => Ok(LinkLocalHmac::Exclude),
-            other => Err(UnknownLinkLocalHmac {
-                value: other.to_owned(),
-            }),
-        }
-    }
-}
 
 /// The advskew a demoted host advertises at least, so that peers which
 /// ignore the demote byte (UCARP, FreeBSD) see the demotion too: FreeBSD's

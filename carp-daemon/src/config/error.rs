@@ -35,7 +35,7 @@ impl fmt::Display for At {
 
 /// ` --output PATH` unless `path` is where `carpd-xdp init` writes anyway.
 fn output_option(path: &std::path::Path) -> String {
-    if path == std::path::Path::new(super::model::DEFAULT_CONFIG_PATH) {
+    if path == std::path::Path::new(super::paths::DEFAULT_CONFIG_PATH) {
         String::new()
     } else {
         format!(" --output {}", path.display())

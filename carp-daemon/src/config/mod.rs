@@ -7,8 +7,8 @@
 //! the file, line and field, and nothing of it is used.
 //!
 //! ```text
-//! cli::RunArgs ──from_cli──┬── UCARP options ──────────────► Config
-//!                          └── load(file) ── select_interface ─► Config
+//!     RunArgs ──from_cli──┬── UCARP options ──────────────► Config
+//!                         └── load(file) ── select_interface ─► Config
 //! ```
 
 mod error;
@@ -16,7 +16,9 @@ mod facility;
 pub mod import;
 mod locate;
 mod model;
+mod options;
 mod password;
+mod paths;
 mod print;
 mod shell;
 pub mod starter;
@@ -30,7 +32,9 @@ use std::path::Path;
 pub use error::{At, ConfigError};
 pub use facility::{Facility, UnknownFacility};
 pub use model::*;
+pub use options::{RunArgs, SUBCOMMANDS};
 pub use password::{Password, PasswordSource};
+pub use paths::*;
 pub use print::render;
 pub use ucarp::from_cli;
 

@@ -12,13 +12,9 @@ use serde::Deserialize;
 
 use super::facility::Facility;
 use super::password::Password;
+use super::paths::{DEFAULT_STATE_DIR, DEFAULT_STATUS_SOCKET};
 use crate::xdp::mode::XdpMode;
 
-/// Default configuration file, read when neither `--config` nor UCARP-style
-/// instance options are given.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/carpd-xdp/carpd-xdp.toml";
-/// Default unix socket of `carpd-xdp status`.
-pub const DEFAULT_STATUS_SOCKET: &str = "/run/carpd-xdp.sock";
 /// Default advertisement base in seconds (UCARP, carp(4)).
 pub const DEFAULT_ADVBASE_SECS: u8 = 1;
 /// Default dead ratio: adverts missed before the master is taken as dead
@@ -169,10 +165,7 @@ pub use crate::proto::ReplayMode;
 pub use crate::proto::peer::AllowedPeer;
 
 /// How IPv6 link-local VIPs enter the HMAC we send: the core's choice.
-pub use crate::proto::params::LinkLocalHmac;
-
-/// Default of `global.state_dir`.
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/carpd-xdp";
+pub use crate::proto::LinkLocalHmac;
 
 /// How long a backup waits for adverts before taking over: the core's rule.
 pub use crate::proto::MasterDownRule;

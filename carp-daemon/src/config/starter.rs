@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use super::error::At;
-use super::model::{Vip, DEFAULT_CONFIG_PATH};
+use super::model::Vip;
+use super::paths::DEFAULT_CONFIG_PATH;
 use super::validate::{check_ifname, split_alias, MAX_IFNAME_BYTES};
 
 /// Placeholder VIP written when `--vip` is not given (TEST-NET-1, RFC 5737,

@@ -14,21 +14,10 @@ use std::path::PathBuf;
 use super::error::{At, ConfigError};
 use super::facility::Facility;
 use super::model::*;
+use super::options::{RunArgs, SUBCOMMANDS};
 use super::password::{Password, PasswordSource};
+use super::paths::DEFAULT_CONFIG_PATH;
 use super::validate::{check_config, split_alias, Field, Locate};
-use crate::cli::RunArgs;
-
-/// Names of the subcommands, which clap takes as the positional interface
-/// when they follow daemon options.
-const SUBCOMMANDS: [&str; 7] = [
-    "check-config",
-    "status",
-    "monitor",
-    "init",
-    "import-ucarp",
-    "generate-assets",
-    "help",
-];
 
 /// Flags of the UCARP-style command line, for error locations.
 struct Flags;

@@ -12,7 +12,7 @@
 //!   the default file, a variable over `OPTIONS` of the same file;
 //! - or `--cmdline -- <UCARP options>`: one instance from a command line.
 //!
-//! Every UCARP option is read by the daemon's own parser ([`Cli`]), so it
+//! Every UCARP option is read by the daemon's own parser ([`super::options::parse`]), so it
 //! means here what it means on the command line. Passwords never go into the
 //! TOML: each is written to `<password dir>/<interface>-vhid<N>.pass`, mode
 //! 0600, and referenced as `password_file` (a `PASSFILE` is referenced as it

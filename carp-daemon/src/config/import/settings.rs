@@ -5,13 +5,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
-
 use super::super::error::At;
 use super::super::model::{LogFormat, ReplayMode};
+use super::super::options::{self, RunArgs, SUBCOMMANDS};
 use super::super::shell;
 use super::{Body, ImportError, Input};
-use crate::cli::{Cli, RunArgs};
 use crate::xdp::mode::XdpMode;
 
 /// Variables of per-VIP and default files, and the UCARP option each is.
@@ -218,8 +216,19 @@ impl Settings {
 
 /// Parses UCARP options with the daemon's own parser.
 fn parse_options(words: &[String], at: &dyn Fn() -> String) -> Result<RunArgs, ImportError> {
+    let subcommand = ImportError::Unsupported {
+        at: at(),
+        setting: words.join(" "),
+        why: "a carpd-xdp subcommand, not UCARP options",
+    };
+    if words
+        .first()
+        .is_some_and(|w| SUBCOMMANDS.contains(&w.as_str()))
+    {
+        return Err(subcommand);
+    }
     let argv = std::iter::once("carpd-xdp").chain(words.iter().map(String::as_str));
-    let cli = Cli::try_parse_from(argv).map_err(|e| {
+    let run = options::parse(argv).map_err(|e| {
         use clap::error::ErrorKind;
         match e.kind() {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => ImportError::Unsupported {
@@ -233,14 +242,7 @@ fn parse_options(words: &[String], at: &dyn Fn() -> String) -> Result<RunArgs, I
             },
         }
     })?;
-    if cli.command.is_some() {
-        return Err(ImportError::Unsupported {
-            at: at(),
-            setting: words.join(" "),
-            why: "a carpd-xdp subcommand, not UCARP options",
-        });
-    }
-    Ok(cli.run)
+    Ok(run)
 }
 
 /// The first line of a clap error, without its `error: ` prefix.

@@ -1,0 +1,9 @@
+//! Where carpd-xdp keeps its files unless told otherwise.
+
+/// Default configuration file, read when neither `--config` nor UCARP-style
+/// instance options are given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/carpd-xdp/carpd-xdp.toml";
+/// Default unix socket of `carpd-xdp status`.
+pub const DEFAULT_STATUS_SOCKET: &str = "/run/carpd-xdp.sock";
+/// Default of `global.state_dir`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/carpd-xdp";
