@@ -41,11 +41,8 @@ pub enum LoggingError {
         source: ParseError,
     },
     /// A global subscriber was already installed.
-    #[error("logging already initialised: {reason}")]
-    AlreadySet {
-        /// What tracing said.
-        reason: String,
-    },
+    #[error("logging already initialised")]
+    AlreadySet(#[source] tracing_subscriber::util::TryInitError),
 }
 
 /// Where the process runs, as far as log formatting cares.
@@ -96,9 +93,7 @@ pub fn init(log: &Logging, foreground: bool) -> Result<(), LoggingError> {
         .with(filter)
         .with(layers(log.format, env, stderr, syslog))
         .try_init()
-        .map_err(|e| LoggingError::AlreadySet {
-            reason: e.to_string(),
-        })
+        .map_err(LoggingError::AlreadySet)
 }
 
 /// `RUST_LOG` if set, else `info` (`debug` with `-D`).
