@@ -144,10 +144,7 @@ fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, ProgramError> {
             name: PROGRAM_NAME,
         })?
         .try_into()
-        .map_err(|e| ProgramError::Program {
-            op: "find the XDP program".into(),
-            source: Box::new(e),
-        })
+        .map_err(program_err(|| "find the XDP program".into()))
 }
 
 /// The TC program in the loaded object.
@@ -158,20 +155,16 @@ fn tc_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, ProgramError> {
             name: TC_PROGRAM_NAME,
         })?
         .try_into()
-        .map_err(|e| ProgramError::Program {
-            op: "find the TC program".into(),
-            source: Box::new(e),
-        })
+        .map_err(program_err(|| "find the TC program".into()))
 }
 
 /// The XDP program, loaded into the kernel if it is not yet.
 fn loaded_xdp<'a>(ebpf: &'a mut Ebpf, loaded: &mut bool) -> Result<&'a mut Xdp, ProgramError> {
     let program = xdp_program(ebpf)?;
     if !*loaded {
-        program.load().map_err(|e| ProgramError::Program {
-            op: "load the XDP program".into(),
-            source: Box::new(e),
-        })?;
+        program
+            .load()
+            .map_err(program_err(|| "load the XDP program".into()))?;
         *loaded = true;
     }
     Ok(program)
@@ -184,13 +177,76 @@ fn loaded_tc<'a>(
 ) -> Result<&'a mut SchedClassifier, ProgramError> {
     let program = tc_program(ebpf)?;
     if !*loaded {
-        program.load().map_err(|e| ProgramError::Program {
-            op: "load the TC program".into(),
-            source: Box::new(e),
-        })?;
+        program
+            .load()
+            .map_err(program_err(|| "load the TC program".into()))?;
         *loaded = true;
     }
     Ok(program)
+}
+
+/// A [`ProgramError::Program`] of the operation `op` names.
+fn program_err(
+    op: impl FnOnce() -> String,
+) -> impl FnOnce(aya::programs::ProgramError) -> ProgramError {
+    move |source| ProgramError::Program {
+        op: op(),
+        source: Box::new(source),
+    }
+}
+
+/// aya's loader. aya reads and parses the running kernel's BTF
+/// (`/sys/kernel/btf/vmlinux`: 5-6 MiB read, some 12 MiB more parsed) as
+/// soon as a loader is made, even one then told to use none; that was most
+/// of the daemon's peak memory, for an object that needs none. So the loader
+/// is made on a thread of its own whose own mount namespace hides that file
+/// (the namespace ends with the thread); where that is not allowed (no
+/// `CAP_SYS_ADMIN`), it is made as usual.
+fn loader() -> EbpfLoader<'static> {
+    let made = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                if let Err(e) = hide_kernel_btf() {
+                    tracing::debug!("kernel BTF not hidden from the loader: {e}");
+                }
+                EbpfLoader::new()
+            })
+            .join()
+    });
+    made.unwrap_or_else(|_| EbpfLoader::new())
+}
+
+/// Puts the calling thread in a mount namespace of its own in which an empty
+/// tmpfs covers `/sys/kernel/btf`. Nothing mounted there reaches the
+/// process's other threads or the host.
+fn hide_kernel_btf() -> std::io::Result<()> {
+    let check = |rc: libc::c_int| match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    };
+    // SAFETY: unshare takes no pointers. CLONE_NEWNS implies CLONE_FS, so
+    // the new namespace is this thread's alone.
+    check(unsafe { libc::unshare(libc::CLONE_NEWNS) })?;
+    let none = std::ptr::null();
+    // SAFETY: NUL-terminated literals and null pointers, as mount(2)
+    // allows for a propagation change (first) and a tmpfs (second).
+    unsafe {
+        // Private, recursively: our mounts do not propagate to the host.
+        check(libc::mount(
+            none,
+            c"/".as_ptr(),
+            none,
+            libc::MS_REC | libc::MS_PRIVATE,
+            none.cast(),
+        ))?;
+        check(libc::mount(
+            c"none".as_ptr(),
+            c"/sys/kernel/btf".as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            none.cast(),
+        ))
+    }
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProgramError> {
@@ -225,15 +281,13 @@ impl XdpProgram {
     /// into the kernel when first attached.
     pub fn load(settings: Settings) -> Result<Self, ProgramError> {
         raise_memlock_limit();
-        // No kernel BTF: the program uses no CO-RE relocations, and parsing
-        // vmlinux's BTF would cost tens of MiB of memory for nothing.
-        let mut ebpf =
-            EbpfLoader::new()
-                .btf(None)
-                .load(XDP_OBJECT)
-                .map_err(|e| ProgramError::Load {
-                    source: Box::new(e),
-                })?;
+        // No kernel BTF: the program uses no CO-RE relocations.
+        let mut ebpf = loader()
+            .btf(None)
+            .load(XDP_OBJECT)
+            .map_err(|e| ProgramError::Load {
+                source: Box::new(e),
+            })?;
         let vhids = HashMap::try_from(take_map(&mut ebpf, MAP_VHIDS)?)
             .map_err(map_err("open CARP_VHIDS"))?;
         let peers = HashMap::try_from(take_map(&mut ebpf, MAP_PEERS)?)
@@ -278,23 +332,11 @@ impl XdpProgram {
     ) -> Result<(), ProgramError> {
         let program = loaded_xdp(&mut self.ebpf, &mut self.xdp_loaded)?;
         let op = || format!("attach XDP to {ifname} in {} mode", mode.name());
-        let id = program
+        let link = program
             .attach_to_if_index(ifindex, mode.aya())
-            .map_err(|e| ProgramError::Program {
-                op: op(),
-                source: Box::new(e),
-            })?;
-        let link = program.take_link(id).map_err(|e| ProgramError::Program {
-            op: op(),
-            source: Box::new(e),
-        })?;
-        // A netlink attachment cannot become an FdLink; dropping it detaches.
-        let fd_link = FdLink::try_from(link).map_err(|_| ProgramError::NoBpfLink {
-            ifname: ifname.to_string(),
-            hook: "XDP",
-        })?;
-        self.links.push((ifindex, fd_link));
-        Ok(())
+            .and_then(|id| program.take_link(id))
+            .map_err(program_err(op))?;
+        self.keep_link(ifname, ifindex, "XDP", link)
     }
 
     /// Attaches the TC program to an interface's tcx ingress hook through a
@@ -305,23 +347,33 @@ impl XdpProgram {
         let program = loaded_tc(&mut self.ebpf, &mut self.tc_loaded)?;
         let op = || format!("attach TC (tcx ingress) to {ifname}");
         // Never `TcAttachOptions::Netlink`: a clsact filter outlives us.
-        let id = program
+        let link = program
             .attach_with_options(
                 ifname,
                 TcAttachType::Ingress,
                 TcAttachOptions::TcxOrder(LinkOrder::default()),
             )
-            .map_err(|e| ProgramError::Program {
-                op: op(),
-                source: Box::new(e),
-            })?;
-        let link = program.take_link(id).map_err(|e| ProgramError::Program {
-            op: op(),
-            source: Box::new(e),
-        })?;
+            .and_then(|id| program.take_link(id))
+            .map_err(program_err(op))?;
+        self.keep_link(ifname, ifindex, "TC", link)
+    }
+
+    /// Keeps `link`, just made on `ifindex`, as a BPF link owned by this
+    /// process. A netlink attachment cannot become one: it is refused, and
+    /// dropping it here detaches it.
+    fn keep_link<L>(
+        &mut self,
+        ifname: &str,
+        ifindex: u32,
+        hook: &'static str,
+        link: L,
+    ) -> Result<(), ProgramError>
+    where
+        FdLink: TryFrom<L>,
+    {
         let fd_link = FdLink::try_from(link).map_err(|_| ProgramError::NoBpfLink {
             ifname: ifname.to_string(),
-            hook: "TC",
+            hook,
         })?;
         self.links.push((ifindex, fd_link));
         Ok(())
@@ -347,10 +399,7 @@ impl XdpProgram {
             Hook::Xdp => loaded_xdp(&mut self.ebpf, &mut self.xdp_loaded)?.test_run(opts),
             Hook::Tc => loaded_tc(&mut self.ebpf, &mut self.tc_loaded)?.test_run(opts),
         }
-        .map_err(|e| ProgramError::Program {
-            op: format!("test-run the {hook:?} program"),
-            source: Box::new(e),
-        })
+        .map_err(program_err(|| format!("test-run the {hook:?} program")))
     }
 
     /// Detaches the program from an interface (no-op if not attached).
