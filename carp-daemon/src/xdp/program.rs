@@ -570,7 +570,39 @@ fn raise_memlock_limit() {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use carp_common::constants::{MAP_NAMES, PROGRAM_NAME, TC_PROGRAM_NAME};
+
+    #[test]
+    fn the_kernel_btf_is_hidden_on_the_loader_thread_alone() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI runs as root"
+            );
+            eprintln!("skipped: a mount namespace needs root (CAP_SYS_ADMIN)");
+            return;
+        }
+        let vmlinux = Path::new("/sys/kernel/btf/vmlinux");
+        if !vmlinux.exists() {
+            eprintln!("skipped: this kernel has no BTF to hide");
+            return;
+        }
+        let mounts = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let before = mounts();
+        let seen_there = std::thread::spawn(move || {
+            super::hide_kernel_btf().expect("root may make a mount namespace");
+            vmlinux.exists()
+        })
+        .join()
+        .unwrap();
+        assert!(!seen_there, "the loader thread still sees {vmlinux:?}");
+        assert!(vmlinux.exists(), "the other threads no longer see it");
+        assert_eq!(mounts(), before, "a mount leaked out of the thread");
+    }
 
     #[test]
     fn embedded_object_has_every_map_and_both_programs() {
