@@ -1,6 +1,7 @@
-//! The optional Prometheus endpoint: `GET /metrics` over minimal HTTP/1.1
-//! (one request per connection), answered from the same
-//! [`StatusReport`] snapshot as `carpd-xdp status`.
+//! The optional Prometheus endpoint: `GET /metrics` over HTTP/1.1 (hyper,
+//! one request per connection), answered from the same [`StatusReport`]
+//! snapshot as `carpd-xdp status`, in the Prometheus text format 0.0.4
+//! (prometheus-client, from a collector over the snapshot).
 //!
 //! ```text
 //! carpd_up 1
@@ -12,38 +13,56 @@
 //!
 //! When the main loop does not answer, only `carpd_up 0` is served.
 //!
-//! At most [`MAX_CONNECTIONS`] connections are served at a time, each for at
-//! most [`IO_TIMEOUT`] per direction. While all of them are taken, nothing
-//! is accepted: further clients wait in the kernel's listen backlog (and,
-//! once that is full, their SYNs go unanswered and are retried by their
-//! kernel), costing the daemon no file descriptor. A local user opening
-//! thousands of connections therefore delays scrapes but cannot exhaust the
-//! daemon's descriptors, which its health checks and scripts need.
+//! At most [`MAX_CONNECTIONS`] connections are served at a time. A client
+//! has [`HEADER_READ_TIMEOUT`] to send a request head of at most
+//! [`MAX_HEAD_BYTES`], and the whole connection is closed after
+//! [`CONNECTION_TIMEOUT`] whatever it is doing. While all slots are taken,
+//! nothing is accepted: further clients wait in the kernel's listen backlog
+//! (and, once that is full, their SYNs go unanswered and are retried by
+//! their kernel), costing the daemon no file descriptor. A local user
+//! opening thousands of connections therefore delays scrapes but cannot
+//! exhaust the daemon's descriptors, which its health checks and scripts
+//! need.
 
-use std::fmt::Write as _;
+use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    prometheus_text, DescriptorEncoder, EncodeLabelSet, EncodeMetric,
+};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::TypedMetric;
+use prometheus_client::registry::Registry;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::chain::Chain;
-use crate::control::report::{StatusReport, STATES};
+use crate::control::report::{InstanceReport, StatusReport, STATES};
 use crate::control::server::request_status;
 use crate::control::ControlRequest;
 
 /// Connections served at once; more wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 16;
-/// How long a client has to send its request and read the answer.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest request head read, in bytes.
-const MAX_HEAD_BYTES: usize = 8192;
-/// Content type of the Prometheus text format.
-const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// How long a client has to send its request head.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection is served at most, request and answer together.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest request head (request line and headers), in bytes; also hyper's
+/// smallest read buffer.
+pub const MAX_HEAD_BYTES: usize = 8192;
 
 /// Errors of the metrics endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -107,254 +126,267 @@ impl Drop for MetricsServer {
     }
 }
 
-/// Reads one request head and answers it; the connection then closes.
-async fn serve(mut stream: TcpStream, requests: mpsc::Sender<ControlRequest>) {
-    let head = match tokio::time::timeout(IO_TIMEOUT, read_head(&mut stream)).await {
-        Ok(Ok(head)) => head,
-        Ok(Err(e)) => {
-            debug!(error = %Chain(&e), "metrics request unreadable");
-            return;
-        }
-        Err(_) => {
-            debug!("metrics client sent no request in time");
-            return;
-        }
-    };
-    let response = respond(&head, &requests).await;
-    match tokio::time::timeout(IO_TIMEOUT, async {
-        stream.write_all(&response).await?;
-        stream.shutdown().await
-    })
-    .await
-    {
+/// Serves one connection (one request: keep-alive is off), dropping it
+/// after [`CONNECTION_TIMEOUT`] however far it got.
+async fn serve(stream: TcpStream, requests: mpsc::Sender<ControlRequest>) {
+    let service = service_fn(move |request| respond(request, requests.clone()));
+    let connection = http().serve_connection(TokioIo::new(stream), service);
+    match tokio::time::timeout(CONNECTION_TIMEOUT, connection).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => debug!(error = %Chain(&e), "metrics answer not sent"),
-        Err(_) => debug!("metrics client did not read the answer in time"),
+        Ok(Err(e)) => debug!(error = %Chain(&e), "metrics connection failed"),
+        Err(_) => debug!("metrics connection closed after {CONNECTION_TIMEOUT:?}"),
     }
 }
 
-/// Reads up to the blank line ending the request head.
-async fn read_head(stream: &mut TcpStream) -> io::Result<String> {
-    let mut head = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-        if head.len() >= MAX_HEAD_BYTES {
-            break;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&chunk[..n]);
-    }
-    Ok(String::from_utf8_lossy(&head).into_owned())
+/// HTTP/1.1 with the endpoint's limits: the request head within
+/// [`HEADER_READ_TIMEOUT`] (else the connection closes) and at most
+/// [`MAX_HEAD_BYTES`] (else 431), the read buffer no larger, and keep-alive
+/// off, so every response closes its connection. Header names go out in
+/// title case (`Content-Type`), as they always have.
+fn http() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .keep_alive(false)
+        .title_case_headers(true);
+    builder
 }
 
-/// The whole HTTP response to a request head.
-async fn respond(head: &str, requests: &mpsc::Sender<ControlRequest>) -> Vec<u8> {
-    let mut words = head.lines().next().unwrap_or("").split_whitespace();
-    let (method, target) = match (words.next(), words.next(), words.next()) {
-        (Some(method), Some(target), Some(version)) if version.starts_with("HTTP/1.") => {
-            (method, target)
-        }
-        _ => return response("400 Bad Request", "text/plain", "bad request\n", true),
-    };
-    let path = target.split('?').next().unwrap_or(target);
-    if path != "/metrics" {
-        return response(
-            "404 Not Found",
+/// The answer to one request: the metrics for GET and HEAD `/metrics`
+/// (hyper leaves the body out for HEAD), 404 or 405 otherwise.
+async fn respond(
+    request: Request<Incoming>,
+    requests: mpsc::Sender<ControlRequest>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.uri().path() != "/metrics" {
+        return Ok(response(
+            StatusCode::NOT_FOUND,
             "text/plain",
-            "not found\n",
-            method != "HEAD",
-        );
+            "not found\n".into(),
+        ));
     }
-    if method != "GET" && method != "HEAD" {
-        return response(
-            "405 Method Not Allowed",
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut refused = response(
+            StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
-            "only GET and HEAD\n",
-            true,
+            "only GET and HEAD\n".into(),
         );
+        refused
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Ok(refused);
     }
-    let body = match request_status(requests).await {
-        Ok(report) => render(&report),
+    let report = match request_status(&requests).await {
+        Ok(report) => Some(report),
         Err(e) => {
             warn!(error = %e, "metrics: no status from the main loop");
-            render_down()
+            None
         }
     };
-    response("200 OK", CONTENT_TYPE, &body, method == "GET")
-}
-
-/// Status line, headers and (unless HEAD) body.
-fn response(status: &str, content_type: &str, body: &str, with_body: bool) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    if with_body {
-        out.push_str(body);
-    }
-    out.into_bytes()
-}
-
-/// The exposition when the main loop did not answer.
-fn render_down() -> String {
-    "# HELP carpd_up Whether the daemon's main loop answered.\n# TYPE carpd_up gauge\ncarpd_up 0\n"
-        .to_owned()
-}
-
-/// The report in the Prometheus text exposition format.
-pub fn render(report: &StatusReport) -> String {
-    let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            if labels.is_empty() {
-                let _ = writeln!(out, "{name} {value}");
-            } else {
-                let _ = writeln!(out, "{name}{{{labels}}} {value}");
-            }
+    Ok(match render(report) {
+        Ok(text) => response(StatusCode::OK, prometheus_text::CONTENT_TYPE, text),
+        Err(e) => {
+            warn!(error = %e, "metrics: cannot encode the status");
+            response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                "metrics not encoded\n".into(),
+            )
         }
-    };
-    family(
-        "carpd_up",
-        "gauge",
-        "Whether the daemon's main loop answered.",
-        &[(String::new(), "1".into())],
-    );
-    family(
-        "carpd_uptime_seconds",
-        "gauge",
-        "Seconds since the daemon started.",
-        &[(String::new(), report.uptime_secs.to_string())],
-    );
-    let instances = &report.instances;
-    let per_instance = |value: &dyn Fn(&crate::control::InstanceReport) -> String| {
-        instances
-            .iter()
-            .map(|i| (instance_labels(i), value(i)))
-            .collect::<Vec<_>>()
-    };
-    let states: Vec<(String, String)> = instances
-        .iter()
-        .flat_map(|i| {
-            STATES.iter().map(move |state| {
-                (
-                    format!("{},state=\"{state}\"", instance_labels(i)),
-                    u8::from(i.state == *state).to_string(),
-                )
-            })
-        })
-        .collect();
-    family(
-        "carpd_instance_state",
-        "gauge",
-        "1 for the current state of the instance.",
-        &states,
-    );
-    family(
-        "carpd_instance_demote",
-        "gauge",
-        "Current demotion of the instance.",
-        &per_instance(&|i| i.demote.to_string()),
-    );
-    family(
-        "carpd_adverts_sent_total",
-        "counter",
-        "Adverts sent.",
-        &per_instance(&|i| i.adverts_sent.to_string()),
-    );
-    family(
-        "carpd_adverts_accepted_total",
-        "counter",
+    })
+}
+
+/// A response with a body (Content-Length is hyper's).
+fn response(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// A counter every instance has: its name (without `_total`), its help and
+/// where its value is.
+type InstanceCounter = (&'static str, &'static str, fn(&InstanceReport) -> u64);
+
+/// The per-instance counters, in the order they are exposed.
+const INSTANCE_COUNTERS: [InstanceCounter; 5] = [
+    ("carpd_adverts_sent", "Adverts sent.", |i| i.adverts_sent),
+    (
+        "carpd_adverts_accepted",
         "Adverts received and accepted.",
-        &per_instance(&|i| i.adverts_accepted.to_string()),
-    );
-    family(
-        "carpd_adverts_repeated_total",
-        "counter",
+        |i| i.adverts_accepted,
+    ),
+    (
+        "carpd_adverts_repeated",
         "Accepted adverts repeating a counter (UCARP or BSD peers made to repeat theirs), taken as proof of life only.",
-        &per_instance(&|i| i.adverts_repeated.to_string()),
-    );
-    family(
-        "carpd_transitions_total",
-        "counter",
-        "State changes.",
-        &per_instance(&|i| i.transitions.to_string()),
-    );
-    family(
-        "carpd_health_unknown_total",
-        "counter",
+        |i| i.adverts_repeated,
+    ),
+    ("carpd_transitions", "State changes.", |i| i.transitions),
+    (
+        "carpd_health_unknown",
         "Health-check runs that could not be started (no resources): neither pass nor fail.",
-        &per_instance(&|i| i.health_unknown.to_string()),
-    );
-    let rejects: Vec<(String, String)> = instances
-        .iter()
-        .flat_map(|i| {
-            i.rejects.iter().map(move |(reason, total)| {
-                (
-                    format!("{},reason=\"{}\"", instance_labels(i), escape(reason)),
-                    total.to_string(),
-                )
-            })
-        })
-        .collect();
-    family(
-        "carpd_rejects_total",
-        "counter",
-        "Adverts rejected by the protocol, by reason.",
-        &rejects,
-    );
-    let receive: Vec<(String, String)> = report
-        .counters
-        .iter()
-        .map(|(reason, total)| (format!("reason=\"{}\"", escape(reason)), total.to_string()))
-        .collect();
-    family(
-        "carpd_receive_total",
-        "counter",
-        "Packets seen by the receive path, by outcome.",
-        &receive,
-    );
-    out
+        |i| i.health_unknown,
+    ),
+];
+
+/// The exposition of one scrape in the Prometheus text format: the report,
+/// or only `carpd_up 0` when the main loop did not answer (`None`).
+fn render(report: Option<StatusReport>) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape(report)));
+    let mut text = String::new();
+    prometheus_text::encode(&mut text, &registry)?;
+    Ok(text)
+}
+
+/// The collector of one scrape: every family, in a fixed order, from one
+/// snapshot (`None`: the main loop did not answer).
+#[derive(Debug)]
+struct Scrape(Option<StatusReport>);
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        single(
+            e,
+            "carpd_up",
+            "Whether the daemon's main loop answered.",
+            ConstGauge::new(u32::from(self.0.is_some())),
+        )?;
+        let Some(report) = &self.0 else {
+            return Ok(());
+        };
+        // Gauges are signed in the format; an uptime past i64::MAX seconds
+        // cannot happen; saturating keeps this gauge encodable.
+        single(
+            e,
+            "carpd_uptime_seconds",
+            "Seconds since the daemon started.",
+            ConstGauge::new(i64::try_from(report.uptime_secs).unwrap_or(i64::MAX)),
+        )?;
+        let instances = &report.instances;
+        family(
+            e,
+            "carpd_instance_state",
+            "1 for the current state of the instance.",
+            instances.iter().flat_map(|i| {
+                STATES.iter().map(move |state| {
+                    let labels = (instance_labels(i), [("state", *state)]);
+                    (labels, ConstGauge::new(u32::from(i.state == *state)))
+                })
+            }),
+        )?;
+        family(
+            e,
+            "carpd_instance_demote",
+            "Current demotion of the instance.",
+            instances
+                .iter()
+                .map(|i| (instance_labels(i), ConstGauge::new(u32::from(i.demote)))),
+        )?;
+        for (name, help, value) in INSTANCE_COUNTERS {
+            family(
+                e,
+                name,
+                help,
+                instances
+                    .iter()
+                    .map(|i| (instance_labels(i), ConstCounter::new(value(i)))),
+            )?;
+        }
+        family(
+            e,
+            "carpd_rejects",
+            "Adverts rejected by the protocol, by reason.",
+            instances.iter().flat_map(|i| {
+                i.rejects.iter().map(move |(reason, total)| {
+                    let labels = (instance_labels(i), [("reason", reason.as_str())]);
+                    (labels, ConstCounter::new(*total))
+                })
+            }),
+        )?;
+        family(
+            e,
+            "carpd_receive",
+            "Packets seen by the receive path, by outcome.",
+            report
+                .counters
+                .iter()
+                .map(|(reason, total)| ([("reason", reason.as_str())], ConstCounter::new(*total))),
+        )
+    }
+}
+
+/// A family of one sample without labels.
+fn single(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: impl EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// One family: its `# HELP` and `# TYPE` lines, then a sample per label
+/// set. Counters are named without `_total`, which the encoder appends.
+fn family<S, M>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl Iterator<Item = (S, M)>,
+) -> Result<(), std::fmt::Error>
+where
+    S: EncodeLabelSet,
+    M: EncodeMetric + TypedMetric,
+{
+    let mut family = encoder.encode_descriptor(name, help, None, M::TYPE)?;
+    for (labels, value) in samples {
+        value.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// `interface="eth0",vhid="1"`.
-fn instance_labels(i: &crate::control::InstanceReport) -> String {
-    format!("interface=\"{}\",vhid=\"{}\"", escape(&i.interface), i.vhid)
-}
-
-/// A label value escaped as the text format requires.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+fn instance_labels(i: &InstanceReport) -> impl EncodeLabelSet + '_ {
+    ([("interface", i.interface.as_str())], [("vhid", i.vhid)])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::InstanceReport;
+
+    fn instance(interface: &str, vhid: u8, state: &str) -> InstanceReport {
+        InstanceReport {
+            interface: interface.into(),
+            vhid,
+            state: state.into(),
+            ..InstanceReport::default()
+        }
+    }
+
+    fn render_instances(instances: Vec<InstanceReport>) -> String {
+        render(Some(StatusReport {
+            instances,
+            ..StatusReport::default()
+        }))
+        .unwrap()
+    }
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let text = render_instances(vec![instance("a\"b\\c\nd", 1, "INIT")]);
+        let line = "carpd_instance_demote{interface=\"a\\\"b\\\\c\\nd\",vhid=\"1\"} 0\n";
+        assert!(text.contains(line), "{line} missing from\n{text}");
     }
 
     #[test]
     fn every_state_is_exported_with_one_set() {
-        let report = StatusReport {
-            instances: vec![InstanceReport {
-                interface: "eth0".into(),
-                vhid: 7,
-                state: "BACKUP".into(),
-                ..InstanceReport::default()
-            }],
-            ..StatusReport::default()
-        };
-        let text = render(&report);
+        let text = render_instances(vec![instance("eth0", 7, "BACKUP")]);
         for (state, value) in [("INIT", 0), ("BACKUP", 1), ("MASTER", 0)] {
             let line = format!(
                 "carpd_instance_state{{interface=\"eth0\",vhid=\"7\",state=\"{state}\"}} {value}\n"
@@ -362,5 +394,39 @@ mod tests {
             assert!(text.contains(&line), "{line} missing from\n{text}");
         }
         assert!(text.contains("\ncarpd_up 1\n"));
+    }
+
+    #[test]
+    fn families_keep_their_names_and_types() {
+        let text = render_instances(vec![instance("eth0", 7, "MASTER")]);
+        let types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+        assert_eq!(
+            types,
+            [
+                "# TYPE carpd_up gauge",
+                "# TYPE carpd_uptime_seconds gauge",
+                "# TYPE carpd_instance_state gauge",
+                "# TYPE carpd_instance_demote gauge",
+                "# TYPE carpd_adverts_sent_total counter",
+                "# TYPE carpd_adverts_accepted_total counter",
+                "# TYPE carpd_adverts_repeated_total counter",
+                "# TYPE carpd_transitions_total counter",
+                "# TYPE carpd_health_unknown_total counter",
+                "# TYPE carpd_rejects_total counter",
+                "# TYPE carpd_receive_total counter",
+            ]
+        );
+        assert!(text.contains("\ncarpd_adverts_sent_total{interface=\"eth0\",vhid=\"7\"} 0\n"));
+        assert!(!text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn without_a_report_only_carpd_up_0_is_rendered() {
+        assert_eq!(
+            render(None).unwrap(),
+            "# HELP carpd_up Whether the daemon's main loop answered.\n\
+             # TYPE carpd_up gauge\n\
+             carpd_up 0\n"
+        );
     }
 }
