@@ -48,7 +48,6 @@ use crate::clock::monotonic_ns;
 use crate::config::Config;
 use crate::control::{ControlRequest, ControlServer};
 use crate::metrics::MetricsServer;
-use crate::monitor::event_source;
 use crate::net::link::{device_name, LinkEvent, Links};
 use crate::net::sender::SendError;
 use crate::net::vip::VipManager;
@@ -395,7 +394,7 @@ impl Daemon {
     /// saw it (never later than now).
     async fn on_advert(&mut self, ev: &carp_common::event::AdvertEvent) {
         let header = CarpHeader::from_bytes(&ev.carp);
-        let src = event_source(ev);
+        let src = ev.source();
         let sender = crate::proto::Sender {
             addr: src,
             mac: ev.src_mac,
