@@ -18,8 +18,9 @@
 //! - Leaving is two steps, so that a daemon with many instances hands every
 //!   vhid over (its addresses removed, then its leave advert sent) before it
 //!   runs any script: [`Running::send_leave`], then [`Running::finish_leave`].
-//!   The addresses go first: the backup that takes over on the leave advert
-//!   must never find them still here (two masters, for a moment).
+//!   The core orders what it asks for (the addresses before the leave
+//!   advert, the down script only with `-z`); the daemon only holds the
+//!   scripts back until every instance has left.
 //! - A VIP that cannot be added is retried with a bounded exponential
 //!   backoff, and while it keeps failing the instance is demoted
 //!   ([`super::demote::Demote`] sums every demote source the core is given).
@@ -88,10 +89,9 @@ pub struct Running {
     pub(super) rebind_at: Option<Nanos>,
     /// The interface index a failure to bind was last warned about.
     pub(super) rebind_warned: Option<u32>,
-    /// Actions of the core's shutdown left for [`Running::finish_leave`].
-    pub(super) leaving: Vec<Action>,
-    /// Whether it was master when [`Running::send_leave`] was called.
-    pub(super) was_master_at_leave: bool,
+    /// Scripts the core asked for on leaving, held for
+    /// [`Running::finish_leave`].
+    pub(super) leaving: Vec<Script>,
     /// Where the counter reservation is kept, if anywhere.
     pub(super) counter_file: Option<CounterFile>,
 }
@@ -148,7 +148,7 @@ impl Running {
                 ..self.demote
             },
         );
-        self.carry_out(vips, false).await;
+        self.carry_out(vips).await;
     }
 
     /// The next time [`Running::on_retry`] has something to do.
@@ -200,7 +200,7 @@ impl Running {
                     },
                 );
             }
-            self.carry_out(vips, false).await;
+            self.carry_out(vips).await;
         }
     }
 
@@ -225,7 +225,7 @@ impl Running {
             // addresses, so ours are removed from it (a deleted one took
             // them with it).
             self.core.handle_link(now, false);
-            self.carry_out(vips, false).await;
+            self.carry_out(vips).await;
             self.unbind(receive);
         }
         let Some(link) = link else {
@@ -273,7 +273,7 @@ impl Running {
                 }
             }
         }
-        self.carry_out(vips, false).await;
+        self.carry_out(vips).await;
     }
 
     /// Binds to `link`: receive path attached and vhid served on it, advert
@@ -384,15 +384,15 @@ impl Running {
         Ok(())
     }
 
-    /// Carries out every action the core has queued, in order. `exiting`
-    /// applies UCARP's `-z` rule to down scripts.
-    pub async fn carry_out(&mut self, vips: &VipManager, exiting: bool) {
+    /// Carries out every action the core has queued, in order.
+    pub async fn carry_out(&mut self, vips: &VipManager) {
         while let Some(action) = self.core.poll_action() {
-            self.carry_out_one(action, vips, exiting).await;
+            self.carry_out_one(action, vips).await;
         }
     }
 
-    async fn carry_out_one(&mut self, action: Action, mgr: &VipManager, exiting: bool) {
+    /// Carries out one action of the core.
+    async fn carry_out_one(&mut self, action: Action, mgr: &VipManager) {
         let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
         match action {
             Action::SendAdvert(advert) => {
@@ -439,10 +439,6 @@ impl Running {
                 }
             }
             Action::RunScript(script) => {
-                // UCARP runs no down script at exit unless -z.
-                if exiting && script == Script::Down && !self.cfg.shutdown_on_exit {
-                    return;
-                }
                 self.run_script(script);
             }
             Action::PersistCounter(value) => {
@@ -540,53 +536,35 @@ impl Running {
         }
     }
 
-    /// First step of leaving for good: the core shuts down and, if it was
-    /// master, its addresses are removed and its leave advert goes out now;
-    /// the rest of what it asks for waits for [`Running::finish_leave`].
+    /// First step of leaving for good: the core shuts down and what it asks
+    /// for is carried out now, in its order (as master: addresses removed,
+    /// then the leave advert), except its scripts, which wait for
+    /// [`Running::finish_leave`].
     pub async fn send_leave(&mut self, now: Nanos, mgr: &VipManager) {
-        self.was_master_at_leave = self.core.state() == State::Master;
         self.core.handle_admin(now, Admin::Shutdown);
         self.vip_retry = VipRetry::default();
         self.rebind_at = None;
-        let actions: Vec<Action> = std::iter::from_fn(|| self.core.poll_action()).collect();
-        if actions.iter().any(|a| matches!(a, Action::RemoveVips)) {
-            self.carry_out_one(Action::RemoveVips, mgr, true).await;
-        }
-        for action in actions {
+        while let Some(action) = self.core.poll_action() {
             match action {
-                Action::RemoveVips => {}
-                Action::SendAdvert(advert) => {
-                    for s in self.io.iter().flat_map(|io| &io.sockets) {
-                        if let Err(e) = s.send(&advert) {
-                            tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
-                        }
-                    }
-                }
-                other => self.leaving.push(other),
+                Action::RunScript(script) => self.leaving.push(script),
+                other => self.carry_out_one(other, mgr).await,
             }
         }
     }
 
-    /// Second step of leaving: addresses removed, the vhid no longer served,
-    /// the down script submitted per `-z`. Does not wait for scripts: returns
-    /// the receivers of their outcomes.
+    /// Second step of leaving: the scripts the core asked for submitted
+    /// (the down script, with `-z`), any address of ours still there
+    /// removed, the vhid no longer served. Does not wait for scripts:
+    /// returns the receivers of their outcomes.
     pub async fn finish_leave(
         &mut self,
         mgr: &VipManager,
         receive: &mut ReceivePath,
     ) -> Vec<crate::scripts::Done> {
-        let mut pending = Vec::new();
-        for action in std::mem::take(&mut self.leaving) {
-            match action {
-                Action::RunScript(Script::Down) if !self.cfg.shutdown_on_exit => {}
-                Action::RunScript(s) => pending.extend(self.run_script(s)),
-                other => self.carry_out_one(other, mgr, true).await,
-            }
-        }
-        // UCARP's -z runs the down script at exit whatever the state.
-        if self.cfg.shutdown_on_exit && !self.was_master_at_leave {
-            pending.extend(self.run_script(Script::Down));
-        }
+        let pending = std::mem::take(&mut self.leaving)
+            .into_iter()
+            .filter_map(|script| self.run_script(script))
+            .collect();
         if let Some(io) = self.io.as_mut() {
             if let Err(e) = io.vips.remove_all(mgr).await {
                 tracing::error!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));

@@ -286,7 +286,7 @@ impl Daemon {
             &running.cfg.interface,
             running.cfg.vhid,
         ));
-        running.carry_out(&self.vips, false).await;
+        running.carry_out(&self.vips).await;
         let key = running.key();
         self.instances.push(running);
         Ok(key)
@@ -420,7 +420,7 @@ impl Daemon {
                 "advert from {src} handled {latency} ns after the kernel saw it"
             );
         }
-        running.carry_out(&self.vips, false).await;
+        running.carry_out(&self.vips).await;
     }
 
     /// A deadline passed. The adverts already waiting go first: one the
@@ -434,7 +434,7 @@ impl Daemon {
         for r in &mut self.instances {
             if r.core.poll_timeout().is_some_and(|at| at <= t) {
                 r.core.handle_timeout(t);
-                r.carry_out(&self.vips, false).await;
+                r.carry_out(&self.vips).await;
             }
         }
     }
@@ -498,7 +498,7 @@ impl Daemon {
             tracing::info!(iface = %r.cfg.interface, vhid = r.cfg.vhid, "SIGUSR2: going backup");
             r.core.handle_admin(t, Admin::GoBackup);
             r.core.handle_admin(t, Admin::Resume);
-            r.carry_out(&self.vips, false).await;
+            r.carry_out(&self.vips).await;
         }
     }
 
@@ -531,9 +531,11 @@ impl Daemon {
         }
     }
 
-    /// Leaves: every instance's leave advert first, then every address
-    /// removed, and only then the scripts waited for, all of them under one
-    /// deadline (the longest script timeout of any instance, plus
+    /// Leaves: every instance hands its vhid over first (as its core asks:
+    /// a master's addresses removed, then its leave advert), then every
+    /// address left is removed and every vhid unserved, and only then are
+    /// the scripts (the down script, with `-z`) submitted and waited for,
+    /// all of them under one deadline (the longest script timeout of any instance, plus
     /// [`SCRIPT_KILL_GRACE`]), so that a slow or hanging down script delays
     /// neither another instance's leave nor the exit past it.
     async fn shut_down(&mut self) {

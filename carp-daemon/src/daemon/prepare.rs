@@ -119,7 +119,6 @@ impl Prepared {
             rebind_at: None,
             rebind_warned: None,
             leaving: Vec::new(),
-            was_master_at_leave: false,
             counter_file: None,
             cfg,
         })
