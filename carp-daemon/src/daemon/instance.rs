@@ -59,6 +59,16 @@ pub struct InstanceKey {
     pub vhid: u8,
 }
 
+impl InstanceKey {
+    /// The key of the instance `cfg` configures.
+    pub fn of(cfg: &InstanceConfig) -> Self {
+        InstanceKey {
+            interface: cfg.interface.clone(),
+            vhid: cfg.vhid,
+        }
+    }
+}
+
 impl std::fmt::Display for InstanceKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} vhid {}", self.interface, self.vhid)
@@ -104,10 +114,7 @@ impl Running {
 
     /// Key of this instance.
     pub fn key(&self) -> InstanceKey {
-        InstanceKey {
-            interface: self.cfg.interface.clone(),
-            vhid: self.cfg.vhid,
-        }
+        InstanceKey::of(&self.cfg)
     }
 
     /// The interface index the instance is bound to, `None` while its
@@ -218,62 +225,93 @@ impl Running {
         vips: &VipManager,
         xdp_mode: XdpMode,
     ) {
-        let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
         if self.ifindex().is_some() && link.as_ref().map(|l| l.ifindex) != self.ifindex() {
-            tracing::warn!(iface = %iface, vhid, "interface ifindex {} is gone", self.link.ifindex);
-            // Link down while still bound: a renamed interface keeps its
-            // addresses, so ours are removed from it (a deleted one took
-            // them with it).
-            self.core.handle_link(now, false);
-            self.carry_out(vips).await;
-            self.unbind(receive);
+            self.leave_link(now, receive, vips).await;
         }
         let Some(link) = link else {
             self.rebind_at = None;
             return;
         };
         if self.ifindex().is_some() {
-            // The same interface: its carrier (the watch's first report
-            // included, so an instance started on a down link goes INIT).
-            let was = self.link.carrier;
-            self.link = link;
-            if !self.cfg.ignore_ifstate {
-                if was != self.link.carrier {
-                    tracing::info!(iface = %iface, vhid, "link {}", if self.link.carrier { "up" } else { "down" });
-                }
-                self.core.handle_link(now, self.link.carrier);
-            }
+            self.carrier_seen(now, link);
         } else {
-            match self.bind(now, &link, links, receive, xdp_mode).await {
-                Ok(()) => {
-                    self.rebind_at = None;
-                    self.rebind_warned = None;
-                    tracing::info!(
-                        iface = %iface, vhid,
-                        "interface back as ifindex {}: receiving and sending again", link.ifindex
-                    );
-                    self.link = link;
-                    self.core
-                        .handle_link(now, self.link.carrier || self.cfg.ignore_ifstate);
-                }
-                Err(e) => {
-                    // Warned once per interface, then retried quietly.
-                    if self.rebind_warned == Some(link.ifindex) {
-                        tracing::debug!(iface = %iface, vhid, "still cannot use ifindex {}: {}", link.ifindex, Chain(&e));
-                    } else {
-                        self.rebind_warned = Some(link.ifindex);
-                        tracing::warn!(
-                            iface = %iface, vhid,
-                            "cannot use interface ifindex {} yet, trying again every {REBIND_RETRY_MS} ms: {}",
-                            link.ifindex,
-                            Chain(&e)
-                        );
-                    }
-                    self.rebind_at = Some(now.saturating_add(Nanos::from_millis(REBIND_RETRY_MS)));
-                }
-            }
+            self.rebind(now, link, links, receive, xdp_mode).await;
         }
         self.carry_out(vips).await;
+    }
+
+    /// The interface bound to is gone (deleted, or its name now another
+    /// index): the core sees the link down and what it asks for is carried
+    /// out (a renamed interface keeps its addresses, so ours are removed
+    /// from it; a deleted one took them with it), then the binding is
+    /// dropped. Failures are logged.
+    async fn leave_link(&mut self, now: Nanos, receive: &mut ReceivePath, vips: &VipManager) {
+        tracing::warn!(
+            iface = %self.cfg.interface, vhid = self.cfg.vhid,
+            "interface ifindex {} is gone", self.link.ifindex
+        );
+        self.core.handle_link(now, false);
+        self.carry_out(vips).await;
+        self.unbind(receive);
+    }
+
+    /// A report on the interface bound to: its carrier goes to the core
+    /// (the watch's first report included, so an instance started on a
+    /// down link goes INIT), unless link state is ignored. Cannot fail.
+    fn carrier_seen(&mut self, now: Nanos, link: LinkInfo) {
+        let was = self.link.carrier;
+        self.link = link;
+        if !self.cfg.ignore_ifstate {
+            if was != self.link.carrier {
+                tracing::info!(
+                    iface = %self.cfg.interface, vhid = self.cfg.vhid,
+                    "link {}", if self.link.carrier { "up" } else { "down" }
+                );
+            }
+            self.core.handle_link(now, self.link.carrier);
+        }
+    }
+
+    /// Binds to `link`, an interface of the configured name, and tells the
+    /// core the link is up. A failure ([`Running::bind`]) is warned about
+    /// once per interface index and retried every [`REBIND_RETRY_MS`].
+    async fn rebind(
+        &mut self,
+        now: Nanos,
+        link: LinkInfo,
+        links: &Links,
+        receive: &mut ReceivePath,
+        xdp_mode: XdpMode,
+    ) {
+        let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
+        match self.bind(now, &link, links, receive, xdp_mode).await {
+            Ok(()) => {
+                self.rebind_at = None;
+                self.rebind_warned = None;
+                tracing::info!(
+                    iface = %iface, vhid,
+                    "interface back as ifindex {}: receiving and sending again", link.ifindex
+                );
+                self.link = link;
+                self.core
+                    .handle_link(now, self.link.carrier || self.cfg.ignore_ifstate);
+            }
+            Err(e) => {
+                // Warned once per interface, then retried quietly.
+                if self.rebind_warned == Some(link.ifindex) {
+                    tracing::debug!(iface = %iface, vhid, "still cannot use ifindex {}: {}", link.ifindex, Chain(&e));
+                } else {
+                    self.rebind_warned = Some(link.ifindex);
+                    tracing::warn!(
+                        iface = %iface, vhid,
+                        "cannot use interface ifindex {} yet, trying again every {REBIND_RETRY_MS} ms: {}",
+                        link.ifindex,
+                        Chain(&e)
+                    );
+                }
+                self.rebind_at = Some(now.saturating_add(Nanos::from_millis(REBIND_RETRY_MS)));
+            }
+        }
     }
 
     /// Binds to `link`: receive path attached and vhid served on it, advert
@@ -391,53 +429,15 @@ impl Running {
         }
     }
 
-    /// Carries out one action of the core.
+    /// Carries out one action of the core. Failures are logged: the core
+    /// goes on (a VIP that cannot be added is retried, see
+    /// [`Running::add_vips`]).
     async fn carry_out_one(&mut self, action: Action, mgr: &VipManager) {
-        let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
         match action {
-            Action::SendAdvert(advert) => {
-                for s in self.io.iter().flat_map(|io| &io.sockets) {
-                    if let Err(e) = s.send(&advert) {
-                        tracing::warn!(iface = %iface, vhid, "{}", Chain(&e));
-                    }
-                }
-            }
+            Action::SendAdvert(advert) => self.send_advert(&advert),
             Action::AddVips => self.add_vips(mgr).await,
-            Action::RemoveVips => {
-                // Not master: a failed add is not retried; a VIP demote is
-                // held a while before it is lifted.
-                self.vip_retry
-                    .left_master(super::now(), self.demote.vips > 0);
-                let Some(io) = self.io.as_mut() else {
-                    // No interface: its addresses went with it.
-                    return;
-                };
-                if let Err(e) = io.vips.remove_all(mgr).await {
-                    tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
-                }
-                // Addresses of ours left by a crashed run, or added by hand.
-                let configured: Vec<Vip> = self
-                    .cfg
-                    .vips
-                    .iter()
-                    .map(|v| Vip::host(v.addr).with_prefix(v.prefix_len))
-                    .collect();
-                match mgr.remove_stale(self.link.ifindex, &configured).await {
-                    Ok(removed) if !removed.is_empty() => {
-                        tracing::info!(iface = %iface, vhid, "removed addresses {removed:?}")
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(iface = %iface, vhid, "{}", Chain(&e)),
-                }
-            }
-            Action::Announce => {
-                if let Some(a) = self.io.as_ref().and_then(|io| io.announcer.as_ref()) {
-                    let vips: Vec<IpAddr> = self.cfg.vips.iter().map(|v| v.addr).collect();
-                    if let Err(e) = a.announce(&vips, 1, Duration::ZERO).await {
-                        tracing::warn!(iface = %iface, vhid, "{}", Chain(&e));
-                    }
-                }
-            }
+            Action::RemoveVips => self.remove_vips(mgr).await,
+            Action::Announce => self.announce().await,
             Action::RunScript(script) => {
                 self.run_script(script);
             }
@@ -446,12 +446,63 @@ impl Running {
                 // the wall clock, as they did before reservations existed.
                 if let Some(file) = &self.counter_file {
                     if let Err(e) = file.store(value) {
-                        tracing::warn!(iface = %iface, vhid, "{}", Chain(&e));
+                        tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
                     }
                 }
             }
             Action::StateChanged { from, to, reason } => {
-                tracing::info!(iface = %iface, vhid, "{from:?} -> {to:?} ({reason:?})");
+                tracing::info!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{from:?} -> {to:?} ({reason:?})");
+            }
+        }
+    }
+
+    /// Sends `advert` on every advert socket (none while the interface is
+    /// missing). A failed send is logged.
+    fn send_advert(&self, advert: &carp_common::header::CarpHeader) {
+        for s in self.io.iter().flat_map(|io| &io.sockets) {
+            if let Err(e) = s.send(advert) {
+                tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
+            }
+        }
+    }
+
+    /// Removes every VIP: those we added, and addresses of ours left by a
+    /// crashed run or added by hand. Not master any more: a failed add is
+    /// not retried, and a VIP demote is held a while before it is lifted.
+    /// Failures are logged.
+    async fn remove_vips(&mut self, mgr: &VipManager) {
+        let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
+        self.vip_retry
+            .left_master(super::now(), self.demote.vips > 0);
+        let Some(io) = self.io.as_mut() else {
+            // No interface: its addresses went with it.
+            return;
+        };
+        if let Err(e) = io.vips.remove_all(mgr).await {
+            tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
+        }
+        let configured: Vec<Vip> = self
+            .cfg
+            .vips
+            .iter()
+            .map(|v| Vip::host(v.addr).with_prefix(v.prefix_len))
+            .collect();
+        match mgr.remove_stale(self.link.ifindex, &configured).await {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(iface = %iface, vhid, "removed addresses {removed:?}")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(iface = %iface, vhid, "{}", Chain(&e)),
+        }
+    }
+
+    /// Sends one gratuitous ARP / unsolicited NA round for every VIP, if
+    /// the interface has an announcer. A failure is logged.
+    async fn announce(&self) {
+        if let Some(a) = self.io.as_ref().and_then(|io| io.announcer.as_ref()) {
+            let vips: Vec<IpAddr> = self.cfg.vips.iter().map(|v| v.addr).collect();
+            if let Err(e) = a.announce(&vips, 1, Duration::ZERO).await {
+                tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
             }
         }
     }

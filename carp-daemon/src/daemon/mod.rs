@@ -188,33 +188,11 @@ impl Daemon {
     pub async fn start(config: Config) -> Result<Daemon, DaemonError> {
         let links = Links::new()?;
         let vips = VipManager::new()?;
-        let mut ifaces: Vec<(String, u32)> = Vec::new();
-        for inst in &config.instances {
-            let key = InstanceKey {
-                interface: inst.interface.clone(),
-                vhid: inst.vhid,
-            };
-            let link =
-                links
-                    .by_name(&inst.interface)
-                    .await
-                    .map_err(|source| DaemonError::Link {
-                        key,
-                        source: Box::new(source),
-                    })?;
-            if !ifaces.iter().any(|(_, i)| *i == link.ifindex) {
-                ifaces.push((link.name, link.ifindex));
-            }
-        }
+        let ifaces = interfaces_of(&config, &links).await?;
         // Sockets first: a second daemon on the same socket or metrics
         // address fails here, before it has touched any interface.
-        let (health_tx, health_rx) = mpsc::channel(64);
         let (control_tx, control_rx) = mpsc::channel(16);
-        let control = ControlServer::bind(&config.global.status_socket, control_tx.clone())?;
-        let metrics = match config.global.metrics {
-            Some(addr) => Some(MetricsServer::bind(addr, control_tx)?),
-            None => None,
-        };
+        let (control, metrics) = bind_endpoints(&config, control_tx)?;
         let receive = ReceivePath::open(&ifaces, config.global.xdp_mode, settings(&config))?;
         for i in receive.interfaces() {
             tracing::info!(iface = %i.name, "receiving adverts in {} mode", i.reception.name());
@@ -223,6 +201,7 @@ impl Daemon {
             tracing::warn!("systemd notification disabled: {}", Chain(&e));
             Notifier::disabled()
         });
+        let (health_tx, health_rx) = mpsc::channel(64);
         let mut daemon = Daemon {
             config: Config {
                 instances: Vec::new(),
@@ -575,6 +554,34 @@ impl Daemon {
     pub fn started(&self) -> std::time::Instant {
         self.started
     }
+}
+
+/// The interfaces of `config`'s instances, each once, as (name, index) for
+/// the receive path. Fails on an interface that cannot be resolved.
+async fn interfaces_of(config: &Config, links: &Links) -> Result<Vec<(String, u32)>, DaemonError> {
+    let mut ifaces: Vec<(String, u32)> = Vec::new();
+    for inst in &config.instances {
+        let link = prepare::link_of(inst, links).await?;
+        if !ifaces.iter().any(|(_, i)| *i == link.ifindex) {
+            ifaces.push((link.name, link.ifindex));
+        }
+    }
+    Ok(ifaces)
+}
+
+/// Binds the control socket and, if configured, the metrics endpoint, both
+/// sending their requests to `control_tx`. Fails when either address is
+/// taken (a second daemon) or cannot be bound.
+fn bind_endpoints(
+    config: &Config,
+    control_tx: mpsc::Sender<ControlRequest>,
+) -> Result<(ControlServer, Option<MetricsServer>), DaemonError> {
+    let control = ControlServer::bind(&config.global.status_socket, control_tx.clone())?;
+    let metrics = match config.global.metrics {
+        Some(addr) => Some(MetricsServer::bind(addr, control_tx)?),
+        None => None,
+    };
+    Ok((control, metrics))
 }
 
 /// Waits for the scripts of `pending` (instance, outcome), at most
