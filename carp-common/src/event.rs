@@ -1,7 +1,9 @@
 //! The record the XDP program pushes into the ring buffer for every advert
 //! that passed validation.
 
-use crate::constants::CARP_HEADER_LEN;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::constants::{AF_INET, CARP_HEADER_LEN};
 
 /// A validated advert, as handed from the kernel to the daemon.
 #[repr(C)]
@@ -75,8 +77,48 @@ impl AdvertEvent {
         // copes with any alignment of the source.
         Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<AdvertEvent>()) })
     }
+
+    /// The source address of the advert (userspace: the XDP program keeps
+    /// the raw bytes).
+    pub fn source(&self) -> IpAddr {
+        address(self.family, &self.src)
+    }
+
+    /// The destination address of the advert (userspace).
+    pub fn destination(&self) -> IpAddr {
+        address(self.family, &self.dst)
+    }
+}
+
+/// `bytes` as an address of `family`: IPv4 in the first 4 bytes for
+/// [`AF_INET`], IPv6 otherwise.
+fn address(family: u16, bytes: &[u8; 16]) -> IpAddr {
+    if family == AF_INET {
+        IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(*bytes))
+    }
 }
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), integers only, explicit padding: any bit pattern is valid.
 unsafe impl aya::Pod for AdvertEvent {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::constants::AF_INET6;
+
+    #[test]
+    fn addresses_follow_the_family() {
+        let mut ev = AdvertEvent::zeroed();
+        ev.family = AF_INET;
+        ev.src[..4].copy_from_slice(&[192, 0, 2, 1]);
+        ev.dst[..4].copy_from_slice(&[224, 0, 0, 18]);
+        assert_eq!(ev.source(), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(ev.destination(), IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18)));
+        ev.family = AF_INET6;
+        ev.src = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        assert_eq!(ev.source(), "2001:db8::1".parse::<IpAddr>().unwrap());
+    }
+}

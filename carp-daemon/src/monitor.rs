@@ -2,11 +2,11 @@
 //! advert that passes validation, plus the per-reason counters on request.
 //! A diagnostic tool for operators and the harness of the receive-path tests.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
-use carp_common::constants::AF_INET;
 use carp_common::event::AdvertEvent;
 use carp_common::header::CarpHeader;
+use carp_common::hmac::HmacKeyError;
 use carp_common::maps::{
     Recent, ReplayKey, ReplayState, Settings, REPLAY_STRICT, SETTINGS_PASS_HANDLED,
 };
@@ -75,12 +75,13 @@ pub enum MonitorError {
     #[error(transparent)]
     Receive(#[from] ReceiveError),
     /// No HMAC key can be built from the password and addresses.
-    #[error("vhid {vhid}: {reason}")]
+    #[error("vhid {vhid}")]
     Key {
         /// The vhid.
         vhid: u8,
-        /// Why.
-        reason: String,
+        /// Why (the password is too long).
+        #[source]
+        source: HmacKeyError,
     },
     /// Signal handlers could not be installed.
     #[error("cannot {op}")]
@@ -95,10 +96,7 @@ pub enum MonitorError {
 
 /// The receive path's keys for `vhid` with password `pass` and addresses `addrs`.
 fn hmac_keys(pass: &[u8], vhid: u8, addrs: &[IpAddr]) -> Result<VhidKeys, MonitorError> {
-    VhidKeys::new(pass, vhid, addrs).map_err(|e| MonitorError::Key {
-        vhid,
-        reason: e.to_string(),
-    })
+    VhidKeys::new(pass, vhid, addrs).map_err(|source| MonitorError::Key { vhid, source })
 }
 
 /// Installs the strict replay rule for the source of a delivered advert
@@ -123,23 +121,9 @@ pub fn ifindex_of(name: &str) -> Option<u32> {
     (index != 0).then_some(index)
 }
 
-/// Source address of an event as an [`IpAddr`].
-pub fn event_source(ev: &AdvertEvent) -> IpAddr {
-    address(ev.family, &ev.src)
-}
-
-fn address(family: u16, bytes: &[u8; 16]) -> IpAddr {
-    if family == AF_INET {
-        IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
-    } else {
-        IpAddr::V6(Ipv6Addr::from(*bytes))
-    }
-}
-
 fn describe(ev: &AdvertEvent, json_lines: bool) -> String {
     let h = CarpHeader::from_bytes(&ev.carp);
-    let src = event_source(ev);
-    let dst = address(ev.family, &ev.dst);
+    let (src, dst) = (ev.source(), ev.destination());
     if json_lines {
         json!({
             "event": "advert",
@@ -252,4 +236,20 @@ pub async fn run(args: MonitorArgs) -> Result<(), MonitorError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::Chain;
+
+    #[test]
+    fn a_password_too_long_is_reported_once_with_its_vhid() {
+        let e = hmac_keys(&[b'x'; 30], 5, &[]).unwrap_err();
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(
+            Chain(&e).to_string(),
+            "vhid 5: password of 30 bytes is longer than 20 bytes"
+        );
+    }
 }

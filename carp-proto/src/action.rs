@@ -93,7 +93,9 @@ pub enum Admin {
     /// preemption waits for that interval too, so that the others really
     /// get to take over.
     Resume,
-    /// Leave for good: a leave advert if master, addresses removed, INIT.
+    /// Leave for good: INIT; as master, addresses removed and then a leave
+    /// advert; the down script only with
+    /// [`super::InstanceParams::down_script_at_exit`] (UCARP `-z`).
     Shutdown,
 }
 

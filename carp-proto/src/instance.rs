@@ -480,14 +480,28 @@ impl Instance {
                     self.arm_master_down(now);
                 }
             }
-            Admin::Shutdown => {
-                if self.state == State::Master {
-                    self.emit_advert(now, true);
-                }
-                self.become_init(now, Reason::Shutdown);
-                self.shut_down = true;
-            }
+            Admin::Shutdown => self.leave(now),
         }
+    }
+
+    /// Leaves for good ([`Admin::Shutdown`]), in this order: INIT; as master,
+    /// the addresses given up and only then the leave advert, so that the
+    /// backup that takes over on it never finds them still here (two
+    /// masters, for a moment); last the down script, in any state but only
+    /// with [`InstanceParams::down_script_at_exit`] (UCARP `-z`: without
+    /// it, UCARP runs no script at exit).
+    fn leave(&mut self, now: Nanos) {
+        let was_master = self.state == State::Master;
+        self.timers.stop_all();
+        self.set_state(now, State::Init, Reason::Shutdown);
+        if was_master {
+            self.actions.push_back(Action::RemoveVips);
+            self.emit_advert(now, true);
+        }
+        if self.params.down_script_at_exit {
+            self.actions.push_back(Action::RunScript(Script::Down));
+        }
+        self.shut_down = true;
     }
 
     /// Takeover (carp(4) `carp_master_down`): add addresses, advertise,

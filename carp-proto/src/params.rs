@@ -89,6 +89,12 @@ pub struct InstanceParams {
     /// Do not run the down script (nor remove addresses) when starting as
     /// backup (UCARP `--neutral`).
     pub neutral: bool,
+    /// Run the down script when leaving for good ([`super::Admin::Shutdown`]),
+    /// whatever the state (UCARP `--shutdown`, `-z`). Without it, leaving
+    /// runs no script, not even as master, as UCARP without `-z`. UCARP 1.5.2
+    /// itself skips the script at exit as BACKUP (`sighandler_exit`,
+    /// `sc_state != BACKUP`); carpd-xdp runs it in every state.
+    pub down_script_at_exit: bool,
     /// Demotion counter sent in adverts; higher loses (OpenBSD carpdemote).
     pub demote: u8,
     /// Shared secret.
@@ -115,8 +121,9 @@ pub struct InstanceParams {
 
 impl InstanceParams {
     /// Parameters with the defaults of UCARP: advbase 1 s, advskew 0,
-    /// deadratio 3 with UCARP's rule, no preempt, not neutral, demote 0, auto
-    /// replay mode without a window, two announcement rounds two adverts apart.
+    /// deadratio 3 with UCARP's rule, no preempt, not neutral, no down script
+    /// at exit, demote 0, auto replay mode without a window, two announcement
+    /// rounds two adverts apart.
     pub fn new(vhid: u8, password: Password, vips: Vec<IpAddr>, source_addrs: Vec<IpAddr>) -> Self {
         Self {
             vhid,
@@ -126,6 +133,7 @@ impl InstanceParams {
             master_down_rule: MasterDownRule::Ucarp,
             preempt: false,
             neutral: false,
+            down_script_at_exit: false,
             demote: 0,
             password,
             vips,

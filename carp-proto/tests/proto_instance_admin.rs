@@ -83,37 +83,6 @@ fn go_backup_holds_until_resume() {
 }
 
 #[test]
-fn shutdown_as_master_sends_leave_and_stops_for_good() {
-    let (mut i, t) = master(params());
-    i.handle_admin(t, Admin::Shutdown);
-    let a = drain(&mut i);
-    assert!(sent(&a)[0].is_leave());
-    assert_eq!(
-        a[1..],
-        [
-            changed(State::Master, State::Init, Reason::Shutdown),
-            Action::RemoveVips,
-            Action::RunScript(Script::Down)
-        ]
-    );
-    assert_eq!(i.poll_timeout(), None);
-    i.handle_link(t, true);
-    i.handle_admin(t, Admin::Resume);
-    assert_eq!(i.state(), State::Init);
-    assert_eq!(i.poll_action(), None);
-}
-
-#[test]
-fn shutdown_as_backup_sends_nothing() {
-    let mut i = started(params());
-    i.handle_admin(START, Admin::Shutdown);
-    assert_eq!(
-        drain(&mut i),
-        vec![changed(State::Backup, State::Init, Reason::Shutdown)]
-    );
-}
-
-#[test]
 fn every_cheap_check_rejects_and_counts() {
     let mut i = started(params());
     let good = advert(1, 0, 0, 1);

@@ -8,6 +8,7 @@
 //! have advskews of their own: two OpenBSD (or FreeBSD) masters of equal rank
 //! both yield to each other, a flap of theirs that no third host can settle.
 
+mod peer_sim;
 #[path = "../../tests/peers/mod.rs"]
 mod peers;
 
@@ -332,11 +333,7 @@ fn any_cluster() -> impl Strategy<Value = Vec<HostSpec>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(peer_sim::proptest_config())]
 
     #[test]
     fn one_stable_master_in_mixed_pairs_and_triples(hosts in any_cluster()) {

@@ -8,6 +8,7 @@
 //!   exactly one is MASTER, and nothing changes state any more;
 //! - the cases the namespace tests reproduce, as fixed scenarios.
 
+mod peer_sim;
 #[path = "../../tests/peers/mod.rs"]
 mod peers;
 
@@ -329,11 +330,7 @@ fn one_stable_master(s: Setup) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(peer_sim::proptest_config())]
 
     #[test]
     fn one_stable_master_with_ucarp(s in any_setup(Kind::Ucarp)) {

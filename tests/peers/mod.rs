@@ -38,6 +38,9 @@ use carp_common::header::CarpHeader;
 use carp_proto::auth::Authenticator;
 use carp_proto::{Nanos, Password};
 
+mod split_mix;
+pub use split_mix::SplitMix;
+
 /// One advskew step, 1/256 s, in nanoseconds.
 const SKEW_NS: u64 = Nanos::PER_SEC / 256;
 
@@ -196,26 +199,6 @@ pub struct PeerStats {
     pub bad_auth: u64,
     /// Adverts ignored for any other reason.
     pub ignored: u64,
-}
-
-/// SplitMix64: a seeded generator for the random counters.
-#[derive(Clone, Debug)]
-pub struct SplitMix(u64);
-
-impl SplitMix {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 /// `advbase + advskew/256` s, exact in nanoseconds.

@@ -18,8 +18,9 @@
 //! - Leaving is two steps, so that a daemon with many instances hands every
 //!   vhid over (its addresses removed, then its leave advert sent) before it
 //!   runs any script: [`Running::send_leave`], then [`Running::finish_leave`].
-//!   The addresses go first: the backup that takes over on the leave advert
-//!   must never find them still here (two masters, for a moment).
+//!   The core orders what it asks for (the addresses before the leave
+//!   advert, the down script only with `-z`); the daemon only holds the
+//!   scripts back until every instance has left.
 //! - A VIP that cannot be added is retried with a bounded exponential
 //!   backoff, and while it keeps failing the instance is demoted
 //!   ([`super::demote::Demote`] sums every demote source the core is given).
@@ -58,6 +59,16 @@ pub struct InstanceKey {
     pub vhid: u8,
 }
 
+impl InstanceKey {
+    /// The key of the instance `cfg` configures.
+    pub fn of(cfg: &InstanceConfig) -> Self {
+        InstanceKey {
+            interface: cfg.interface.clone(),
+            vhid: cfg.vhid,
+        }
+    }
+}
+
 impl std::fmt::Display for InstanceKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} vhid {}", self.interface, self.vhid)
@@ -88,10 +99,9 @@ pub struct Running {
     pub(super) rebind_at: Option<Nanos>,
     /// The interface index a failure to bind was last warned about.
     pub(super) rebind_warned: Option<u32>,
-    /// Actions of the core's shutdown left for [`Running::finish_leave`].
-    pub(super) leaving: Vec<Action>,
-    /// Whether it was master when [`Running::send_leave`] was called.
-    pub(super) was_master_at_leave: bool,
+    /// Scripts the core asked for on leaving, held for
+    /// [`Running::finish_leave`].
+    pub(super) leaving: Vec<Script>,
     /// Where the counter reservation is kept, if anywhere.
     pub(super) counter_file: Option<CounterFile>,
 }
@@ -104,10 +114,7 @@ impl Running {
 
     /// Key of this instance.
     pub fn key(&self) -> InstanceKey {
-        InstanceKey {
-            interface: self.cfg.interface.clone(),
-            vhid: self.cfg.vhid,
-        }
+        InstanceKey::of(&self.cfg)
     }
 
     /// The interface index the instance is bound to, `None` while its
@@ -148,7 +155,7 @@ impl Running {
                 ..self.demote
             },
         );
-        self.carry_out(vips, false).await;
+        self.carry_out(vips).await;
     }
 
     /// The next time [`Running::on_retry`] has something to do.
@@ -200,7 +207,7 @@ impl Running {
                     },
                 );
             }
-            self.carry_out(vips, false).await;
+            self.carry_out(vips).await;
         }
     }
 
@@ -218,62 +225,93 @@ impl Running {
         vips: &VipManager,
         xdp_mode: XdpMode,
     ) {
-        let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
         if self.ifindex().is_some() && link.as_ref().map(|l| l.ifindex) != self.ifindex() {
-            tracing::warn!(iface = %iface, vhid, "interface ifindex {} is gone", self.link.ifindex);
-            // Link down while still bound: a renamed interface keeps its
-            // addresses, so ours are removed from it (a deleted one took
-            // them with it).
-            self.core.handle_link(now, false);
-            self.carry_out(vips, false).await;
-            self.unbind(receive);
+            self.leave_link(now, receive, vips).await;
         }
         let Some(link) = link else {
             self.rebind_at = None;
             return;
         };
         if self.ifindex().is_some() {
-            // The same interface: its carrier (the watch's first report
-            // included, so an instance started on a down link goes INIT).
-            let was = self.link.carrier;
-            self.link = link;
-            if !self.cfg.ignore_ifstate {
-                if was != self.link.carrier {
-                    tracing::info!(iface = %iface, vhid, "link {}", if self.link.carrier { "up" } else { "down" });
-                }
-                self.core.handle_link(now, self.link.carrier);
-            }
+            self.carrier_seen(now, link);
         } else {
-            match self.bind(now, &link, links, receive, xdp_mode).await {
-                Ok(()) => {
-                    self.rebind_at = None;
-                    self.rebind_warned = None;
-                    tracing::info!(
+            self.rebind(now, link, links, receive, xdp_mode).await;
+        }
+        self.carry_out(vips).await;
+    }
+
+    /// The interface bound to is gone (deleted, or its name now another
+    /// index): the core sees the link down and what it asks for is carried
+    /// out (a renamed interface keeps its addresses, so ours are removed
+    /// from it; a deleted one took them with it), then the binding is
+    /// dropped. Failures are logged.
+    async fn leave_link(&mut self, now: Nanos, receive: &mut ReceivePath, vips: &VipManager) {
+        tracing::warn!(
+            iface = %self.cfg.interface, vhid = self.cfg.vhid,
+            "interface ifindex {} is gone", self.link.ifindex
+        );
+        self.core.handle_link(now, false);
+        self.carry_out(vips).await;
+        self.unbind(receive);
+    }
+
+    /// A report on the interface bound to: its carrier goes to the core
+    /// (the watch's first report included, so an instance started on a
+    /// down link goes INIT), unless link state is ignored. Cannot fail.
+    fn carrier_seen(&mut self, now: Nanos, link: LinkInfo) {
+        let was = self.link.carrier;
+        self.link = link;
+        if !self.cfg.ignore_ifstate {
+            if was != self.link.carrier {
+                tracing::info!(
+                    iface = %self.cfg.interface, vhid = self.cfg.vhid,
+                    "link {}", if self.link.carrier { "up" } else { "down" }
+                );
+            }
+            self.core.handle_link(now, self.link.carrier);
+        }
+    }
+
+    /// Binds to `link`, an interface of the configured name, and tells the
+    /// core the link is up. A failure ([`Running::bind`]) is warned about
+    /// once per interface index and retried every [`REBIND_RETRY_MS`].
+    async fn rebind(
+        &mut self,
+        now: Nanos,
+        link: LinkInfo,
+        links: &Links,
+        receive: &mut ReceivePath,
+        xdp_mode: XdpMode,
+    ) {
+        let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
+        match self.bind(now, &link, links, receive, xdp_mode).await {
+            Ok(()) => {
+                self.rebind_at = None;
+                self.rebind_warned = None;
+                tracing::info!(
+                    iface = %iface, vhid,
+                    "interface back as ifindex {}: receiving and sending again", link.ifindex
+                );
+                self.link = link;
+                self.core
+                    .handle_link(now, self.link.carrier || self.cfg.ignore_ifstate);
+            }
+            Err(e) => {
+                // Warned once per interface, then retried quietly.
+                if self.rebind_warned == Some(link.ifindex) {
+                    tracing::debug!(iface = %iface, vhid, "still cannot use ifindex {}: {}", link.ifindex, Chain(&e));
+                } else {
+                    self.rebind_warned = Some(link.ifindex);
+                    tracing::warn!(
                         iface = %iface, vhid,
-                        "interface back as ifindex {}: receiving and sending again", link.ifindex
+                        "cannot use interface ifindex {} yet, trying again every {REBIND_RETRY_MS} ms: {}",
+                        link.ifindex,
+                        Chain(&e)
                     );
-                    self.link = link;
-                    self.core
-                        .handle_link(now, self.link.carrier || self.cfg.ignore_ifstate);
                 }
-                Err(e) => {
-                    // Warned once per interface, then retried quietly.
-                    if self.rebind_warned == Some(link.ifindex) {
-                        tracing::debug!(iface = %iface, vhid, "still cannot use ifindex {}: {}", link.ifindex, Chain(&e));
-                    } else {
-                        self.rebind_warned = Some(link.ifindex);
-                        tracing::warn!(
-                            iface = %iface, vhid,
-                            "cannot use interface ifindex {} yet, trying again every {REBIND_RETRY_MS} ms: {}",
-                            link.ifindex,
-                            Chain(&e)
-                        );
-                    }
-                    self.rebind_at = Some(now.saturating_add(Nanos::from_millis(REBIND_RETRY_MS)));
-                }
+                self.rebind_at = Some(now.saturating_add(Nanos::from_millis(REBIND_RETRY_MS)));
             }
         }
-        self.carry_out(vips, false).await;
     }
 
     /// Binds to `link`: receive path attached and vhid served on it, advert
@@ -384,65 +422,23 @@ impl Running {
         Ok(())
     }
 
-    /// Carries out every action the core has queued, in order. `exiting`
-    /// applies UCARP's `-z` rule to down scripts.
-    pub async fn carry_out(&mut self, vips: &VipManager, exiting: bool) {
+    /// Carries out every action the core has queued, in order.
+    pub async fn carry_out(&mut self, vips: &VipManager) {
         while let Some(action) = self.core.poll_action() {
-            self.carry_out_one(action, vips, exiting).await;
+            self.carry_out_one(action, vips).await;
         }
     }
 
-    async fn carry_out_one(&mut self, action: Action, mgr: &VipManager, exiting: bool) {
-        let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
+    /// Carries out one action of the core. Failures are logged: the core
+    /// goes on (a VIP that cannot be added is retried, see
+    /// [`Running::add_vips`]).
+    async fn carry_out_one(&mut self, action: Action, mgr: &VipManager) {
         match action {
-            Action::SendAdvert(advert) => {
-                for s in self.io.iter().flat_map(|io| &io.sockets) {
-                    if let Err(e) = s.send(&advert) {
-                        tracing::warn!(iface = %iface, vhid, "{}", Chain(&e));
-                    }
-                }
-            }
+            Action::SendAdvert(advert) => self.send_advert(&advert),
             Action::AddVips => self.add_vips(mgr).await,
-            Action::RemoveVips => {
-                // Not master: a failed add is not retried; a VIP demote is
-                // held a while before it is lifted.
-                self.vip_retry
-                    .left_master(super::now(), self.demote.vips > 0);
-                let Some(io) = self.io.as_mut() else {
-                    // No interface: its addresses went with it.
-                    return;
-                };
-                if let Err(e) = io.vips.remove_all(mgr).await {
-                    tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
-                }
-                // Addresses of ours left by a crashed run, or added by hand.
-                let configured: Vec<Vip> = self
-                    .cfg
-                    .vips
-                    .iter()
-                    .map(|v| Vip::host(v.addr).with_prefix(v.prefix_len))
-                    .collect();
-                match mgr.remove_stale(self.link.ifindex, &configured).await {
-                    Ok(removed) if !removed.is_empty() => {
-                        tracing::info!(iface = %iface, vhid, "removed addresses {removed:?}")
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(iface = %iface, vhid, "{}", Chain(&e)),
-                }
-            }
-            Action::Announce => {
-                if let Some(a) = self.io.as_ref().and_then(|io| io.announcer.as_ref()) {
-                    let vips: Vec<IpAddr> = self.cfg.vips.iter().map(|v| v.addr).collect();
-                    if let Err(e) = a.announce(&vips, 1, Duration::ZERO).await {
-                        tracing::warn!(iface = %iface, vhid, "{}", Chain(&e));
-                    }
-                }
-            }
+            Action::RemoveVips => self.remove_vips(mgr).await,
+            Action::Announce => self.announce().await,
             Action::RunScript(script) => {
-                // UCARP runs no down script at exit unless -z.
-                if exiting && script == Script::Down && !self.cfg.shutdown_on_exit {
-                    return;
-                }
                 self.run_script(script);
             }
             Action::PersistCounter(value) => {
@@ -450,12 +446,63 @@ impl Running {
                 // the wall clock, as they did before reservations existed.
                 if let Some(file) = &self.counter_file {
                     if let Err(e) = file.store(value) {
-                        tracing::warn!(iface = %iface, vhid, "{}", Chain(&e));
+                        tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
                     }
                 }
             }
             Action::StateChanged { from, to, reason } => {
-                tracing::info!(iface = %iface, vhid, "{from:?} -> {to:?} ({reason:?})");
+                tracing::info!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{from:?} -> {to:?} ({reason:?})");
+            }
+        }
+    }
+
+    /// Sends `advert` on every advert socket (none while the interface is
+    /// missing). A failed send is logged.
+    fn send_advert(&self, advert: &carp_common::header::CarpHeader) {
+        for s in self.io.iter().flat_map(|io| &io.sockets) {
+            if let Err(e) = s.send(advert) {
+                tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
+            }
+        }
+    }
+
+    /// Removes every VIP: those we added, and addresses of ours left by a
+    /// crashed run or added by hand. Not master any more: a failed add is
+    /// not retried, and a VIP demote is held a while before it is lifted.
+    /// Failures are logged.
+    async fn remove_vips(&mut self, mgr: &VipManager) {
+        let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
+        self.vip_retry
+            .left_master(super::now(), self.demote.vips > 0);
+        let Some(io) = self.io.as_mut() else {
+            // No interface: its addresses went with it.
+            return;
+        };
+        if let Err(e) = io.vips.remove_all(mgr).await {
+            tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
+        }
+        let configured: Vec<Vip> = self
+            .cfg
+            .vips
+            .iter()
+            .map(|v| Vip::host(v.addr).with_prefix(v.prefix_len))
+            .collect();
+        match mgr.remove_stale(self.link.ifindex, &configured).await {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(iface = %iface, vhid, "removed addresses {removed:?}")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(iface = %iface, vhid, "{}", Chain(&e)),
+        }
+    }
+
+    /// Sends one gratuitous ARP / unsolicited NA round for every VIP, if
+    /// the interface has an announcer. A failure is logged.
+    async fn announce(&self) {
+        if let Some(a) = self.io.as_ref().and_then(|io| io.announcer.as_ref()) {
+            let vips: Vec<IpAddr> = self.cfg.vips.iter().map(|v| v.addr).collect();
+            if let Err(e) = a.announce(&vips, 1, Duration::ZERO).await {
+                tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
             }
         }
     }
@@ -540,53 +587,35 @@ impl Running {
         }
     }
 
-    /// First step of leaving for good: the core shuts down and, if it was
-    /// master, its addresses are removed and its leave advert goes out now;
-    /// the rest of what it asks for waits for [`Running::finish_leave`].
+    /// First step of leaving for good: the core shuts down and what it asks
+    /// for is carried out now, in its order (as master: addresses removed,
+    /// then the leave advert), except its scripts, which wait for
+    /// [`Running::finish_leave`].
     pub async fn send_leave(&mut self, now: Nanos, mgr: &VipManager) {
-        self.was_master_at_leave = self.core.state() == State::Master;
         self.core.handle_admin(now, Admin::Shutdown);
         self.vip_retry = VipRetry::default();
         self.rebind_at = None;
-        let actions: Vec<Action> = std::iter::from_fn(|| self.core.poll_action()).collect();
-        if actions.iter().any(|a| matches!(a, Action::RemoveVips)) {
-            self.carry_out_one(Action::RemoveVips, mgr, true).await;
-        }
-        for action in actions {
+        while let Some(action) = self.core.poll_action() {
             match action {
-                Action::RemoveVips => {}
-                Action::SendAdvert(advert) => {
-                    for s in self.io.iter().flat_map(|io| &io.sockets) {
-                        if let Err(e) = s.send(&advert) {
-                            tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
-                        }
-                    }
-                }
-                other => self.leaving.push(other),
+                Action::RunScript(script) => self.leaving.push(script),
+                other => self.carry_out_one(other, mgr).await,
             }
         }
     }
 
-    /// Second step of leaving: addresses removed, the vhid no longer served,
-    /// the down script submitted per `-z`. Does not wait for scripts: returns
-    /// the receivers of their outcomes.
+    /// Second step of leaving: the scripts the core asked for submitted
+    /// (the down script, with `-z`), any address of ours still there
+    /// removed, the vhid no longer served. Does not wait for scripts:
+    /// returns the receivers of their outcomes.
     pub async fn finish_leave(
         &mut self,
         mgr: &VipManager,
         receive: &mut ReceivePath,
     ) -> Vec<crate::scripts::Done> {
-        let mut pending = Vec::new();
-        for action in std::mem::take(&mut self.leaving) {
-            match action {
-                Action::RunScript(Script::Down) if !self.cfg.shutdown_on_exit => {}
-                Action::RunScript(s) => pending.extend(self.run_script(s)),
-                other => self.carry_out_one(other, mgr, true).await,
-            }
-        }
-        // UCARP's -z runs the down script at exit whatever the state.
-        if self.cfg.shutdown_on_exit && !self.was_master_at_leave {
-            pending.extend(self.run_script(Script::Down));
-        }
+        let pending = std::mem::take(&mut self.leaving)
+            .into_iter()
+            .filter_map(|script| self.run_script(script))
+            .collect();
         if let Some(io) = self.io.as_mut() {
             if let Err(e) = io.vips.remove_all(mgr).await {
                 tracing::error!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));

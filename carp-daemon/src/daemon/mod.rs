@@ -48,7 +48,6 @@ use crate::clock::monotonic_ns;
 use crate::config::Config;
 use crate::control::{ControlRequest, ControlServer};
 use crate::metrics::MetricsServer;
-use crate::monitor::event_source;
 use crate::net::link::{device_name, LinkEvent, Links};
 use crate::net::sender::SendError;
 use crate::net::vip::VipManager;
@@ -189,33 +188,11 @@ impl Daemon {
     pub async fn start(config: Config) -> Result<Daemon, DaemonError> {
         let links = Links::new()?;
         let vips = VipManager::new()?;
-        let mut ifaces: Vec<(String, u32)> = Vec::new();
-        for inst in &config.instances {
-            let key = InstanceKey {
-                interface: inst.interface.clone(),
-                vhid: inst.vhid,
-            };
-            let link =
-                links
-                    .by_name(&inst.interface)
-                    .await
-                    .map_err(|source| DaemonError::Link {
-                        key,
-                        source: Box::new(source),
-                    })?;
-            if !ifaces.iter().any(|(_, i)| *i == link.ifindex) {
-                ifaces.push((link.name, link.ifindex));
-            }
-        }
+        let ifaces = interfaces_of(&config, &links).await?;
         // Sockets first: a second daemon on the same socket or metrics
         // address fails here, before it has touched any interface.
-        let (health_tx, health_rx) = mpsc::channel(64);
         let (control_tx, control_rx) = mpsc::channel(16);
-        let control = ControlServer::bind(&config.global.status_socket, control_tx.clone())?;
-        let metrics = match config.global.metrics {
-            Some(addr) => Some(MetricsServer::bind(addr, control_tx)?),
-            None => None,
-        };
+        let (control, metrics) = bind_endpoints(&config, control_tx)?;
         let receive = ReceivePath::open(&ifaces, config.global.xdp_mode, settings(&config))?;
         for i in receive.interfaces() {
             tracing::info!(iface = %i.name, "receiving adverts in {} mode", i.reception.name());
@@ -224,6 +201,7 @@ impl Daemon {
             tracing::warn!("systemd notification disabled: {}", Chain(&e));
             Notifier::disabled()
         });
+        let (health_tx, health_rx) = mpsc::channel(64);
         let mut daemon = Daemon {
             config: Config {
                 instances: Vec::new(),
@@ -287,7 +265,7 @@ impl Daemon {
             &running.cfg.interface,
             running.cfg.vhid,
         ));
-        running.carry_out(&self.vips, false).await;
+        running.carry_out(&self.vips).await;
         let key = running.key();
         self.instances.push(running);
         Ok(key)
@@ -395,7 +373,7 @@ impl Daemon {
     /// saw it (never later than now).
     async fn on_advert(&mut self, ev: &carp_common::event::AdvertEvent) {
         let header = CarpHeader::from_bytes(&ev.carp);
-        let src = event_source(ev);
+        let src = ev.source();
         let sender = crate::proto::Sender {
             addr: src,
             mac: ev.src_mac,
@@ -421,7 +399,7 @@ impl Daemon {
                 "advert from {src} handled {latency} ns after the kernel saw it"
             );
         }
-        running.carry_out(&self.vips, false).await;
+        running.carry_out(&self.vips).await;
     }
 
     /// A deadline passed. The adverts already waiting go first: one the
@@ -435,7 +413,7 @@ impl Daemon {
         for r in &mut self.instances {
             if r.core.poll_timeout().is_some_and(|at| at <= t) {
                 r.core.handle_timeout(t);
-                r.carry_out(&self.vips, false).await;
+                r.carry_out(&self.vips).await;
             }
         }
     }
@@ -499,7 +477,7 @@ impl Daemon {
             tracing::info!(iface = %r.cfg.interface, vhid = r.cfg.vhid, "SIGUSR2: going backup");
             r.core.handle_admin(t, Admin::GoBackup);
             r.core.handle_admin(t, Admin::Resume);
-            r.carry_out(&self.vips, false).await;
+            r.carry_out(&self.vips).await;
         }
     }
 
@@ -532,9 +510,11 @@ impl Daemon {
         }
     }
 
-    /// Leaves: every instance's leave advert first, then every address
-    /// removed, and only then the scripts waited for, all of them under one
-    /// deadline (the longest script timeout of any instance, plus
+    /// Leaves: every instance hands its vhid over first (as its core asks:
+    /// a master's addresses removed, then its leave advert), then every
+    /// address left is removed and every vhid unserved, and only then are
+    /// the scripts (the down script, with `-z`) submitted and waited for,
+    /// all of them under one deadline (the longest script timeout of any instance, plus
     /// [`SCRIPT_KILL_GRACE`]), so that a slow or hanging down script delays
     /// neither another instance's leave nor the exit past it.
     async fn shut_down(&mut self) {
@@ -574,6 +554,34 @@ impl Daemon {
     pub fn started(&self) -> std::time::Instant {
         self.started
     }
+}
+
+/// The interfaces of `config`'s instances, each once, as (name, index) for
+/// the receive path. Fails on an interface that cannot be resolved.
+async fn interfaces_of(config: &Config, links: &Links) -> Result<Vec<(String, u32)>, DaemonError> {
+    let mut ifaces: Vec<(String, u32)> = Vec::new();
+    for inst in &config.instances {
+        let link = prepare::link_of(inst, links).await?;
+        if !ifaces.iter().any(|(_, i)| *i == link.ifindex) {
+            ifaces.push((link.name, link.ifindex));
+        }
+    }
+    Ok(ifaces)
+}
+
+/// Binds the control socket and, if configured, the metrics endpoint, both
+/// sending their requests to `control_tx`. Fails when either address is
+/// taken (a second daemon) or cannot be bound.
+fn bind_endpoints(
+    config: &Config,
+    control_tx: mpsc::Sender<ControlRequest>,
+) -> Result<(ControlServer, Option<MetricsServer>), DaemonError> {
+    let control = ControlServer::bind(&config.global.status_socket, control_tx.clone())?;
+    let metrics = match config.global.metrics {
+        Some(addr) => Some(MetricsServer::bind(addr, control_tx)?),
+        None => None,
+    };
+    Ok((control, metrics))
 }
 
 /// Waits for the scripts of `pending` (instance, outcome), at most

@@ -24,6 +24,7 @@ pub fn instance_params(
     p.master_down_rule = cfg.master_down;
     p.preempt = cfg.preempt;
     p.neutral = cfg.neutral;
+    p.down_script_at_exit = cfg.shutdown_on_exit;
     p.replay_mode = cfg.replay;
     p.replay_window = cfg
         .replay_window_ms

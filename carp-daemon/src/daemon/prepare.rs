@@ -42,6 +42,18 @@ pub(super) fn new_core(
     Instance::new(params, now, wall_clock_unix_ns).map_err(core)
 }
 
+/// The interface `cfg` names, as it is now. Fails when there is none of
+/// that name, or netlink fails.
+pub(super) async fn link_of(cfg: &InstanceConfig, links: &Links) -> Result<LinkInfo, DaemonError> {
+    links
+        .by_name(&cfg.interface)
+        .await
+        .map_err(|source| DaemonError::Link {
+            key: InstanceKey::of(cfg),
+            source: Box::new(source),
+        })
+}
+
 /// An instance whose every fallible step is done, not yet serving its vhid:
 /// dropping it leaves no trace.
 pub struct Prepared {
@@ -79,20 +91,9 @@ impl Prepared {
         } = self;
         receive.serve_vhid(link.ifindex, cfg.vhid, &cfg.peers)?;
         receive.set_hmac_keys(link.ifindex, cfg.vhid, hmac.as_ref())?;
-        let key = InstanceKey {
-            interface: cfg.interface.clone(),
-            vhid: cfg.vhid,
-        };
+        let key = InstanceKey::of(&cfg);
         if let Some(monitor) = &health {
-            let mut rx = monitor.subscribe();
-            tokio::spawn(async move {
-                while rx.changed().await.is_ok() {
-                    let demote = *rx.borrow_and_update();
-                    if health_tx.send((key.clone(), demote)).await.is_err() {
-                        break;
-                    }
-                }
-            });
+            forward_health(monitor, key, health_tx);
         }
         let scripts = scripts.unwrap_or_else(|| {
             ScriptRunner::new(
@@ -119,7 +120,6 @@ impl Prepared {
             rebind_at: None,
             rebind_warned: None,
             leaving: Vec::new(),
-            was_master_at_leave: false,
             counter_file: None,
             cfg,
         })
@@ -138,43 +138,11 @@ impl Running {
         now: Nanos,
         wall_clock_unix_ns: u64,
     ) -> Result<Prepared, DaemonError> {
-        let key = InstanceKey {
-            interface: cfg.interface.clone(),
-            vhid: cfg.vhid,
-        };
-        let link = links
-            .by_name(&cfg.interface)
-            .await
-            .map_err(|source| DaemonError::Link {
-                key: key.clone(),
-                source: Box::new(source),
-            })?;
+        let key = InstanceKey::of(&cfg);
+        let link = link_of(&cfg, links).await?;
         let (binding, sources) = Binding::open(&cfg, &key, &link, links).await?;
         let core = new_core(&cfg, &key, sources, now, wall_clock_unix_ns)?;
-        let checks: Vec<HealthCheck> = cfg
-            .health_checks
-            .iter()
-            .map(|h| {
-                HealthCheck::new(
-                    h.command.clone(),
-                    Duration::from_secs(h.interval_secs.into()),
-                    Duration::from_secs(h.timeout_secs.into()),
-                    h.weight,
-                )
-            })
-            .collect();
-        let health = if checks.is_empty() {
-            None
-        } else {
-            Some(
-                HealthMonitor::start(cfg.vhid, &cfg.interface, checks).map_err(|source| {
-                    DaemonError::Health {
-                        key: key.clone(),
-                        source,
-                    }
-                })?,
-            )
-        };
+        let health = start_health_checks(&cfg, &key)?;
         // Last: an interface that receives without serving this vhid yet
         // passes its adverts on, so attaching early changes nothing.
         receive.attach(&link.name, link.ifindex, xdp_mode)?;
@@ -187,4 +155,51 @@ impl Running {
             health,
         })
     }
+}
+
+/// Starts the health checks of `cfg`, if it has any. Fails when they are
+/// invalid.
+fn start_health_checks(
+    cfg: &InstanceConfig,
+    key: &InstanceKey,
+) -> Result<Option<HealthMonitor>, DaemonError> {
+    let checks: Vec<HealthCheck> = cfg
+        .health_checks
+        .iter()
+        .map(|h| {
+            HealthCheck::new(
+                h.command.clone(),
+                Duration::from_secs(h.interval_secs.into()),
+                Duration::from_secs(h.timeout_secs.into()),
+                h.weight,
+            )
+        })
+        .collect();
+    if checks.is_empty() {
+        return Ok(None);
+    }
+    HealthMonitor::start(cfg.vhid, &cfg.interface, checks)
+        .map(Some)
+        .map_err(|source| DaemonError::Health {
+            key: key.clone(),
+            source,
+        })
+}
+
+/// Forwards every demote change of the health checks of `monitor` to
+/// `health_tx`, tagged with `key`, until either side is gone. Cannot fail.
+fn forward_health(
+    monitor: &HealthMonitor,
+    key: InstanceKey,
+    health_tx: mpsc::Sender<(InstanceKey, u32)>,
+) {
+    let mut rx = monitor.subscribe();
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let demote = *rx.borrow_and_update();
+            if health_tx.send((key.clone(), demote)).await.is_err() {
+                break;
+            }
+        }
+    });
 }

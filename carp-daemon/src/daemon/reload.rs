@@ -8,6 +8,10 @@ use super::{now, Daemon, Reloader};
 use crate::chain::Chain;
 use crate::config::{Config, InstanceConfig};
 
+/// A changed instance of a reload: its new configuration and the instance
+/// it replaces (`None`: a new one).
+type Change = (InstanceConfig, Option<Running>);
+
 impl Daemon {
     /// SIGHUP: read the configuration again; instances whose configuration
     /// is unchanged are not touched (no address flaps), removed ones leave,
@@ -20,41 +24,11 @@ impl Daemon {
     /// load or validate changes nothing.
     pub(super) async fn on_reload(&mut self, reload: &Reloader) {
         let _ = self.notifier.reloading();
-        let new = match reload() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!("reload refused, configuration unchanged: {}", Chain(&e));
-                let _ = self
-                    .notifier
-                    .status(&format!("reload refused: {}", Chain(&e)));
-                let _ = self.notifier.ready();
-                return;
-            }
+        let Some(new) = self.reread(reload) else {
+            return;
         };
-        let mut old: BTreeMap<InstanceKey, Running> = std::mem::take(&mut self.instances)
-            .into_iter()
-            .map(|r| (r.key(), r))
-            .collect();
-        // Unchanged instances stay as they are, in the new order.
-        let mut changed: Vec<(InstanceConfig, Option<Running>)> = Vec::new();
-        for cfg in &new.instances {
-            let key = InstanceKey {
-                interface: cfg.interface.clone(),
-                vhid: cfg.vhid,
-            };
-            match old.remove(&key) {
-                Some(r) if r.cfg == *cfg => self.instances.push(r),
-                previous => changed.push((cfg.clone(), previous)),
-            }
-        }
-        // Removed instances leave first.
-        let t = now();
-        for (key, mut gone) in old {
-            tracing::info!(iface = %key.interface, vhid = key.vhid, "reload: instance removed");
-            gone.send_leave(t, &self.vips).await;
-            // Not waited for: its scripts run on, on its runner's task.
-            drop(gone.finish_leave(&self.vips, &mut self.receive).await);
-        }
+        let (changed, removed) = self.keep_unchanged(&new);
+        self.leave_removed(removed).await;
         if let Err(e) = self.receive.set_settings(settings(&new)) {
             tracing::error!("reload: {}", Chain(&e));
         }
@@ -62,46 +36,105 @@ impl Daemon {
             tracing::warn!("reload: xdp_mode changes take effect at the next restart");
         }
         let mut failed = Vec::new();
-        for (cfg, previous) in changed {
-            let key = InstanceKey {
-                interface: cfg.interface.clone(),
-                vhid: cfg.vhid,
-            };
-            let prepared = match self.prepare_instance(cfg).await {
-                Ok(p) => p,
-                Err(e) => {
-                    match previous {
-                        Some(r) => {
-                            tracing::error!(
-                                "reload: {key}: {}; the instance keeps its previous configuration",
-                                Chain(&e)
-                            );
-                            self.instances.push(r);
-                        }
-                        None => tracing::error!(
-                            "reload: {key}: {}; the instance is not started",
-                            Chain(&e)
-                        ),
-                    }
-                    failed.push(format!("{key}: {}", Chain(&e)));
-                    continue;
-                }
-            };
-            let mut scripts = None;
-            if let Some(mut r) = previous {
-                tracing::info!(iface = %key.interface, vhid = key.vhid, "reload: instance changed, replacing it");
-                r.send_leave(now(), &self.vips).await;
-                drop(r.finish_leave(&self.vips, &mut self.receive).await);
-                // The replacement's scripts run after its predecessor's.
-                if r.cfg.scripts.timeout_secs == prepared.cfg().scripts.timeout_secs {
-                    scripts = Some(r.scripts().clone());
-                }
-            }
-            if let Err(e) = self.commit_instance(prepared, scripts).await {
-                tracing::error!("reload: {key}: {}", Chain(&e));
-                failed.push(format!("{key}: {}", Chain(&e)));
+        for change in changed {
+            if let Err(e) = self.replace(change).await {
+                failed.push(e);
             }
         }
+        self.settle(new, &failed).await;
+    }
+
+    /// Reads the configuration again. A failure is logged and reported to
+    /// systemd, and gives `None`: nothing changes.
+    fn reread(&mut self, reload: &Reloader) -> Option<Config> {
+        match reload() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!("reload refused, configuration unchanged: {}", Chain(&e));
+                let _ = self
+                    .notifier
+                    .status(&format!("reload refused: {}", Chain(&e)));
+                let _ = self.notifier.ready();
+                None
+            }
+        }
+    }
+
+    /// Keeps the instances whose configuration `new` leaves unchanged, in
+    /// its order; returns the changed ones (with the instance each
+    /// replaces, if any) and the removed ones. Cannot fail.
+    fn keep_unchanged(&mut self, new: &Config) -> (Vec<Change>, BTreeMap<InstanceKey, Running>) {
+        let mut old: BTreeMap<InstanceKey, Running> = std::mem::take(&mut self.instances)
+            .into_iter()
+            .map(|r| (r.key(), r))
+            .collect();
+        let mut changed = Vec::new();
+        for cfg in &new.instances {
+            match old.remove(&InstanceKey::of(cfg)) {
+                Some(r) if r.cfg == *cfg => self.instances.push(r),
+                previous => changed.push((cfg.clone(), previous)),
+            }
+        }
+        (changed, old)
+    }
+
+    /// Removed instances leave, first. Their scripts are not waited for:
+    /// they run on, on their runners' tasks. Cannot fail.
+    async fn leave_removed(&mut self, removed: BTreeMap<InstanceKey, Running>) {
+        let t = now();
+        for (key, mut gone) in removed {
+            tracing::info!(iface = %key.interface, vhid = key.vhid, "reload: instance removed");
+            gone.send_leave(t, &self.vips).await;
+            drop(gone.finish_leave(&self.vips, &mut self.receive).await);
+        }
+    }
+
+    /// Starts a changed or new instance: prepared first, and only once that
+    /// succeeded does the instance it replaces leave. On failure (logged),
+    /// the previous instance keeps running as it was, and the error comes
+    /// back for systemd's status.
+    async fn replace(&mut self, (cfg, previous): Change) -> Result<(), String> {
+        let key = InstanceKey::of(&cfg);
+        let prepared = match self.prepare_instance(cfg).await {
+            Ok(p) => p,
+            Err(e) => {
+                match previous {
+                    Some(r) => {
+                        tracing::error!(
+                            "reload: {key}: {}; the instance keeps its previous configuration",
+                            Chain(&e)
+                        );
+                        self.instances.push(r);
+                    }
+                    None => {
+                        tracing::error!("reload: {key}: {}; the instance is not started", Chain(&e))
+                    }
+                }
+                return Err(format!("{key}: {}", Chain(&e)));
+            }
+        };
+        let mut scripts = None;
+        if let Some(mut r) = previous {
+            tracing::info!(iface = %key.interface, vhid = key.vhid, "reload: instance changed, replacing it");
+            r.send_leave(now(), &self.vips).await;
+            drop(r.finish_leave(&self.vips, &mut self.receive).await);
+            // The replacement's scripts run after its predecessor's.
+            if r.cfg.scripts.timeout_secs == prepared.cfg().scripts.timeout_secs {
+                scripts = Some(r.scripts().clone());
+            }
+        }
+        self.commit_instance(prepared, scripts).await.map_err(|e| {
+            tracing::error!("reload: {key}: {}", Chain(&e));
+            format!("{key}: {}", Chain(&e))
+        })?;
+        Ok(())
+    }
+
+    /// After the instances changed: puts them in the order of `new`, keeps
+    /// it as the configuration, watches the interface names again, detaches
+    /// unused interfaces and reports to systemd (`failed`: the instances
+    /// the reload could not apply to). A failure to watch is logged.
+    async fn settle(&mut self, new: Config, failed: &[String]) {
         // Configuration order, as status reports them.
         let position = |r: &Running| {
             new.instances

@@ -5,6 +5,7 @@ use crate::control::report::{counter_map, InstanceReport, InterfaceReport, Statu
 use crate::proto::action::State;
 use crate::proto::Nanos;
 
+use super::instance::Running;
 use super::Daemon;
 
 fn state_name(state: State) -> &'static str {
@@ -20,39 +21,7 @@ pub fn report(daemon: &Daemon, now: Nanos) -> StatusReport {
     let instances = daemon
         .instances()
         .iter()
-        .map(|r| {
-            let s = r.core.status();
-            InstanceReport {
-                interface: r.cfg.interface.clone(),
-                ifindex: r.ifindex(),
-                label: r.cfg.label.clone(),
-                vhid: r.cfg.vhid,
-                state: state_name(s.state).to_string(),
-                master: s.master.map(|m| m.to_string()),
-                master_kind: s.master_kind.map(|k| k.name().to_string()),
-                last_advert_age_ms: s
-                    .last_advert_at
-                    .map(|t| now.0.saturating_sub(t.0) / 1_000_000),
-                advbase_secs: r.cfg.advbase_secs,
-                advskew: r.cfg.advskew,
-                demote: s.demote,
-                preempt: r.cfg.preempt,
-                held: s.held,
-                vips: r.cfg.vips.iter().map(|v| v.to_string()).collect(),
-                adverts_sent: s.adverts_sent,
-                adverts_accepted: s.adverts_accepted,
-                adverts_repeated: s.adverts_repeated,
-                transitions: s.transitions,
-                last_change_reason: s.last_change.map(|(_, why)| why.to_string()),
-                last_change_age_ms: s
-                    .last_change
-                    .map(|(at, _)| now.0.saturating_sub(at.0) / 1_000_000),
-                demote_health: r.demote().health,
-                demote_vips: r.demote().vips,
-                rejects: s.rejects.iter().map(|(k, v)| (k.to_string(), v)).collect(),
-                health_unknown: r.health_unknown_runs(),
-            }
-        })
+        .map(|r| instance_report(r, now))
         .collect();
     let interfaces = daemon
         .receive()
@@ -79,5 +48,40 @@ pub fn report(daemon: &Daemon, now: Nanos) -> StatusReport {
         interfaces,
         counters,
         instances,
+    }
+}
+
+/// The report of one instance at `now`.
+fn instance_report(r: &Running, now: Nanos) -> InstanceReport {
+    let s = r.core.status();
+    InstanceReport {
+        interface: r.cfg.interface.clone(),
+        ifindex: r.ifindex(),
+        label: r.cfg.label.clone(),
+        vhid: r.cfg.vhid,
+        state: state_name(s.state).to_string(),
+        master: s.master.map(|m| m.to_string()),
+        master_kind: s.master_kind.map(|k| k.name().to_string()),
+        last_advert_age_ms: s
+            .last_advert_at
+            .map(|t| now.0.saturating_sub(t.0) / 1_000_000),
+        advbase_secs: r.cfg.advbase_secs,
+        advskew: r.cfg.advskew,
+        demote: s.demote,
+        preempt: r.cfg.preempt,
+        held: s.held,
+        vips: r.cfg.vips.iter().map(|v| v.to_string()).collect(),
+        adverts_sent: s.adverts_sent,
+        adverts_accepted: s.adverts_accepted,
+        adverts_repeated: s.adverts_repeated,
+        transitions: s.transitions,
+        last_change_reason: s.last_change.map(|(_, why)| why.to_string()),
+        last_change_age_ms: s
+            .last_change
+            .map(|(at, _)| now.0.saturating_sub(at.0) / 1_000_000),
+        demote_health: r.demote().health,
+        demote_vips: r.demote().vips,
+        rejects: s.rejects.iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        health_unknown: r.health_unknown_runs(),
     }
 }

@@ -13,6 +13,10 @@ use carp_common::header::CarpHeader;
 use carp_proto::election::Priority;
 use carp_proto::{Action, Instance, InstanceParams, Nanos, Password, Reject, ReplayMode, State};
 
+#[path = "../../../tests/peers/split_mix.rs"]
+mod split_mix;
+pub use split_mix::SplitMix;
+
 /// Wall-clock time of node 0 at virtual time zero.
 const BASE_UNIX_NS: u64 = 1_763_000_000_000_000_000;
 
@@ -30,26 +34,6 @@ pub struct NodeSpec {
     pub demote: u8,
     /// Preempt on.
     pub preempt: bool,
-}
-
-/// SplitMix64: a tiny seeded generator for loss decisions (test code only).
-#[derive(Clone, Debug)]
-pub struct SplitMix(u64);
-
-impl SplitMix {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 /// A state change seen in the simulation.
