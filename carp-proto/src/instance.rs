@@ -487,18 +487,19 @@ impl Instance {
     /// Leaves for good ([`Admin::Shutdown`]), in this order: INIT; as master,
     /// the addresses given up and only then the leave advert, so that the
     /// backup that takes over on it never finds them still here (two
-    /// masters, for a moment); last the down script, in any state but only
-    /// with [`InstanceParams::down_script_at_exit`] (UCARP `-z`: without
-    /// it, UCARP runs no script at exit).
+    /// masters, for a moment); last the down script, as MASTER or INIT and
+    /// only with [`InstanceParams::down_script_at_exit`] (UCARP `-z`: without
+    /// it UCARP runs no script at exit, with it none as BACKUP).
     fn leave(&mut self, now: Nanos) {
-        let was_master = self.state == State::Master;
+        let was = self.state;
+        let was_master = was == State::Master;
         self.timers.stop_all();
         self.set_state(now, State::Init, Reason::Shutdown);
         if was_master {
             self.actions.push_back(Action::RemoveVips);
             self.emit_advert(now, true);
         }
-        if self.params.down_script_at_exit {
+        if self.params.down_script_at_exit && was != State::Backup {
             self.actions.push_back(Action::RunScript(Script::Down));
         }
         self.shut_down = true;

@@ -89,11 +89,11 @@ pub struct InstanceParams {
     /// Do not run the down script (nor remove addresses) when starting as
     /// backup (UCARP `--neutral`).
     pub neutral: bool,
-    /// Run the down script when leaving for good ([`super::Admin::Shutdown`]),
-    /// whatever the state (UCARP `--shutdown`, `-z`). Without it, leaving
-    /// runs no script, not even as master, as UCARP without `-z`. UCARP 1.5.2
-    /// itself skips the script at exit as BACKUP (`sighandler_exit`,
-    /// `sc_state != BACKUP`); carpd-xdp runs it in every state.
+    /// Run the down script when leaving for good ([`super::Admin::Shutdown`])
+    /// as MASTER or INIT (UCARP `--shutdown`, `-z`); a BACKUP ran it when it
+    /// became one, and UCARP skips it there too (`sc_state != BACKUP` at
+    /// exit). Without it, leaving runs no script, not even as master, as
+    /// UCARP without `-z`.
     pub down_script_at_exit: bool,
     /// Demotion counter sent in adverts; higher loses (OpenBSD carpdemote).
     pub demote: u8,

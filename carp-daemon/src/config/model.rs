@@ -229,7 +229,7 @@ pub struct InstanceConfig {
     pub preempt: bool,
     /// Do not run the down script at start-up as backup (UCARP's `-n`).
     pub neutral: bool,
-    /// Run the down script at exit, whatever the state (UCARP's `-z`; see
+    /// Run the down script at exit unless BACKUP (UCARP's `-z`; see
     /// the core's `InstanceParams::down_script_at_exit`).
     pub shutdown_on_exit: bool,
     /// Ignore link state (UCARP's `-S`).
