@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use super::instance::InstanceKey;
+use super::key::InstanceKey;
 use super::DaemonError;
 use crate::config::InstanceConfig;
 use crate::net::announce::Announcer;

@@ -31,8 +31,8 @@ use std::time::Duration;
 use super::binding::{Binding, REBIND_RETRY_MS};
 use super::counters::CounterFile;
 use super::demote::{Demote, VipRetry, VIP_FAILURE_DEMOTE};
-use super::params::hmac_keys;
-use super::prepare::new_core;
+use super::key::InstanceKey;
+use super::params::{hmac_keys, new_core};
 use super::rules::KernelRules;
 use super::DaemonError;
 use crate::chain::Chain;
@@ -49,31 +49,6 @@ use crate::proto::Nanos;
 use crate::scripts::{ScriptJob, ScriptKind, ScriptRunner};
 use crate::xdp::mode::XdpMode;
 use crate::xdp::receive::ReceivePath;
-
-/// Identifies an instance across reloads.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct InstanceKey {
-    /// Interface as configured (an alias keeps its label).
-    pub interface: String,
-    /// Virtual host id.
-    pub vhid: u8,
-}
-
-impl InstanceKey {
-    /// The key of the instance `cfg` configures.
-    pub fn of(cfg: &InstanceConfig) -> Self {
-        InstanceKey {
-            interface: cfg.interface.clone(),
-            vhid: cfg.vhid,
-        }
-    }
-}
-
-impl std::fmt::Display for InstanceKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} vhid {}", self.interface, self.vhid)
-    }
-}
 
 /// One instance and its I/O.
 pub struct Running {

@@ -29,6 +29,7 @@ mod binding;
 pub mod counters;
 pub mod demote;
 pub mod instance;
+mod key;
 pub mod params;
 mod prepare;
 pub mod rate;
@@ -55,7 +56,8 @@ use crate::notify::Notifier;
 use crate::proto::action::Admin;
 use crate::proto::Nanos;
 use crate::xdp::receive::{ReceiveError, ReceivePath};
-use instance::{InstanceKey, Running};
+use instance::Running;
+pub use key::InstanceKey;
 use rate::settings;
 
 /// Failures that stop the daemon (or a reload).

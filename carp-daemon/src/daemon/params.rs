@@ -4,7 +4,10 @@ use std::net::IpAddr;
 
 use crate::xdp::key::VhidKeys;
 
+use super::key::InstanceKey;
+use super::DaemonError;
 use crate::config::InstanceConfig;
+use crate::proto::instance::Instance;
 use crate::proto::params::{InstanceParams, ParamsError};
 use crate::proto::Nanos;
 
@@ -47,4 +50,21 @@ pub fn instance_params(
 pub fn hmac_keys(cfg: &InstanceConfig) -> Option<VhidKeys> {
     let vips: Vec<IpAddr> = cfg.vips.iter().map(|v| v.addr).collect();
     VhidKeys::new(cfg.password.key(), cfg.vhid, &vips).ok()
+}
+
+/// The core of `cfg` with advert sources `sources`, started at `now`.
+pub(super) fn new_core(
+    cfg: &InstanceConfig,
+    key: &InstanceKey,
+    sources: Vec<IpAddr>,
+    now: Nanos,
+    wall_clock_unix_ns: u64,
+) -> Result<Instance, DaemonError> {
+    let advert_ms = u64::from(cfg.advbase_secs) * 1000 + u64::from(cfg.advskew) * 1000 / 256;
+    let core = |source| DaemonError::Core {
+        key: key.clone(),
+        source,
+    };
+    let params = instance_params(cfg, sources, advert_ms.max(1)).map_err(core)?;
+    Instance::new(params, now, wall_clock_unix_ns).map_err(core)
 }

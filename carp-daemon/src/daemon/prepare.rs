@@ -4,15 +4,15 @@
 //! [`Prepared::commit`] then serves the vhid and starts it. A reload
 //! replaces a changed instance only once its replacement is prepared.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use super::binding::Binding;
 use super::demote::{Demote, VipRetry};
-use super::instance::{InstanceKey, Running};
-use super::params::{hmac_keys, instance_params};
+use super::instance::Running;
+use super::key::InstanceKey;
+use super::params::{hmac_keys, new_core};
 use super::rules::KernelRules;
 use super::DaemonError;
 use crate::config::InstanceConfig;
@@ -24,23 +24,6 @@ use crate::scripts::ScriptRunner;
 use crate::xdp::key::VhidKeys;
 use crate::xdp::mode::XdpMode;
 use crate::xdp::receive::ReceivePath;
-
-/// The core of `cfg` with advert sources `sources`, started at `now`.
-pub(super) fn new_core(
-    cfg: &InstanceConfig,
-    key: &InstanceKey,
-    sources: Vec<IpAddr>,
-    now: Nanos,
-    wall_clock_unix_ns: u64,
-) -> Result<Instance, DaemonError> {
-    let advert_ms = u64::from(cfg.advbase_secs) * 1000 + u64::from(cfg.advskew) * 1000 / 256;
-    let core = |source| DaemonError::Core {
-        key: key.clone(),
-        source,
-    };
-    let params = instance_params(cfg, sources, advert_ms.max(1)).map_err(core)?;
-    Instance::new(params, now, wall_clock_unix_ns).map_err(core)
-}
 
 /// The interface `cfg` names, as it is now. Fails when there is none of
 /// that name, or netlink fails.

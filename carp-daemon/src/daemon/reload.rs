@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use super::instance::{InstanceKey, Running};
+use super::instance::Running;
+use super::key::InstanceKey;
 use super::rate::settings;
 use super::{now, Daemon, Reloader};
 use crate::chain::Chain;
