@@ -76,12 +76,13 @@ fn paths_after(code: &str, prefix: &str) -> Vec<String> {
             .chars()
             .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
             .collect();
-        let after = &rest[head.len()..];
-        if after.starts_with('{') {
-            let group = group_items(&after[1..]);
-            paths.extend(group.into_iter().map(|item| format!("{head}{item}")));
-        } else {
-            paths.push(head);
+        match rest[head.len()..].strip_prefix('{') {
+            Some(group) => paths.extend(
+                group_items(group)
+                    .into_iter()
+                    .map(|item| format!("{head}{item}")),
+            ),
+            None => paths.push(head),
         }
     }
     paths
