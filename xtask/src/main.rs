@@ -98,11 +98,7 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// True when running as root.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+pub use carp_testnet::is_root;
 
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
