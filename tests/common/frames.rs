@@ -50,16 +50,19 @@ pub fn v4(src_mac: [u8; 6], src: [u8; 4], carp: &[u8; 36]) -> Vec<u8> {
 
 /// Seals the IPv4 header checksum of an untagged IPv4 frame again.
 pub fn fix_ip_checksum(f: &mut [u8]) {
-    f[24..26].copy_from_slice(&[0, 0]);
-    let c = checksum::internet_checksum(&f[14..34]);
-    f[24..26].copy_from_slice(&c.to_be_bytes());
+    reseal(f, 24, 14..34);
 }
 
 /// Seals the CARP checksum of an untagged IPv4 frame again.
 pub fn fix_carp_checksum(f: &mut [u8]) {
-    f[40..42].copy_from_slice(&[0, 0]);
-    let c = checksum::internet_checksum(&f[34..70]);
-    f[40..42].copy_from_slice(&c.to_be_bytes());
+    reseal(f, 40, 34..70);
+}
+
+/// Stores at `field` the checksum of `covered`, the field counted as zero.
+fn reseal(f: &mut [u8], field: usize, covered: std::ops::Range<usize>) {
+    f[field..field + 2].copy_from_slice(&[0, 0]);
+    let c = checksum::internet_checksum(&f[covered]);
+    f[field..field + 2].copy_from_slice(&c.to_be_bytes());
 }
 
 /// One frame per defect from `mac` and `src` for `vhid`, with the counter
