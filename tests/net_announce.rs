@@ -77,28 +77,11 @@ fn garp_and_unsolicited_na_reach_the_peer() {
     b.ip(&["addr", "add", "2001:db8::2/64", "dev", "vb", "nodad"]);
     // The peer believes the VIPs are elsewhere (the previous master); the
     // announcements must override that.
-    b.ip(&[
-        "neigh",
-        "replace",
-        "192.0.2.10",
-        "lladdr",
-        FAKE_MAC,
-        "dev",
-        "vb",
-        "nud",
-        "stale",
-    ]);
-    b.ip(&[
-        "neigh",
-        "replace",
-        "2001:db8::10",
-        "lladdr",
-        FAKE_MAC,
-        "dev",
-        "vb",
-        "nud",
-        "stale",
-    ]);
+    for vip in ["192.0.2.10", "2001:db8::10"] {
+        b.ip(&[
+            "neigh", "replace", vip, "lladdr", FAKE_MAC, "dev", "vb", "nud", "stale",
+        ]);
+    }
     let (va, mac) = (a.ifindex("va"), a.mac("va"));
     let vb = b.ifindex("vb");
     let cap = b.run(|| capture_socket(vb));

@@ -245,9 +245,10 @@ fn run(opts: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Failover trials for every fault, one series each.
-fn failover_series(
-    pair: &mut Pair,
+/// Failover trials of `pair` for every fault, one series each, then its
+/// paused-backup rounds.
+fn faults_phase(
+    pair: &mut Pair<'_>,
     prober: &Prober,
     which: Impl,
     timers: Timers,
@@ -264,6 +265,11 @@ fn failover_series(
             skipped: None,
         });
     }
+    r.pause.push(Pause {
+        which,
+        timers,
+        outcome: resilience::pause(pair, plan.pause_rounds)?,
+    });
     Ok(())
 }
 
@@ -280,12 +286,7 @@ fn defaults_phase(
     println!("bench: {} at {}", which.name(), timers.label());
     let mut pair = Pair::start(stage, daemon, which, timers, prober)?;
     r.stability.push(stability(&pair, plan.window)?);
-    failover_series(&mut pair, prober, which, timers, plan, r)?;
-    r.pause.push(Pause {
-        which,
-        timers,
-        outcome: resilience::pause(&pair, plan.pause_rounds)?,
-    });
+    faults_phase(&mut pair, prober, which, timers, plan, r)?;
     let rss = pair.stop();
     r.rss_kib.push((which, rss));
     Ok(())
@@ -375,12 +376,7 @@ fn subsecond_phase(
             ),
         );
     } else {
-        failover_series(&mut pair, prober, which, timers, plan, r)?;
-        r.pause.push(Pause {
-            which,
-            timers,
-            outcome: resilience::pause(&pair, plan.pause_rounds)?,
-        });
+        faults_phase(&mut pair, prober, which, timers, plan, r)?;
     }
     let rss = pair.stop();
     if let Some(entry) = r.rss_kib.iter_mut().find(|(w, _)| *w == which) {

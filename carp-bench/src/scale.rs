@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::daemons::{scripts, Daemon, Impl};
+use super::daemons::{drop_addr, scripts, Daemon, Impl};
 use super::failover::ms;
 use super::stage::{dotted, exec_in, Host, Stage, PASSWORD};
 use super::stats::{summarize, Summary};
@@ -221,17 +221,7 @@ pub fn measure(
     sys::run_in(&stage.a.ns, || sys::set_link("eth0", true))?;
     for host in [&stage.a, &stage.b] {
         for v in held(host)? {
-            let _ = exec_in(
-                &host.ns,
-                &[
-                    "ip",
-                    "addr",
-                    "del",
-                    &format!("{}/32", dotted(v)),
-                    "dev",
-                    "eth0",
-                ],
-            );
+            drop_addr(host, v);
         }
     }
     let out = ScaleOutcome {

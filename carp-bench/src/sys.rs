@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 
 pub use carp_daemon::clock::monotonic_ns;
 pub use carp_flood::socket::if_index;
-pub use carp_testnet::socket::{set_int as setsockopt_int, set_recv_timeout, socket};
+pub use carp_testnet::socket::{bind, send_to, set_int, set_option, set_recv_timeout, socket};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 

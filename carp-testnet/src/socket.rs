@@ -25,24 +25,39 @@ pub fn socket(domain: i32, kind: i32, protocol: i32) -> Result<OwnedFd> {
 /// `libc::ETH_P_ALL` for every frame, 0 to send only) bound to interface
 /// `ifindex`; `flags` are more socket(2) type flags (`SOCK_NONBLOCK`).
 pub fn packet_socket(protocol: u16, ifindex: u32, flags: i32) -> Result<OwnedFd> {
-    let proto = protocol.to_be();
-    let fd = socket(libc::AF_PACKET, libc::SOCK_RAW | flags, proto.into())?;
+    let fd = socket(
+        libc::AF_PACKET,
+        libc::SOCK_RAW | flags,
+        protocol.to_be().into(),
+    )?;
+    bind_packet(&fd, protocol, ifindex)?;
+    Ok(fd)
+}
+
+/// Binds an `AF_PACKET` socket to interface `ifindex` for EtherType
+/// `protocol` (host order).
+pub fn bind_packet(fd: &OwnedFd, protocol: u16, ifindex: u32) -> Result<()> {
     let mut addr = sockaddr_ll(ifindex);
-    addr.sll_protocol = proto;
-    // SAFETY: addr is a valid sockaddr_ll of the size given.
+    addr.sll_protocol = protocol.to_be();
+    bind(fd, &addr, &format!("bind to interface index {ifindex}"))
+}
+
+/// bind(2) to `addr`, a `libc::sockaddr_*` value; `what` names it in the
+/// error.
+pub fn bind<A>(fd: &OwnedFd, addr: &A, what: &str) -> Result<()> {
+    // SAFETY: valid fd; `addr` is readable for the size given, and the
+    // kernel checks the address family and length.
     let rc = unsafe {
         libc::bind(
             fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_ll).cast(),
-            size_of::<libc::sockaddr_ll>() as u32,
+            (addr as *const A).cast(),
+            size_of::<A>() as libc::socklen_t,
         )
     };
     if rc != 0 {
-        return Err(Error::last_os(format!(
-            "bind AF_PACKET socket to interface {ifindex}"
-        )));
+        return Err(Error::last_os(what));
     }
-    Ok(fd)
+    Ok(())
 }
 
 /// The link-layer address of interface `ifindex` for a 6-byte MAC
@@ -60,22 +75,30 @@ pub fn sockaddr_ll(ifindex: u32) -> libc::sockaddr_ll {
 pub fn send_frame(fd: &OwnedFd, ifindex: u32, frame: &[u8]) -> std::io::Result<()> {
     let mut addr = sockaddr_ll(ifindex);
     addr.sll_addr[..6].copy_from_slice(&frame[..6]);
-    // SAFETY: frame and addr are valid for the lengths given.
+    match send_to(fd, frame, &addr, 0)? {
+        n if n == frame.len() => Ok(()),
+        n => Err(std::io::Error::other(format!(
+            "sent {n} of {} bytes",
+            frame.len()
+        ))),
+    }
+}
+
+/// sendto(2) of `buf` to `addr`, a `libc::sockaddr_*` value, with `flags`:
+/// the bytes sent.
+pub fn send_to<A>(fd: &OwnedFd, buf: &[u8], addr: &A, flags: i32) -> std::io::Result<usize> {
+    // SAFETY: valid fd; `buf` and `addr` are readable for the lengths given.
     let n = unsafe {
         libc::sendto(
             fd.as_raw_fd(),
-            frame.as_ptr().cast(),
-            frame.len(),
-            0,
-            (&addr as *const libc::sockaddr_ll).cast(),
-            size_of::<libc::sockaddr_ll>() as u32,
+            buf.as_ptr().cast(),
+            buf.len(),
+            flags,
+            (addr as *const A).cast(),
+            size_of::<A>() as libc::socklen_t,
         )
     };
-    if n == frame.len() as isize {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
 }
 
 /// One frame into `buf` without blocking: its length and whether this host
@@ -110,24 +133,36 @@ pub fn wait_readable(fd: &OwnedFd, timeout: Duration) {
     unsafe { libc::poll(&mut pfd, 1, ms) };
 }
 
-/// Sets an integer socket option.
-pub fn set_int(fd: &OwnedFd, level: i32, name: i32, value: i32) -> Result<()> {
-    // SAFETY: valid fd and a pointer to an int of the given size.
+/// Sets socket option `level`/`name` to `value` (an `i32`, a
+/// `libc::timeval`, a `libc::tpacket_req`, ...); `what` names it in the
+/// error.
+pub fn set_option<T>(fd: &OwnedFd, level: i32, name: i32, value: &T, what: &str) -> Result<()> {
+    // SAFETY: valid fd; `value` is readable for the size given (the kernel
+    // copies it and checks the length).
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
             level,
             name,
-            (&value as *const i32).cast(),
-            size_of::<i32>() as u32,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
         )
     };
     if rc != 0 {
-        return Err(Error::last_os(format!(
-            "setsockopt({level}, {name}) = {value}"
-        )));
+        return Err(Error::last_os(what));
     }
     Ok(())
+}
+
+/// Sets an integer socket option; `what` names it in the error.
+pub fn set_int(fd: &OwnedFd, level: i32, name: i32, value: i32, what: &str) -> Result<()> {
+    set_option(
+        fd,
+        level,
+        name,
+        &value,
+        &format!("setsockopt {what} = {value}"),
+    )
 }
 
 /// Sets a receive timeout so that reader threads can notice a stop flag.
@@ -136,18 +171,5 @@ pub fn set_recv_timeout(fd: &OwnedFd, d: Duration) -> Result<()> {
         tv_sec: d.as_secs() as libc::time_t,
         tv_usec: d.subsec_micros() as libc::suseconds_t,
     };
-    // SAFETY: valid fd and a pointer to a timeval of the given size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            size_of::<libc::timeval>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(Error::last_os("SO_RCVTIMEO"));
-    }
-    Ok(())
+    set_option(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv, "SO_RCVTIMEO")
 }
