@@ -56,10 +56,12 @@ impl ChildGuard {
     pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
         let start = Instant::now();
         while start.elapsed() < within {
-            if let Some(st) = self.0.try_wait().expect("try_wait") {
-                return Some(st);
+            match self.0.try_wait() {
+                Ok(Some(st)) => return Some(st),
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                // Already reaped elsewhere: nothing to wait for.
+                Err(_) => return None,
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
         None
     }
