@@ -501,7 +501,7 @@ impl Drop for Daemon {
 }
 
 /// Starting a daemon with its output going to its log.
-trait SpawnLogged {
+pub trait SpawnLogged {
     /// Spawns with standard input closed and standard output and error
     /// appended to `log`.
     fn spawn_logged(&mut self, log: std::fs::File) -> std::io::Result<Child>;
