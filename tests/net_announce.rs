@@ -7,69 +7,23 @@
 mod common;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use carp_daemon::net::announce::Announcer;
 use carp_daemon::net::frame;
-use common::{require_root, veth, Netns};
+use carp_testnet::socket;
+use common::{block_on, must, require_root, veth_pair, Netns};
 
 const VIP4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
 const FAKE_MAC: &str = "02:11:11:11:11:11";
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
-}
-
 /// A capturing packet socket (all protocols) bound to `ifindex`, with a
 /// receive timeout; opened by a thread inside the peer namespace.
 fn capture_socket(ifindex: u32) -> OwnedFd {
-    let proto = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: plain socket(2); checked below.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            i32::from(proto),
-        )
-    };
-    assert!(raw >= 0, "socket: {}", std::io::Error::last_os_error());
-    // SAFETY: fresh descriptor owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: all-zero sockaddr_ll is valid.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto;
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: valid sockaddr_ll with its size.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            std::ptr::from_ref(&sll).cast(),
-            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
-    let tv = libc::timeval {
-        tv_sec: 1,
-        tv_usec: 0,
-    };
-    // SAFETY: SO_RCVTIMEO takes a timeval of the given size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            std::ptr::from_ref(&tv).cast(),
-            size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_RCVTIMEO: {}", std::io::Error::last_os_error());
+    let fd = must(socket::packet_socket(libc::ETH_P_ALL as u16, ifindex, 0));
+    must(socket::set_recv_timeout(&fd, Duration::from_secs(1)));
     fd
 }
 
@@ -118,35 +72,16 @@ fn garp_and_unsolicited_na_reach_the_peer() {
     if !require_root("garp_and_unsolicited_na_reach_the_peer") {
         return;
     }
-    let a = Netns::new("cann");
-    let b = Netns::new("cann");
-    veth(&a, "va", &b, "vb");
+    let (a, b) = veth_pair("cann", "va", "cann", "vb");
     b.ip(&["addr", "add", "192.0.2.2/24", "dev", "vb"]);
     b.ip(&["addr", "add", "2001:db8::2/64", "dev", "vb", "nodad"]);
     // The peer believes the VIPs are elsewhere (the previous master); the
     // announcements must override that.
-    b.ip(&[
-        "neigh",
-        "replace",
-        "192.0.2.10",
-        "lladdr",
-        FAKE_MAC,
-        "dev",
-        "vb",
-        "nud",
-        "stale",
-    ]);
-    b.ip(&[
-        "neigh",
-        "replace",
-        "2001:db8::10",
-        "lladdr",
-        FAKE_MAC,
-        "dev",
-        "vb",
-        "nud",
-        "stale",
-    ]);
+    for vip in ["192.0.2.10", "2001:db8::10"] {
+        b.ip(&[
+            "neigh", "replace", vip, "lladdr", FAKE_MAC, "dev", "vb", "nud", "stale",
+        ]);
+    }
     let (va, mac) = (a.ifindex("va"), a.mac("va"));
     let vb = b.ifindex("vb");
     let cap = b.run(|| capture_socket(vb));

@@ -6,16 +6,8 @@ mod common;
 use std::time::Duration;
 
 use carp_daemon::net::link::{self, LinkError, LinkEvent, Links};
-use common::{require_root, veth, Netns};
+use common::{block_on, require_root, veth_pair};
 use tokio::sync::mpsc;
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
-}
 
 /// Next event, with a bound that only keeps a broken build from hanging.
 async fn next(rx: &mut mpsc::Receiver<LinkEvent>) -> LinkEvent {
@@ -30,9 +22,8 @@ fn resolve_names_macs_and_addresses() {
     if !require_root("resolve_names_macs_and_addresses") {
         return;
     }
-    let a = Netns::new("clnk");
-    let b = Netns::new("clnk");
-    veth(&a, "va", &b, "vb");
+    // The peer namespace only holds vb, the other end of va.
+    let (a, _b) = veth_pair("clnk", "va", "clnk", "vb");
     a.ip(&["addr", "add", "192.0.2.1/24", "dev", "va"]);
     a.ip(&["addr", "add", "192.0.2.2/24", "dev", "va"]);
     let (ifindex, mac) = (a.ifindex("va"), a.mac("va"));
@@ -86,9 +77,7 @@ fn carrier_events_follow_the_peer() {
     if !require_root("carrier_events_follow_the_peer") {
         return;
     }
-    let a = Netns::new("clnk");
-    let b = Netns::new("clnk");
-    veth(&a, "va", &b, "vb");
+    let (a, b) = veth_pair("clnk", "va", "clnk", "vb");
     // A second pair inside `a`: d0 stays down until the test raises it.
     a.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
     a.ip(&["link", "set", "d1", "up"]);

@@ -7,15 +7,7 @@ mod common;
 use std::net::IpAddr;
 
 use carp_daemon::net::vip::{Vip, VipError, VipManager, VipSet};
-use common::{require_root, Netns};
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-        .block_on(f)
-}
+use common::{block_on, require_root, Netns};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("address literal")

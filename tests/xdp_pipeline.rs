@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use carp_common::constants::*;
 use carp_common::craft::IpLayer;
 use common::frames::{carp, defects, fix_carp_checksum, frame, v4};
-use common::{require_root, send_frames, veth, ChildGuard, Lines, Netns};
+use common::{require_root, send_frames, veth_pair, ChildGuard, Lines, Netns};
 use serde_json::Value;
 
 const VHID: u8 = 7;
@@ -206,9 +206,7 @@ fn program_on(ns: &Netns, ifname: &str, mode: &str) -> bool {
 }
 
 fn run_mode(mode: &str) {
-    let sender = Netns::new("carpx-tx");
-    let receiver = Netns::new("carpx-rx");
-    veth(&sender, "veth0", &receiver, "veth1");
+    let (sender, receiver) = veth_pair("carpx-tx", "veth0", "carpx-rx", "veth1");
     sender.ip(&["addr", "add", "10.201.0.1/24", "dev", "veth0"]);
     receiver.ip(&["addr", "add", "10.201.0.2/24", "dev", "veth1"]);
     sender.ip(&["-6", "addr", "add", "fd00::1/64", "dev", "veth0", "nodad"]);
@@ -407,9 +405,7 @@ fn send_and_wait(sender: &Netns, monitor: &mut Monitor, frames: &[Vec<u8>], deli
 /// HMAC and replay checked in the receive path itself: forged and replayed
 /// adverts are dropped there (own counters) and never reach userspace.
 fn run_auth(mode: &str) {
-    let sender = Netns::new("carpx-atx");
-    let receiver = Netns::new("carpx-arx");
-    veth(&sender, "veth0", &receiver, "veth1");
+    let (sender, receiver) = veth_pair("carpx-atx", "veth0", "carpx-arx", "veth1");
     let mut monitor = Monitor::start_with(
         &receiver,
         "veth1",
@@ -540,9 +536,7 @@ fn one_process_per_vhid_chains_xdp_and_tc() {
     if !require_root("one_process_per_vhid_chains_xdp_and_tc") {
         return;
     }
-    let sender = Netns::new("carpx-ctx");
-    let receiver = Netns::new("carpx-crx");
-    veth(&sender, "veth0", &receiver, "veth1");
+    let (sender, receiver) = veth_pair("carpx-ctx", "veth0", "carpx-crx", "veth1");
     sender.ip(&["addr", "add", "10.201.0.1/24", "dev", "veth0"]);
     receiver.ip(&["addr", "add", "10.201.0.2/24", "dev", "veth1"]);
     let mac = sender.mac("veth0");

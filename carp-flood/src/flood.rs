@@ -165,6 +165,39 @@ mod tests {
         }
     }
 
+    /// Runs thread `thread.0` of `thread.1` of `source` into a [`Recorder`]
+    /// with room for `room` frames, for `duration` at `rate` (0: as fast as
+    /// it goes), stop requested from the start if `stopped`: frames sent
+    /// and the recorder.
+    fn run_recorded(
+        source: &Source,
+        room: usize,
+        thread: (usize, usize),
+        duration: Duration,
+        rate: f64,
+        stopped: bool,
+    ) -> (u64, Recorder) {
+        let mut rec = Recorder {
+            frames: Vec::new(),
+            room,
+        };
+        let schedule = Schedule {
+            thread: thread.0,
+            threads: thread.1,
+            start: Instant::now(),
+            duration,
+            rate,
+        };
+        let sent = run(&mut rec, source, schedule, &AtomicBool::new(stopped)).unwrap();
+        (sent, rec)
+    }
+
+    /// [`run_recorded`] of the only thread, with room for every frame:
+    /// frames sent.
+    fn alone(source: &Source, duration: Duration, rate: f64, stopped: bool) -> u64 {
+        run_recorded(source, usize::MAX, (0, 1), duration, rate, stopped).0
+    }
+
     #[test]
     fn frames_go_out_in_a_cycle() {
         let source = Source::new(vec![ipv4([10, 0, 0, 1], 1), ipv4([10, 0, 0, 1], 2)], 0);
@@ -196,18 +229,7 @@ mod tests {
     fn threads_interleave_frame_numbers() {
         // Two threads, spoofing 1000 sources: thread 1 sends k = 1, 3, 5, ...
         let source = Source::new(vec![ipv4([10, 0, 0, 0], 0)], 1000);
-        let mut rec = Recorder {
-            frames: Vec::new(),
-            room: 4,
-        };
-        let schedule = Schedule {
-            thread: 1,
-            threads: 2,
-            start: Instant::now(),
-            duration: Duration::from_millis(20),
-            rate: 0.0,
-        };
-        let sent = run(&mut rec, &source, schedule, &AtomicBool::new(false)).unwrap();
+        let (sent, rec) = run_recorded(&source, 4, (1, 2), Duration::from_millis(20), 0.0, false);
         assert_eq!(sent, 4);
         let sources: Vec<u8> = rec.frames.iter().map(|f| f[29]).collect();
         assert_eq!(sources, [1, 3, 5, 7]);
@@ -216,18 +238,7 @@ mod tests {
     #[test]
     fn a_paced_thread_keeps_to_its_rate() {
         let source = Source::new(vec![ipv4([10, 0, 0, 1], 1)], 0);
-        let mut rec = Recorder {
-            frames: Vec::new(),
-            room: usize::MAX,
-        };
-        let schedule = Schedule {
-            thread: 0,
-            threads: 1,
-            start: Instant::now(),
-            duration: Duration::from_millis(300),
-            rate: 100.0,
-        };
-        let sent = run(&mut rec, &source, schedule, &AtomicBool::new(false)).unwrap();
+        let sent = alone(&source, Duration::from_millis(300), 100.0, false);
         // 100/s for 0.3 s: 30 frames, the first at once; a slow machine may
         // fall short, never ahead.
         assert!((20..=31).contains(&sent), "{sent} frames");
@@ -236,20 +247,9 @@ mod tests {
     #[test]
     fn a_stop_request_ends_the_thread() {
         let source = Source::new(vec![ipv4([10, 0, 0, 1], 1)], 0);
-        let mut rec = Recorder {
-            frames: Vec::new(),
-            room: usize::MAX,
-        };
-        let schedule = Schedule {
-            thread: 0,
-            threads: 1,
-            start: Instant::now(),
-            duration: Duration::from_secs(60),
-            rate: 10.0,
-        };
-        let stop = AtomicBool::new(true);
         let t = Instant::now();
-        assert_eq!(run(&mut rec, &source, schedule, &stop).unwrap(), 0);
+        let sent = alone(&source, Duration::from_secs(60), 10.0, true);
+        assert_eq!(sent, 0);
         assert!(t.elapsed() < Duration::from_secs(1));
     }
 }

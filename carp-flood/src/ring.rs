@@ -29,6 +29,8 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use carp_testnet::socket;
+
 use crate::socket::{is_busy, packet_socket, set_int, SendError};
 use crate::Sender;
 
@@ -118,21 +120,10 @@ impl TxRing {
                 1,
                 "PACKET_VNET_HDR",
             )?;
-            // SAFETY: valid fd; `req` is a tpacket_req of the size passed.
-            let rc = unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_PACKET,
-                    libc::PACKET_TX_RING,
-                    (&req as *const libc::tpacket_req).cast(),
-                    size_of::<libc::tpacket_req>() as u32,
-                )
-            };
-            if rc != 0 {
-                return Err(SendError::last_os(format!(
-                    "PACKET_TX_RING ({blocks} blocks of {block_size} bytes, slots of {slot_size})"
-                )));
-            }
+            let what = format!(
+                "PACKET_TX_RING ({blocks} blocks of {block_size} bytes, slots of {slot_size})"
+            );
+            socket::set_option(fd, libc::SOL_PACKET, libc::PACKET_TX_RING, &req, &what)?;
             Ok(())
         })?;
         let map_len = blocks * block_size;

@@ -7,8 +7,10 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
+use carp_testnet::socket;
+pub use carp_testnet::socket::set_int;
 use thiserror::Error;
 
 /// Send buffer asked for: room for many frames in flight when the receiver
@@ -33,6 +35,9 @@ pub enum SendError {
         /// The name given.
         name: String,
     },
+    /// Opening, binding or setting up the socket failed.
+    #[error(transparent)]
+    Socket(#[from] carp_testnet::Error),
     /// A frame is larger than a ring slot can take.
     #[error("a frame of {len} bytes is larger than the {max} bytes a TX ring slot can hold")]
     FrameTooLong {
@@ -81,13 +86,7 @@ pub fn packet_socket(
     ifindex: i32,
     before_bind: impl FnOnce(&OwnedFd) -> Result<(), SendError>,
 ) -> Result<OwnedFd, SendError> {
-    // SAFETY: plain socket(2) call, no pointers.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(SendError::last_os("socket(AF_PACKET, SOCK_RAW)"));
-    }
-    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = socket::socket(libc::AF_PACKET, libc::SOCK_RAW, 0)?;
     set_int(
         &fd,
         libc::SOL_PACKET,
@@ -115,47 +114,6 @@ pub fn packet_socket(
         )?;
     }
     before_bind(&fd)?;
-    // SAFETY: an all-zero sockaddr_ll is a valid value; the fields used are set below.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = 0;
-    addr.sll_ifindex = ifindex;
-    // SAFETY: valid fd; `addr` is a sockaddr_ll of the size passed.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_ll).cast(),
-            size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(SendError::last_os(format!(
-            "bind to interface index {ifindex}"
-        )));
-    }
+    socket::bind_packet(&fd, 0, ifindex as u32)?;
     Ok(fd)
-}
-
-/// Sets an integer socket option.
-pub fn set_int(
-    fd: &OwnedFd,
-    level: i32,
-    name: i32,
-    value: i32,
-    what: &str,
-) -> Result<(), SendError> {
-    // SAFETY: valid fd; the pointer is to an i32 of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&value as *const i32).cast(),
-            size_of::<i32>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(SendError::last_os(format!("setsockopt {what} = {value}")));
-    }
-    Ok(())
 }

@@ -19,7 +19,7 @@
 #![allow(dead_code)]
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 use carp_common::checksum::internet_checksum;
 use carp_common::constants::{CARP_HEADER_LEN, CARP_HMAC_LEN, CARP_TTL, IPPROTO_CARP};
 
-use crate::common::{run_ok, Netns};
+use carp_testnet::socket;
+
+use crate::common::{must, run_ok, Netns};
 
 /// Offset of the IPv4 header: the LAN is untagged Ethernet.
 const IP: usize = 14;
@@ -150,22 +152,8 @@ impl Capture {
     /// `ETH_P_ALL` sockets): floods from here cost it nothing.
     pub fn start(ns: &Netns, ifname: &str, src: Ipv4Addr, vhid: u8) -> Capture {
         let ifindex = ns.ifindex(ifname);
-        let fd = ns.run(|| packet_socket(libc::ETH_P_IP as u16, ifindex));
-        let timeout = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 100_000,
-        };
-        // SAFETY: timeout is a valid timeval for the length given.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&timeout as *const libc::timeval).cast(),
-                size_of::<libc::timeval>() as u32,
-            )
-        };
-        assert_eq!(rc, 0, "SO_RCVTIMEO: {}", std::io::Error::last_os_error());
+        let fd = ns.run(|| must(socket::packet_socket(libc::ETH_P_IP as u16, ifindex, 0)));
+        must(socket::set_recv_timeout(&fd, Duration::from_millis(100)));
         let adverts = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -224,48 +212,6 @@ impl Drop for Capture {
             let _ = t.join();
         }
     }
-}
-
-/// An `AF_PACKET` raw socket for `protocol` (host order; 0 to send only)
-/// bound to `ifindex`, in the calling thread's namespace.
-fn packet_socket(protocol: u16, ifindex: u32) -> OwnedFd {
-    let proto = protocol.to_be();
-    // SAFETY: plain socket(2); checked below.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            proto.into(),
-        )
-    };
-    assert!(
-        fd >= 0,
-        "socket(AF_PACKET): {}",
-        std::io::Error::last_os_error()
-    );
-    // SAFETY: fd is a fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut addr = sockaddr_ll(ifindex);
-    addr.sll_protocol = proto;
-    // SAFETY: addr is a valid sockaddr_ll for the length given.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_ll).cast(),
-            size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
-    fd
-}
-
-fn sockaddr_ll(ifindex: u32) -> libc::sockaddr_ll {
-    // SAFETY: all-zero sockaddr_ll is valid; fields set below.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_ifindex = ifindex as i32;
-    addr.sll_halen = 6;
-    addr
 }
 
 /// What one flood did (the JSON line `carp-flood` prints).
@@ -410,8 +356,11 @@ fn flood_in_process(ns: &Netns, frames: &[Advert], secs: u32, spoof: Option<u32>
     let frames: Vec<Vec<u8>> = frames.iter().map(|f| f.0.clone()).collect();
     assert!(frames.iter().all(|f| f.len() <= FRAME_MAX));
     let threads = threads();
-    let sockets: Vec<OwnedFd> =
-        ns.run(|| (0..threads).map(|_| packet_socket(0, ifindex)).collect());
+    let sockets: Vec<OwnedFd> = ns.run(|| {
+        (0..threads)
+            .map(|_| must(socket::packet_socket(0, ifindex, 0)))
+            .collect()
+    });
     let start = Instant::now();
     let end = start + Duration::from_secs(secs.into());
     let sent: u64 = std::thread::scope(|s| {
@@ -445,7 +394,7 @@ fn send_loop(
     threads: u32,
     end: Instant,
 ) -> u64 {
-    let mut addr = sockaddr_ll(ifindex);
+    let mut addr = socket::sockaddr_ll(ifindex);
     addr.sll_addr[..6].copy_from_slice(&frames[0][..6]);
     let mut bufs = vec![[0u8; FRAME_MAX]; BATCH];
     // SAFETY: all-zero mmsghdr is valid; the pointers are set below.

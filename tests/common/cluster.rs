@@ -13,13 +13,15 @@
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use carp_testnet::{Bridge, Captured, Port};
 use serde_json::Value;
 
-use super::{veth, ChildGuard, Netns};
+use super::{must, Netns};
 
 /// Path of the daemon under test.
 pub const CARPD: &str = env!("CARGO_BIN_EXE_carpd-xdp");
@@ -42,8 +44,8 @@ pub struct Host {
 
 /// The switch, the hosts and the client, plus a scratch directory.
 pub struct Lan {
-    /// Holds the bridge `br0`.
-    pub switch: Netns,
+    /// The switch namespace and its bridge `br0`.
+    pub switch: Bridge,
     /// The CARP hosts, index i at `.i+1`.
     pub hosts: Vec<Host>,
     /// The client (`eth0`, `.100`), where probes run.
@@ -84,25 +86,14 @@ impl Lan {
             !hosts.contains(&client_ip),
             "{client_ip} is the client's address"
         );
-        let switch = Netns::new(&format!("{tag}-sw"));
-        switch.ip(&["link", "add", "br0", "type", "bridge"]);
-        // IGMP snooping would need a querier; CARP's group is link-local and
-        // flooded anyway, but keep the bridge a plain hub for every group.
-        switch.ip(&[
-            "link",
-            "set",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-        ]);
-        switch.ip(&["link", "set", "br0", "up"]);
+        let switch = must(carp_testnet::Netns::new(&format!("{tag}-sw")).and_then(Bridge::new));
         let attach = |ns: &Netns, port: &str, ip: Ipv4Addr| {
-            veth(ns, "eth0", &switch, port);
-            switch.ip(&["link", "set", port, "master", "br0"]);
-            let addr = format!("{ip}/{prefix_len}");
-            ns.ip(&["addr", "add", &addr, "dev", "eth0"]);
+            let cidr = format!("{ip}/{prefix_len}");
+            let how = Port {
+                cidr: Some(&cidr),
+                ..Port::default()
+            };
+            must(switch.attach(ns, "eth0", port, how));
         };
         let mut list = Vec::new();
         for (i, &ip) in hosts.iter().enumerate() {
@@ -150,13 +141,12 @@ impl Lan {
     /// Pulls host `i`'s cable: its bridge port goes down, so its `eth0`
     /// loses carrier.
     pub fn cut(&self, i: usize) {
-        self.switch
-            .ip(&["link", "set", &self.hosts[i].port, "down"]);
+        must(self.switch.set_port(&self.hosts[i].port, false));
     }
 
     /// Plugs host `i`'s cable back in.
     pub fn restore(&self, i: usize) {
-        self.switch.ip(&["link", "set", &self.hosts[i].port, "up"]);
+        must(self.switch.set_port(&self.hosts[i].port, true));
     }
 
     /// Deletes host `i`'s `eth0` (the veth pair, bridge port included) and
@@ -173,25 +163,12 @@ impl Lan {
         let h = &self.hosts[i];
         let old = h.ns.ifindex("eth0");
         h.ns.ip(&["link", "del", "eth0"]);
-        let mac = super::probe::mac_str(h.mac);
-        super::run_ok(Command::new("ip").args([
-            "link",
-            "add",
-            "eth0",
-            "address",
-            &mac,
-            "netns",
-            h.ns.name(),
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &h.port,
-            "netns",
-            self.switch.name(),
-        ]));
-        self.switch.ip(&["link", "set", &h.port, "master", "br0"]);
-        self.switch.ip(&["link", "set", &h.port, "up"]);
+        let how = Port {
+            mac: Some(h.mac),
+            down: true,
+            ..Port::default()
+        };
+        must(self.switch.attach(&h.ns, "eth0", &h.port, how));
         let addr = format!("{}/24", h.ip);
         if address_last {
             h.ns.ip(&["link", "set", "eth0", "up"]);
@@ -377,20 +354,10 @@ pub fn master_down(advbase_secs: u8, advskew: u8, deadratio: u32) -> Duration {
         + Duration::from_secs(advskew.into()) / 256
 }
 
-/// A process in a host namespace with stdout/stderr in files; killed on
-/// drop, and its output printed if the test is failing.
-pub struct Proc {
-    /// What it is, for messages.
-    pub name: String,
-    /// Killed and reaped on drop.
-    pub child: ChildGuard,
-    /// Captured standard output.
-    pub stdout: PathBuf,
-    /// Captured standard error.
-    pub stderr: PathBuf,
-    /// Exit status once reaped by [`Proc::wait_exit`].
-    pub status: Option<ExitStatus>,
-}
+/// A process in a host namespace with stdout/stderr in files of the LAN's
+/// scratch directory; killed on drop, and its output printed if the test is
+/// failing ([`Captured`]).
+pub struct Proc(Captured);
 
 impl Proc {
     /// Spawns `program args` in `ns` with `env` added.
@@ -402,87 +369,23 @@ impl Proc {
         args: &[String],
         env: &[(&str, &str)],
     ) -> Proc {
-        let stdout = lan.path(&format!("{name}.stdout"));
-        let stderr = lan.path(&format!("{name}.stderr"));
         let mut cmd = ns.command(program);
-        cmd.args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&stdout).unwrap())
-            .stderr(std::fs::File::create(&stderr).unwrap());
-        // `ip netns exec` execs the program itself: the pid is the program's.
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {program}: {e}"));
-        Proc {
-            name: name.to_string(),
-            child: ChildGuard(child),
-            stdout,
-            stderr,
-            status: None,
-        }
-    }
-
-    /// Sends `signal` (e.g. `libc::SIGTERM`).
-    pub fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on our own child, which has not been reaped yet.
-        let rc = unsafe { libc::kill(self.child.pid() as i32, signal) };
-        assert_eq!(
-            rc,
-            0,
-            "kill {}: {}",
-            self.name,
-            std::io::Error::last_os_error()
-        );
-    }
-
-    /// Waits (bounded by `within`) for the process to exit.
-    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        let start = Instant::now();
-        while start.elapsed() < within {
-            if let Some(st) = self.child.0.try_wait().expect("try_wait") {
-                self.status = Some(st);
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    /// SIGKILL and reap.
-    pub fn kill9(&mut self) {
-        let _ = self.child.0.kill();
-        self.status = self.child.0.wait().ok();
-    }
-
-    /// Captured standard error so far.
-    pub fn stderr_text(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// Captured standard output so far.
-    pub fn stdout_text(&self) -> String {
-        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+        cmd.args(args).envs(env.iter().copied());
+        Proc(must(Captured::spawn(cmd, lan.dir.path(), name)))
     }
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.0.kill();
-        let _ = self.child.0.wait();
-        if std::thread::panicking() {
-            let tail = |text: String| {
-                let lines: Vec<&str> = text.lines().collect();
-                lines[lines.len().saturating_sub(150)..].join("\n")
-            };
-            eprintln!(
-                "---- {} stdout ----\n{}\n---- {} stderr (tail) ----\n{}",
-                self.name,
-                tail(self.stdout_text()),
-                self.name,
-                tail(self.stderr_text())
-            );
-        }
+impl Deref for Proc {
+    type Target = Captured;
+
+    fn deref(&self) -> &Captured {
+        &self.0
+    }
+}
+
+impl DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Captured {
+        &mut self.0
     }
 }
 

@@ -50,16 +50,19 @@ pub fn v4(src_mac: [u8; 6], src: [u8; 4], carp: &[u8; 36]) -> Vec<u8> {
 
 /// Seals the IPv4 header checksum of an untagged IPv4 frame again.
 pub fn fix_ip_checksum(f: &mut [u8]) {
-    f[24..26].copy_from_slice(&[0, 0]);
-    let c = checksum::internet_checksum(&f[14..34]);
-    f[24..26].copy_from_slice(&c.to_be_bytes());
+    reseal(f, 24, 14..34);
 }
 
 /// Seals the CARP checksum of an untagged IPv4 frame again.
 pub fn fix_carp_checksum(f: &mut [u8]) {
-    f[40..42].copy_from_slice(&[0, 0]);
-    let c = checksum::internet_checksum(&f[34..70]);
-    f[40..42].copy_from_slice(&c.to_be_bytes());
+    reseal(f, 40, 34..70);
+}
+
+/// Stores at `field` the checksum of `covered`, the field counted as zero.
+fn reseal(f: &mut [u8], field: usize, covered: std::ops::Range<usize>) {
+    f[field..field + 2].copy_from_slice(&[0, 0]);
+    let c = checksum::internet_checksum(&f[covered]);
+    f[field..field + 2].copy_from_slice(&c.to_be_bytes());
 }
 
 /// One frame per defect from `mac` and `src` for `vhid`, with the counter
@@ -71,44 +74,22 @@ pub fn defects(mac: [u8; 6], src: [u8; 4], vhid: u8) -> Vec<(&'static str, Vec<u
         f(&mut g);
         g
     };
+    // Byte `at` set to `v` and the checksum sealed again by `seal`: a
+    // defect of that field alone.
+    let set = |at: usize, v: u8, seal: fn(&mut [u8])| {
+        edit(&|g| {
+            g[at] = v;
+            seal(g)
+        })
+    };
     vec![
         ("truncated", good[..good.len() - 1].to_vec()),
         ("ip_header", edit(&|g| g[24] ^= 0xff)),
-        (
-            "fragment",
-            edit(&|g| {
-                g[20] = 0x20;
-                fix_ip_checksum(g)
-            }),
-        ),
-        (
-            "ttl",
-            edit(&|g| {
-                g[22] = 64;
-                fix_ip_checksum(g)
-            }),
-        ),
-        (
-            "version",
-            edit(&|g| {
-                g[34] = 0x31;
-                fix_carp_checksum(g)
-            }),
-        ),
-        (
-            "type",
-            edit(&|g| {
-                g[34] = 0x22;
-                fix_carp_checksum(g)
-            }),
-        ),
-        (
-            "authlen",
-            edit(&|g| {
-                g[37] = 6;
-                fix_carp_checksum(g)
-            }),
-        ),
+        ("fragment", set(20, 0x20, fix_ip_checksum)),
+        ("ttl", set(22, 64, fix_ip_checksum)),
+        ("version", set(34, 0x31, fix_carp_checksum)),
+        ("type", set(34, 0x22, fix_carp_checksum)),
+        ("authlen", set(37, 6, fix_carp_checksum)),
         ("checksum", edit(&|g| g[60] ^= 1)),
         ("unknown_vhid", v4(mac, src, &carp(vhid + 1, 1))),
     ]

@@ -22,7 +22,7 @@
 #![allow(dead_code)]
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::OwnedFd;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -32,8 +32,10 @@ use carp_common::constants::{CARP_GROUP_V4, CARP_HEADER_LEN, CARP_TTL, IPPROTO_C
 use carp_common::craft::{advert_frame, AdvertFrame, IpLayer, MAX_ADVERT_FRAME};
 use carp_common::header::CarpHeader;
 use carp_daemon::proto::Nanos;
+use carp_testnet::socket;
 
 use crate::common::cluster::Lan;
+use crate::common::{must, Netns};
 use crate::peers::{Ignored, Output, Peer, PeerConfig, PeerState, PeerStats};
 
 /// What the test asks of the peer thread.
@@ -125,7 +127,7 @@ impl PeerHost {
             vips_added: false,
             error: None,
         }));
-        let sock = PacketSocket::open_in(&ns, ifindex);
+        let sock = PacketSocket::open_in(&host.ns, ifindex);
         let thread = {
             let inner = Arc::clone(&inner);
             let (ns, vips) = (ns.clone(), vips.clone());
@@ -401,123 +403,30 @@ pub fn parse(f: &[u8]) -> Option<(IpAddr, [u8; 6], CarpHeader)> {
 /// An `AF_PACKET` socket bound to one interface of a namespace, closed on
 /// drop.
 struct PacketSocket {
-    fd: std::os::fd::OwnedFd,
+    fd: OwnedFd,
     ifindex: u32,
 }
 
 impl PacketSocket {
-    /// Opens the socket from a thread inside namespace `ns` (the socket
-    /// stays in that namespace).
-    fn open_in(ns: &str, ifindex: u32) -> PacketSocket {
-        let path = format!("/run/netns/{ns}");
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let file =
-                    std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-                // SAFETY: setns on this thread only, with a valid namespace fd.
-                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-                Self::open(ifindex)
-            })
-            .join()
-            .expect("socket thread panicked")
-        })
-    }
-
-    fn open(ifindex: u32) -> PacketSocket {
-        use std::os::fd::FromRawFd;
-        let proto = (libc::ETH_P_ALL as u16).to_be();
-        // SAFETY: plain socket(2); checked below.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                proto.into(),
-            )
-        };
-        assert!(
-            fd >= 0,
-            "socket(AF_PACKET): {}",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: fd is a fresh descriptor we own.
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        // SAFETY: all-zero sockaddr_ll is valid; fields set below.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = proto;
-        addr.sll_ifindex = ifindex as i32;
-        // SAFETY: addr is a valid sockaddr_ll of the size given.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(
-            rc,
-            0,
-            "bind(AF_PACKET): {}",
-            std::io::Error::last_os_error()
-        );
+    /// Opens the socket from a thread inside `ns` (the socket stays in that
+    /// namespace), seeing every frame.
+    fn open_in(ns: &Netns, ifindex: u32) -> PacketSocket {
+        let fd = ns.run(|| must(socket::packet_socket(libc::ETH_P_ALL as u16, ifindex, 0)));
         PacketSocket { fd, ifindex }
     }
 
     /// Waits at most `timeout` for a frame.
     fn wait_readable(&self, timeout: Duration) {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = timeout.as_millis().clamp(0, 1000) as i32;
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut pfd, 1, ms) };
+        socket::wait_readable(&self.fd, timeout)
     }
 
     /// One frame without blocking: its length and whether we sent it.
     fn recv(&self, buf: &mut [u8]) -> Option<(usize, bool)> {
-        // SAFETY: all-zero sockaddr_ll is valid.
-        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut len = size_of::<libc::sockaddr_ll>() as u32;
-        // SAFETY: buf and from are valid for the lengths given.
-        let n = unsafe {
-            libc::recvfrom(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_DONTWAIT,
-                (&mut from as *mut libc::sockaddr_ll).cast(),
-                &mut len,
-            )
-        };
-        (n > 0).then_some((n as usize, from.sll_pkttype == libc::PACKET_OUTGOING))
+        socket::recv_frame(&self.fd, buf)
     }
 
     /// Sends one whole frame.
     fn send(&self, frame: &[u8]) -> std::io::Result<()> {
-        // SAFETY: all-zero sockaddr_ll is valid; fields set below.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = self.ifindex as i32;
-        addr.sll_halen = 6;
-        addr.sll_addr[..6].copy_from_slice(&frame[..6]);
-        // SAFETY: frame and addr are valid for the lengths given.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&addr as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        if n == frame.len() as isize {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+        socket::send_frame(&self.fd, self.ifindex, frame)
     }
 }

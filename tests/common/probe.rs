@@ -5,10 +5,15 @@
 //! the fault on.
 
 use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use carp_common::checksum::internet_checksum;
+pub use carp_testnet::mac_str;
+use carp_testnet::socket;
 
 use super::Netns;
 
@@ -99,25 +104,19 @@ impl Record {
 pub struct Probe {
     stop: Arc<AtomicBool>,
     record: Arc<Mutex<Record>>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<carp_testnet::Result<()>>>,
 }
 
 impl Probe {
     /// Starts pinging `target` from `ns` out of its `ifname`.
     pub fn start(ns: &Netns, ifname: &str, target: Ipv4Addr) -> Probe {
-        let path = format!("/run/netns/{}", ns.name());
         let ifindex = ns.ifindex(ifname);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let record = Arc::new(Mutex::new(Record::default()));
         let shared = record.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-            use std::os::fd::AsRawFd;
-            // SAFETY: setns on this thread only, with a valid namespace fd.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let thread = carp_testnet::spawn_in(ns.name(), move || {
             let sockets = Sockets::open(ifindex);
             ready_tx.send(()).unwrap();
             sockets.run(target, &flag, &shared)
@@ -168,80 +167,21 @@ impl Drop for Probe {
     }
 }
 
-/// The sending ICMP socket and the capturing packet socket.
+/// The sending ICMP socket and the capturing packet socket (non-blocking),
+/// closed on drop.
 struct Sockets {
-    icmp: i32,
-    packet: i32,
+    icmp: OwnedFd,
+    packet: OwnedFd,
     id: u16,
-}
-
-impl Drop for Sockets {
-    fn drop(&mut self) {
-        // SAFETY: both fds are ours and open.
-        unsafe {
-            libc::close(self.icmp);
-            libc::close(self.packet);
-        }
-    }
-}
-
-fn checksum(data: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    for chunk in data.chunks(2) {
-        let word = u16::from_be_bytes([chunk[0], *chunk.get(1).unwrap_or(&0)]);
-        sum += u32::from(word);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 impl Sockets {
     fn open(ifindex: u32) -> Sockets {
-        // SAFETY: plain socket(2) calls, checked below.
-        let icmp = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
-        assert!(
-            icmp >= 0,
-            "raw ICMP socket: {}",
-            std::io::Error::last_os_error()
-        );
-        let proto = (libc::ETH_P_IP as u16).to_be();
-        // SAFETY: as above.
-        let packet = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK,
-                proto.into(),
-            )
-        };
-        assert!(
-            packet >= 0,
-            "packet socket: {}",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: all-zero sockaddr_ll is valid; fields set below.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = proto;
-        addr.sll_ifindex = ifindex as i32;
-        // SAFETY: addr is a valid sockaddr_ll of the size given.
-        let rc = unsafe {
-            libc::bind(
-                packet,
-                (&addr as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        assert_eq!(
-            rc,
-            0,
-            "bind packet socket: {}",
-            std::io::Error::last_os_error()
-        );
+        let icmp = socket::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP);
+        let packet = socket::packet_socket(libc::ETH_P_IP as u16, ifindex, libc::SOCK_NONBLOCK);
         Sockets {
-            icmp,
-            packet,
+            icmp: icmp.unwrap_or_else(|e| panic!("raw ICMP socket: {e}")),
+            packet: packet.unwrap_or_else(|e| panic!("packet socket: {e}")),
             id: (std::process::id() as u16) ^ (ifindex as u16).rotate_left(8) ^ 0x5a5a,
         }
     }
@@ -251,7 +191,7 @@ impl Sockets {
         msg[0] = 8; // echo request
         msg[4..6].copy_from_slice(&self.id.to_be_bytes());
         msg[6..8].copy_from_slice(&seq.to_be_bytes());
-        let sum = checksum(&msg);
+        let sum = internet_checksum(&msg);
         msg[2..4].copy_from_slice(&sum.to_be_bytes());
         // SAFETY: all-zero sockaddr_in is valid; fields set below.
         let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
@@ -262,7 +202,7 @@ impl Sockets {
         // what the probe measures.
         unsafe {
             libc::sendto(
-                self.icmp,
+                self.icmp.as_raw_fd(),
                 msg.as_ptr().cast(),
                 msg.len(),
                 libc::MSG_DONTWAIT,
@@ -307,16 +247,17 @@ impl Sockets {
                 }
             }
             let wait = next.saturating_duration_since(Instant::now());
-            let mut pfd = libc::pollfd {
-                fd: self.packet,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut pfd, 1, wait.as_millis().max(1) as i32) };
+            socket::wait_readable(&self.packet, wait.max(Duration::from_millis(1)));
             loop {
                 // SAFETY: buf is valid for its length; non-blocking socket.
-                let n = unsafe { libc::recv(self.packet, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                let n = unsafe {
+                    libc::recv(
+                        self.packet.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        0,
+                    )
+                };
                 if n <= 0 {
                     break;
                 }
@@ -327,12 +268,4 @@ impl Sockets {
             }
         }
     }
-}
-
-/// `aa:bb:..` form of a MAC, for messages.
-pub fn mac_str(mac: [u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }

@@ -16,11 +16,12 @@
 //! processes, namespaces and files, on every exit path including Ctrl-C.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
+use carp_testnet::{Bridge, ChildGuard, Netns, Port};
 
 /// The LAN: 10.250.0.0/24, hosts .1 and .2, client .100, VIP .10.
 const NET: &str = "10.250.0";
@@ -83,49 +84,24 @@ extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
-/// Namespaces, processes and files of the demo, removed on drop.
+/// Processes, namespaces and files of the demo, removed on drop in that
+/// order.
 struct Stage {
-    namespaces: Vec<String>,
-    children: Vec<Child>,
+    /// Daemons and ping, killed first.
+    children: Vec<ChildGuard>,
+    /// Hosts a and b and the client, with the namespace names of the demo.
+    nodes: Vec<Netns>,
+    /// The switch.
+    switch: Bridge,
+    /// Configs and logs.
     dir: PathBuf,
 }
 
 impl Drop for Stage {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in &self.namespaces {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        self.children.clear();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-impl Stage {
-    fn netns(&mut self, name: String) -> Result<String> {
-        ip(&["netns", "add", &name])?;
-        self.namespaces.push(name.clone());
-        ip(&["-n", &name, "link", "set", "lo", "up"])?;
-        Ok(name)
-    }
-}
-
-fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run ip")?;
-    if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 /// Sleeps, or fails if Ctrl-C was pressed.
@@ -149,12 +125,9 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) -> Result<()> {
     Ok(())
 }
 
-fn holds_vip(ns: &str) -> bool {
-    Command::new("ip")
-        .args(["-n", ns, "-o", "-4", "addr", "show", "dev", "eth0"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("inet {NET}.10/")))
-        .unwrap_or(false)
+fn holds_vip(ns: &Netns) -> bool {
+    ns.ip(&["-o", "-4", "addr", "show", "dev", "eth0"])
+        .is_ok_and(|out| out.contains(&format!("inet {NET}.10/")))
 }
 
 fn epoch_secs() -> f64 {
@@ -210,36 +183,27 @@ fn one_run(daemon: &Path, run: usize, timers: &Timers) -> Result<f64> {
     let pid = std::process::id();
     let dir = std::env::temp_dir().join(format!("carpdemo-{pid}-{run}"));
     std::fs::create_dir_all(&dir)?;
+    let name = |role: &str| format!("carpdemo-{pid}-{run}-{role}");
     let mut stage = Stage {
-        namespaces: Vec::new(),
         children: Vec::new(),
+        nodes: Vec::new(),
+        switch: Bridge::new(Netns::named(&name("sw"))?)?,
         dir: dir.clone(),
     };
-    let sw = stage.netns(format!("carpdemo-{pid}-{run}-sw"))?;
-    ip(&["-n", &sw, "link", "add", "br0", "type", "bridge"])?;
-    ip(&["-n", &sw, "link", "set", "br0", "up"])?;
-    let mut nodes = Vec::new();
-    for (name, last) in [("a", 1u8), ("b", 2), ("client", 100)] {
-        let ns = stage.netns(format!("carpdemo-{pid}-{run}-{name}"))?;
-        let port = format!("p-{name}");
-        ip(&[
-            "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port, "netns",
-            &sw,
-        ])?;
-        ip(&["-n", &sw, "link", "set", &port, "master", "br0", "up"])?;
-        ip(&[
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{NET}.{last}/24"),
-            "dev",
-            "eth0",
-        ])?;
-        ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
-        nodes.push((ns, port));
+    for (role, last) in [("a", 1u8), ("b", 2), ("client", 100)] {
+        let ns = Netns::named(&name(role))?;
+        let cidr = format!("{NET}.{last}/24");
+        let how = Port {
+            cidr: Some(&cidr),
+            ..Port::default()
+        };
+        stage
+            .switch
+            .attach(&ns, "eth0", &format!("p-{role}"), how)?;
+        stage.nodes.push(ns);
     }
-    let (a, b, client) = (&nodes[0].0, &nodes[1].0, &nodes[2].0);
+    let sw = stage.switch.ns().name();
+    let (a, b, client) = (&stage.nodes[0], &stage.nodes[1], &stage.nodes[2]);
 
     let t0 = Instant::now();
     let stamp = |what: &str| println!("  {:>7.3} s  {what}", t0.elapsed().as_secs_f64());
@@ -248,9 +212,8 @@ fn one_run(daemon: &Path, run: usize, timers: &Timers) -> Result<f64> {
     for (host, ns, last, skew) in [("a", a, 1u8, timers.skew_a), ("b", b, 2, timers.skew_b)] {
         let cfg = config(&dir, host, last, timers.advbase, skew)?;
         let log = std::fs::File::create(dir.join(format!("{host}.log")))?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(daemon)
+        let child = ns
+            .command(&daemon.to_string_lossy())
             .arg("--config")
             .arg(&cfg)
             .env("RUST_LOG", "info")
@@ -260,7 +223,7 @@ fn one_run(daemon: &Path, run: usize, timers: &Timers) -> Result<f64> {
             .stderr(log)
             .spawn()
             .context("start carpd-xdp")?;
-        stage.children.push(child);
+        stage.children.push(ChildGuard(child));
         stamp(&format!(
             "carpd-xdp started on host {host} (advbase {}, advskew {skew})",
             timers.advbase
@@ -276,31 +239,23 @@ fn one_run(daemon: &Path, run: usize, timers: &Timers) -> Result<f64> {
     stamp("host a elected MASTER: the VIP is on host a");
 
     let ping_out = dir.join("ping.out");
-    let ping = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            client,
-            "ping",
-            "-D",
-            "-i",
-            timers.ping_interval,
-        ])
+    let ping = client
+        .command("ping")
+        .args(["-D", "-i", timers.ping_interval])
         .arg(format!("{NET}.10"))
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&ping_out)?)
         .stderr(Stdio::null())
         .spawn()
         .context("start ping")?;
-    let ping_pid = ping.id();
-    stage.children.push(ping);
+    let ping = ChildGuard(ping);
     stamp(&format!(
         "client pings the VIP every {} ms",
         timers.ping_interval.parse::<f64>().unwrap_or(0.0) * 1000.0
     ));
     pause(Duration::from_secs(2))?;
 
-    ip(&["-n", &sw, "link", "set", &nodes[0].1, "down"])?;
+    stage.switch.set_port("p-a", false)?;
     let fault = epoch_secs();
     let fault_t = t0.elapsed().as_secs_f64();
     stamp("FAULT: host a's cable pulled (its bridge port is down)");
@@ -310,9 +265,8 @@ fn one_run(daemon: &Path, run: usize, timers: &Timers) -> Result<f64> {
     stamp("host b took over: the VIP is on host b");
     pause(Duration::from_secs(2))?;
 
-    // SAFETY: kill(2) on our own, not yet reaped, child: ping prints its
-    // summary and exits on SIGINT.
-    unsafe { libc::kill(ping_pid as i32, libc::SIGINT) };
+    // ping prints its summary and exits on SIGINT.
+    ping.signal(libc::SIGINT)?;
     pause(Duration::from_millis(300))?;
     let replies = reply_times(&std::fs::read_to_string(&ping_out)?);
     let before = replies.iter().rev().find(|t| **t <= fault).copied();

@@ -1,6 +1,5 @@
 //! Developer tasks of carpd-xdp: `cargo xtask <task>`.
 
-mod bench;
 mod deb;
 mod demo;
 mod ebpf;
@@ -46,13 +45,17 @@ enum Task {
     },
     /// Build, then benchmark carpd-xdp against UCARP in throw-away namespaces
     /// (needs root); writes target/bench/{report.md,report.json,failover.svg}.
+    ///
+    /// The bench is the carp-bench binary, built in release and run with
+    /// these options.
     Bench {
         /// A short run: fewer trials, shorter floods.
         #[arg(long)]
         quick: bool,
         /// Run only this section (writes target/bench/report-<section>.{md,json}).
-        #[arg(long, value_enum)]
-        only: Option<bench::Section>,
+        // The sections are carp-bench's `--only` values.
+        #[arg(long, value_name = "SECTION", value_parser = ["flood"])]
+        only: Option<String>,
     },
     /// Build (release) and install the daemon, its unit, the default config
     /// (kept if present), man pages and shell completions.
@@ -87,12 +90,6 @@ fn release_binary(binary: Option<PathBuf>) -> Result<PathBuf> {
     Ok(workspace().join("target/release/carpd-xdp"))
 }
 
-/// The attack generator, as `cargo build --release -p carp-flood` leaves
-/// it; the bench and the namespace tests run it from there.
-pub fn flood_binary() -> PathBuf {
-    workspace().join("target/release/carp-flood")
-}
-
 /// The repository root (xtask lives one level below it).
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -101,11 +98,7 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// True when running as root.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+pub use carp_testnet::is_root;
 
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
@@ -158,25 +151,42 @@ fn main() -> Result<()> {
             println!("{}", deb.display());
             Ok(())
         }
-        Task::Bench { quick, only } => {
-            setup::run_cmd(cargo().args([
-                "build",
-                "--release",
-                "--package",
-                "carp-daemon",
-                "--package",
-                "carp-flood",
-            ]))?;
-            let ws = workspace();
-            let object = ebpf::build_object(&ws, &ws.join("target")).map_err(|e| anyhow!(e))?;
-            bench::run(
-                &ws.join("target/release/carpd-xdp"),
-                &flood_binary(),
-                &object,
-                bench::Options { quick, only },
-            )
-        }
+        Task::Bench { quick, only } => bench(quick, only),
     }
+}
+
+/// Builds (release) the daemon, the attack generator and the bench, and
+/// the XDP object, then replaces this process with the bench (so that
+/// Ctrl-C reaches it alone and it cleans up), options passed through.
+fn bench(quick: bool, only: Option<String>) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    setup::run_cmd(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "carp-daemon",
+        "--package",
+        "carp-flood",
+        "--package",
+        "carp-bench",
+    ]))?;
+    let ws = workspace();
+    let object = ebpf::build_object(&ws, &ws.join("target")).map_err(|e| anyhow!(e))?;
+    let release = ws.join("target/release");
+    let mut cmd = Command::new(release.join("carp-bench"));
+    cmd.arg("--daemon")
+        .arg(release.join("carpd-xdp"))
+        .arg("--flood")
+        .arg(release.join("carp-flood"))
+        .arg("--object")
+        .arg(&object);
+    if quick {
+        cmd.arg("--quick");
+    }
+    if let Some(section) = only {
+        cmd.args(["--only", &section]);
+    }
+    Err(anyhow!(cmd.exec()).context("run target/release/carp-bench"))
 }
 
 /// The fuzz targets of `carp-daemon/fuzz` (cargo-fuzz, nightly).

@@ -1,4 +1,6 @@
-//! `cargo xtask bench`: carpd-xdp against UCARP in throw-away namespaces.
+//! The bench, `cargo xtask bench`: carpd-xdp against UCARP in throw-away
+//! namespaces. xtask builds the release daemon, `carp-flood` and the XDP
+//! object, then runs this binary with their paths and the options given.
 //!
 //! ```text
 //!            switch namespace: br0
@@ -40,10 +42,11 @@ mod testrun;
 mod traffic;
 mod xdpcost;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use clap::Parser;
 
 use daemons::{Impl, Timers};
 use failover::{Fault, Pair};
@@ -52,13 +55,33 @@ use probe::Prober;
 use results::{Busy, Floods, Pause, Results, Series, Stability};
 use stage::{Stage, VIP};
 
-/// Command-line options of the bench.
-#[derive(Clone, Copy, Debug)]
+/// Command-line options of the bench (`cargo xtask bench` passes its own
+/// through and adds the paths).
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "carp-bench",
+    about = "Benchmark carpd-xdp against UCARP in throw-away namespaces (needs root); \
+             writes target/bench/{report.md,report.json,failover.svg}"
+)]
 pub struct Options {
-    /// Fewer trials and shorter floods.
+    /// A short run: fewer trials, shorter floods.
+    #[arg(long)]
     pub quick: bool,
-    /// Run only this section.
+    /// Run only this section (writes target/bench/report-<section>.{md,json}).
+    #[arg(long, value_enum)]
     pub only: Option<Section>,
+    /// The release carpd-xdp binary under test.
+    #[arg(long)]
+    pub daemon: PathBuf,
+    /// The attack generator, `carp-flood` built in release.
+    #[arg(long)]
+    pub flood: PathBuf,
+    /// The XDP object (`cargo xtask build-ebpf` prints its path).
+    #[arg(long)]
+    pub object: PathBuf,
+    /// Where the reports go; the daemons' logs go to its `run/`.
+    #[arg(long, default_value_os_t = workspace().join("target/bench"))]
+    pub out: PathBuf,
 }
 
 /// A section of the bench that can be run alone.
@@ -108,17 +131,36 @@ impl Plan {
     }
 }
 
-/// Runs the bench with the release daemon at `daemon`, the attack
-/// generator at `flood` and the XDP object at `object`.
-pub fn run(daemon: &Path, flood: &Path, object: &Path, opts: Options) -> Result<()> {
-    if !crate::is_root() {
+/// The repository root (carp-bench lives one level below it).
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("carp-bench is inside the workspace")
+        .to_path_buf()
+}
+
+/// True when running as root.
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn main() -> Result<()> {
+    run(&Options::parse())
+}
+
+/// Runs the bench with the release daemon, the attack generator and the
+/// XDP object of `opts`.
+fn run(opts: &Options) -> Result<()> {
+    let (daemon, flood, object) = (&opts.daemon, &opts.flood, &opts.object);
+    if !is_root() {
         anyhow::bail!("the bench creates network namespaces and attaches XDP: run it as root");
     }
     daemons::check_peers()?;
     sys::catch_interrupts();
     let started = Instant::now();
     let plan = Plan::new(opts.quick);
-    let out = crate::workspace().join("target/bench");
+    let out = opts.out.clone();
     let run_dir = out.join("run");
     let _ = std::fs::remove_dir_all(&run_dir);
     let stage = Stage::new(run_dir)?;
@@ -203,9 +245,10 @@ pub fn run(daemon: &Path, flood: &Path, object: &Path, opts: Options) -> Result<
     Ok(())
 }
 
-/// Failover trials for every fault, one series each.
-fn failover_series(
-    pair: &mut Pair,
+/// Failover trials of `pair` for every fault, one series each, then its
+/// paused-backup rounds.
+fn faults_phase(
+    pair: &mut Pair<'_>,
     prober: &Prober,
     which: Impl,
     timers: Timers,
@@ -222,6 +265,11 @@ fn failover_series(
             skipped: None,
         });
     }
+    r.pause.push(Pause {
+        which,
+        timers,
+        outcome: resilience::pause(pair, plan.pause_rounds)?,
+    });
     Ok(())
 }
 
@@ -238,12 +286,7 @@ fn defaults_phase(
     println!("bench: {} at {}", which.name(), timers.label());
     let mut pair = Pair::start(stage, daemon, which, timers, prober)?;
     r.stability.push(stability(&pair, plan.window)?);
-    failover_series(&mut pair, prober, which, timers, plan, r)?;
-    r.pause.push(Pause {
-        which,
-        timers,
-        outcome: resilience::pause(&pair, plan.pause_rounds)?,
-    });
+    faults_phase(&mut pair, prober, which, timers, plan, r)?;
     let rss = pair.stop();
     r.rss_kib.push((which, rss));
     Ok(())
@@ -333,12 +376,7 @@ fn subsecond_phase(
             ),
         );
     } else {
-        failover_series(&mut pair, prober, which, timers, plan, r)?;
-        r.pause.push(Pause {
-            which,
-            timers,
-            outcome: resilience::pause(&pair, plan.pause_rounds)?,
-        });
+        faults_phase(&mut pair, prober, which, timers, plan, r)?;
     }
     let rss = pair.stop();
     if let Some(entry) = r.rss_kib.iter_mut().find(|(w, _)| *w == which) {

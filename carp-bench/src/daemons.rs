@@ -267,10 +267,7 @@ impl Daemon {
             Impl::Keepalived => unreachable!("started above"),
         }
         let child = cmd
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
+            .spawn_logged(file)
             .with_context(|| format!("start {}", which.name()))?;
         Ok(Daemon { child, which, log })
     }
@@ -356,12 +353,7 @@ impl Daemon {
         if let Some(filter) = log_filter {
             cmd.env("RUST_LOG", filter);
         }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
-            .context("start carpd-xdp")?;
+        let child = cmd.spawn_logged(file).context("start carpd-xdp")?;
         Ok(Daemon {
             child,
             which: Impl::Carpd,
@@ -412,10 +404,7 @@ impl Daemon {
             .arg(format!("--vrrp_pid={}", pid("vrrp").display()))
             .arg(format!("--checkers_pid={}", pid("checkers").display()))
             .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .spawn()
+            .spawn_logged(file)
             .context("start keepalived")?;
         Ok(Daemon {
             child,
@@ -511,6 +500,22 @@ impl Drop for Daemon {
     }
 }
 
+/// Starting a daemon with its output going to its log.
+pub trait SpawnLogged {
+    /// Spawns with standard input closed and standard output and error
+    /// appended to `log`.
+    fn spawn_logged(&mut self, log: std::fs::File) -> std::io::Result<Child>;
+}
+
+impl SpawnLogged for Command {
+    fn spawn_logged(&mut self, log: std::fs::File) -> std::io::Result<Child> {
+        self.stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+    }
+}
+
 /// UCARP's up and down scripts: add / remove the VIP (/32), as the
 /// carpd-xdp daemon does itself.
 pub(super) fn scripts(dir: &Path) -> Result<(PathBuf, PathBuf)> {
@@ -535,17 +540,13 @@ pub fn holds_vip(host: &Host) -> Result<bool> {
 
 /// Removes a VIP a killed daemon left behind (no error if absent).
 pub fn drop_vip(host: &Host) {
-    let _ = exec_in(
-        &host.ns,
-        &[
-            "ip",
-            "addr",
-            "del",
-            &format!("{}/32", dotted(VIP)),
-            "dev",
-            "eth0",
-        ],
-    );
+    drop_addr(host, VIP);
+}
+
+/// Removes `addr`/32 from `host`'s `eth0` (no error if absent).
+pub fn drop_addr(host: &Host, addr: [u8; 4]) {
+    let cidr = format!("{}/32", dotted(addr));
+    let _ = exec_in(&host.ns, &["ip", "addr", "del", &cidr, "dev", "eth0"]);
 }
 
 /// Fails unless `ucarp` and `keepalived` are installed.

@@ -5,10 +5,11 @@
 //! median over the rounds is reported.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use carp_testnet::ChildGuard;
 
 use super::stage::{exec_in, Stage, VHID};
 use super::stats::summarize;
@@ -48,17 +49,9 @@ pub struct Rate {
     pub sent_pps: f64,
 }
 
-/// `carpd-xdp monitor` holding the program on B's `eth0`; killed on drop.
-struct Monitor(Child);
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn attach(stage: &Stage, daemon: &Path, mode: &str) -> Result<Monitor> {
+/// Starts `carpd-xdp monitor` holding the program on B's `eth0` (killed
+/// when the guard is dropped).
+fn attach(stage: &Stage, daemon: &Path, mode: &str) -> Result<ChildGuard> {
     let child = Command::new("ip")
         .args(["netns", "exec", &stage.b.ns])
         .arg(daemon)
@@ -76,7 +69,7 @@ fn attach(stage: &Stage, daemon: &Path, mode: &str) -> Result<Monitor> {
         .stderr(Stdio::null())
         .spawn()
         .context("start carpd-xdp monitor")?;
-    let monitor = Monitor(child);
+    let monitor = ChildGuard(child);
     let end = Instant::now() + Duration::from_secs(5);
     while Instant::now() < end {
         sys::pause(Duration::from_millis(50))?;

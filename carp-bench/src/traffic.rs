@@ -33,7 +33,7 @@ impl Sink {
         let (r, s, rd) = (received.clone(), stop.clone(), ready.clone());
         let thread = sys::spawn_in(ns, move || {
             let fd = sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
-            sys::setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20)?;
+            sys::set_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20, "SO_RCVBUF")?;
             sys::set_recv_timeout(&fd, Duration::from_millis(50))?;
             bind_any(&fd, SINK_PORT)?;
             rd.store(true, Ordering::SeqCst);
@@ -78,17 +78,7 @@ fn bind_any(fd: &std::os::fd::OwnedFd, port: u16) -> Result<()> {
     let mut a: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     a.sin_family = libc::AF_INET as u16;
     a.sin_port = port.to_be();
-    // SAFETY: valid fd and sockaddr_in.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&a as *const libc::sockaddr_in).cast(),
-            size_of::<libc::sockaddr_in>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
+    sys::bind(fd, &a, &format!("bind UDP port {port}"))?;
     Ok(())
 }
 
@@ -107,18 +97,7 @@ pub fn blast(ns: &str, dst: [u8; 4], d: Duration) -> Result<u64> {
         let mut sent = 0u64;
         let mut i = 0u32;
         loop {
-            // SAFETY: valid fd, buffer and sockaddr_in.
-            let n = unsafe {
-                libc::sendto(
-                    fd.as_raw_fd(),
-                    payload.as_ptr().cast(),
-                    payload.len(),
-                    0,
-                    (&to as *const libc::sockaddr_in).cast(),
-                    size_of::<libc::sockaddr_in>() as u32,
-                )
-            };
-            if n > 0 {
+            if sys::send_to(&fd, &payload, &to, 0).is_ok_and(|n| n > 0) {
                 sent += 1;
             }
             i = i.wrapping_add(1);

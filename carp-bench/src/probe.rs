@@ -227,20 +227,15 @@ fn ignore_source_mac(fd: &std::os::fd::OwnedFd, mac: [u8; 6]) -> Result<()> {
         len: program.len() as u16,
         filter: program.as_mut_ptr(),
     };
-    // SAFETY: valid fd; `prog` points at `program`, which outlives the call
-    // (the kernel copies the filter).
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&prog as *const libc::sock_fprog).cast(),
-            size_of::<libc::sock_fprog>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error()).context("SO_ATTACH_FILTER");
-    }
+    // `prog` points at `program`, which outlives the call (the kernel copies
+    // the filter).
+    sys::set_option(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_ATTACH_FILTER,
+        &prog,
+        "SO_ATTACH_FILTER",
+    )?;
     Ok(())
 }
 

@@ -1,15 +1,19 @@
-//! Operating-system helpers of the bench: entering a namespace on a thread,
-//! raw sockets, interface flags, `/proc` readers, and the Ctrl-C flag that
+//! Operating-system helpers of the bench: threads inside a namespace, raw
+//! sockets (from `carp-testnet` and `carp-flood`), interface flags, `/proc`
+//! readers, the monotonic clock (the daemon's), and the Ctrl-C flag that
 //! every wait of the bench checks.
 
-use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+pub use carp_daemon::clock::monotonic_ns;
+pub use carp_flood::socket::if_index;
+pub use carp_testnet::socket::{bind, send_to, set_int, set_option, set_recv_timeout, socket};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -53,17 +57,6 @@ pub fn pause(d: Duration) -> Result<()> {
     }
 }
 
-/// Enters network namespace `ns` on the calling thread.
-pub fn enter(ns: &str) -> Result<()> {
-    let path = format!("/run/netns/{ns}");
-    let file = File::open(&path).with_context(|| format!("open {path}"))?;
-    // SAFETY: setns on this thread with a valid namespace fd.
-    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(io::Error::last_os_error()).with_context(|| format!("setns {path}"));
-    }
-    Ok(())
-}
-
 /// Runs `f` on a new thread inside namespace `ns`.
 pub fn spawn_in<T, F>(ns: &str, f: F) -> JoinHandle<Result<T>>
 where
@@ -72,7 +65,7 @@ where
 {
     let ns = ns.to_string();
     std::thread::spawn(move || {
-        enter(&ns)?;
+        carp_testnet::enter(&ns)?;
         f()
     })
 }
@@ -89,92 +82,13 @@ where
     }
 }
 
-/// A socket, checked.
-pub fn socket(domain: i32, kind: i32, protocol: i32) -> Result<OwnedFd> {
-    // SAFETY: plain socket(2).
-    let fd = unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, protocol) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error())
-            .with_context(|| format!("socket({domain}, {kind}, {protocol})"));
-    }
-    // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Sets an integer socket option.
-pub fn setsockopt_int(fd: &OwnedFd, level: i32, name: i32, value: i32) -> Result<()> {
-    // SAFETY: valid fd and a pointer to an int of the given size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&value as *const i32).cast(),
-            size_of::<i32>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error()).context("setsockopt");
-    }
-    Ok(())
-}
-
-/// Sets a receive timeout so that reader threads can notice a stop flag.
-pub fn set_recv_timeout(fd: &OwnedFd, d: Duration) -> Result<()> {
-    let tv = libc::timeval {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_usec: d.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: valid fd and a pointer to a timeval.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            size_of::<libc::timeval>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error()).context("SO_RCVTIMEO");
-    }
-    Ok(())
-}
-
 /// An `AF_PACKET` raw socket bound to interface `ifname` of the current
-/// namespace, receiving every EtherType.
+/// namespace, receiving every EtherType, and the interface's index.
 pub fn packet_socket(ifname: &str) -> Result<(OwnedFd, i32)> {
-    let proto = (libc::ETH_P_ALL as u16).to_be() as i32;
-    let fd = socket(libc::AF_PACKET, libc::SOCK_RAW, proto)?;
     let ifindex = if_index(ifname)?;
-    // SAFETY: all-zero sockaddr_ll is valid; fields set below.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = proto as u16;
-    addr.sll_ifindex = ifindex;
-    // SAFETY: valid fd and sockaddr_ll of the given size.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_ll).cast(),
-            size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error()).with_context(|| format!("bind to {ifname}"));
-    }
+    let fd = carp_testnet::socket::packet_socket(libc::ETH_P_ALL as u16, ifindex as u32, 0)
+        .with_context(|| format!("bind to {ifname}"))?;
     Ok((fd, ifindex))
-}
-
-/// Index of `ifname` in the current namespace.
-pub fn if_index(ifname: &str) -> Result<i32> {
-    let c = std::ffi::CString::new(ifname)?;
-    // SAFETY: valid NUL-terminated string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if i == 0 {
-        return Err(io::Error::last_os_error()).with_context(|| format!("no interface {ifname}"));
-    }
-    Ok(i as i32)
 }
 
 /// Sets interface `ifname` of the current namespace up or down (an ioctl:
@@ -256,15 +170,4 @@ pub fn softirq_ticks() -> u64 {
             cpu.split_whitespace().nth(7)?.parse().ok()
         })
         .unwrap_or(0)
-}
-
-/// Monotonic clock in ns (CLOCK_MONOTONIC, as `bpf_ktime_get_ns`).
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

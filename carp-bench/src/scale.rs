@@ -9,12 +9,13 @@
 use std::collections::HashSet;
 use std::fs::OpenOptions;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use carp_testnet::ChildGuard;
 
-use super::daemons::{scripts, Daemon, Impl};
+use super::daemons::{drop_addr, scripts, Daemon, Impl, SpawnLogged};
 use super::failover::ms;
 use super::stage::{dotted, exec_in, Host, Stage, PASSWORD};
 use super::stats::{summarize, Summary};
@@ -49,15 +50,16 @@ fn vip(i: usize) -> [u8; 4] {
     [10, 77, 1 + (i / 250) as u8, 1 + (i % 250) as u8]
 }
 
-/// The daemons of one host: one carpd-xdp, or one UCARP per vhid.
-struct HostDaemons(Vec<Daemon>, Vec<Child>);
+/// The daemons of one host: one carpd-xdp, or one UCARP per vhid; killed
+/// on drop.
+struct HostDaemons(Vec<Daemon>, Vec<ChildGuard>);
 
 impl HostDaemons {
     fn pids(&self) -> Vec<u32> {
         self.0
             .iter()
             .map(Daemon::pid)
-            .chain(self.1.iter().map(Child::id))
+            .chain(self.1.iter().map(ChildGuard::pid))
             .collect()
     }
 
@@ -66,14 +68,13 @@ impl HostDaemons {
             d.signal(libc::SIGTERM);
         }
         for c in &self.1 {
-            sys::kill(c.id(), libc::SIGTERM);
+            let _ = c.signal(libc::SIGTERM);
         }
         for d in &mut self.0 {
             d.reap(Duration::from_secs(3));
         }
         for c in &mut self.1 {
-            let _ = c.kill();
-            let _ = c.wait();
+            c.kill();
         }
     }
 }
@@ -125,12 +126,9 @@ fn start(
                     .arg("--preempt")
                     .arg(format!("--upscript={}", up.display()))
                     .arg(format!("--downscript={}", down.display()))
-                    .stdin(Stdio::null())
-                    .stdout(file.try_clone()?)
-                    .stderr(file)
-                    .spawn()
+                    .spawn_logged(file)
                     .context("start ucarp")?;
-                children.push(child);
+                children.push(ChildGuard(child));
             }
             Ok(HostDaemons(Vec::new(), children))
         }
@@ -221,17 +219,7 @@ pub fn measure(
     sys::run_in(&stage.a.ns, || sys::set_link("eth0", true))?;
     for host in [&stage.a, &stage.b] {
         for v in held(host)? {
-            let _ = exec_in(
-                &host.ns,
-                &[
-                    "ip",
-                    "addr",
-                    "del",
-                    &format!("{}/32", dotted(v)),
-                    "dev",
-                    "eth0",
-                ],
-            );
+            drop_addr(host, v);
         }
     }
     let out = ScaleOutcome {
