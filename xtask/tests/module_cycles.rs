@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The crates whose modules are checked.
-const CRATES: [&str; 5] = [
+const CRATES: [&str; 7] = [
+    "carp-bench",
+    "carp-testnet",
     "carp-common",
     "carp-proto",
     "carp-daemon",
