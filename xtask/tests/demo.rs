@@ -10,14 +10,7 @@ const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 
 #[test]
 fn demo_fails_over_at_default_and_at_the_fastest_timers() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "the demo needs root and CI=true forbids skipping"
-        );
-        eprintln!("skipped: the demo needs root");
+    if !carp_testnet::require_root("demo_fails_over_at_default_and_at_the_fastest_timers") {
         return;
     }
     let carpd = Path::new(XTASK).with_file_name("carpd-xdp");
