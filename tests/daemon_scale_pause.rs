@@ -282,6 +282,7 @@ fn paused_backup_never_takes_over(tag: &str, lan_b: u8, advbase_secs: u8, xdp_of
                 utc_time_of_day(silent_from)
             );
             void.push(silence);
+            std::thread::sleep(AFTER_SPOILT);
             continue;
         }
         assert_eq!(
@@ -318,6 +319,10 @@ const ROUNDS: usize = 3;
 /// Rounds a pause test may try, counting those the master spoilt (on a
 /// machine loaded by parallel builds, most rounds at advbase 0 can be).
 const MAX_ATTEMPTS: usize = 30;
+/// Wait after a spoilt round: a burst of load (another guest of the host
+/// taking our CPUs for seconds) spoils every round in it, and rounds come
+/// about twice a second.
+const AFTER_SPOILT: Duration = Duration::from_secs(1);
 
 /// The adverts one source sends, as the kernel of a watching namespace
 /// received them (CLOCK_REALTIME), captured on a thread in that namespace.
