@@ -18,7 +18,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    eventually, has_addr, interval, master_down, ucarp, xdp_attached, Daemon, Inst, Lan, Proc,
+    self, eventually, has_addr, interval, master_down, ucarp, xdp_attached, Daemon, Inst, Lan, Proc,
 };
 use common::probe::Probe;
 use common::require_root;
@@ -29,15 +29,7 @@ const VHID: u8 = 42;
 const PASS: &str = "interop-pw";
 
 fn ucarp_args(lan: &Lan, advskew: u8, extra: &[&str]) -> Vec<String> {
-    let mut args = vec![
-        format!("--vhid={VHID}"),
-        format!("--pass={PASS}"),
-        format!("--addr={}", lan.addr(VHID)),
-        "--advbase=1".to_string(),
-        format!("--advskew={advskew}"),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    cluster::ucarp_args(lan, VHID, PASS, advskew, extra)
 }
 
 fn inst(lan: &Lan, advskew: u8) -> Inst {

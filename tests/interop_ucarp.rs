@@ -27,7 +27,7 @@ mod peers;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use common::cluster::{interval, master_down, ucarp, Daemon, Inst, Lan, Proc};
+use common::cluster::{self, interval, master_down, ucarp, Daemon, Inst, Lan, Proc};
 use common::require_root;
 use common::settle::{sole_holder_over, wait_sole_holder};
 use peer_ns::PeerHost;
@@ -51,19 +51,11 @@ enum Order {
 }
 
 fn ucarp_args(lan: &Lan, advskew: u8, extra: &[&str]) -> Vec<String> {
-    let mut args = vec![
-        format!("--vhid={VHID}"),
-        format!("--pass={PASS}"),
-        format!("--addr={}", lan.addr(VHID)),
-        "--advbase=1".to_string(),
-        format!("--advskew={advskew}"),
-        // SIGTERM runs the down script (the VIP goes) and exits without a
-        // further advert: a kill as far as the protocol can tell.
-        "--shutdown".to_string(),
-        "--preempt".to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    // SIGTERM runs the down script (the VIP goes) and exits without a
+    // further advert: a kill as far as the protocol can tell.
+    let always = ["--shutdown", "--preempt"];
+    let extra: Vec<&str> = always.iter().chain(extra).copied().collect();
+    cluster::ucarp_args(lan, VHID, PASS, advskew, &extra)
 }
 
 fn inst(lan: &Lan, advskew: u8) -> Inst {

@@ -538,6 +538,20 @@ pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// UCARP's options for `vhid` on `lan`: its password, the vhid's VIP,
+/// advbase 1 and `advskew`, then `extra`.
+pub fn ucarp_args(lan: &Lan, vhid: u8, pass: &str, advskew: u8, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        format!("--vhid={vhid}"),
+        format!("--pass={pass}"),
+        format!("--addr={}", lan.addr(vhid)),
+        "--advbase=1".to_string(),
+        format!("--advskew={advskew}"),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 /// Real UCARP in host `i`, managing its VIP through up/down scripts that
 /// run `ip addr add/del VIP/24` and log their argv to `<name>.scripts`.
 pub fn ucarp(lan: &Lan, i: usize, name: &str, args: &[String]) -> Proc {
