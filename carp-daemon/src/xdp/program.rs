@@ -195,60 +195,6 @@ fn program_err(
     }
 }
 
-/// aya's loader. aya reads and parses the running kernel's BTF
-/// (`/sys/kernel/btf/vmlinux`: 5-6 MiB read, some 12 MiB more parsed) as
-/// soon as a loader is made, even one then told to use none; that was most
-/// of the daemon's peak memory, for an object that needs none. So the loader
-/// is made on a thread of its own whose own mount namespace hides that file
-/// (the namespace ends with the thread); where that is not allowed (no
-/// `CAP_SYS_ADMIN`), it is made as usual.
-fn loader() -> EbpfLoader<'static> {
-    let made = std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                if let Err(e) = hide_kernel_btf() {
-                    tracing::debug!("kernel BTF not hidden from the loader: {e}");
-                }
-                EbpfLoader::new()
-            })
-            .join()
-    });
-    made.unwrap_or_else(|_| EbpfLoader::new())
-}
-
-/// Puts the calling thread in a mount namespace of its own in which an empty
-/// tmpfs covers `/sys/kernel/btf`. Nothing mounted there reaches the
-/// process's other threads or the host.
-fn hide_kernel_btf() -> std::io::Result<()> {
-    let check = |rc: libc::c_int| match rc {
-        0 => Ok(()),
-        _ => Err(std::io::Error::last_os_error()),
-    };
-    // SAFETY: unshare takes no pointers. CLONE_NEWNS implies CLONE_FS, so
-    // the new namespace is this thread's alone.
-    check(unsafe { libc::unshare(libc::CLONE_NEWNS) })?;
-    let none = std::ptr::null();
-    // SAFETY: NUL-terminated literals and null pointers, as mount(2)
-    // allows for a propagation change (first) and a tmpfs (second).
-    unsafe {
-        // Private, recursively: our mounts do not propagate to the host.
-        check(libc::mount(
-            none,
-            c"/".as_ptr(),
-            none,
-            libc::MS_REC | libc::MS_PRIVATE,
-            none.cast(),
-        ))?;
-        check(libc::mount(
-            c"none".as_ptr(),
-            c"/sys/kernel/btf".as_ptr(),
-            c"tmpfs".as_ptr(),
-            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            none.cast(),
-        ))
-    }
-}
-
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProgramError> {
     ebpf.take_map(name)
         .ok_or(ProgramError::Missing { what: "map", name })
@@ -281,13 +227,17 @@ impl XdpProgram {
     /// into the kernel when first attached.
     pub fn load(settings: Settings) -> Result<Self, ProgramError> {
         raise_memlock_limit();
-        // No kernel BTF: the program uses no CO-RE relocations.
-        let mut ebpf = loader()
-            .btf(None)
-            .load(XDP_OBJECT)
-            .map_err(|e| ProgramError::Load {
-                source: Box::new(e),
-            })?;
+        // No kernel BTF: the program uses no CO-RE relocations. aya still
+        // reads and parses the kernel's BTF in `EbpfLoader::new` (some
+        // 17 MiB of heap for a moment): most of the start-up peak of RSS
+        // (docs/performance.md, Memory).
+        let mut ebpf =
+            EbpfLoader::new()
+                .btf(None)
+                .load(XDP_OBJECT)
+                .map_err(|e| ProgramError::Load {
+                    source: Box::new(e),
+                })?;
         let vhids = HashMap::try_from(take_map(&mut ebpf, MAP_VHIDS)?)
             .map_err(map_err("open CARP_VHIDS"))?;
         let peers = HashMap::try_from(take_map(&mut ebpf, MAP_PEERS)?)
@@ -570,32 +520,7 @@ fn raise_memlock_limit() {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use carp_common::constants::{MAP_NAMES, PROGRAM_NAME, TC_PROGRAM_NAME};
-
-    #[test]
-    fn the_kernel_btf_is_hidden_on_the_loader_thread_alone() {
-        if !carp_testnet::require_root("the_kernel_btf_is_hidden_on_the_loader_thread_alone") {
-            return;
-        }
-        let vmlinux = Path::new("/sys/kernel/btf/vmlinux");
-        if !vmlinux.exists() {
-            eprintln!("skipped: this kernel has no BTF to hide");
-            return;
-        }
-        let mounts = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let before = mounts();
-        let seen_there = std::thread::spawn(move || {
-            super::hide_kernel_btf().expect("root may make a mount namespace");
-            vmlinux.exists()
-        })
-        .join()
-        .unwrap();
-        assert!(!seen_there, "the loader thread still sees {vmlinux:?}");
-        assert!(vmlinux.exists(), "the other threads no longer see it");
-        assert_eq!(mounts(), before, "a mount leaked out of the thread");
-    }
 
     #[test]
     fn embedded_object_has_every_map_and_both_programs() {
