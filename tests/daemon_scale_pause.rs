@@ -414,7 +414,7 @@ fn watch_adverts(
         tv_usec: 20_000,
     };
     // SAFETY: fd is open; timeout outlives the call.
-    unsafe {
+    let rc = unsafe {
         libc::setsockopt(
             fd,
             libc::SOL_SOCKET,
@@ -423,6 +423,11 @@ fn watch_adverts(
             size_of::<libc::timeval>() as libc::socklen_t,
         )
     };
+    assert_eq!(rc, 0, "setsockopt: {}", std::io::Error::last_os_error());
+    // Timestamps from the first frame on: the first SIOCGSTAMPNS turns them
+    // on (here it finds no frame yet); frames queued before that would get
+    // the time of the call instead.
+    let _ = receive_time(fd);
     let _ = ready.send(());
     let mut buf = [0u8; 2048];
     while !stop.load(Ordering::SeqCst) {
@@ -431,18 +436,23 @@ fn watch_adverts(
         if n < 20 || buf[9] != 112 || buf[12..16] != src.octets() {
             continue;
         }
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: fd is open; ts is valid for the kernel to write.
-        if unsafe { libc::ioctl(fd, SIOCGSTAMPNS, &mut ts) } == 0 {
-            let at = std::time::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+        if let Some(at) = receive_time(fd) {
             seen.lock().expect("advert watcher lock").push(at);
         }
     }
     // SAFETY: fd is ours and open.
     unsafe { libc::close(fd) };
+}
+
+/// The kernel's receive time of the last frame read from `fd`, if any.
+fn receive_time(fd: libc::c_int) -> Option<SystemTime> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: fd is open; ts is valid for the kernel to write.
+    let rc = unsafe { libc::ioctl(fd, SIOCGSTAMPNS, &mut ts) };
+    (rc == 0).then(|| std::time::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
 #[test]

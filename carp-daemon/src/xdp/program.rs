@@ -12,6 +12,8 @@
 //! rtnetlink, TC through a `clsact` qdisc filter), which would outlive the
 //! process, is refused.
 
+use std::ffi::CStr;
+
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::FdLink;
 use aya::programs::tc::TcAttachOptions;
@@ -195,6 +197,45 @@ fn program_err(
     }
 }
 
+/// Where the kernel publishes its BTF; aya reads `vmlinux` in it.
+const KERNEL_BTF_DIR: &CStr = c"/sys/kernel/btf";
+
+/// aya's loader, made without the kernel's BTF. `EbpfLoader::new` reads and
+/// parses `/sys/kernel/btf/vmlinux` (5-6 MiB read, some 12 MiB more parsed)
+/// even for a loader then told to use none: that was most of the daemon's
+/// peak memory, for an object that needs none. So the loader is made on a
+/// short-lived thread whose own root directory hides the file; where that is
+/// not allowed (no `CAP_SYS_CHROOT`), it is made as usual.
+fn loader() -> EbpfLoader<'static> {
+    let made = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                if let Err(e) = hide_kernel_btf() {
+                    tracing::debug!("kernel BTF not hidden from the loader: {e}");
+                }
+                EbpfLoader::new()
+            })
+            .join()
+    });
+    made.unwrap_or_else(|_| EbpfLoader::new())
+}
+
+/// Gives the calling thread a root directory of its own, the kernel's BTF
+/// directory, where the absolute path `/sys/kernel/btf/vmlinux` names
+/// nothing. No mount and no namespace: the thread's filesystem context
+/// (root, working directory, umask) is unshared from the process's, and the
+/// process and its other threads keep theirs.
+fn hide_kernel_btf() -> std::io::Result<()> {
+    let check = |rc: libc::c_int| match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    };
+    // SAFETY: unshare takes no pointers; CLONE_FS is allowed in a thread.
+    check(unsafe { libc::unshare(libc::CLONE_FS) })?;
+    // SAFETY: a NUL-terminated literal.
+    check(unsafe { libc::chroot(KERNEL_BTF_DIR.as_ptr()) })
+}
+
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProgramError> {
     ebpf.take_map(name)
         .ok_or(ProgramError::Missing { what: "map", name })
@@ -227,17 +268,13 @@ impl XdpProgram {
     /// into the kernel when first attached.
     pub fn load(settings: Settings) -> Result<Self, ProgramError> {
         raise_memlock_limit();
-        // No kernel BTF: the program uses no CO-RE relocations. aya still
-        // reads and parses the kernel's BTF in `EbpfLoader::new` (some
-        // 17 MiB of heap for a moment): most of the start-up peak of RSS
-        // (docs/performance.md, Memory).
-        let mut ebpf =
-            EbpfLoader::new()
-                .btf(None)
-                .load(XDP_OBJECT)
-                .map_err(|e| ProgramError::Load {
-                    source: Box::new(e),
-                })?;
+        // No kernel BTF: the program uses no CO-RE relocations.
+        let mut ebpf = loader()
+            .btf(None)
+            .load(XDP_OBJECT)
+            .map_err(|e| ProgramError::Load {
+                source: Box::new(e),
+            })?;
         let vhids = HashMap::try_from(take_map(&mut ebpf, MAP_VHIDS)?)
             .map_err(map_err("open CARP_VHIDS"))?;
         let peers = HashMap::try_from(take_map(&mut ebpf, MAP_PEERS)?)
@@ -520,7 +557,39 @@ fn raise_memlock_limit() {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use carp_common::constants::{MAP_NAMES, PROGRAM_NAME, TC_PROGRAM_NAME};
+
+    #[test]
+    fn the_kernel_btf_is_hidden_on_the_loader_thread_alone() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI runs as root"
+            );
+            eprintln!("skipped: chroot needs root (CAP_SYS_CHROOT)");
+            return;
+        }
+        let vmlinux = Path::new("/sys/kernel/btf/vmlinux");
+        if !vmlinux.exists() {
+            eprintln!("skipped: this kernel has no BTF to hide");
+            return;
+        }
+        let root = || std::fs::read_link("/proc/self/root").unwrap();
+        let before = root();
+        let seen_there = std::thread::spawn(move || {
+            super::hide_kernel_btf().expect("root may chroot");
+            vmlinux.exists()
+        })
+        .join()
+        .unwrap();
+        assert!(!seen_there, "the loader thread still sees {vmlinux:?}");
+        assert!(vmlinux.exists(), "the other threads no longer see it");
+        assert_eq!(root(), before, "the process's root directory changed");
+    }
 
     #[test]
     fn embedded_object_has_every_map_and_both_programs() {
