@@ -7,7 +7,11 @@
 //! - with `realtime_priority` and `lock_memory` the daemon's thread runs
 //!   SCHED_FIFO with its memory locked, while its up script and health
 //!   check run SCHED_OTHER and see neither the password variable nor
-//!   anything else outside the allow-list.
+//!   anything else outside the allow-list;
+//! - bounded to the capabilities of the shipped systemd unit, the daemon
+//!   attaches XDP natively, serves the VIP and removes it on SIGTERM, and
+//!   its loader hides the kernel's BTF; without CAP_SYS_CHROOT it says it
+//!   could not and still serves.
 
 mod common;
 
@@ -26,22 +30,27 @@ const DAEMON_NOFILE: u32 = 256;
 /// Connections the flood opens.
 const FLOOD: usize = 2000;
 
-/// Starts `carpd-xdp --config CONFIG` on host `i` under `prlimit
-/// --nofile=N:N`.
-fn start_limited(lan: &Lan, i: usize, name: &str, config: &Path, sock: &Path) -> Daemon {
-    let args = vec![
-        format!("--nofile={DAEMON_NOFILE}:{DAEMON_NOFILE}"),
-        "--".to_string(),
-        CARPD.to_string(),
-        "--config".to_string(),
-        config.display().to_string(),
-    ];
+/// Starts `carpd-xdp --config CONFIG` on host `i` under `program
+/// ARGS --`, a wrapper that execs the daemon (`prlimit`, `setpriv`): the
+/// pid is the daemon's.
+fn start_wrapped(
+    lan: &Lan,
+    i: usize,
+    name: &str,
+    (program, args): (&str, &[String]),
+    config: &Path,
+) -> Daemon {
+    let args: Vec<String> = args
+        .iter()
+        .cloned()
+        .chain(["--".to_string(), CARPD.to_string()])
+        .chain(["--config".to_string(), config.display().to_string()])
+        .collect();
     let env = [("RUST_LOG", "info,carp_daemon=debug"), ("NO_COLOR", "1")];
-    // prlimit execs the daemon: the pid is the daemon's.
-    let proc = Proc::spawn(lan, &lan.hosts[i].ns, name, "prlimit", &args, &env);
+    let proc = Proc::spawn(lan, &lan.hosts[i].ns, name, program, &args, &env);
     Daemon {
         proc,
-        sock: sock.to_owned(),
+        sock: lan.path(&format!("{name}.sock")),
         host: i,
     }
 }
@@ -142,7 +151,8 @@ fn a_metrics_connection_flood_neither_exhausts_descriptors_nor_demotes() {
             1,
         );
     let config = lan.write("d0.toml", &text, 0o644);
-    let mut d = start_limited(&lan, 0, "d0", &config, &sock);
+    let nofile = [format!("--nofile={DAEMON_NOFILE}:{DAEMON_NOFILE}")];
+    let mut d = start_wrapped(&lan, 0, "d0", ("prlimit", &nofile), &config);
     d.wait_state(10, "MASTER");
     let ns = &lan.hosts[0].ns;
     let first = ns.run(|| eventually("a first scrape", || scrape(metrics).ok()));
@@ -292,4 +302,72 @@ fn a_realtime_daemon_runs_its_scripts_and_checks_sched_other_with_a_clean_enviro
     let up_text = std::fs::read_to_string(&up_out).unwrap();
     assert!(up_text.contains("\nCARP_STATE=MASTER\n"), "{up_text}");
     assert_eq!(d.instance(10).expect("status")["demote"], 0);
+}
+
+/// The capabilities the shipped systemd unit (`dist/carpd-xdp.service`)
+/// bounds the daemon to, in `setpriv` form (`net_admin`, ...).
+fn unit_capabilities() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../dist/carpd-xdp.service");
+    let unit = std::fs::read_to_string(path).unwrap();
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("the unit bounds the capabilities")
+        .split_whitespace()
+        .map(|c| c.trim_start_matches("CAP_").to_lowercase())
+        .collect();
+    assert!(caps.contains(&"net_admin".to_string()), "{caps:?}");
+    caps
+}
+
+/// What the daemon logs when its loader thread cannot hide the kernel's
+/// BTF (`xdp/program.rs`).
+const BTF_NOT_HIDDEN: &str = "kernel BTF not hidden from the loader";
+
+#[test]
+fn the_units_capabilities_are_enough_to_serve_and_to_load_without_the_kernel_btf() {
+    if !require_root(
+        "the_units_capabilities_are_enough_to_serve_and_to_load_without_the_kernel_btf",
+    ) {
+        return;
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        eprintln!("skipped: this kernel has no BTF to hide");
+        return;
+    }
+    let caps = unit_capabilities();
+    let without_chroot: Vec<String> = caps
+        .iter()
+        .filter(|c| *c != "sys_chroot")
+        .cloned()
+        .collect();
+    let lan = Lan::new("hdcap", 210, 12, 1);
+    let vip = lan.addr(10);
+    for (name, caps, hidden) in [("unit", &caps, true), ("nochroot", &without_chroot, false)] {
+        let sock = lan.path(&format!("{name}.sock"));
+        let text = lan.config(0, &sock, &[Inst::new(10, vip, 0)]);
+        let config = lan.write(&format!("{name}.toml"), &text, 0o644);
+        // Root bounded to `caps` has those and no others.
+        let bounding: String = caps.iter().map(|c| format!(",+{c}")).collect();
+        let setpriv = [format!("--bounding-set=-all{bounding}")];
+        let mut d = start_wrapped(&lan, 0, name, ("setpriv", &setpriv), &config);
+        d.wait_state(10, "MASTER");
+        eventually("the VIP on host 0", || {
+            (lan.holders(vip) == [0]).then_some(())
+        });
+        let st = d.status().expect("status");
+        assert_eq!(st["interfaces"][0]["mode"], "native", "{name}: {st}");
+        let log = d.proc.stderr_text();
+        assert_eq!(
+            !log.contains(BTF_NOT_HIDDEN),
+            hidden,
+            "{name} ({caps:?}): {log}"
+        );
+        d.proc.signal(libc::SIGTERM);
+        assert!(
+            d.proc.wait_exit(Duration::from_secs(10)).is_some(),
+            "{name} did not exit"
+        );
+        eventually("the VIP gone", || lan.holders(vip).is_empty().then_some(()));
+    }
 }
