@@ -5,13 +5,24 @@ use std::collections::BTreeMap;
 use super::instance::Running;
 use super::key::InstanceKey;
 use super::rate::settings;
-use super::{now, Daemon, Reloader};
+use super::{now, Daemon, DaemonError, Reloader};
 use crate::chain::Chain;
 use crate::config::{Config, InstanceConfig};
 
 /// A changed instance of a reload: its new configuration and the instance
 /// it replaces (`None`: a new one).
 type Change = (InstanceConfig, Option<Running>);
+
+/// An instance a reload could not apply to, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}")]
+struct NotApplied {
+    /// The instance.
+    key: InstanceKey,
+    /// Why its new configuration could not be applied.
+    #[source]
+    source: DaemonError,
+}
 
 impl Daemon {
     /// SIGHUP: read the configuration again; instances whose configuration
@@ -94,24 +105,23 @@ impl Daemon {
     /// succeeded does the instance it replaces leave. On failure (logged),
     /// the previous instance keeps running as it was, and the error comes
     /// back for systemd's status.
-    async fn replace(&mut self, (cfg, previous): Change) -> Result<(), String> {
+    async fn replace(&mut self, (cfg, previous): Change) -> Result<(), NotApplied> {
         let key = InstanceKey::of(&cfg);
         let prepared = match self.prepare_instance(cfg).await {
             Ok(p) => p,
-            Err(e) => {
+            Err(source) => {
+                let e = NotApplied { key, source };
                 match previous {
                     Some(r) => {
                         tracing::error!(
-                            "reload: {key}: {}; the instance keeps its previous configuration",
+                            "reload: {}; the instance keeps its previous configuration",
                             Chain(&e)
                         );
                         self.instances.push(r);
                     }
-                    None => {
-                        tracing::error!("reload: {key}: {}; the instance is not started", Chain(&e))
-                    }
+                    None => tracing::error!("reload: {}; the instance is not started", Chain(&e)),
                 }
-                return Err(format!("{key}: {}", Chain(&e)));
+                return Err(e);
             }
         };
         let mut scripts = None;
@@ -124,18 +134,21 @@ impl Daemon {
                 scripts = Some(r.scripts().clone());
             }
         }
-        self.commit_instance(prepared, scripts).await.map_err(|e| {
-            tracing::error!("reload: {key}: {}", Chain(&e));
-            format!("{key}: {}", Chain(&e))
-        })?;
-        Ok(())
+        match self.commit_instance(prepared, scripts).await {
+            Ok(_) => Ok(()),
+            Err(source) => {
+                let e = NotApplied { key, source };
+                tracing::error!("reload: {}", Chain(&e));
+                Err(e)
+            }
+        }
     }
 
     /// After the instances changed: puts them in the order of `new`, keeps
     /// it as the configuration, watches the interface names again, detaches
     /// unused interfaces and reports to systemd (`failed`: the instances
     /// the reload could not apply to). A failure to watch is logged.
-    async fn settle(&mut self, new: Config, failed: &[String]) {
+    async fn settle(&mut self, new: Config, failed: &[NotApplied]) {
         // Configuration order, as status reports them.
         let position = |r: &Running| {
             new.instances
@@ -155,6 +168,7 @@ impl Daemon {
         let status = if failed.is_empty() {
             format!("configuration reloaded: {} instances", self.instances.len())
         } else {
+            let failed: Vec<String> = failed.iter().map(|e| Chain(e).to_string()).collect();
             format!("reload: not applied to {}", failed.join("; "))
         };
         let _ = self.notifier.status(&status);
