@@ -23,7 +23,8 @@
 //! program. Output: `target/bench/report.md`, `report.json`,
 //! `failover.svg`; daemon logs in `target/bench/run/`. `--only flood` runs
 //! the flood section alone and writes `report-flood.md` and
-//! `report-flood.json` instead.
+//! `report-flood.json` instead; `--only program`, the per-packet cost
+//! alone (`report-program.*`).
 
 mod daemons;
 mod failover;
@@ -89,6 +90,18 @@ pub struct Options {
 pub enum Section {
     /// The flood cases and case (e), every lineup.
     Flood,
+    /// The XDP program's per-packet cost (`BPF_PROG_TEST_RUN`).
+    Program,
+}
+
+impl Section {
+    /// Its `--only` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Section::Flood => "flood",
+            Section::Program => "program",
+        }
+    }
 }
 
 /// Sizes of a run.
@@ -177,29 +190,14 @@ fn run(opts: &Options) -> Result<()> {
     };
 
     let all = opts.only.is_none();
-    let prober = Prober::start(&stage.client.ns, VIP, stage.attacker.mac)?;
-    if all {
-        for which in [Impl::Carpd, Impl::Ucarp] {
-            defaults_phase(&stage, daemon, which, &plan, &prober, &mut r)?;
+    if r.runs(Section::Flood) {
+        let prober = Prober::start(&stage.client.ns, VIP, stage.attacker.mac)?;
+        if all {
+            failover_phases(&stage, daemon, &plan, &prober, &mut r)?;
         }
-        for timers in [Timers::SUBSECOND, Timers::FASTEST] {
-            for which in [Impl::Carpd, Impl::Ucarp] {
-                subsecond_phase(&stage, daemon, which, timers, &plan, &prober, &mut r)?;
-            }
-        }
-        subsecond_phase(
-            &stage,
-            daemon,
-            Impl::Keepalived,
-            Timers::FASTEST,
-            &plan,
-            &prober,
-            &mut r,
-        )?;
-        busy_phase(&stage, daemon, &plan, &prober, &mut r)?;
+        flood_phase(&stage, daemon, flood, &plan, &prober, &mut r)?;
+        prober.stop()?;
     }
-    flood_phase(&stage, daemon, flood, &plan, &prober, &mut r)?;
-    prober.stop()?;
     if all {
         for (which, n) in [
             (Impl::Carpd, 1),
@@ -214,6 +212,8 @@ fn run(opts: &Options) -> Result<()> {
 
         println!("bench: UDP throughput with and without XDP");
         r.xdp_cost = xdpcost::measure(&stage, daemon, plan.xdp_rounds, plan.xdp_secs)?;
+    }
+    if r.runs(Section::Program) {
         println!("bench: per-packet cost of the XDP program (BPF_PROG_TEST_RUN)");
         let attacker = stage.attacker.ns.clone();
         let object = object.to_path_buf();
@@ -224,7 +224,10 @@ fn run(opts: &Options) -> Result<()> {
     drop(stage);
 
     std::fs::create_dir_all(&out)?;
-    let stem = if all { "report" } else { "report-flood" };
+    let stem = match opts.only {
+        None => "report".to_string(),
+        Some(section) => format!("report-{}", section.name()),
+    };
     let md = report::markdown(&r);
     let (md_path, json_path) = (
         out.join(format!("{stem}.md")),
@@ -243,6 +246,35 @@ fn run(opts: &Options) -> Result<()> {
     let wrote: Vec<String> = wrote.iter().map(|p| p.display().to_string()).collect();
     println!("bench: wrote {} ({:.0} s)", wrote.join(", "), r.run_secs);
     Ok(())
+}
+
+/// Failover, stability, paused-backup and busy-host phases: every
+/// implementation at every timer setting it can run.
+fn failover_phases(
+    stage: &Stage,
+    daemon: &Path,
+    plan: &Plan,
+    prober: &Prober,
+    r: &mut Results,
+) -> Result<()> {
+    for which in [Impl::Carpd, Impl::Ucarp] {
+        defaults_phase(stage, daemon, which, plan, prober, r)?;
+    }
+    for timers in [Timers::SUBSECOND, Timers::FASTEST] {
+        for which in [Impl::Carpd, Impl::Ucarp] {
+            subsecond_phase(stage, daemon, which, timers, plan, prober, r)?;
+        }
+    }
+    subsecond_phase(
+        stage,
+        daemon,
+        Impl::Keepalived,
+        Timers::FASTEST,
+        plan,
+        prober,
+        r,
+    )?;
+    busy_phase(stage, daemon, plan, prober, r)
 }
 
 /// Failover trials of `pair` for every fault, one series each, then its

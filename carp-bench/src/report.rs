@@ -35,10 +35,8 @@ pub fn markdown(r: &Results) -> String {
         "# carpd-xdp vs UCARP\n\n`cargo xtask bench{}{}` — kernel {}, {} CPUs, run time {:.0} s. \
          Every figure below was measured in this run.\n",
         if r.quick { " --quick" } else { "" },
-        match r.only {
-            Some(Section::Flood) => " --only flood",
-            None => "",
-        },
+        r.only
+            .map_or(String::new(), |s| format!(" --only {}", s.name())),
         r.kernel,
         r.cpus,
         r.run_secs
@@ -48,17 +46,29 @@ pub fn markdown(r: &Results) -> String {
         stability_table(&mut m, r);
         resilience_tables(&mut m, r);
     }
-    flood_tables(&mut m, r);
+    if r.runs(Section::Flood) {
+        flood_tables(&mut m, r);
+    }
     if r.only.is_none() {
-        other_tables(&mut m, r);
+        xdp_cost_table(&mut m, r);
+    }
+    if r.runs(Section::Program) {
+        program_table(&mut m, r);
+    }
+    if r.only.is_none() {
+        memory_table(&mut m, r);
+    }
+    // A section run alone: only the targets it measured, if any.
+    let targets: Vec<_> = r
+        .targets()
+        .into_iter()
+        .filter(|t| r.only.is_none() || t.met.is_some())
+        .collect();
+    if targets.is_empty() {
+        return m;
     }
     let _ = writeln!(m, "## Targets of issue 5 (carpd-xdp)\n");
     let _ = writeln!(m, "| target | measured | met |\n|---|---|---|");
-    // A section run alone: only the targets it measured.
-    let targets = r
-        .targets()
-        .into_iter()
-        .filter(|t| r.only.is_none() || t.met.is_some());
     for t in targets {
         let met = match t.met {
             Some(true) => "yes",
@@ -323,7 +333,7 @@ N vhids per host (one VIP each, advbase 1, advskew 0 / 100). carpd-xdp runs \
     m.push('\n');
 }
 
-fn other_tables(m: &mut String, r: &Results) {
+fn xdp_cost_table(m: &mut String, r: &Results) {
     let _ = writeln!(
         m,
         "## Cost of XDP for ordinary traffic\n\nUDP ({}-byte payload) from the client to the backup host, sent as fast as one socket can; median of the rounds.\n\n| configuration | received kpps | sent kpps | received vs no program |\n|---|---|---|---|",
@@ -343,9 +353,13 @@ fn other_tables(m: &mut String, r: &Results) {
             ))
         );
     }
+    m.push('\n');
+}
+
+fn program_table(m: &mut String, r: &Results) {
     let _ = writeln!(
         m,
-        "\n## Per-packet cost of the XDP program\n\nBPF_PROG_TEST_RUN, 1,000,000 repeats, median of 3 runs.\n\n| frame | action | ns/packet |\n|---|---|---|"
+        "## Per-packet cost of the XDP program\n\nBPF_PROG_TEST_RUN, 1,000,000 repeats, median of 3 runs.\n\n| frame | action | ns/packet |\n|---|---|---|"
     );
     for c in &r.prog_cost {
         let action = match c.action {
@@ -355,9 +369,13 @@ fn other_tables(m: &mut String, r: &Results) {
         };
         let _ = writeln!(m, "| {} | {action} | {:.0} |", c.frame, c.ns_per_packet);
     }
+    m.push('\n');
+}
+
+fn memory_table(m: &mut String, r: &Results) {
     let _ = writeln!(
         m,
-        "\n## Memory\n\n| implementation | peak RSS (VmHWM) of any daemon |\n|---|---|"
+        "## Memory\n\n| implementation | peak RSS (VmHWM) of any daemon |\n|---|---|"
     );
     for (which, kib) in &r.rss_kib {
         let _ = writeln!(m, "| {} | {:.1} MiB |", which.name(), *kib as f64 / 1024.0);
@@ -375,7 +393,7 @@ fn summary_json(s: Option<Summary>) -> Value {
 pub fn json(r: &Results) -> Value {
     json!({
         "quick": r.quick,
-        "only": r.only.map(|s| format!("{s:?}").to_lowercase()),
+        "only": r.only.map(|s| s.name()),
         "kernel": r.kernel,
         "cpus": r.cpus,
         "run_secs": r.run_secs,

@@ -155,6 +155,11 @@ pub struct Target {
 }
 
 impl Results {
+    /// Whether this run measures `section`: a full run measures them all.
+    pub fn runs(&self, section: super::Section) -> bool {
+        self.only.is_none_or(|only| only == section)
+    }
+
     /// Resolution of the flood CPU figures: one clock tick over the
     /// flood window, in % of one core.
     pub fn cpu_resolution(&self) -> f64 {
