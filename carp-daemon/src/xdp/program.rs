@@ -563,14 +563,7 @@ mod tests {
 
     #[test]
     fn the_kernel_btf_is_hidden_on_the_loader_thread_alone() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "CI runs as root"
-            );
-            eprintln!("skipped: chroot needs root (CAP_SYS_CHROOT)");
+        if !carp_testnet::require_root("the_kernel_btf_is_hidden_on_the_loader_thread_alone") {
             return;
         }
         let vmlinux = Path::new("/sys/kernel/btf/vmlinux");
