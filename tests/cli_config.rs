@@ -560,7 +560,10 @@ fn replay_window_and_link_local_form_in_the_file() {
     for (bad, expected) in [
         ("peers = [\"192.0.2.3@zz\"]", "peers[0]"),
         ("replay_window_ms = 0", "1..=86400000"),
-        ("hmac_link_local = \"both\"", "\"include\" or \"exclude\""),
+        (
+            "hmac_link_local = \"both\"",
+            "one of \"include\", \"exclude\"",
+        ),
     ] {
         let text =
             config_file::base_doc().replace("[[instance]]\n", &format!("[[instance]]\n{bad}\n"));

@@ -14,7 +14,7 @@ use super::validate::{check_ifname, split_alias, MAX_IFNAME_BYTES};
 
 /// Placeholder VIP written when `--vip` is not given (TEST-NET-1, RFC 5737,
 /// never routed), so the file still loads and the operator sees what to edit.
-const PLACEHOLDER_VIP: &str = "192.0.2.10/24";
+pub const PLACEHOLDER_VIP: &str = "ADDRESS/PREFIX";
 
 /// Arguments of `carpd-xdp init`.
 #[derive(Clone, Debug, clap::Args)]

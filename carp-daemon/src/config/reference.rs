@@ -1,0 +1,1 @@
+//! carpd-xdp.toml(5)
