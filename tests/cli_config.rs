@@ -3,8 +3,12 @@
 //! one exact error message per kind of error. The file tests are in
 //! `cli_config/config_file.rs`.
 
+#[path = "cli_config/check_host.rs"]
+mod check_host;
 #[path = "cli_config/config_file.rs"]
 mod config_file;
+#[path = "cli_config/starter.rs"]
+mod starter;
 
 use std::ffi::OsString;
 use std::net::IpAddr;
@@ -44,7 +48,7 @@ fn run_err(args: &[&str]) -> String {
 }
 
 /// A scratch directory removed on drop.
-pub(crate) struct Scratch(PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Scratch {
     pub(crate) fn new(name: &str) -> Scratch {

@@ -37,7 +37,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Some(Command::CheckConfig(args)) => {
-            let config = config::load(&args.file)?;
+            let config = config::check_file(&args.file)?;
             for w in &config.warnings {
                 eprintln!("warning: {}: {}", w.at, w.message);
             }
