@@ -7,6 +7,8 @@
 mod check_host;
 #[path = "cli_config/config_file.rs"]
 mod config_file;
+#[path = "cli_config/reference.rs"]
+mod reference;
 #[path = "cli_config/starter.rs"]
 mod starter;
 

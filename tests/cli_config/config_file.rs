@@ -81,14 +81,7 @@ fn seed_active_active_files_parse_and_mirror_each_other() {
     assert!(a.warnings.is_empty() && b.warnings.is_empty());
 }
 
-#[test]
-fn documented_example_parses() {
-    let env = |var: &str| var.starts_with("CARPD_VHID").then(|| OsString::from("pw"));
-    let config = config::load_with_env(&dist("carpd-xdp.toml"), &env).unwrap();
-    assert_eq!(config.instances.len(), 2);
-    assert_eq!(config.instances[0].health_checks[0].weight, 100);
-    assert_eq!(config.instances[1].vips[0].addr, ip("2001:db8::10"));
-}
+// The shipped file (dist/carpd-xdp.toml): cli_config/reference.rs.
 
 #[test]
 fn check_config_output_loads_back_to_the_same_configuration() {
