@@ -30,10 +30,10 @@ fn with_key(key: &keys::Key, value: &str) -> String {
         Section::Instance => {
             let mut lines: Vec<String> = BASE.lines().map(str::to_owned).collect();
             let password = key.name.starts_with("password");
-            lines.retain(|l| {
-                !l.starts_with(&format!("{} = ", key.name))
-                    && !(password && l.starts_with("password"))
-            });
+            let replaced = |l: &str| {
+                l.starts_with(&format!("{} = ", key.name)) || password && l.starts_with("password")
+            };
+            lines.retain(|l| !replaced(l));
             lines.push(line.trim_end().to_owned());
             lines.join("\n") + "\n"
         }
