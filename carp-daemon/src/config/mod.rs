@@ -22,6 +22,7 @@ mod options;
 mod password;
 mod paths;
 mod print;
+mod raw;
 pub mod reference;
 mod schema;
 mod shell;

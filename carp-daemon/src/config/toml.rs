@@ -6,11 +6,6 @@ use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-
-use serde::de::Error as _;
-use serde::{Deserialize, Deserializer};
-use toml::Spanned;
 
 use super::error::{At, ConfigError};
 use super::facility::Facility;
@@ -19,117 +14,8 @@ use super::keys::{self, Section};
 use super::locate::{line_of, syntax_error};
 use super::model::*;
 use super::password::{Password, PasswordSource};
+use super::raw::{RawFile, RawGlobal, RawHealthCheck, RawInstance, S};
 use super::validate::{check_config, split_alias, Field, Locate};
-use crate::xdp::mode::XdpMode;
-
-type S<T> = Spanned<T>;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    global: Option<RawGlobal>,
-    #[serde(default)]
-    instance: Vec<S<RawInstance>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGlobal {
-    xdp_mode: Option<XdpMode>,
-    rate_limit: Option<RawRateLimit>,
-    status_socket: Option<PathBuf>,
-    metrics: Option<S<String>>,
-    log_facility: Option<S<String>>,
-    log_format: Option<LogFormat>,
-    debug: Option<bool>,
-    daemonize: Option<bool>,
-    state_dir: Option<PathBuf>,
-    realtime_priority: Option<S<i64>>,
-    lock_memory: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRateLimit {
-    rate: Option<S<i64>>,
-    burst: Option<S<i64>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawInstance {
-    interface: S<String>,
-    label: Option<S<String>>,
-    vhid: S<i64>,
-    srcip: Option<S<String>>,
-    vips: S<Vec<S<String>>>,
-    advbase_secs: Option<S<i64>>,
-    advskew: Option<S<i64>>,
-    deadratio: Option<S<i64>>,
-    #[serde(default, deserialize_with = "master_down_rule")]
-    master_down: Option<MasterDownRule>,
-    preempt: Option<bool>,
-    neutral: Option<bool>,
-    shutdown_on_exit: Option<bool>,
-    ignore_ifstate: Option<bool>,
-    password: Option<S<String>>,
-    password_file: Option<S<PathBuf>>,
-    password_env: Option<S<String>>,
-    upscript: Option<S<PathBuf>>,
-    downscript: Option<S<PathBuf>>,
-    xparam: Option<String>,
-    script_timeout_secs: Option<S<i64>>,
-    #[serde(default, deserialize_with = "replay_mode")]
-    replay: Option<ReplayMode>,
-    replay_window_ms: Option<S<i64>>,
-    hmac_link_local: Option<S<String>>,
-    #[serde(default)]
-    unicast_peers: Vec<S<String>>,
-    peers: Option<Vec<S<String>>>,
-    mcast: Option<S<String>>,
-    broadcast_mac: Option<bool>,
-    announce: Option<RawAnnounce>,
-    #[serde(default)]
-    health_check: Vec<S<RawHealthCheck>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAnnounce {
-    count: Option<S<i64>>,
-    interval_ms: Option<S<i64>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHealthCheck {
-    command: S<Vec<String>>,
-    interval_secs: S<i64>,
-    timeout_secs: S<i64>,
-    weight: S<i64>,
-}
-
-fn replay_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ReplayMode>, D::Error> {
-    by_name(d, keys::REPLAY_MODES)
-}
-
-fn master_down_rule<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MasterDownRule>, D::Error> {
-    by_name(d, keys::MASTER_DOWN_RULES)
-}
-
-/// A setting of the core, named by a string and parsed by its `FromStr` (the
-/// core has no serde); a name not in `names` gets serde's message for an
-/// unknown variant, as the settings with derived parsers do.
-fn by_name<'de, D, T>(d: D, names: &'static [&'static str]) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: FromStr,
-{
-    let name = String::deserialize(d)?;
-    name.parse()
-        .map(Some)
-        .map_err(|_| D::Error::unknown_variant(&name, names))
-}
 
 /// Where each checked field of one instance was written (byte offsets).
 struct InstanceSpans {
@@ -652,6 +538,7 @@ fn convert_health_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xdp::mode::XdpMode;
 
     #[test]
     fn name_lists_are_the_cores() {
