@@ -62,3 +62,63 @@ fn the_shipped_file_starts_after_its_one_edit() {
     );
     assert!(!has_addr(&lan.hosts[0].ns, vip), "the VIP was left behind");
 }
+
+/// Kills a daemon that detached itself (`-B`), by the pid its status gives.
+struct Detached(Option<u32>);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: kill has no memory preconditions; pid is our daemon's.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
+#[test]
+fn a_daemon_started_from_a_config_directory_reloads_after_detaching() {
+    if !require_root("a_daemon_started_from_a_config_directory_reloads_after_detaching") {
+        return;
+    }
+    let lan = Lan::new("distrel", 221, 2, 1);
+    let (vip, second) = (lan.addr(10), lan.addr(11));
+    let sock = lan.path("d.sock");
+    let text = |vips: &str| {
+        format!(
+            "[global]\nstatus_socket = \"{}\"\nlog_facility = \"none\"\nstate_dir = \"state\"\n\
+             [[instance]]\ninterface = \"eth0\"\nvhid = 10\nvips = [{vips}]\n\
+             password_file = \"vhid10.pass\"\n",
+            sock.display()
+        )
+    };
+    lan.write("d.toml", &text(&format!("\"{vip}/24\"")), 0o644);
+    lan.write("vhid10.pass", "pw\n", 0o600);
+    // Started as `cd DIR; carpd-xdp -B --config d.toml`: everything relative.
+    let mut start = lan.hosts[0].ns.command(common::cluster::CARPD);
+    start
+        .args(["-B", "--config", "d.toml"])
+        .current_dir(lan.dir.path());
+    let out = start.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = eventually("the detached daemon's status", || {
+        common::cluster::status(&sock).and_then(|st| st["pid"].as_u64())
+    });
+    let _guard = Detached(Some(pid as u32));
+    eventually("the VIP", || has_addr(&lan.hosts[0].ns, vip).then_some(()));
+    assert!(lan.path("state").is_dir(), "state_dir relative to the file");
+    // SIGHUP after the daemon changed directory to /: the same file is read.
+    lan.write(
+        "d.toml",
+        &text(&format!("\"{vip}/24\", \"{second}/24\"")),
+        0o644,
+    );
+    // SAFETY: kill has no memory preconditions; pid is our daemon's.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGHUP) }, 0);
+    eventually("the VIP added by the reload", || {
+        has_addr(&lan.hosts[0].ns, second).then_some(())
+    });
+}
