@@ -216,6 +216,10 @@ fn missing_and_mistyped_keys_are_named_in_words() {
             "7: instance[0].advskew: 1.5 is not an integer".into(),
         ),
         (
+            doc(&[], "advskew = 99999999999999999999999\n"),
+            "7: instance[0].advskew: 99999999999999999999999 is not an integer in 0..=254".into(),
+        ),
+        (
             doc(&[("vips = [\"192.0.2.10/24\"]", "vips = \"192.0.2.10/24\"")], ""),
             "5: instance[0].vips: \"192.0.2.10/24\" is not a list of strings: ADDRESS or ADDRESS/PREFIX (default /32, /128)".into(),
         ),

@@ -100,6 +100,18 @@ fn check_value(
 ) -> Result<(), ConfigError> {
     let wrong = || wrong_type(place, key, value, field, key.kind.words());
     match (key.kind, value.get_ref()) {
+        // Beyond 64 bits: out of any range (serde would say `as i128`).
+        (Kind::Integer { .. }, DeValue::Integer(int))
+            if i64::from_str_radix(int.as_str(), int.radix()).is_err() =>
+        {
+            Err(wrong_type(
+                place,
+                key,
+                value,
+                field,
+                format!("an integer in {}", key.kind.range().unwrap_or_default()),
+            ))
+        }
         (Kind::Integer { .. }, DeValue::Integer(_))
         | (Kind::Bool, DeValue::Boolean(_))
         | (Kind::String | Kind::Path | Kind::Text(_), DeValue::String(_)) => Ok(()),
