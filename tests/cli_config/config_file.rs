@@ -279,6 +279,27 @@ fn a_secret_is_never_in_a_message() {
             assert!(!err.contains(secret), "{err}");
         }
     }
+    // Nor in a syntax error inside the value.
+    for value in [
+        "\"hun\\qter2\"",
+        "'hunter2",
+        "\"hunter2",
+        "hunter2",
+        "\"hunter2\" \"x\"",
+        "[hunter2]",
+        "{ s = \"hunter2\" }",
+    ] {
+        let text = doc(
+            &[("password = \"secret\"", &format!("password = {value}"))],
+            "",
+        );
+        let err = file_err(&text);
+        assert!(
+            err.starts_with(&format!("{FILE}:6: instance[0].password: ")),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2") && !err.contains("qter"), "{err}");
+    }
     // Every secret key of the table is treated so.
     for key in config::keys::KEYS.iter().filter(|key| key.secret) {
         let text = doc(
