@@ -240,3 +240,30 @@ fn the_shipped_file_sets_every_key_to_its_real_default() {
         }
     }
 }
+
+#[test]
+fn the_manuals_example_parses_and_misspelled_tables_get_a_suggestion() {
+    let scratch = Scratch::new("man-example");
+    scratch.file("vhid10.pass", "pw\n");
+    let config = parse(reference::example(), &scratch.0);
+    assert_eq!(config.instances[0].health_checks.len(), 1);
+    for (text, expected) in [
+        (
+            "[[instanse]]\n",
+            "instanse: unknown key instanse (did you mean instance?)",
+        ),
+        (
+            "[globl]\n",
+            "globl: unknown key globl (did you mean global?)",
+        ),
+        (
+            "[[instance.health_checks]]\n",
+            "instance[0].health_checks: unknown key health_checks (did you mean health_check?)",
+        ),
+    ] {
+        let err = config::parse_str(&format!("{BASE}{text}"), Path::new("t.toml"), &env)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, format!("t.toml:6: {expected}"));
+    }
+}
