@@ -464,7 +464,13 @@ impl Running {
             .collect();
         match mgr.remove_stale(self.link.ifindex, &configured).await {
             Ok(removed) if !removed.is_empty() => {
-                tracing::info!(iface = %iface, vhid, "removed addresses {removed:?}")
+                let list: Vec<String> = removed.iter().map(ToString::to_string).collect();
+                tracing::info!(
+                    iface = %iface, vhid,
+                    "removed {} from {iface} while {}: put there outside carpd-xdp (configured \
+                     before start, by a script or by a crashed run)",
+                    list.join(", "), format!("{:?}", self.core.state()).to_uppercase()
+                )
             }
             Ok(_) => {}
             Err(e) => tracing::error!(iface = %iface, vhid, "{}", Chain(&e)),
