@@ -59,6 +59,9 @@ pub struct Running {
     pub link: LinkInfo,
     /// The state machine.
     pub core: Instance,
+    /// The core was made without the interface (missing at start, see
+    /// [`super::prepare::Prepared::waiting`]): the first binding replaces it.
+    pub(super) provisional_core: bool,
     /// Sockets and addresses on the interface; `None` while the interface
     /// of the configured name is missing (or binding to it failed).
     pub(super) io: Option<Binding>,
@@ -96,6 +99,21 @@ impl Running {
     /// interface is missing.
     pub fn ifindex(&self) -> Option<u32> {
         self.io.as_ref().map(|_| self.link.ifindex)
+    }
+
+    /// Why the instance is not running on its interface, for `status`:
+    /// `None` while it is bound to it.
+    pub fn waiting_reason(&self) -> Option<String> {
+        if self.io.is_some() {
+            return None;
+        }
+        let name = &self.link.name;
+        Some(match self.rebind_at {
+            Some(_) => format!(
+                "interface {name} cannot be used yet, trying again every {REBIND_RETRY_MS} ms"
+            ),
+            None => format!("waiting for interface {name} to appear"),
+        })
     }
 
     /// The demote sources.
@@ -307,7 +325,7 @@ impl Running {
         receive.serve_vhid(link.ifindex, self.cfg.vhid, &self.cfg.peers)?;
         let hmac = hmac_keys(&self.cfg);
         receive.set_hmac_keys(link.ifindex, self.cfg.vhid, hmac.as_ref())?;
-        if sources != self.core.params().source_addrs {
+        if self.provisional_core || sources != self.core.params().source_addrs {
             tracing::info!(iface = %key.interface, vhid = key.vhid, "advert sources now {sources:?}");
             let mut core = new_core(&self.cfg, &key, sources, now, super::wall_clock_unix_ns())?;
             core.set_demote(now, self.demote.total());
@@ -319,6 +337,7 @@ impl Running {
                 core.raise_counter_floor(floor);
             }
             self.core = core;
+            self.provisional_core = false;
         }
         self.io = Some(binding);
         Ok(())

@@ -1,0 +1,134 @@
+//! An interface missing at start (issue 18, item 5): the daemon does not
+//! stop; the instance waits in INIT and `carpd-xdp status` says why, and
+//! when the interface appears the instance starts (receive path attached,
+//! election run, VIP held), as an interface that disappears later and comes
+//! back is followed. On SIGTERM nothing is left.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use carp_testnet::Port;
+use common::cluster::{xdp_attached, Daemon, Inst, Lan, CARPD};
+use common::{must, require_root};
+
+const VHID: u8 = 61;
+
+/// `ip -o -4 addr show dev late0` in host 0, empty while there is none.
+fn late0_addresses(lan: &Lan) -> String {
+    lan.hosts[0]
+        .ns
+        .ip(&["-o", "-4", "addr", "show"])
+        .lines()
+        .filter(|l| l.contains(" late0 ") || l.contains(" late0:"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn missing_interface_is_waited_for_then_started() {
+    if !require_root("missing_interface_is_waited_for_then_started") {
+        return;
+    }
+    let lan = Lan::new("late", 211, 61, 1);
+    let vip = lan.addr(61);
+    // No srcip: the advert source is looked up on late0 once it exists.
+    let inst = Inst::new(VHID, vip, 0).auto_srcip();
+    let sock = lan.path("late.sock");
+    let text = lan
+        .config(0, &sock, &[inst])
+        .replace("interface = \"eth0\"", "interface = \"late0\"");
+    assert!(text.contains("\"late0\""), "{text}");
+    let config = lan.write("late.toml", &text, 0o644);
+    let args = vec!["--config".to_string(), config.display().to_string()];
+    let mut d = Daemon::start(&lan, 0, "late", &args, &[], sock.clone());
+
+    // Waiting: INIT, no interface, and the reason, in JSON and in the table.
+    d.wait_state(VHID, "INIT");
+    let st = d.instance(VHID).expect("status");
+    assert!(st["ifindex"].is_null(), "{st}");
+    assert_eq!(
+        st["last_change_reason"].as_str(),
+        Some("waiting for interface late0 to appear"),
+        "{st}"
+    );
+    let table = Command::new(CARPD)
+        .args(["status", "--socket"])
+        .arg(&sock)
+        .output()
+        .expect("carpd-xdp status");
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("INIT (no interface)")
+            && table.contains("waiting for interface late0 to appear"),
+        "{table}"
+    );
+    assert_eq!(d.proc.child.0.try_wait().expect("try_wait"), None);
+    assert!(
+        d.proc
+            .stderr_text()
+            .contains("no interface named \"late0\" yet"),
+        "{}",
+        d.proc.stderr_text()
+    );
+    // No down script, no address: nothing ran against a missing interface.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.state(VHID).as_deref(), Some("INIT"));
+
+    // The interface appears (address first, then up, as ifup does).
+    let cidr = format!("{}/24", lan.addr(1));
+    let how = Port {
+        cidr: Some(&cidr),
+        down: true,
+        ..Port::default()
+    };
+    must(lan.switch.attach(&lan.hosts[0].ns, "late0", "lp0", how));
+    lan.hosts[0].ns.ip(&["link", "set", "late0", "up"]);
+    d.wait_state(VHID, "MASTER");
+    let st = d.instance(VHID).expect("status");
+    assert_eq!(
+        st["ifindex"].as_u64(),
+        Some(u64::from(lan.hosts[0].ns.ifindex("late0"))),
+        "{st}"
+    );
+    assert_ne!(
+        st["last_change_reason"].as_str(),
+        Some("waiting for interface late0 to appear"),
+        "{st}"
+    );
+    assert!(
+        late0_addresses(&lan).contains(&format!("inet {vip}/")),
+        "VIP not on late0:\n{}",
+        late0_addresses(&lan)
+    );
+    assert!(
+        xdp_attached(&lan.hosts[0].ns, "late0"),
+        "no receive program on late0"
+    );
+    // The receive path reports late0.
+    let st = d.status().expect("status");
+    let iface = st["interfaces"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["name"] == "late0"))
+        .cloned();
+    assert!(iface.is_some(), "late0 not in the receive path: {st}");
+
+    // SIGTERM: exit 0, no VIP, no program, no socket.
+    d.signal(libc::SIGTERM);
+    let status = d
+        .proc
+        .wait_exit(Duration::from_secs(10))
+        .expect("exit after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(
+        !late0_addresses(&lan).contains(&format!("inet {vip}/")),
+        "VIP left:\n{}",
+        late0_addresses(&lan)
+    );
+    assert!(
+        !xdp_attached(&lan.hosts[0].ns, "late0"),
+        "XDP left on late0"
+    );
+    assert!(!sock.exists(), "status socket left");
+}
