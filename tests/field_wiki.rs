@@ -112,6 +112,16 @@ fn init_script_words() -> Vec<String> {
         .collect()
 }
 
+/// The warnings of `config` about words that are not options.
+fn operand_warnings(config: &config::Config) -> Vec<String> {
+    config
+        .warnings
+        .iter()
+        .map(ToString::to_string)
+        .filter(|w| w.contains("not an option"))
+        .collect()
+}
+
 #[test]
 fn the_init_script_command_line_runs_and_its_stray_backslash_is_ignored() {
     let words = init_script_words();
@@ -147,15 +157,11 @@ fn the_init_script_command_line_runs_and_its_stray_backslash_is_ignored() {
     assert_eq!(inst.srcip, Some(HOST_A.into()));
     assert_eq!((inst.advbase_secs, inst.advskew), (1, 0));
     assert!(inst.shutdown_on_exit && !inst.preempt);
-    let ignored: Vec<String> = config
-        .warnings
-        .iter()
-        .map(ToString::to_string)
-        .filter(|w| w.contains("not an option"))
-        .collect();
+    let ignored = operand_warnings(&config);
     assert_eq!(ignored, [format!("command line: {STRAY_WARNING}")]);
 
-    // Several stray words: one warning naming them all.
+    // Several stray words: one warning naming them all. (`-a` may carry
+    // a prefix, unlike UCARP's.)
     let cli = Cli::try_parse_from([
         "carpd-xdp",
         "-i",
@@ -166,17 +172,16 @@ fn the_init_script_command_line_runs_and_its_stray_backslash_is_ignored() {
         "-p",
         "pw",
         "-a",
-        "10.0.0.1",
+        "10.0.0.1/24",
         "bar",
     ])
     .unwrap_or_else(|e| panic!("{e}"));
     let config = config::from_cli(&cli.run, &no_env).unwrap_or_else(|e| panic!("{e}"));
-    let ignored: Vec<String> = config
-        .warnings
-        .iter()
-        .map(ToString::to_string)
-        .filter(|w| w.contains("not an option"))
-        .collect();
+    assert_eq!(
+        config.instances[0].vips,
+        [Vip::parse("10.0.0.1/24").unwrap()]
+    );
+    let ignored = operand_warnings(&config);
     assert_eq!(
         ignored,
         [r#"command line: ignoring what is not an option, as UCARP does: "foo" "bar""#]
@@ -212,6 +217,23 @@ fn one_master(hosts: &[Machine; 2], socket: &str) -> usize {
     })
 }
 
+/// Waits until host `i` alone has `vip`.
+fn alone_holds(lan: &Lan, vip: Ipv4Addr, i: usize) {
+    eventually(&format!("{vip} on host {i} only"), || {
+        (lan.holders(vip) == [i]).then_some(())
+    });
+}
+
+/// Waits until `ifconfig ALIAS` on `m` shows `vip`.
+fn alias_shows(m: &Machine, alias: &str, vip: Ipv4Addr) {
+    eventually(&format!("{vip} on {alias} of {}", m.name), || {
+        let out = m.sh(&format!("ifconfig {alias}"));
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("inet {vip}"))
+            .then_some(())
+    });
+}
+
 /// For `window`, only host `holder` has `vip`, and its daemon stays MASTER.
 fn stays(lan: &Lan, hosts: &[Machine; 2], socket: &str, vip: Ipv4Addr, holder: usize) {
     let window = Duration::from_secs(4);
@@ -223,21 +245,33 @@ fn stays(lan: &Lan, hosts: &[Machine; 2], socket: &str, vip: Ipv4Addr, holder: u
     }
 }
 
-/// Nothing of carpd-xdp is left on host `i`: no process in its namespace,
-/// no receive program on `eth0`, no status socket.
-fn nothing_left(lan: &Lan, hosts: &[Machine; 2], i: usize, socket: &str) {
-    let ns = &lan.hosts[i].ns;
-    let pids = common::run_ok(std::process::Command::new("ip").args(["netns", "pids", ns.name()]));
-    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
-        let pid: u32 = pid.parse().unwrap();
-        let name = comm(pid);
-        assert!(
-            !alive(pid) || name.as_deref() != Some("carpd-xdp"),
-            "host {i}: carpd-xdp {pid} still runs"
-        );
+/// Once the daemons `pids` are gone, nothing of them is left on either
+/// host: no `vip`, no carpd-xdp process in its namespace, no receive
+/// program on `eth0`, no status `socket`.
+fn nothing_left(lan: &Lan, hosts: &[Machine; 2], pids: &[u32], vip: Ipv4Addr, socket: &str) {
+    for &pid in pids {
+        eventually("the daemons gone", || (!alive(pid)).then_some(()));
     }
-    assert!(!xdp_attached(ns, "eth0"), "host {i}: XDP left on eth0");
-    assert!(!hosts[i].exists(socket), "host {i}: {socket} left");
+    assert!(lan.holders(vip).is_empty(), "{}", lan.addresses());
+    for (i, host) in lan.hosts.iter().enumerate() {
+        let pids = common::run_ok(std::process::Command::new("ip").args([
+            "netns",
+            "pids",
+            host.ns.name(),
+        ]));
+        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+            let pid: u32 = pid.parse().unwrap();
+            assert!(
+                !alive(pid) || comm(pid).as_deref() != Some("carpd-xdp"),
+                "host {i}: carpd-xdp {pid} still runs"
+            );
+        }
+        assert!(
+            !xdp_attached(&host.ns, "eth0"),
+            "host {i}: XDP left on eth0"
+        );
+        assert!(!hosts[i].exists(socket), "host {i}: {socket} left");
+    }
 }
 
 #[test]
@@ -274,12 +308,9 @@ fn the_wiki_setup_runs_verbatim_on_two_hosts() {
     }
     // Exactly one holds the VIP, with the alias label, and keeps it.
     let master = one_master(&hosts, WIKI_SOCKET);
-    eventually("the VIP on the master only", || {
-        (lan.holders(VIP) == [master]).then_some(())
-    });
+    alone_holds(&lan, VIP, master);
     stays(&lan, &hosts, WIKI_SOCKET, VIP, master);
-    let alias = hosts[master].sh_ok("ifconfig eth0:carp0");
-    assert!(alias.contains(&format!("inet {VIP}")), "{alias}");
+    alias_shows(&hosts[master], "eth0:carp0", VIP);
     for (i, m) in hosts.iter().enumerate() {
         assert!(alive(pids[i]), "{}: the daemon exited", m.name);
         // One warning for the stray `\`; the VIP the script configured
@@ -297,9 +328,7 @@ fn the_wiki_setup_runs_verbatim_on_two_hosts() {
     // The master's cable is pulled: the VIP moves; plugged back, it stays.
     let other = 1 - master;
     lan.cut(master);
-    eventually("the VIP on the other host only", || {
-        (lan.holders(VIP) == [other]).then_some(())
-    });
+    alone_holds(&lan, VIP, other);
     lan.restore(master);
     eventually("the old master BACKUP", || {
         (hosts[master].state(WIKI_SOCKET).as_deref() == Some("BACKUP")).then_some(())
@@ -316,13 +345,7 @@ fn the_wiki_setup_runs_verbatim_on_two_hosts() {
             hosts[i].name
         );
     }
-    for &pid in &pids {
-        eventually("the daemons gone", || (!alive(pid)).then_some(()));
-    }
-    assert!(lan.holders(VIP).is_empty(), "{}", lan.addresses());
-    for i in 0..2 {
-        nothing_left(&lan, &hosts, i, WIKI_SOCKET);
-    }
+    nothing_left(&lan, &hosts, &pids, VIP, WIKI_SOCKET);
 }
 
 #[test]
@@ -361,16 +384,9 @@ fn the_italian_slides_command_lines_keep_working() {
         ));
     }
     let master = one_master(&hosts, socket);
-    eventually("the VIP on the master only", || {
-        (lan.holders(vip) == [master]).then_some(())
-    });
+    alone_holds(&lan, vip, master);
     // The up script's alias is there beside the daemon's address.
-    eventually("the up script's eth0:1", || {
-        let out = hosts[master].sh("ifconfig eth0:1");
-        String::from_utf8_lossy(&out.stdout)
-            .contains(&format!("inet {vip}"))
-            .then_some(())
-    });
+    alias_shows(&hosts[master], "eth0:1", vip);
     stays(&lan, &hosts, socket, vip, master);
     let pids: Vec<u32> = hosts
         .iter()
@@ -383,26 +399,13 @@ fn the_italian_slides_command_lines_keep_working() {
     // "Scollegando il cavo di rete dal web server": the other host serves.
     let other = 1 - master;
     lan.cut(master);
-    eventually("the VIP on the other host only", || {
-        (lan.holders(vip) == [other]).then_some(())
-    });
-    eventually("the other's up script", || {
-        let out = hosts[other].sh("ifconfig eth0:1");
-        String::from_utf8_lossy(&out.stdout)
-            .contains(&format!("inet {vip}"))
-            .then_some(())
-    });
+    alone_holds(&lan, vip, other);
+    alias_shows(&hosts[other], "eth0:1", vip);
 
     // SIGTERM (no -z): both leave, nothing is left.
     for &pid in &pids {
         // SAFETY: kill(2) has no memory preconditions.
         assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
     }
-    for &pid in &pids {
-        eventually("the daemons gone", || (!alive(pid)).then_some(()));
-    }
-    assert!(lan.holders(vip).is_empty(), "{}", lan.addresses());
-    for i in 0..2 {
-        nothing_left(&lan, &hosts, i, socket);
-    }
+    nothing_left(&lan, &hosts, &pids, vip, socket);
 }
