@@ -33,8 +33,19 @@ fn missing_interface_is_waited_for_then_started() {
     }
     let lan = Lan::new("late", 211, 61, 1);
     let vip = lan.addr(61);
+    let log = lan.path("scripts.log");
+    let script = |kind: &str| {
+        let text = format!("#!/bin/sh\necho \"{kind} $*\" >> {}\n", log.display());
+        lan.write(&format!("{kind}.sh"), &text, 0o755)
+    };
+    let (up, down) = (script("up"), script("down"));
+    let scripts_run = || std::fs::read_to_string(&log).unwrap_or_default();
     // No srcip: the advert source is looked up on late0 once it exists.
-    let inst = Inst::new(VHID, vip, 0).auto_srcip();
+    let inst = Inst::new(VHID, vip, 0).auto_srcip().extra(&format!(
+        "upscript = \"{}\"\ndownscript = \"{}\"\n",
+        up.display(),
+        down.display()
+    ));
     let sock = lan.path("late.sock");
     let text = lan
         .config(0, &sock, &[inst])
@@ -72,9 +83,11 @@ fn missing_interface_is_waited_for_then_started() {
         "{}",
         d.proc.stderr_text()
     );
-    // No down script, no address: nothing ran against a missing interface.
+    // No script runs against a missing interface (the start's down script
+    // runs when the instance really starts).
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(d.state(VHID).as_deref(), Some("INIT"));
+    assert_eq!(scripts_run(), "", "scripts ran while waiting");
 
     // The interface appears (address first, then up, as ifup does).
     let cidr = format!("{}/24", lan.addr(1));
@@ -105,6 +118,15 @@ fn missing_interface_is_waited_for_then_started() {
     assert!(
         xdp_attached(&lan.hosts[0].ns, "late0"),
         "no receive program on late0"
+    );
+    // Scripts as at any start: the down script once (BACKUP), then up.
+    common::cluster::eventually("the up script", || {
+        scripts_run().contains("up ").then_some(())
+    });
+    assert_eq!(
+        scripts_run(),
+        format!("down late0 {vip}\nup late0 {vip}\n"),
+        "scripts"
     );
     // The receive path reports late0.
     let st = d.status().expect("status");
