@@ -28,6 +28,7 @@
 mod binding;
 pub mod counters;
 pub mod demote;
+mod follow;
 pub mod instance;
 mod key;
 pub mod params;
