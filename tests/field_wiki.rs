@@ -346,6 +346,11 @@ fn the_wiki_setup_runs_verbatim_on_two_hosts() {
         );
     }
     nothing_left(&lan, &hosts, &pids, VIP, WIKI_SOCKET);
+    // The pid file is start-stop-daemon's (`--make-pidfile`, and `stop`
+    // has no `--remove-pidfile`): it stays, as it does with UCARP.
+    for m in &hosts {
+        assert!(m.exists("/var/run/ucarp0.pid"), "{}", m.name);
+    }
 }
 
 #[test]
