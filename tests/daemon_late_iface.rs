@@ -2,7 +2,8 @@
 //! stop; the instance waits in INIT and `carpd-xdp status` says why, and
 //! when the interface appears the instance starts (receive path attached,
 //! election run, VIP held), as an interface that disappears later and comes
-//! back is followed. On SIGTERM nothing is left.
+//! back is followed. On SIGTERM nothing is left. The same holds for the
+//! UCARP-style command line (where UCARP itself would exit).
 
 mod common;
 
@@ -151,6 +152,67 @@ fn missing_interface_is_waited_for_then_started() {
     assert!(
         !xdp_attached(&lan.hosts[0].ns, "late0"),
         "XDP left on late0"
+    );
+    assert!(!sock.exists(), "status socket left");
+}
+
+#[test]
+fn ucarp_style_command_line_waits_for_its_interface_too() {
+    if !require_root("ucarp_style_command_line_waits_for_its_interface_too") {
+        return;
+    }
+    let lan = Lan::new("latu", 211, 62, 1);
+    let vip = lan.addr(62);
+    let sock = lan.path("ucarp.sock");
+    let passfile = lan.write("carp.pass", "pw\n", 0o600);
+    let args: Vec<String> = [
+        "--interface=late1:carp0".to_string(),
+        "--vhid=62".to_string(),
+        format!("--passfile={}", passfile.display()),
+        format!("--addr={vip}"),
+        format!("--status-socket={}", sock.display()),
+    ]
+    .into();
+    let mut d = Daemon::start(&lan, 0, "latu", &args, &[], sock.clone());
+    d.wait_state(62, "INIT");
+    let st = d.instance(62).expect("status");
+    assert_eq!(
+        st["last_change_reason"].as_str(),
+        Some("waiting for interface late1 to appear"),
+        "{st}"
+    );
+    let cidr = format!("{}/24", lan.addr(1));
+    let how = Port {
+        cidr: Some(&cidr),
+        ..Port::default()
+    };
+    must(lan.switch.attach(&lan.hosts[0].ns, "late1", "lp1", how));
+    d.wait_state(62, "MASTER");
+    let addrs = lan.hosts[0]
+        .ns
+        .ip(&["-o", "-4", "addr", "show", "dev", "late1"]);
+    assert!(
+        addrs
+            .lines()
+            .any(|l| l.contains(&format!("inet {vip}/")) && l.contains("late1:carp0")),
+        "VIP with its label not on late1:\n{addrs}"
+    );
+    d.signal(libc::SIGTERM);
+    let status = d
+        .proc
+        .wait_exit(Duration::from_secs(10))
+        .expect("exit after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status}");
+    let addrs = lan.hosts[0]
+        .ns
+        .ip(&["-o", "-4", "addr", "show", "dev", "late1"]);
+    assert!(
+        !addrs.contains(&format!("inet {vip}/")),
+        "VIP left:\n{addrs}"
+    );
+    assert!(
+        !xdp_attached(&lan.hosts[0].ns, "late1"),
+        "XDP left on late1"
     );
     assert!(!sock.exists(), "status socket left");
 }
