@@ -11,16 +11,17 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use carp_common::constants::{AF_INET, AF_INET6};
+use carp_common::constants::{AF_INET, AF_INET6, REPLAY_SPARE_RULES};
 use carp_common::maps::{ReplayKey, ReplayState};
 
 use crate::chain::Chain;
 use crate::xdp::receive::{ReceiveError, ReceivePath};
 
 /// Rules one instance keeps for sources that are neither allowed peers nor
-/// the current master: a master and its backups fit many times over, and
-/// sources beyond it (spoofed ones, without an allow-list) evict each other.
-pub const SPARE_RULES: usize = 16;
+/// the current master ([`REPLAY_SPARE_RULES`]): with its master and its
+/// allowed peers, what the receive path's map is sized for, so that
+/// installing a rule never fails for want of room.
+pub const SPARE_RULES: usize = REPLAY_SPARE_RULES as usize;
 
 /// What the core may change of an installed rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
