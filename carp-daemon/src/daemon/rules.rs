@@ -139,3 +139,57 @@ impl KernelRules {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use carp_common::constants::MAP_VHIDS_CAPACITY;
+    use carp_common::maps::{Recent, Settings, REPLAY_STRICT};
+
+    use super::*;
+    use crate::xdp::mode::XdpMode;
+
+    /// Every (interface, vhid) the receive path can serve, each with a
+    /// master and more spoofed sources than it keeps rules for: no rule
+    /// fails to install for want of room, and every master keeps its rule
+    /// whatever was heard after it.
+    #[test]
+    fn every_vhid_keeps_its_master_rule_when_all_are_full() {
+        let mut receive = ReceivePath::open(&[], XdpMode::Off, Settings::default()).unwrap();
+        let rule = ReplayState::new(REPLAY_STRICT, 0, &Recent::EMPTY);
+        let master = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let spoofed = |i: u32| IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i));
+        let instances: Vec<(u32, u8)> = (0..MAP_VHIDS_CAPACITY)
+            .map(|i| (1 + i / 255, (1 + i % 255) as u8))
+            .collect();
+        let mut all = Vec::new();
+        for &at in &instances {
+            let mut rules = KernelRules::default();
+            let keep = |a: IpAddr| a == master;
+            for i in 0..SPARE_RULES as u32 {
+                rules
+                    .accepted(&mut receive, at, spoofed(i), &rule, keep)
+                    .unwrap();
+            }
+            rules.accepted(&mut receive, at, master, &rule, keep).unwrap();
+            all.push(rules);
+        }
+        // More spoofed sources on every instance: they evict each other,
+        // never the master, and never run out of room.
+        for (rules, &at) in all.iter_mut().zip(&instances) {
+            for i in 0..2 * SPARE_RULES as u32 {
+                let keep = |a: IpAddr| a == master;
+                rules
+                    .accepted(&mut receive, at, spoofed(100 + i), &rule, keep)
+                    .unwrap_or_else(|e| panic!("instance {at:?}: {e}"));
+            }
+        }
+        for &(ifindex, vhid) in &instances {
+            assert!(
+                receive.replay_rule(&key(ifindex, vhid, master)).is_some(),
+                "the master of vhid {vhid} on {ifindex} lost its rule"
+            );
+        }
+    }
+}
