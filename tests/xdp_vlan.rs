@@ -82,14 +82,6 @@ fn vlan_keys() -> VhidKeys {
     VhidKeys::new(VLAN_PASSWORD, VHID, &[VLAN_VIP.into()]).unwrap()
 }
 
-fn delta(after: &Counters, before: &Counters) -> Counters {
-    let mut d = Counters::default();
-    for (d, (a, b)) in d.0.iter_mut().zip(after.0.iter().zip(before.0)) {
-        *d = a - b;
-    }
-    d
-}
-
 #[test]
 fn tagged_frames_pass_both_programs_untouched() {
     if !require_root("tagged_frames_pass_both_programs_untouched") {
@@ -111,7 +103,7 @@ fn tagged_frames_pass_both_programs_untouched() {
         let mut run = |frame: &[u8]| {
             let before = p.counters().unwrap();
             let ret = p.test_run(hook, frame, 1).unwrap().return_value;
-            (ret, delta(&p.counters().unwrap(), &before))
+            (ret, p.counters().unwrap().since(&before))
         };
         let vlan_advert = signed(VLAN_PASSWORD, VLAN_VIP, VLAN_SRC, COUNTER);
         // Untagged, the VLAN's advert fails the parent's HMAC: the bug when
@@ -121,8 +113,14 @@ fn tagged_frames_pass_both_programs_untouched() {
         let parent_advert = signed(PARENT_PASSWORD, PARENT_VIP, PARENT_SRC, COUNTER);
         for (what, f) in [
             ("the VLAN's advert", tagged(&vlan_advert, VLAN_ID)),
-            ("an advert the parent would take", tagged(&parent_advert, VLAN_ID)),
-            ("a forged advert", tagged(&v4(MAC, VLAN_SRC, &carp(VHID, 1)), 4095)),
+            (
+                "an advert the parent would take",
+                tagged(&parent_advert, VLAN_ID),
+            ),
+            (
+                "a forged advert",
+                tagged(&v4(MAC, VLAN_SRC, &carp(VHID, 1)), 4095),
+            ),
         ] {
             let (ret, d) = run(&f);
             assert_eq!(ret, pass, "{hook:?}: {what} goes on to the stack");
@@ -158,7 +156,12 @@ fn parent_ignores_vlan_adverts(mode: XdpMode) {
     let (sender, receiver) = veth_pair("carpv-tx", "veth0", "carpv-rx", "veth1");
     let ifindex = receiver.ifindex("veth1");
     let vlan_adverts: Vec<Vec<u8>> = (1..=5)
-        .map(|n| tagged(&signed(VLAN_PASSWORD, VLAN_VIP, VLAN_SRC, COUNTER + n), VLAN_ID))
+        .map(|n| {
+            tagged(
+                &signed(VLAN_PASSWORD, VLAN_VIP, VLAN_SRC, COUNTER + n),
+                VLAN_ID,
+            )
+        })
         .collect();
     let parent_advert = signed(PARENT_PASSWORD, PARENT_VIP, PARENT_SRC, COUNTER);
     receiver.run(|| {
@@ -171,7 +174,7 @@ fn parent_ignores_vlan_adverts(mode: XdpMode) {
             path.set_hmac_keys(ifindex, VHID, Some(&parent_keys()))
                 .unwrap();
             send_frames(&sender, "veth0", &vlan_adverts);
-            send_frames(&sender, "veth0", &[parent_advert.clone()]);
+            send_frames(&sender, "veth0", std::slice::from_ref(&parent_advert));
             let mut got = events(&mut path, 1);
             // Whatever else was on its way has arrived by now.
             std::thread::sleep(Duration::from_millis(200));
@@ -179,8 +182,17 @@ fn parent_ignores_vlan_adverts(mode: XdpMode) {
             let c = path.counters().unwrap();
             let name = mode.name();
             let sources: Vec<&[u8]> = got.iter().map(|ev| &ev.src[..4]).collect();
-            assert_eq!(sources, [&PARENT_SRC[..]], "{name}: the parent's advert alone");
-            assert_eq!(c.get(Reason::Hmac), 0, "{name}: the VLAN's judged: {:?}", c.0);
+            assert_eq!(
+                sources,
+                [&PARENT_SRC[..]],
+                "{name}: the parent's advert alone"
+            );
+            assert_eq!(
+                c.get(Reason::Hmac),
+                0,
+                "{name}: the VLAN's judged: {:?}",
+                c.0
+            );
             assert_eq!(c.get(Reason::Delivered), 1, "{name}: {:?}", c.0);
         })
     });
@@ -217,10 +229,21 @@ fn off_parent_ignores_vlan_adverts() {
 /// Creates `veth1.100` on `veth1`; why not, when the kernel cannot.
 fn vlan_interface(ns: &Netns) -> Result<(), String> {
     let name = format!("veth1.{VLAN_ID}");
-    carp_testnet::Netns::ip(ns, &[
-        "link", "add", "link", "veth1", "name", &name, "type", "vlan", "id",
-        &VLAN_ID.to_string(),
-    ])
+    carp_testnet::Netns::ip(
+        ns,
+        &[
+            "link",
+            "add",
+            "link",
+            "veth1",
+            "name",
+            &name,
+            "type",
+            "vlan",
+            "id",
+            &VLAN_ID.to_string(),
+        ],
+    )
     .map_err(|e| e.to_string())?;
     ns.ip(&["link", "set", &name, "up"]);
     Ok(())

@@ -221,16 +221,7 @@ fn both_families() -> [IpLayer; 2] {
 /// The interface serves vhid 7 with a key: untagged, the frame below would
 /// be judged by it (and dropped, its HMAC being another VLAN's).
 fn serving_with_key() -> TestTables {
-    let mut t = TestTables::serving(7);
-    let key = HmacKey::precompute(b"parent", 7, &[[10, 0, 0, 100]], &[]).unwrap();
-    t.hmac.insert(
-        VhidKey {
-            ifindex: IFINDEX,
-            vhid: 7,
-        },
-        key,
-    );
-    t
+    with_key(b"parent", [10, 0, 0, 100])
 }
 
 #[test]
@@ -245,7 +236,11 @@ fn vlan_frames_are_left_to_their_vlan_interface() {
         let tagged = frame(ip, Some(42), &carp(7));
         let mut t = serving_with_key();
         assert_eq!(inspect(&tagged[..], IFINDEX, &mut t), Verdict::NotCarp);
-        assert_eq!(t.stripped_asked.get(), 0, "the tag in the frame says it all");
+        assert_eq!(
+            t.stripped_asked.get(),
+            0,
+            "the tag in the frame says it all"
+        );
         // Even an advert the interface would deliver.
         assert_eq!(
             inspect(&tagged[..], IFINDEX, &mut TestTables::serving(7)),
@@ -641,8 +636,13 @@ fn unhex(hex: &str) -> Vec<u8> {
 }
 
 fn with_ucarp_key(password: &[u8]) -> TestTables {
+    with_key(password, [10, 99, 0, 100])
+}
+
+/// Serving vhid 7 with the key of `password` over `vip`.
+fn with_key(password: &[u8], vip: [u8; 4]) -> TestTables {
     let mut t = TestTables::serving(7);
-    let key = HmacKey::precompute(password, 7, &[[10, 99, 0, 100]], &[]).unwrap();
+    let key = HmacKey::precompute(password, 7, &[vip], &[]).unwrap();
     t.hmac.insert(
         VhidKey {
             ifindex: IFINDEX,

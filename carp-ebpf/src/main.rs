@@ -20,8 +20,8 @@ use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::XdpContext;
 use carp_common::access::Packet;
 use carp_common::constants::{
-    CARP_HMAC_LEN, MAP_EVENTS_BYTES, MAP_EVENTS_UNRULED_BYTES, MAP_PEERS_CAPACITY, MAP_RATE_CAPACITY, MAP_REPLAY_CAPACITY,
-    MAP_VHIDS_CAPACITY,
+    CARP_HMAC_LEN, MAP_EVENTS_BYTES, MAP_EVENTS_UNRULED_BYTES, MAP_PEERS_CAPACITY,
+    MAP_RATE_CAPACITY, MAP_REPLAY_CAPACITY, MAP_VHIDS_CAPACITY,
 };
 use carp_common::event::AdvertEvent;
 use carp_common::hmac::{verify_advert_in, HmacKey};
@@ -289,8 +289,7 @@ fn try_carp_xdp(ctx: &XdpContext) -> Result<u32, ()> {
 /// new source addresses then leaves room for the master's adverts.
 #[inline(never)]
 fn deliver(frame: &Frame, at: &Located, ifindex: u32) -> Reason {
-    if !at.ruled && CARP_EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= MAP_EVENTS_UNRULED_BYTES as u64
-    {
+    if !at.ruled && CARP_EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= MAP_EVENTS_UNRULED_BYTES as u64 {
         return Reason::RingBufFull;
     }
     let Some(mut entry) = CARP_EVENTS.reserve::<AdvertEvent>(0) else {

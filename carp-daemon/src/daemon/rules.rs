@@ -172,7 +172,9 @@ mod tests {
                     .accepted(&mut receive, at, spoofed(i), &rule, keep)
                     .unwrap();
             }
-            rules.accepted(&mut receive, at, master, &rule, keep).unwrap();
+            rules
+                .accepted(&mut receive, at, master, &rule, keep)
+                .unwrap();
             all.push(rules);
         }
         // More spoofed sources on every instance: they evict each other,
