@@ -106,8 +106,9 @@ pub const REPLAY_SPARE_RULES: u32 = 16;
 /// Capacity of [`MAP_REPLAY`]: every served (interface, vhid) of
 /// [`MAP_VHIDS`] with its [`REPLAY_SPARE_RULES`] and its master, plus
 /// every allowed peer of [`MAP_PEERS`]. The daemon never holds more, so the
-/// map is never full and the master's rule always finds room. Entries are
-/// allocated when inserted: the capacity itself costs no memory.
+/// map is never full and the master's rule always finds room. Rules are
+/// allocated when inserted (2 KiB each); the capacity costs the map's
+/// bucket table alone, 512 KiB of kernel memory (64 KiB at 4,096).
 pub const MAP_REPLAY_CAPACITY: u32 =
     MAP_VHIDS_CAPACITY * (REPLAY_SPARE_RULES + 1) + MAP_PEERS_CAPACITY;
 /// Groups of the recent counters the compat replay rule remembers per
