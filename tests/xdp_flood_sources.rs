@@ -25,13 +25,13 @@ use carp_common::constants::{
 };
 use carp_common::event::{AdvertEvent, ADVERT_EVENT_LEN};
 use carp_common::hmac::{self, HmacKey};
-use carp_common::maps::{Recent, ReplayState, Settings, SourceKey, VhidKey, REPLAY_STRICT};
+use carp_common::maps::{Recent, ReplayState, Settings, SourceKey, REPLAY_STRICT};
 use carp_common::reason::Reason;
 use carp_daemon::xdp::counters::Counters;
-use carp_daemon::xdp::key::VhidKeys;
 use carp_daemon::xdp::program::{Hook, XdpProgram};
 use common::frames::{carp_signed, v4};
 use common::require_root;
+use common::xdp::serve_keyed;
 
 const VHID: u8 = 7;
 const PASSWORD: &[u8] = b"flood-sources";
@@ -71,13 +71,7 @@ fn source_key(addr: [u8; 4]) -> SourceKey {
 /// the master's strict rule at the captured counter.
 fn load() -> (XdpProgram, RingBuf<MapData>) {
     let mut p = XdpProgram::load(Settings::with_rate(2, 8, 0)).expect("load the object");
-    p.serve_vhid(LOOPBACK, VHID, &[]).unwrap();
-    let keys = VhidKeys::new(PASSWORD, VHID, &[VIP.into()]).unwrap();
-    let vk = VhidKey {
-        ifindex: LOOPBACK,
-        vhid: u32::from(VHID),
-    };
-    p.set_hmac_keys(vk, Some(&keys)).unwrap();
+    serve_keyed(&mut p, LOOPBACK, VHID, PASSWORD, &[VIP.into()]);
     let rule = ReplayState::new(REPLAY_STRICT, CAPTURED, &Recent::EMPTY);
     p.set_replay_rule(source_key(MASTER), &rule, true).unwrap();
     let ring = p.take_events().expect("the ring buffer");

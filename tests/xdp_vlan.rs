@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use carp_common::constants::COUNTER_TAG;
 use carp_common::event::AdvertEvent;
 use carp_common::hmac::{self, HmacKey};
-use carp_common::maps::{Settings, VhidKey};
+use carp_common::maps::Settings;
 use carp_common::reason::Reason;
 use carp_daemon::xdp::counters::Counters;
 use carp_daemon::xdp::key::VhidKeys;
@@ -33,6 +33,7 @@ use carp_daemon::xdp::mode::XdpMode;
 use carp_daemon::xdp::program::{Hook, XdpProgram};
 use carp_daemon::xdp::receive::ReceivePath;
 use common::frames::{carp, carp_signed, v4};
+use common::xdp::serve_keyed;
 use common::{block_on, require_root, send_frames, veth_pair, Netns};
 
 const VHID: u8 = 7;
@@ -88,12 +89,13 @@ fn tagged_frames_pass_both_programs_untouched() {
         return;
     }
     let mut p = XdpProgram::load(Settings::with_rate(0, 0, 0)).expect("load the object");
-    p.serve_vhid(LOOPBACK, VHID, &[]).unwrap();
-    let vk = VhidKey {
-        ifindex: LOOPBACK,
-        vhid: u32::from(VHID),
-    };
-    p.set_hmac_keys(vk, Some(&parent_keys())).unwrap();
+    serve_keyed(
+        &mut p,
+        LOOPBACK,
+        VHID,
+        PARENT_PASSWORD,
+        &[PARENT_VIP.into()],
+    );
     let mut ring = p.take_events().expect("the ring buffer");
     for hook in [Hook::Xdp, Hook::Tc] {
         let (pass, drop) = match hook {
