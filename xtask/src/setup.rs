@@ -18,6 +18,10 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("ucarp", "ucarp"),
     ("faketime", "faketime"),
     ("keepalived", "keepalived"),
+    // The French wiki's init script (tests/field_wiki.rs) and the Italian
+    // slides' scripts configure aliases with ifconfig; start-stop-daemon
+    // (dpkg), unshare and nsenter (util-linux) are on every Debian system.
+    ("ifconfig", "net-tools"),
     // promtool and a real server for tests/metrics_prometheus.rs.
     ("promtool", "prometheus"),
 ];
