@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! DIR/man/carpd-xdp.8, DIR/man/carpd-xdp-<subcommand>.8
+//! DIR/man/carpd-xdp.toml.5 (from the parser's table of keys)
 //! DIR/completions/carpd-xdp.bash, _carpd-xdp (zsh), carpd-xdp.fish
 //! ```
 
@@ -72,6 +73,10 @@ pub fn generate(command: clap::Command, out: &Path) -> Result<Vec<PathBuf>, Asse
         std::fs::write(&path, text).map_err(write_err(&path))?;
         written.push(path);
     }
+    let path = man_dir.join(crate::config::reference::FILE_NAME);
+    let page = crate::config::reference::render(env!("CARGO_PKG_VERSION"));
+    std::fs::write(&path, page).map_err(write_err(&path))?;
+    written.push(path);
     for (shell, name) in [
         (Shell::Bash, "carpd-xdp.bash"),
         (Shell::Zsh, "_carpd-xdp"),

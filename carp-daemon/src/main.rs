@@ -37,7 +37,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Some(Command::CheckConfig(args)) => {
-            let config = config::load(&args.file)?;
+            let config = config::check_file(&args.file)?;
             for w in &config.warnings {
                 eprintln!("warning: {}: {}", w.at, w.message);
             }
@@ -84,6 +84,11 @@ fn run(cli: Cli) -> Result<()> {
         None => {
             let env = |var: &str| std::env::var_os(var);
             let config: Config = config::from_cli(&cli.run, &env)?;
+            // Reloads read the same file after daemonize's chdir /.
+            let mut run_args = cli.run.clone();
+            if let Some(path) = run_args.config.as_mut() {
+                *path = std::path::absolute(&*path).unwrap_or_else(|_| path.clone());
+            }
             // Forking is only safe before the runtime starts its threads.
             if config.global.daemonize {
                 daemonize::daemonize()?;
@@ -104,7 +109,6 @@ fn run(cli: Cli) -> Result<()> {
                     rt.lock_memory
                 );
             }
-            let run_args = cli.run.clone();
             let reload: Reloader =
                 Box::new(move || config::from_cli(&run_args, &|var: &str| std::env::var_os(var)));
             runtime()?.block_on(async move {

@@ -6,6 +6,7 @@
 //! <prefix>/lib/systemd/system/carpd-xdp.service     the unit, ExecStart=<prefix>/sbin/carpd-xdp
 //! /etc/carpd-xdp/carpd-xdp.toml                     dist/carpd-xdp.toml, never overwritten
 //! <prefix>/share/man/man8/carpd-xdp*.8              from the clap definitions
+//! <prefix>/share/man/man5/carpd-xdp.toml.5          from the parser's table of keys
 //! <prefix>/share/bash-completion/completions/carpd-xdp
 //! <prefix>/share/zsh/vendor-completions/_carpd-xdp
 //! <prefix>/share/fish/vendor_completions.d/carpd-xdp.fish
@@ -155,7 +156,6 @@ fn install_assets(opts: &Options, assets: &Path, written: &mut Vec<PathBuf>) -> 
             .arg(assets)
             .stdout(std::process::Stdio::null()),
     )?;
-    let man_dir = opts.dest(&opts.under_prefix("share/man/man8"));
     let mut pages: Vec<PathBuf> = std::fs::read_dir(assets.join("man"))
         .context("read the generated man pages")?
         .map(|e| e.map(|e| e.path()))
@@ -166,11 +166,17 @@ fn install_assets(opts: &Options, assets: &Path, written: &mut Vec<PathBuf>) -> 
     }
     for page in pages {
         let name = page.file_name().expect("a file").to_owned();
+        // The section is the last extension: carpd-xdp.8, carpd-xdp.toml.5.
+        let section = page
+            .extension()
+            .and_then(|e| e.to_str())
+            .context("a man page without a section")?;
+        let man_dir = opts.dest(&opts.under_prefix(&format!("share/man/man{section}")));
         let to = man_dir.join(&name);
         copy(&page, &to, 0o644)?;
         if opts.gzip_man {
             crate::setup::run_cmd(Command::new("gzip").args(["-9nf"]).arg(&to))?;
-            written.push(to.with_extension("8.gz"));
+            written.push(to.with_extension(format!("{section}.gz")));
         } else {
             written.push(to);
         }

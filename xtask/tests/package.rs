@@ -138,6 +138,12 @@ fn install_stages_every_file_and_keeps_an_edited_config() {
         );
     }
     assert!(man(&root.join("usr/local/share/man/man8/carpd-xdp.8")).contains("--downscript"));
+    // The configuration file's reference, from the parser's table of keys.
+    let page = man(&root.join("usr/local/share/man/man5/carpd-xdp.toml.5"));
+    assert!(
+        page.contains("carpd-xdp.toml") && page.contains("advskew"),
+        "{page}"
+    );
     assert!(!root
         .join("usr/local/share/man/man8/carpd-xdp-generate-assets.8")
         .exists());
@@ -273,6 +279,7 @@ fn deb_builds_installs_verifies_and_purges() {
         "./etc/carpd-xdp/carpd-xdp.toml",
         "./usr/share/man/man8/carpd-xdp.8.gz",
         "./usr/share/man/man8/carpd-xdp-import-ucarp.8.gz",
+        "./usr/share/man/man5/carpd-xdp.toml.5.gz",
         "./usr/share/bash-completion/completions/carpd-xdp",
         "./usr/share/zsh/vendor-completions/_carpd-xdp",
         "./usr/share/fish/vendor_completions.d/carpd-xdp.fish",
@@ -321,20 +328,23 @@ fn deb_builds_installs_verifies_and_purges() {
         "{page}"
     );
 
-    // The installed binary accepts the installed default configuration (its
-    // passwords come from the environment, as the unit would provide them).
-    let out = run(Command::new("/usr/sbin/carpd-xdp")
-        .args(["check-config", "/etc/carpd-xdp/carpd-xdp.toml"])
-        .env("CARPD_VHID10_PASS", "secret10")
-        .env("CARPD_VHID11_PASS", "secret11"));
-    assert!(text(&out).contains("vhid"), "{}", text(&out));
-    // Without them it says which variable is missing.
+    // The installed default configuration is refused until its one edit
+    // (cli_config/reference.rs tests that edit).
     let out = Command::new("/usr/sbin/carpd-xdp")
         .args(["check-config", "/etc/carpd-xdp/carpd-xdp.toml"])
-        .env_remove("CARPD_VHID10_PASS")
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("CARPD_VHID10_PASS"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("\"ADDRESS/PREFIX\" is a placeholder: edit it"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = man(Path::new("/usr/share/man/man5/carpd-xdp.toml.5.gz"));
+    assert!(
+        page.contains("advskew") && page.contains("password_file"),
+        "{page}"
+    );
 
     drop(installed);
     assert!(!Path::new("/usr/sbin/carpd-xdp").exists());
