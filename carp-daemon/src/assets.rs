@@ -10,7 +10,10 @@
 
 use std::path::{Path, PathBuf};
 
-use clap_complete::Shell;
+mod completion;
+mod man8;
+
+pub use completion::CompletionError;
 
 /// Section of the manual: system administration commands (`/usr/sbin`).
 pub const MAN_SECTION: &str = "8";
@@ -35,6 +38,9 @@ pub enum AssetsError {
         #[source]
         io: std::io::Error,
     },
+    /// A generated completion script would not work.
+    #[error(transparent)]
+    Completion(#[from] CompletionError),
 }
 
 fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> AssetsError + '_ {
@@ -57,29 +63,29 @@ pub fn generate(command: clap::Command, out: &Path) -> Result<Vec<PathBuf>, Asse
     let mut cmd = command.disable_help_subcommand(true);
     cmd.build();
     let mut written = Vec::new();
-    let pages = std::iter::once(cmd.clone()).chain(
+    let subcommands: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|sub| !sub.is_hide_set())
+        .map(|sub| sub.get_name().to_owned())
+        .collect();
+    let top = man8::describe(cmd.clone());
+    let pages = std::iter::once((top, true)).chain(
         cmd.get_subcommands()
             .filter(|sub| !sub.is_hide_set())
-            .cloned(),
+            .map(|sub| (sub.clone(), false)),
     );
-    for page in pages {
+    for (page, top_level) in pages {
         let man = clap_mangen::Man::new(page)
             .section(MAN_SECTION)
             .manual("System Manager's Manual");
         let path = man_dir.join(man.get_filename());
-        let mut text = Vec::new();
-        man.render(&mut text).map_err(write_err(&path))?;
+        let text = man8::page(&man, top_level, &subcommands).map_err(write_err(&path))?;
         std::fs::write(&path, text).map_err(write_err(&path))?;
         written.push(path);
     }
-    for (shell, name) in [
-        (Shell::Bash, "carpd-xdp.bash"),
-        (Shell::Zsh, "_carpd-xdp"),
-        (Shell::Fish, "carpd-xdp.fish"),
-    ] {
+    for (shell, name) in completion::SHELLS {
         let path = completion_dir.join(name);
-        let mut text = Vec::new();
-        clap_complete::generate(shell, &mut cmd.clone(), "carpd-xdp", &mut text);
+        let text = completion::script(shell, &cmd, "carpd-xdp")?;
         std::fs::write(&path, text).map_err(write_err(&path))?;
         written.push(path);
     }
