@@ -20,6 +20,14 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("keepalived", "keepalived"),
     // promtool and a real server for tests/metrics_prometheus.rs.
     ("promtool", "prometheus"),
+    // `cargo xtask deb`: the versioned Depends and the control file.
+    ("dpkg-shlibdeps", "dpkg-dev"),
+    // xtask/tests: the package checked by lintian, its man pages rendered,
+    // its completions driven in each shell.
+    ("lintian", "lintian"),
+    ("man", "man-db"),
+    ("zsh", "zsh"),
+    ("fish", "fish"),
 ];
 
 /// The LLVM shared library the nightly ships, which bpf-linker links against.

@@ -4,13 +4,18 @@
 //! - hidden subcommands (`generate-assets`) are offered by every shell's
 //!   generator, so they are completed from a copy of the command without
 //!   them ([`visible`]);
+//! - zsh's script takes the first word after `carpd-xdp` for the optional
+//!   INTERFACE operand, so `carpd-xdp status --<TAB>` offered the top
+//!   level's options; the copy leaves the top level's operands out (an
+//!   interface name has nothing to complete from anyway), so that the first
+//!   word is the subcommand;
 //! - for a hyphenated binary name the bash script names a subcommand's case
 //!   arm `carpd__subcmd__xdp__subcmd__status` but sets
 //!   `cmd="carpd__xdp__subcmd__status"`, so nothing completes after a
 //!   subcommand; [`fix_bash`] renames the arms and checks that every name
 //!   the script sets has an arm.
 
-use clap::Command;
+use clap::{Arg, ArgGroup, Command, Id};
 use clap_complete::Shell;
 
 /// The shells, with the file name each one's completion is written to.
@@ -31,16 +36,22 @@ pub enum CompletionError {
     },
 }
 
-/// `cmd` (built) without its hidden subcommands: a new command named `bin`
-/// with the same about, arguments and visible subcommands.
+/// `cmd` (built) without its hidden subcommands and its operands: a new
+/// command named `bin` with the same about, options and visible
+/// subcommands.
 pub fn visible(cmd: &Command, bin: &'static str) -> Command {
+    let operands: Vec<&Id> = cmd
+        .get_arguments()
+        .filter(|a| a.is_positional())
+        .map(Arg::get_id)
+        .collect();
     let mut out = Command::new(bin)
         // The arguments below already include the help and version flags.
         .disable_help_flag(true)
         .disable_version_flag(true)
         .disable_help_subcommand(true)
-        .args(cmd.get_arguments().cloned())
-        .groups(cmd.get_groups().cloned())
+        .args(cmd.get_arguments().filter(|a| !a.is_positional()).cloned())
+        .groups(cmd.get_groups().map(|group| without(group, &operands)))
         .subcommands(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
     if cmd.get_version().is_some() {
         // This crate builds the binary, so its version is the command's.
@@ -50,6 +61,19 @@ pub fn visible(cmd: &Command, bin: &'static str) -> Command {
         out = out.about(about.clone());
     }
     out
+}
+
+/// `group` without the arguments `left_out`.
+fn without(group: &ArgGroup, left_out: &[&Id]) -> ArgGroup {
+    ArgGroup::new(group.get_id().clone())
+        .args(
+            group
+                .get_args()
+                .filter(|id| !left_out.contains(id))
+                .cloned(),
+        )
+        .multiple(group.clone().is_multiple())
+        .required(group.is_required_set())
 }
 
 /// The completion script of `cmd` for `shell`, as `bin` is called.
