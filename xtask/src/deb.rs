@@ -81,6 +81,57 @@ fn write(path: &Path, text: &[u8], mode: u32) -> Result<()> {
         .with_context(|| format!("chmod {}", path.display()))
 }
 
+/// The crates from crates.io linked into carpd-xdp, `name version: license`
+/// each, sorted (from Cargo.lock, by `cargo tree`; proc-macros and build
+/// dependencies run at build time only and are left out).
+fn bundled_crates() -> Result<Vec<String>> {
+    let tree = output(crate::cargo().args([
+        "tree",
+        "--locked",
+        "--package",
+        "carp-daemon",
+        "--edges",
+        "normal,no-proc-macro",
+        "--prefix",
+        "none",
+        "--format",
+        "{p}\t{l}",
+    ]))?;
+    let mut crates: Vec<String> = tree
+        .lines()
+        .map(|l| l.trim_end_matches(" (*)"))
+        // Workspace crates are printed with their path: they are this
+        // package's own source.
+        .filter(|l| !l.contains(" (/"))
+        .filter_map(|l| {
+            let (package, license) = l.split_once('\t')?;
+            let (name, version) = package.split_once(" v")?;
+            Some(format!("{name} {version}: {license}"))
+        })
+        .collect();
+    crates.sort();
+    crates.dedup();
+    if crates.is_empty() {
+        bail!("cargo tree listed no crate carpd-xdp links");
+    }
+    Ok(crates)
+}
+
+/// `copyright` (DEP-5) with a Comment on the crates the binary holds added
+/// to its header paragraph.
+fn with_bundled_crates(copyright: &str, crates: &[String]) -> String {
+    let (header, rest) = copyright.split_once("\n\n").unwrap_or((copyright, ""));
+    let mut text = format!(
+        "{header}\nComment: /usr/sbin/carpd-xdp also holds these Rust crates from\n \
+         crates.io, linked statically, each under the license it declares:\n ."
+    );
+    for line in crates {
+        text.push_str("\n ");
+        text.push_str(line);
+    }
+    format!("{text}\n\n{rest}")
+}
+
 /// Builds the package into `out_dir`; returns its path.
 pub fn build(workspace: &Path, binary: &Path, out_dir: &Path) -> Result<PathBuf> {
     let version = env!("CARGO_PKG_VERSION");
@@ -118,11 +169,8 @@ pub fn build(workspace: &Path, binary: &Path, out_dir: &Path) -> Result<PathBuf>
 
     // What Debian asks of every package's documentation directory.
     let doc = stage.join("usr").join(DOC_DIR);
-    write(
-        &doc.join("copyright"),
-        read(&dist.join("copyright"))?.as_bytes(),
-        0o644,
-    )?;
+    let copyright = with_bundled_crates(&read(&dist.join("copyright"))?, &bundled_crates()?);
+    write(&doc.join("copyright"), copyright.as_bytes(), 0o644)?;
     // A native package's changelog is changelog.gz.
     let gz = output_bytes(
         Command::new("gzip")
@@ -206,6 +254,18 @@ mod tests {
         assert_eq!(changelog_version(text), Some("1.2.3"));
         assert_eq!(changelog_version("other (1.0) unstable\n"), None);
         assert_eq!(changelog_version(""), None);
+    }
+
+    #[test]
+    fn the_bundled_crates_go_into_the_header_paragraph() {
+        let copyright = "Format: x\nUpstream-Name: y\n\nFiles: *\nLicense: MIT\n";
+        let crates = ["a 1.0.0: MIT".to_owned(), "b 2.0.0: Zlib".to_owned()];
+        assert_eq!(
+            with_bundled_crates(copyright, &crates),
+            "Format: x\nUpstream-Name: y\nComment: /usr/sbin/carpd-xdp also holds these \
+             Rust crates from\n crates.io, linked statically, each under the license it \
+             declares:\n .\n a 1.0.0: MIT\n b 2.0.0: Zlib\n\nFiles: *\nLicense: MIT\n"
+        );
     }
 
     #[test]

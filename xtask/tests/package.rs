@@ -409,7 +409,7 @@ fn deb_passes_lintian() {
     // No error, and no warning that is not overridden (an overridden tag
     // shows as O:, with --show-overrides).
     let lint = Command::new("lintian")
-        .args(["--info", "--show-overrides"])
+        .args(["--display-info", "--show-overrides"])
         .arg(&deb)
         .output()
         .unwrap();
@@ -485,5 +485,12 @@ fn deb_passes_lintian() {
             "no License paragraph for {name}:\n{copyright}"
         );
     }
+    // The crates linked into the binary, with their licenses.
+    assert!(
+        copyright
+            .lines()
+            .any(|l| l.starts_with(" tokio ") && l.contains("MIT")),
+        "{copyright}"
+    );
     assert!(doc.join("changelog.gz").exists());
 }
