@@ -134,6 +134,15 @@ fn with_bundled_crates(copyright: &str, crates: &[String]) -> String {
 
 /// Builds the package into `out_dir`; returns its path.
 pub fn build(workspace: &Path, binary: &Path, out_dir: &Path) -> Result<PathBuf> {
+    for (tool, package) in [
+        ("dpkg-shlibdeps", "dpkg-dev"),
+        ("dpkg-gencontrol", "dpkg-dev"),
+        ("strip", "binutils"),
+    ] {
+        if !crate::setup::have(tool) {
+            bail!("{tool} is missing: apt-get install {package} (cargo xtask setup does, as root)");
+        }
+    }
     let version = env!("CARGO_PKG_VERSION");
     let dist = workspace.join("dist/debian");
     let changelog = read(&dist.join("changelog"))?;

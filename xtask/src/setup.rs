@@ -119,7 +119,8 @@ pub fn cargo_fuzz() -> Result<()> {
     ]))
 }
 
-fn have(command: &str) -> bool {
+/// Whether `command` is on the PATH.
+pub fn have(command: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {command} >/dev/null")])
         .status()
