@@ -1,7 +1,9 @@
 //! `carpd-xdp generate-assets --out DIR` (hidden): the man pages and shell
 //! completions, generated from the very clap definitions the binary parses
 //! with, so they never drift from it. `cargo xtask install` and
-//! `cargo xtask deb` run it from the freshly built binary.
+//! `cargo xtask deb` run it from the freshly built binary. `man8` adds
+//! the sections clap does not know (exit status, signals, files, see also);
+//! `completion` leaves the hidden subcommand out and mends bash's script.
 //!
 //! ```text
 //! DIR/man/carpd-xdp.8, DIR/man/carpd-xdp-<subcommand>.8
@@ -69,17 +71,17 @@ pub fn generate(command: clap::Command, out: &Path) -> Result<Vec<PathBuf>, Asse
         .map(|sub| sub.get_name().to_owned())
         .collect();
     let top = man8::describe(cmd.clone());
-    let pages = std::iter::once((top, true)).chain(
+    let pages = std::iter::once((top, man8::Page::TopLevel(&subcommands))).chain(
         cmd.get_subcommands()
             .filter(|sub| !sub.is_hide_set())
-            .map(|sub| (sub.clone(), false)),
+            .map(|sub| (sub.clone(), man8::Page::Subcommand)),
     );
-    for (page, top_level) in pages {
-        let man = clap_mangen::Man::new(page)
+    for (command, page) in pages {
+        let man = clap_mangen::Man::new(command)
             .section(MAN_SECTION)
             .manual("System Manager's Manual");
         let path = man_dir.join(man.get_filename());
-        let text = man8::page(&man, top_level, &subcommands).map_err(write_err(&path))?;
+        let text = man8::page(&man, &page).map_err(write_err(&path))?;
         std::fs::write(&path, text).map_err(write_err(&path))?;
         written.push(path);
     }

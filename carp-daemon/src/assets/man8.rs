@@ -1,6 +1,6 @@
 //! What the section 8 pages say beyond the options clap knows: a
 //! description, the exit status, the signals, the files and the pages to
-//! read next. clap_mangen renders the rest; [`page`] puts these sections
+//! read next. clap_mangen renders the rest; [`page()`] puts these sections
 //! where man-pages(7) orders them (before VERSION, SEE ALSO last).
 //!
 //! The paths come from the constants the daemon itself uses, so the page
@@ -152,7 +152,7 @@ fn files(roff: &mut Roff) {
     }
 }
 
-fn see_also(roff: &mut Roff, pages: &[(&str, &str)]) {
+fn see_also(roff: &mut Roff, pages: &[(String, &str)]) {
     roff.control("SH", ["SEE ALSO"]);
     let mut line = Vec::new();
     for (i, (name, section)) in pages.iter().enumerate() {
@@ -161,14 +161,35 @@ fn see_also(roff: &mut Roff, pages: &[(&str, &str)]) {
     roff.text(line);
 }
 
-/// The section 8 page of `cmd` (the top-level command when `subcommands` is
-/// not empty: those are the names of its visible subcommands), rendered by
-/// clap_mangen with the sections above added.
-pub fn page(
-    man: &clap_mangen::Man,
-    top_level: bool,
-    subcommands: &[String],
-) -> std::io::Result<Vec<u8>> {
+/// Which section 8 page.
+pub enum Page<'a> {
+    /// `carpd-xdp(8)`, with the names of the visible subcommands.
+    TopLevel(&'a [String]),
+    /// `carpd-xdp-<subcommand>(8)`.
+    Subcommand,
+}
+
+/// The pages SEE ALSO names on `page`.
+fn references(page: &Page) -> Vec<(String, &'static str)> {
+    let mut refs: Vec<(String, &str)> = match page {
+        Page::TopLevel(subcommands) => subcommands
+            .iter()
+            .map(|sub| (format!("carpd-xdp-{sub}"), super::MAN_SECTION))
+            .collect(),
+        Page::Subcommand => vec![("carpd-xdp".to_owned(), super::MAN_SECTION)],
+    };
+    refs.extend([
+        ("carpd-xdp.toml".to_owned(), "5"),
+        ("ucarp".to_owned(), "8"),
+        ("keepalived".to_owned(), "8"),
+    ]);
+    refs
+}
+
+/// `man` rendered by clap_mangen, with the sections above added: on the
+/// top-level page EXIT STATUS, SIGNALS and FILES before VERSION; on every
+/// page SEE ALSO last.
+pub fn page(man: &clap_mangen::Man, page: &Page) -> std::io::Result<Vec<u8>> {
     let mut generated = Vec::new();
     man.render(&mut generated)?;
     let generated = String::from_utf8_lossy(&generated)
@@ -180,29 +201,13 @@ pub fn page(
     };
 
     let mut middle = Roff::new();
-    if top_level {
+    if let Page::TopLevel(_) = page {
         exit_status(&mut middle);
         signals(&mut middle);
         files(&mut middle);
     }
     let mut last = Roff::new();
-    let mut refs: Vec<(String, &str)> = Vec::new();
-    if top_level {
-        refs.extend(
-            subcommands
-                .iter()
-                .map(|sub| (format!("carpd-xdp-{sub}"), super::MAN_SECTION)),
-        );
-    } else {
-        refs.push(("carpd-xdp".to_owned(), super::MAN_SECTION));
-    }
-    refs.extend([
-        ("carpd-xdp.toml".to_owned(), "5"),
-        ("ucarp".to_owned(), "8"),
-        ("keepalived".to_owned(), "8"),
-    ]);
-    let refs: Vec<(&str, &str)> = refs.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-    see_also(&mut last, &refs);
+    see_also(&mut last, &references(page));
 
     let mut text = String::with_capacity(generated.len() + 4096);
     text.push_str(head);
