@@ -97,12 +97,9 @@ impl Kind {
                 "VIP_ADDRESS=ADDRESS",
                 "PASSWORD=... or PASSFILE=FILE",
             ],
-            Kind::Debian | Kind::CommandLine => [
-                "-i eth0",
-                "-v N",
-                "-a ADDRESS",
-                "-p PASSWORD or -o FILE",
-            ],
+            Kind::Debian | Kind::CommandLine => {
+                ["-i eth0", "-v N", "-a ADDRESS", "-p PASSWORD or -o FILE"]
+            }
         }
     }
 }
@@ -286,10 +283,10 @@ fn drop_package_scripts(s: &mut Settings, notes: &mut Vec<Note>) {
         v.as_ref().is_none_or(|v| v.value == Path::new(default))
     };
     if is_default(&s.upscript, up) && is_default(&s.downscript, down) {
-        let at = s
-            .upscript
-            .as_ref()
-            .map_or_else(|| "/usr/libexec/ucarp/ucarp".to_owned(), |v| v.from.to_string());
+        let at = s.upscript.as_ref().map_or_else(
+            || "/usr/libexec/ucarp/ucarp".to_owned(),
+            |v| v.from.to_string(),
+        );
         s.upscript = None;
         s.downscript = None;
         notes.push(Note {
@@ -330,7 +327,11 @@ pub fn convert(
     let mut all = Vec::new();
     if instances.is_empty() {
         let default = default.ok_or(ImportError::NoInput)?;
-        all.push((base.clone(), default.name.display().to_string(), Kind::of(&default.body)));
+        all.push((
+            base.clone(),
+            default.name.display().to_string(),
+            Kind::of(&default.body),
+        ));
     }
     for input in instances {
         for (mut own, source) in settings_of(input)? {

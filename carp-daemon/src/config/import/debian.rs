@@ -662,7 +662,11 @@ fn vip_stanza(
             });
         }
         if defaults {
-            for o in v.options.iter().filter(|o| HOOK_OPTIONS.contains(&o.name.as_str())) {
+            for o in v
+                .options
+                .iter()
+                .filter(|o| HOOK_OPTIONS.contains(&o.name.as_str()))
+            {
                 notes.push(Note {
                     subject: format!("{label} {}", o.name),
                     at: origin(v, o).to_string(),
@@ -680,7 +684,10 @@ fn vip_stanza(
         s.downscript = None;
         // What `ifup eth0:ucarp` did: the VIP under the label, with the
         // stanza's netmask. carpd-xdp does that itself.
-        if s.addr.as_ref().is_some_and(|a| !a.value.iter().any(|x| x.contains(':'))) {
+        if s.addr
+            .as_ref()
+            .is_some_and(|a| !a.value.iter().any(|x| x.contains(':')))
+        {
             s.interface = Some(Val {
                 value: label.clone(),
                 from: s

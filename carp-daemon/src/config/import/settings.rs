@@ -43,6 +43,14 @@ pub(super) enum Origin {
 }
 
 impl Origin {
+    /// Set by an `OPTIONS` (or `UCARP_OPTS`) variable of a file.
+    fn is_options(&self) -> bool {
+        matches!(self, Origin::File { setting, .. }
+        if ["OPTIONS", "UCARP_OPTS"].iter().any(|name| {
+            setting == name || setting.starts_with(&format!("{name} "))
+        }))
+    }
+
     pub(super) fn at(&self) -> At {
         match self {
             Origin::File {
@@ -111,6 +119,9 @@ pub(super) struct Settings {
     pub(super) log_format: Option<Val<LogFormat>>,
     /// What was read but not imported, for the output's comments.
     pub(super) notes: Vec<Note>,
+    /// The file assigns `OPTIONS` (or `UCARP_OPTS`): sourced after a shared
+    /// file, it replaces the shared file's options as a whole.
+    pub(super) sets_options: bool,
 }
 
 /// A remark about a setting that is not imported as it is, written once
@@ -132,11 +143,50 @@ macro_rules! merge_fields {
     };
 }
 
+macro_rules! clear_options {
+    ($s:expr, $($field:ident),*) => {
+        $( if $s.$field.as_ref().is_some_and(|v| v.from.is_options()) { $s.$field = None; } )*
+    };
+}
+
 impl Settings {
     /// A more specific file over a shared one (a per-VIP file over
     /// `/etc/default/ucarp` or `vip-common.conf`): `later` wins where it sets
     /// something, and a password of either kind replaces both kinds.
     pub(super) fn merge_over(&mut self, later: Settings) {
+        if later.sets_options {
+            clear_options!(
+                self,
+                interface,
+                srcip,
+                vhid,
+                pass,
+                passfile,
+                preempt,
+                neutral,
+                addr,
+                advbase,
+                advskew,
+                xparam,
+                upscript,
+                downscript,
+                debug,
+                deadratio,
+                shutdown,
+                daemonize,
+                facility,
+                ignoreifstate,
+                nomcast,
+                mcast,
+                xdp_mode,
+                replay,
+                replay_window_ms,
+                state_dir,
+                status_socket,
+                metrics,
+                log_format
+            );
+        }
         if later.pass.is_some() || later.passfile.is_some() {
             self.pass = None;
             self.passfile = None;
@@ -147,6 +197,7 @@ impl Settings {
     /// `later` wins where it sets something.
     pub(super) fn merge(&mut self, later: Settings) {
         self.notes.extend(later.notes.iter().cloned());
+        self.sets_options |= later.sets_options;
         merge_fields!(
             self,
             later,
@@ -198,7 +249,9 @@ impl Settings {
             notes.push(Note {
                 subject: operand.clone(),
                 at: origin("").to_string(),
-                text: format!("{operand:?} is not an option; UCARP ignores it, and so does the import"),
+                text: format!(
+                    "{operand:?} is not an option; UCARP ignores it, and so does the import"
+                ),
             });
         }
         if run.config.is_some() {
@@ -242,12 +295,16 @@ impl Settings {
             metrics: val(run.metrics, origin("--metrics")),
             log_format: val(run.log_format, origin("--log-format")),
             notes,
+            sets_options: false,
         })
     }
 }
 
 /// Parses UCARP options with the daemon's own parser.
-pub(super) fn parse_options(words: &[String], at: &dyn Fn() -> String) -> Result<RunArgs, ImportError> {
+pub(super) fn parse_options(
+    words: &[String],
+    at: &dyn Fn() -> String,
+) -> Result<RunArgs, ImportError> {
     let subcommand = ImportError::Unsupported {
         at: at(),
         setting: words.join(" "),
@@ -300,6 +357,7 @@ pub(super) fn settings_of_file(
     };
     let mut from_vars = Settings::default();
     let mut from_options = Settings::default();
+    let mut sets_options = false;
     for a in shell::assignments(text).map_err(shell_err)? {
         let at = || file_origin(a.line, a.name.clone()).to_string();
         let Some((_, var)) = vars.iter().find(|(name, _)| *name == a.name) else {
@@ -316,6 +374,7 @@ pub(super) fn settings_of_file(
                 };
                 // A later OPTIONS line replaces an earlier one, as in the shell.
                 from_options = Settings::from_run(run, &origin)?;
+                sets_options = true;
             }
             Var::Netmask => {
                 from_vars.netmask = (!a.value.is_empty()).then(|| Val {
@@ -340,6 +399,7 @@ pub(super) fn settings_of_file(
         }
     }
     from_options.merge(from_vars);
+    from_options.sets_options = sets_options;
     Ok(from_options)
 }
 
@@ -352,7 +412,9 @@ fn unknown_variable(name: &str, at: String, vars: &[(&str, Var)]) -> Note {
         .map(|(known, _)| (edit_distance(name, known), *known))
         .filter(|(d, _)| *d <= 2)
         .min();
-    let hint = near.map_or_else(String::new, |(_, known)| format!(" (did you mean {known}?)"));
+    let hint = near.map_or_else(String::new, |(_, known)| {
+        format!(" (did you mean {known}?)")
+    });
     Note {
         subject: name.to_owned(),
         at,
