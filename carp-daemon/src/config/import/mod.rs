@@ -7,7 +7,7 @@
 //!   /etc/default/ucarp` and the per-VIP files of `/etc/ucarp/interface/`;
 //! - Red Hat's and Fedora's package ([`redhat`]): the directory
 //!   `/etc/ucarp`, `vip-common.conf` under each `vip-<id>.conf`;
-//! - Debian's package ([`debian`]): `/etc/network/interfaces` and the files
+//! - Debian's package ([`debian`], [`interfaces`]): `/etc/network/interfaces` and the files
 //!   it sources, one instance per stanza with `ucarp-*` options;
 //! - `--cmdline`: one UCARP command line, pasted with or without `ucarp`.
 //!
@@ -24,7 +24,9 @@
 //! validated with the loader the daemon uses before anything is written.
 mod convert;
 pub mod debian;
+pub mod interfaces;
 pub mod redhat;
+mod render;
 mod settings;
 mod wiki;
 
@@ -101,7 +103,7 @@ pub enum ImportError {
         path: PathBuf,
         /// What and where.
         #[source]
-        error: debian::InterfacesError,
+        error: interfaces::InterfacesError,
     },
     /// An option given twice in one stanza.
     #[error("{at}: {name} is set twice in one stanza, also on line {first} (keep one)")]
@@ -224,7 +226,7 @@ pub enum Body {
     RedHat(String),
     /// The stanzas of Debian's `/etc/network/interfaces` and the files it
     /// sources.
-    Interfaces(Vec<debian::Stanza>),
+    Interfaces(Vec<interfaces::Stanza>),
     /// UCARP command-line arguments.
     Args(Vec<String>),
 }
@@ -234,8 +236,8 @@ impl Body {
     /// `vip-*.conf`, else the init-script layout. `root` is where the
     /// files an interfaces file sources are looked up.
     fn of_file(path: &Path, text: String, root: &Path) -> Result<Body, ImportError> {
-        if debian::looks_like_interfaces(&text) {
-            Ok(Body::Interfaces(debian::read(path, root)?))
+        if interfaces::looks_like_interfaces(&text) {
+            Ok(Body::Interfaces(interfaces::read(path, root)?))
         } else if redhat::is_layout_file(path) {
             Ok(Body::RedHat(text))
         } else {
