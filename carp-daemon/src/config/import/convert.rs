@@ -342,6 +342,15 @@ pub fn convert(
             all.push((s, source, Kind::of(&input.body)));
         }
     }
+    if all.is_empty() {
+        let names: Vec<String> = instances
+            .iter()
+            .map(|i| i.name.display().to_string())
+            .collect();
+        return Err(ImportError::NoInstance {
+            names: names.join(", "),
+        });
+    }
     for (s, _, kind) in &mut all {
         if *kind == Kind::RedHat {
             drop_package_scripts(s, &mut notes);

@@ -166,6 +166,13 @@ pub enum ImportError {
     /// The instances fail validation (duplicate vhid or VIP, families...).
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Inputs that describe no instance (an interfaces file without a
+    /// stanza that configures UCARP).
+    #[error("{names}: no UCARP instance found (an iface stanza with ucarp-vid, ucarp-vip and ucarp-password, a per-VIP file, or a command line)")]
+    NoInstance {
+        /// The inputs read.
+        names: String,
+    },
     /// Nothing to import.
     #[error("nothing to import: give per-VIP files or directories, --default FILE, or --cmdline -- OPTIONS")]
     NoInput,
