@@ -124,6 +124,10 @@ fn the_wikis_files_import_verbatim_with_their_other_keys_noted_once() {
             .collect();
         assert_eq!(notes.len(), 1, "{key}:\n{text}");
     }
+    assert!(
+        text.contains("PASSWORD: the password looks like a placeholder (<...>)"),
+        "{text}"
+    );
     let pidfile = lines(&text, "# note: ")
         .into_iter()
         .find(|l| l.contains("UCARP_PIDFILE"))
@@ -267,6 +271,10 @@ fn debian_errors_name_the_file_and_line() {
         (
             "auto eth0\n\taddress 10.0.0.2\n".to_owned(),
             format!("carpd-xdp: {f}: line 2: option outside an iface stanza: \"address 10.0.0.2\"\n"),
+        ),
+        (
+            "auto lo\niface lo inet loopback\n".to_owned(),
+            format!("carpd-xdp: {f}: no UCARP instance found (an iface stanza with ucarp-vid, ucarp-vip and ucarp-password, a per-VIP file, or a command line)\n"),
         ),
         (
             format!("{stanza}\tucarp-vid 300\n\tucarp-vip 10.0.0.1\n\tucarp-password pw\n"),

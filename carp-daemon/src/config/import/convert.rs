@@ -302,6 +302,11 @@ fn drop_package_scripts(s: &mut Settings, notes: &mut Vec<Note>) {
     }
 }
 
+/// `<password>` and the like, as in documentation.
+fn is_placeholder(password: &str) -> bool {
+    password.len() > 2 && password.starts_with('<') && password.ends_with('>')
+}
+
 /// Converts the inputs (no I/O): `default` applies under every one of
 /// `instances` (or is the one instance when there are none).
 pub fn convert(
@@ -354,6 +359,17 @@ pub fn convert(
     for (s, _, kind) in &mut all {
         if *kind == Kind::RedHat {
             drop_package_scripts(s, &mut notes);
+        }
+        if let Some(p) = s.pass.as_ref().filter(|p| is_placeholder(&p.value)) {
+            // The wiki's `PASSWORD=<password>`: which the shell would not
+            // even source (`<` and `>` are redirections there).
+            notes.push(Note {
+                subject: "placeholder".into(),
+                at: p.from.to_string(),
+                text: "the password looks like a placeholder (<...>): put the real one into \
+                       the password_file before starting carpd-xdp"
+                    .into(),
+            });
         }
         if let Some(d) = &s.daemonize {
             notes.push(Note {
