@@ -137,14 +137,26 @@ pub(super) struct Note {
     pub(super) text: String,
 }
 
+/// Calls `$m!(args..., field, field...)` with every setting of
+/// [`Settings`].
+macro_rules! every_setting {
+    ($m:ident, $($arg:expr),*) => {
+        $m!($($arg),*; interface, srcip, vhid, pass, passfile, preempt, neutral, addr, netmask,
+            advbase, advskew, xparam, upscript, downscript, debug, deadratio, shutdown,
+            daemonize, facility, ignoreifstate, nomcast, mcast, xdp_mode, replay,
+            replay_window_ms, state_dir, status_socket, metrics, log_format)
+    };
+}
+
 macro_rules! merge_fields {
-    ($into:expr, $from:expr, $($field:ident),*) => {
+    ($into:expr, $from:expr; $($field:ident),*) => {
         $( if $from.$field.is_some() { $into.$field = $from.$field; } )*
     };
 }
 
+/// Unsets what an `OPTIONS` variable set.
 macro_rules! clear_options {
-    ($s:expr, $($field:ident),*) => {
+    ($s:expr; $($field:ident),*) => {
         $( if $s.$field.as_ref().is_some_and(|v| v.from.is_options()) { $s.$field = None; } )*
     };
 }
@@ -155,37 +167,7 @@ impl Settings {
     /// something, and a password of either kind replaces both kinds.
     pub(super) fn merge_over(&mut self, later: Settings) {
         if later.sets_options {
-            clear_options!(
-                self,
-                interface,
-                srcip,
-                vhid,
-                pass,
-                passfile,
-                preempt,
-                neutral,
-                addr,
-                advbase,
-                advskew,
-                xparam,
-                upscript,
-                downscript,
-                debug,
-                deadratio,
-                shutdown,
-                daemonize,
-                facility,
-                ignoreifstate,
-                nomcast,
-                mcast,
-                xdp_mode,
-                replay,
-                replay_window_ms,
-                state_dir,
-                status_socket,
-                metrics,
-                log_format
-            );
+            every_setting!(clear_options, self);
         }
         if later.pass.is_some() || later.passfile.is_some() {
             self.pass = None;
@@ -198,39 +180,7 @@ impl Settings {
     pub(super) fn merge(&mut self, later: Settings) {
         self.notes.extend(later.notes.iter().cloned());
         self.sets_options |= later.sets_options;
-        merge_fields!(
-            self,
-            later,
-            interface,
-            srcip,
-            vhid,
-            pass,
-            passfile,
-            preempt,
-            neutral,
-            addr,
-            netmask,
-            advbase,
-            advskew,
-            xparam,
-            upscript,
-            downscript,
-            debug,
-            deadratio,
-            shutdown,
-            daemonize,
-            facility,
-            ignoreifstate,
-            nomcast,
-            mcast,
-            xdp_mode,
-            replay,
-            replay_window_ms,
-            state_dir,
-            status_socket,
-            metrics,
-            log_format
-        );
+        every_setting!(merge_fields, self, later);
     }
 
     /// The options of a parsed command line; `origin(flag)` says where each
