@@ -231,12 +231,20 @@ fn debians_own_scripts_stay_when_one_is_replaced() {
     std::fs::write(
         &file,
         "auto eth0\niface eth0 inet static\n  address 10.0.0.2/24\n  ucarp-vid 7\n  \
-         ucarp-vip 10.0.0.7\n  ucarp-password pw\n  ucarp-upscript /etc/ucarp/up.sh\n  \
+         ucarp-vip 10.0.0.7\n  ucarp-password pw second-word\n  ucarp-upscript /etc/ucarp/up.sh\n  \
          ucarp-nomcast yes\n",
     )
     .unwrap();
-    let (_, config) = import_ok(dir.path(), &[file.to_str().unwrap()]);
+    let (text, config) = import_ok(dir.path(), &[file.to_str().unwrap()]);
     let inst = &config.instances[0];
+    // `-p $IF_UCARP_PASSWORD` unquoted: UCARP got the first word only. The
+    // other words are a password's too: not in the output.
+    assert_eq!(std::fs::read_to_string(secret_file(inst)).unwrap(), "pw\n");
+    assert!(
+        text.contains("only the first word is passed as ucarp-password"),
+        "{text}"
+    );
+    assert!(!text.contains("second-word"), "{text}");
     // Custom scripts get `eth0`, as from UCARP: no label.
     assert_eq!((inst.label.as_deref(), inst.broadcast_mac), (None, true));
     assert_eq!(

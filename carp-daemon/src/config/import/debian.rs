@@ -127,14 +127,24 @@ fn first_word(s: &Stanza, o: &IfOption, notes: &mut Vec<Note>) -> String {
     let first = words.next().unwrap_or_default().to_owned();
     let rest: Vec<&str> = words.collect();
     if !rest.is_empty() {
-        notes.push(Note {
-            subject: o.name.clone(),
-            at: origin(s, o).to_string(),
-            text: format!(
+        // A password's words stay out of the output, as the password does.
+        let text = if o.name == "ucarp-password" {
+            format!(
+                "only the first word is passed as {}: {HOOK} does not quote it, and UCARP \
+                 ignores the others",
+                o.name
+            )
+        } else {
+            format!(
                 "only {first:?} is passed as {}: {HOOK} does not quote it, and UCARP ignores {:?}",
                 o.name,
                 rest.join(" ")
-            ),
+            )
+        };
+        notes.push(Note {
+            subject: o.name.clone(),
+            at: origin(s, o).to_string(),
+            text,
         });
     }
     first
