@@ -54,11 +54,12 @@ pub struct ImportUcarpArgs {
     /// `import-ucarp --cmdline -- -i eth0 -v 10 -p pw -a 10.0.0.10`.
     #[arg(long)]
     pub cmdline: bool,
-    /// Write the configuration to FILE (never overwritten) instead of stdout.
+    /// Write the configuration to FILE (never overwritten), and the password
+    /// files, instead of previewing it on stdout (which writes nothing).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Where the password files are written (mode 0600) [default: the
-    /// directory of --output, else /etc/carpd-xdp].
+    /// Where the password files are written with --output (mode 0600)
+    /// [default: the directory of --output; a preview names /etc/carpd-xdp].
     #[arg(long, value_name = "DIR")]
     pub password_dir: Option<PathBuf>,
     /// Read the files of the system whose root directory is DIR (a
