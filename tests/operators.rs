@@ -3,6 +3,8 @@
 //! README agreeing with the binary, and `carpd-xdp import-ucarp` (UCARP's
 //! files and command line to one configuration that `check-config` accepts).
 
+#[path = "operators/import_layouts.rs"]
+mod import_layouts;
 #[path = "operators/import_ucarp.rs"]
 mod import_ucarp;
 
