@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use carp_daemon::cli::{Cli, Command};
 use carp_daemon::config::{self, Config, Logging};
 use carp_daemon::daemon::{Daemon, Reloader};
-use carp_daemon::{assets, control, daemonize, logging, monitor, realtime};
+use carp_daemon::{assets, child, control, daemonize, logging, monitor, realtime};
 use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
@@ -82,8 +82,10 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         None => {
-            let env = |var: &str| std::env::var_os(var);
-            let config: Config = config::from_cli(&cli.run, &env)?;
+            // Before anything changes the limit: children get it back.
+            child::record_inherited_limits().context("cannot read RLIMIT_RTTIME")?;
+            // Variables read as passwords are recorded, never passed on.
+            let config: Config = config::from_cli(&cli.run, &child::secret_var)?;
             // Forking is only safe before the runtime starts its threads.
             if config.global.daemonize {
                 daemonize::daemonize()?;
@@ -106,7 +108,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             let run_args = cli.run.clone();
             let reload: Reloader =
-                Box::new(move || config::from_cli(&run_args, &|var: &str| std::env::var_os(var)));
+                Box::new(move || config::from_cli(&run_args, &child::secret_var));
             runtime()?.block_on(async move {
                 let daemon = Daemon::start(config).await?;
                 daemon.run(reload).await

@@ -15,10 +15,12 @@
 //! | `CARP_VIPS`      | every VIP of the instance, space-separated |
 //! | `CARP_VIP`       | the VIP of this call                    |
 //!
-//! The script inherits nothing else from the daemon's environment but
-//! `PATH`, `LANG`, `LC_*`, `TZ` and `HOME` ([`crate::child`]): no password
-//! variable, no `NOTIFY_SOCKET`. It runs SCHED_OTHER even when the daemon
-//! runs real-time.
+//! Otherwise the script inherits the daemon's environment, as UCARP's
+//! scripts inherit UCARP's, minus the variables the daemon reads a password
+//! from and the service manager's `NOTIFY_SOCKET`, `WATCHDOG_*` and
+//! `LISTEN_*` ([`crate::child`]). It runs SCHED_OTHER, with the
+//! `RLIMIT_RTTIME` the daemon inherited, even when the daemon runs
+//! real-time.
 //!
 //! A [`ScriptRunner`] runs one instance's jobs one after the other on a
 //! tokio task, so a down script never overtakes the up script it follows,
@@ -30,7 +32,8 @@
 //! dropped, so the last script run always matches the last state.
 //!
 //! Each script gets `timeout` to exit; past it the script's whole process
-//! group is killed (SIGKILL). When the script exits, its own exit status is
+//! group is killed (SIGKILL), as it is when the daemon exits (or the
+//! runner's task is dropped) while the script runs. When the script exits, its own exit status is
 //! reported: its stderr is read for at most [`STDERR_GRACE`] more, so a
 //! background child it left holding stderr (a daemon it started) neither
 //! delays the outcome nor turns it into a timeout, and is left running.
@@ -49,6 +52,7 @@ use tokio::sync::{oneshot, Notify};
 use tracing::Instrument;
 
 use crate::chain::Chain;
+use crate::child::GroupChild;
 
 /// Bytes of stderr kept for the log and the outcome.
 const STDERR_TAIL: usize = 2048;
@@ -321,7 +325,7 @@ async fn run_one(job: &ScriptJob, vip: IpAddr, timeout: Duration) -> ScriptOutco
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = match cmd.spawn() {
-        Ok(child) => child,
+        Ok(child) => GroupChild::new(child),
         Err(e) => {
             tracing::error!(error = %Chain(&e), "cannot start script");
             return ScriptOutcome {
@@ -363,7 +367,7 @@ async fn run_one(job: &ScriptJob, vip: IpAddr, timeout: Duration) -> ScriptOutco
             error: e.to_string(),
         },
         Err(_elapsed) => {
-            kill_group(&child);
+            child.kill_group();
             let _ = child.wait().await;
             tail.clear();
             ScriptStatus::TimedOut
@@ -402,14 +406,6 @@ async fn read_tail(stderr: Option<tokio::process::ChildStderr>, tail: &mut Vec<u
         if tail.len() > STDERR_TAIL {
             tail.drain(..tail.len() - STDERR_TAIL);
         }
-    }
-}
-
-/// Kills the child's process group (it leads its own group).
-fn kill_group(child: &tokio::process::Child) {
-    if let Some(pid) = child.id().and_then(|p| libc::pid_t::try_from(p).ok()) {
-        // SAFETY: kill(2) on the group the child leads; no memory involved.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
     }
 }
 
@@ -545,6 +541,52 @@ mod tests {
             !alive(),
             "the script's backgrounded sleep (pid {pid}) survived the timeout"
         );
+    }
+
+    #[test]
+    fn a_multi_vip_script_cut_short_at_exit_takes_its_group_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let pids = dir.path().join("pids");
+        // Each call leaves a background sleep in its group and waits for it.
+        let s = script(
+            dir.path(),
+            "s",
+            &format!("sleep 300 &\necho $! >> {}\nwait", pids.display()),
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // As the daemon at exit: the down script is submitted, its first VIP
+        // times out (its group is killed), the second VIP's call is running
+        // when the runtime is dropped.
+        rt.block_on(async {
+            let runner = ScriptRunner::new(1, Duration::from_millis(300));
+            let _done = runner.submit(job(ScriptKind::Down, s, None)).unwrap();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while std::fs::read_to_string(&pids).map_or(0, |t| t.lines().count()) < 2 {
+                assert!(tokio::time::Instant::now() < deadline, "no second call");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        drop(rt);
+        let alive = |pid: &str| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
+            comm.trim() == "sleep" && !matches!(state, None | Some('Z') | Some('X'))
+        };
+        let text = std::fs::read_to_string(&pids).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while text.lines().any(alive) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left: Vec<&str> = text.lines().filter(|p| alive(p)).collect();
+        for pid in &left {
+            // SAFETY: kill(2) on the test's own leftover sleep.
+            unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };
+        }
+        assert!(left.is_empty(), "sleeps left behind: {left:?} of {text}");
     }
 
     #[tokio::test]
