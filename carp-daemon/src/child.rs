@@ -220,6 +220,18 @@ impl Drop for GroupChild {
     }
 }
 
+/// Whether `pid` is a live (not zombie) `sleep`: the background process
+/// the tests of children leave in a group. A killed process can be
+/// runnable for a moment before it exits, so callers wait for this to turn
+/// false.
+#[cfg(test)]
+pub(crate) fn sleep_alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
+    comm.trim() == "sleep" && !matches!(state, None | Some('Z') | Some('X'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,14 +292,6 @@ mod tests {
         let ids: Vec<&str> = text.split_whitespace().collect();
         assert_eq!(ids.len(), 2, "{text}");
         assert_eq!(ids[0], ids[1], "pid and process group differ: {text}");
-    }
-
-    /// Whether `pid` is a live (not zombie) `sleep`.
-    fn sleep_alive(pid: i32) -> bool {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
-        comm.trim() == "sleep" && !matches!(state, None | Some('Z') | Some('X'))
     }
 
     /// Starts `sh` running a background `sleep 300` and `then`; returns the

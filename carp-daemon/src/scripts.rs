@@ -412,6 +412,7 @@ async fn read_tail(stderr: Option<tokio::process::ChildStderr>, tail: &mut Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::child::sleep_alive;
     use std::os::unix::fs::PermissionsExt;
 
     fn script(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
@@ -525,20 +526,13 @@ mod tests {
             .unwrap();
         // The backgrounded sleep was in the script's group: SIGKILL was sent
         // to the group, so it must die (be gone, or a zombie about to be
-        // reaped). A killed process can be runnable for a moment before it
-        // exits, hence the wait; its pid must still be the sleep's.
-        let alive = || {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let cmd = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
-            cmd.trim() == "sleep" && !matches!(state, None | Some('Z') | Some('X'))
-        };
+        // reaped).
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while alive() && std::time::Instant::now() < deadline {
+        while sleep_alive(pid) && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(
-            !alive(),
+            !sleep_alive(pid),
             "the script's backgrounded sleep (pid {pid}) survived the timeout"
         );
     }
@@ -570,21 +564,16 @@ mod tests {
             }
         });
         drop(rt);
-        let alive = |pid: &str| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
-            comm.trim() == "sleep" && !matches!(state, None | Some('Z') | Some('X'))
-        };
         let text = std::fs::read_to_string(&pids).unwrap();
+        let sleeps: Vec<i32> = text.lines().map(|p| p.parse().unwrap()).collect();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while text.lines().any(alive) && std::time::Instant::now() < deadline {
+        while sleeps.iter().any(|p| sleep_alive(*p)) && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let left: Vec<&str> = text.lines().filter(|p| alive(p)).collect();
+        let left: Vec<i32> = sleeps.into_iter().filter(|p| sleep_alive(*p)).collect();
         for pid in &left {
             // SAFETY: kill(2) on the test's own leftover sleep.
-            unsafe { libc::kill(pid.parse().unwrap(), libc::SIGKILL) };
+            unsafe { libc::kill(*pid, libc::SIGKILL) };
         }
         assert!(left.is_empty(), "sleeps left behind: {left:?} of {text}");
     }
