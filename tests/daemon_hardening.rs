@@ -412,3 +412,76 @@ fn the_units_capabilities_are_enough_to_serve_and_to_load_without_the_kernel_btf
         eventually("the VIP gone", || lan.holders(vip).is_empty().then_some(()));
     }
 }
+
+#[test]
+fn without_the_privileges_it_needs_the_first_line_says_which() {
+    if !require_root("without_the_privileges_it_needs_the_first_line_says_which") {
+        return;
+    }
+    let lan = Lan::new("hdpriv", 210, 13, 1);
+    let vip = lan.addr(10);
+    let no_bpf = " (and CAP_BPF with CAP_PERFMON, or CAP_SYS_ADMIN, for the XDP receive path)";
+    let how = "; run carpd-xdp as root, or with these (systemd: AmbientCapabilities=, \
+               see dist/carpd-xdp.service)";
+    let unit = unit_capabilities();
+    let without_raw: String = unit
+        .iter()
+        .filter(|c| *c != "net_raw")
+        .map(|c| format!(",+{c}"))
+        .collect();
+    let cases: [(&str, Vec<String>, String); 3] = [
+        (
+            "nocaps",
+            vec!["--bounding-set=-all".into(), "--inh-caps=-all".into()],
+            format!(
+                "missing privileges (uid 0): CAP_NET_ADMIN (to add the VIPs), \
+                 CAP_NET_RAW (to send adverts){no_bpf}{how}"
+            ),
+        ),
+        (
+            "noraw",
+            vec![format!("--bounding-set=-all{without_raw}")],
+            format!("missing privileges (uid 0): CAP_NET_RAW (to send adverts){how}"),
+        ),
+        (
+            "nobody",
+            [
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ]
+            .map(String::from)
+            .to_vec(),
+            // The scratch directory (mode 0700) holds the socket and the
+            // state directory the daemon would create.
+            format!(
+                "missing privileges (uid 65534): CAP_NET_ADMIN (to add the VIPs), \
+                 CAP_NET_RAW (to send adverts), write access to {dir} (status socket), \
+                 write access to {dir} (state_dir){no_bpf}{how}",
+                dir = lan.path("x").parent().unwrap().display()
+            ),
+        ),
+    ];
+    for (name, setpriv, expected) in cases {
+        let sock = lan.path(&format!("{name}.sock"));
+        let text = lan.config(0, &sock, &[Inst::new(10, vip, 0)]);
+        // Readable by the unprivileged user too; its directory is not.
+        let config =
+            std::env::temp_dir().join(format!("carpd-hdpriv-{}-{name}.toml", std::process::id()));
+        std::fs::write(&config, text).unwrap();
+        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let mut d = start_wrapped(&lan, 0, name, ("setpriv", &setpriv), &config);
+        let status = d.proc.wait_exit(Duration::from_secs(20));
+        let _ = std::fs::remove_file(&config);
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{name}: {status:?}");
+        let err = d.proc.stderr_text();
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("carpd-xdp: {expected}")),
+            "{name}: first line {first:?}, expected {expected:?}\n{err}"
+        );
+        assert!(!sock.exists(), "{name}: status socket created");
+    }
+}

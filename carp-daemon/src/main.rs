@@ -13,7 +13,7 @@ use carp_daemon::cli::{Cli, Command};
 use carp_daemon::config::{self, Config, Logging};
 use carp_daemon::control::find::Target;
 use carp_daemon::daemon::{Daemon, Reloader};
-use carp_daemon::{assets, child, control, daemonize, logging, monitor, realtime};
+use carp_daemon::{assets, child, control, daemonize, logging, monitor, privilege, realtime};
 use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
@@ -112,6 +112,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             child::record_inherited_limits().context("cannot read RLIMIT_RTTIME")?;
             // Variables read as passwords are recorded, never passed on.
             let config: Config = config::from_cli(&cli.run, &child::secret_var)?;
+            // Before anything is set up or logged: the first line says what
+            // is missing.
+            privilege::check(&config.global.status_socket, &config.global.state_dir)?;
             // Forking is only safe before the runtime starts its threads.
             if config.global.daemonize {
                 daemonize::daemonize()?;
