@@ -115,16 +115,15 @@ struct ErrorJson<'a> {
 pub fn ask(target: &Target) -> Result<Answers, ControlError> {
     let paths = match target {
         Target::One(path) => vec![path.clone()],
-        Target::All { run_dir } => sockets(run_dir)?,
+        Target::All { run_dir } => match sockets(run_dir)? {
+            found if found.is_empty() => {
+                return Err(ControlError::NoSockets {
+                    run_dir: run_dir.clone(),
+                })
+            }
+            found => found,
+        },
     };
-    if paths.is_empty() {
-        let Target::All { run_dir } = target else {
-            unreachable!("one socket is always asked")
-        };
-        return Err(ControlError::NoSockets {
-            run_dir: run_dir.clone(),
-        });
-    }
     let mut answers = Answers::default();
     for path in paths {
         match query(&path) {
