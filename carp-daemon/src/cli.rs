@@ -28,7 +28,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 use crate::config::{RunArgs, DEFAULT_RUN_DIR};
 use crate::monitor::MonitorArgs;
 
-/// carpd-xdp: CARP with an XDP receive path, a drop-in for UCARP.
+/// CARP daemon with an XDP receive path, a drop-in for UCARP.
 #[derive(Clone, Debug, Parser)]
 #[command(
     name = "carpd-xdp",

@@ -63,7 +63,7 @@ fn status(target: &Target, json: bool) -> Result<ExitCode> {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Some(Command::CheckConfig(args)) => {
-            let config = config::load(&args.file)?;
+            let config = config::check_file(&args.file)?;
             for w in &config.warnings {
                 eprintln!("warning: {}: {}", w.at, w.message);
             }
@@ -115,6 +115,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // Before anything is set up or logged: the first line says what
             // is missing.
             privilege::check(&config.global.status_socket, &config.global.state_dir)?;
+            // Reloads read the same file after daemonize's chdir /.
+            let mut run_args = cli.run.clone();
+            if let Some(path) = run_args.config.as_mut() {
+                *path = std::path::absolute(&*path).unwrap_or_else(|_| path.clone());
+            }
             // Forking is only safe before the runtime starts its threads.
             if config.global.daemonize {
                 daemonize::daemonize()?;
@@ -135,7 +140,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     rt.lock_memory
                 );
             }
-            let run_args = cli.run.clone();
             let reload: Reloader =
                 Box::new(move || config::from_cli(&run_args, &child::secret_var));
             runtime()?.block_on(async move {

@@ -28,6 +28,7 @@
 mod binding;
 pub mod counters;
 pub mod demote;
+mod follow;
 pub mod instance;
 mod key;
 pub mod params;
@@ -558,12 +559,20 @@ impl Daemon {
     }
 }
 
-/// The interfaces of `config`'s instances, each once, as (name, index) for
-/// the receive path. Fails on an interface that cannot be resolved.
+/// The interfaces of `config`'s instances that exist, each once, as (name,
+/// index) for the receive path (a missing one is attached when it appears).
+/// Fails when netlink does.
 async fn interfaces_of(config: &Config, links: &Links) -> Result<Vec<(String, u32)>, DaemonError> {
     let mut ifaces: Vec<(String, u32)> = Vec::new();
     for inst in &config.instances {
-        let link = prepare::link_of(inst, links).await?;
+        let link = match prepare::link_of(inst, links).await {
+            Err(DaemonError::Link { source, .. })
+                if matches!(*source, crate::net::link::LinkError::NoSuchName { .. }) =>
+            {
+                continue;
+            }
+            other => other?,
+        };
         if !ifaces.iter().any(|(_, i)| *i == link.ifindex) {
             ifaces.push((link.name, link.ifindex));
         }
