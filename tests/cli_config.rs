@@ -391,11 +391,11 @@ fn positional_interface_and_subcommands_are_told_apart() {
 
     let cli = parse(&["status", "--json", "--socket", "/run/x.sock"]);
     assert!(
-        matches!(cli.command, Some(Command::Status(ref a)) if a.json && a.socket == Path::new("/run/x.sock"))
+        matches!(cli.command, Some(Command::Status(ref a)) if a.json && a.socket.as_deref() == Some(Path::new("/run/x.sock")))
     );
     let cli = parse(&["status"]);
     assert!(
-        matches!(cli.command, Some(Command::Status(ref a)) if !a.json && a.socket == Path::new("/run/carpd-xdp.sock"))
+        matches!(cli.command, Some(Command::Status(ref a)) if !a.json && a.socket.is_none() && a.run_dir == Path::new("/run"))
     );
 
     let cli = parse(&["monitor", "-i", "eth0", "-v", "5", "--json"]);

@@ -121,8 +121,9 @@ fn files(roff: &mut Roff) {
         ),
         (
             vec![italic(DEFAULT_STATUS_SOCKET)],
-            "The unix socket carpd-xdp status asks (status_socket, \
-             --status-socket).",
+            "The unix socket of a daemon run from a configuration file \
+             (status_socket, --status-socket); carpd-xdp status asks it and \
+             every socket below (--run-dir, or --socket for one).",
         ),
         (
             vec![
@@ -133,7 +134,8 @@ fn files(roff: &mut Roff) {
                 italic(".sock"),
             ],
             "The socket of an instance started with UCARP options, so that \
-             several of them can run side by side.",
+             several of them can run side by side; carpd-xdp status shows \
+             them all together.",
         ),
         (
             vec![italic(format!("{DEFAULT_STATE_DIR}/"))],
