@@ -358,8 +358,13 @@ impl Daemon {
             sig(SignalKind::user_defined1())?,
             sig(SignalKind::user_defined2())?,
         );
+        let mut guard =
+            crate::pace::LoopGuard::new().map_err(|source| DaemonError::Signals { source })?;
         let _ = self.notifier.ready();
         loop {
+            // A loop that never sleeps would die of RLIMIT_RTTIME when
+            // real-time (see `crate::pace`).
+            guard.tick();
             let deadline = self.next_deadline();
             let retry = self.next_retry();
             // Not `biased;`: the timer branch empties the receive path itself
@@ -381,6 +386,7 @@ impl Daemon {
                 _ = hup.recv() => self.on_reload(&reload).await,
                 _ = term.recv() => break,
                 _ = int.recv() => break,
+                () = guard.watch() => {}
             }
         }
         self.shut_down().await;
