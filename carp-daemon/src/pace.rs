@@ -361,73 +361,63 @@ mod tests {
         assert!(!f.restore().unwrap());
     }
 
-    #[test]
-    fn a_busy_real_time_thread_pauses_and_survives_a_tight_limit() {
+    /// Runs `f` on a thread of its own made SCHED_FIFO, with a 100 ms soft
+    /// RLIMIT_RTTIME (counted per thread, set per process: set back
+    /// afterwards; the hard one is left alone, raising it needs
+    /// CAP_SYS_RESOURCE), and puts everything back before returning what
+    /// `f` returned. `None` without root (told on stderr).
+    fn on_a_tightly_limited_real_time_thread<R: Send + 'static>(
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Option<R> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             eprintln!("skipped: SCHED_FIFO needs root (CAP_SYS_NICE)");
-            return;
+            return None;
         }
-        // On a thread of its own, real-time with a 100 ms soft
-        // RLIMIT_RTTIME (per thread as counted, per process as set: set back
-        // before the thread ends; the hard one is left alone, raising it
-        // needs CAP_SYS_RESOURCE), spinning for a second: without the
-        // pauses SIGXCPU would end the test process.
         let _rttime = crate::realtime::RTTIME_TEST_LOCK
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        std::thread::spawn(|| {
-            let mut old = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: valid rlimits; pid 0 is this thread.
-            unsafe {
-                libc::getrlimit(libc::RLIMIT_RTTIME, &mut old);
-                let tight = libc::rlimit {
-                    rlim_cur: 100_000.min(old.rlim_max),
-                    rlim_max: old.rlim_max,
-                };
-                assert_eq!(libc::setrlimit(libc::RLIMIT_RTTIME, &tight), 0);
-            }
+        let r = std::thread::spawn(|| {
+            let old = rttime_soft();
+            set_rttime_soft(Duration::from_millis(100));
             set_policy(libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, 1).unwrap();
+            let r = f();
+            set_policy(libc::SCHED_OTHER, 0).unwrap();
+            set_rttime_soft(old.unwrap_or(Duration::MAX));
+            r
+        })
+        .join()
+        .unwrap();
+        Some(r)
+    }
+
+    #[test]
+    fn a_busy_real_time_thread_pauses_and_survives_a_tight_limit() {
+        // Spinning for a second: without the pauses SIGXCPU would end the
+        // test process.
+        let Some((budget, pauses)) = on_a_tightly_limited_real_time_thread(|| {
             let mut p = Pacer::new();
-            assert_eq!(p.budget_ns, Some(25_000_000));
             let start = std::time::Instant::now();
             while start.elapsed() < Duration::from_secs(1) {
                 p.tick();
                 std::hint::spin_loop();
             }
-            let pauses = p.pauses();
-            set_policy(libc::SCHED_OTHER, 0).unwrap();
-            // SAFETY: `old` is a valid rlimit, its soft limit within the
-            // hard one.
-            unsafe { libc::setrlimit(libc::RLIMIT_RTTIME, &old) };
-            assert!(pauses >= 10, "{pauses} pauses in 1 s of spinning");
-        })
-        .join()
-        .unwrap();
+            (p.budget_ns, p.pauses())
+        }) else {
+            return;
+        };
+        assert_eq!(budget, Some(25_000_000));
+        assert!(pauses >= 10, "{pauses} pauses in 1 s of spinning");
     }
 
     #[test]
     fn sigxcpu_drops_to_sched_other_instead_of_dying_and_goes_back() {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: SCHED_FIFO needs root (CAP_SYS_NICE)");
-            return;
-        }
-        let _rttime = crate::realtime::RTTIME_TEST_LOCK
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        std::thread::spawn(|| {
-            let old = rttime_soft();
-            set_rttime_soft(Duration::from_millis(100));
-            set_policy(libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, 1).unwrap();
+        let Some((dropped, restored, back, soft)) = on_a_tightly_limited_real_time_thread(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
-            let (policy_after, restored) = rt.block_on(async {
+            let (dropped, restored) = rt.block_on(async {
                 let mut guard = LoopGuard::new().unwrap();
                 // A loop that never sleeps and never pauses: SIGXCPU comes
                 // after 100 ms; the guard must catch it.
@@ -444,27 +434,21 @@ mod tests {
                     () = guard.watch() => {}
                     () = spin => {}
                 }
-                let after = current_policy().0 & !libc::SCHED_RESET_ON_FORK;
-                (after, guard.fallback.restore().unwrap())
+                let dropped = current_policy().0 & !libc::SCHED_RESET_ON_FORK;
+                (dropped, guard.fallback.restore().unwrap())
             });
             let back = current_policy().0 & !libc::SCHED_RESET_ON_FORK;
-            let soft = rttime_soft();
-            set_policy(libc::SCHED_OTHER, 0).unwrap();
-            set_rttime_soft(old.unwrap_or(Duration::MAX));
-            assert_eq!(
-                policy_after,
-                libc::SCHED_OTHER,
-                "not dropped to SCHED_OTHER"
-            );
-            assert!(restored);
-            assert_eq!(back, libc::SCHED_FIFO, "not back to SCHED_FIFO");
-            assert_eq!(
-                soft,
-                Some(Duration::from_millis(100)),
-                "soft limit not set back"
-            );
-        })
-        .join()
-        .unwrap();
+            (dropped, restored, back, rttime_soft())
+        }) else {
+            return;
+        };
+        assert_eq!(dropped, libc::SCHED_OTHER, "not dropped to SCHED_OTHER");
+        assert!(restored);
+        assert_eq!(back, libc::SCHED_FIFO, "not back to SCHED_FIFO");
+        assert_eq!(
+            soft,
+            Some(Duration::from_millis(100)),
+            "soft limit not set back"
+        );
     }
 }
