@@ -186,7 +186,10 @@ impl Reserver {
     /// Asks for the file to be read; the result comes back as
     /// [`Outcome::Loaded`].
     pub fn load(&self) {
-        self.submit(|job| job.load = true);
+        let mut q = self.shared.lock();
+        self.job(&mut q).load = true;
+        drop(q);
+        self.shared.wake.notify_one();
     }
 
     /// Asks for `value` to be written, replacing a lower one not written
@@ -195,28 +198,28 @@ impl Reserver {
     /// [`STALL_WARNING`] (for a warning).
     pub fn store(&self, value: u64) -> Option<Duration> {
         let now = Instant::now();
-        let mut stalled = None;
-        self.submit(|job| job.store = Some(job.store.map_or(value, |v| v.max(value))));
         let mut q = self.shared.lock();
+        let job = self.job(&mut q);
+        job.store = Some(job.store.map_or(value, |v| v.max(value)));
         let (since, warned) = q
             .unwritten
             .entry(self.file.path().to_path_buf())
             .or_insert((now, false));
         let waited = now.duration_since(*since);
-        if waited > STALL_WARNING && !*warned {
+        let stalled = (waited > STALL_WARNING && !*warned).then_some(waited);
+        if stalled.is_some() {
             *warned = true;
-            stalled = Some(waited);
         }
+        drop(q);
+        self.shared.wake.notify_one();
         stalled
     }
 
-    fn submit(&self, edit: impl FnOnce(&mut Job)) {
-        let mut q = self.shared.lock();
+    /// The file's pending job, created if there is none.
+    fn job<'q>(&self, q: &'q mut Queue) -> &'q mut Job {
         let job = q.jobs.entry(self.file.path().to_path_buf()).or_default();
         job.file = Some(self.file.clone());
-        edit(job);
-        drop(q);
-        self.shared.wake.notify_one();
+        job
     }
 }
 
