@@ -2,13 +2,14 @@
 //! item 4).
 //!
 //! The counter reservation is written to `state_dir` when a host takes over
-//! and every 30 s after. Here `state_dir` is an ext4 image mounted in the
+//! and about every 30 s after. Here `state_dir` is an ext4 image mounted in the
 //! test's own mount namespace and frozen (`fsfreeze -f`), as a hung disk
 //! would hold it: every write into it blocks until it is thawed. The host
 //! takes over while it is frozen, must announce itself and keep advertising
 //! at its interval (the other host, back as a backup without preempt, never
-//! takes over), and on SIGTERM must still send its leave advert and remove
-//! its VIP at once.
+//! takes over) for 40 s, past the next reservation (asked for while the
+//! first one is still blocked: warned about), and on SIGTERM must still send
+//! its leave advert and remove its VIP at once.
 
 mod common;
 
@@ -21,6 +22,9 @@ use common::cluster::{eventually, Daemon, Inst, Lan};
 use common::{require_root, run_ok};
 
 const VHID: u8 = 71;
+/// How long the master runs with its state_dir frozen: past its second
+/// reservation (30 s after the first).
+const FROZEN: Duration = Duration::from_secs(40);
 
 /// Enters a mount namespace of the calling thread's own, whose mounts do
 /// not propagate to the host's: processes started from this thread see
@@ -127,11 +131,11 @@ fn a_frozen_state_dir_delays_no_advert_and_no_leave() {
     let mut b = lan.daemon(1, "b2", &[Inst::new(VHID, vip, 0).preempt(false)]);
     b.wait_state(VHID, "BACKUP");
 
-    // Ten seconds frozen: host 0 advertises at its interval all along, and
-    // host 1 never takes over.
+    // Frozen: host 0 advertises at its interval all along, and host 1
+    // never takes over.
     let start = Instant::now();
     let sent_before = adverts_sent(&a).expect("host 0 answers while its state_dir is frozen");
-    while start.elapsed() < Duration::from_secs(10) {
+    while start.elapsed() < FROZEN {
         assert_eq!(b.state(VHID).as_deref(), Some("BACKUP"), "host 1 took over");
         assert_eq!(lan.holders(vip), [0], "the VIP moved");
         std::thread::sleep(Duration::from_millis(200));
@@ -140,10 +144,15 @@ fn a_frozen_state_dir_delays_no_advert_and_no_leave() {
         adverts_sent(&a).expect("host 0 answers while its state_dir is frozen") - sent_before;
     // Every interval but one (the two status reads are not in step with
     // the adverts).
-    let expected = (10.0 / interval.as_secs_f64()) as u64 - 1;
+    let expected = (FROZEN.as_secs_f64() / interval.as_secs_f64()) as u64 - 1;
     assert!(
         sent >= expected,
-        "{sent} adverts in 10 s, one every {interval:?}"
+        "{sent} adverts in {FROZEN:?}, one every {interval:?}"
+    );
+    // The next reservation was asked for while the first was blocked.
+    assert!(
+        a.proc.stderr_text().contains("not written after"),
+        "no warning about the blocked reservation"
     );
 
     // SIGTERM, still frozen: the leave advert hands over at once and the
