@@ -161,7 +161,7 @@ impl Running {
             if let Some(last) = self.core.status().last_counter_sent {
                 core.raise_counter_floor(last);
             }
-            if let Some(floor) = self.counter_floor() {
+            if let Some(floor) = self.counter_floor {
                 core.raise_counter_floor(floor);
             }
             self.core = core;

@@ -30,9 +30,9 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::binding::Binding;
-use super::counters::CounterFile;
 use super::demote::{Demote, VipRetry, VIP_FAILURE_DEMOTE};
 use super::key::InstanceKey;
+use super::reservations::Reserver;
 use super::rules::KernelRules;
 use crate::chain::Chain;
 use crate::config::InstanceConfig;
@@ -80,7 +80,10 @@ pub struct Running {
     /// [`Running::finish_leave`].
     pub(super) leaving: Vec<Script>,
     /// Where the counter reservation is kept, if anywhere.
-    pub(super) counter_file: Option<CounterFile>,
+    pub(super) counter_file: Option<Reserver>,
+    /// The highest reservation read back from the file, or carried over
+    /// from the instance this one replaced (never read again on the loop).
+    pub(super) counter_floor: Option<u64>,
 }
 
 impl Running {
@@ -188,25 +191,29 @@ impl Running {
         }
     }
 
-    /// Keeps the counter reservation in `file` and starts above the one it
-    /// holds. Call before the first advert. Without a readable file the
-    /// counter follows the wall clock alone, as logged.
-    pub fn use_counter_file(&mut self, file: CounterFile) {
-        self.counter_file = Some(file);
-        if let Some(floor) = self.counter_floor() {
-            self.core.raise_counter_floor(floor);
+    /// Keeps the counter reservation in `file`, and starts above `carried`
+    /// (the counters of the instance this one replaces) and, once it is
+    /// read, the reservation the file holds ([`Running::counter_floor_read`]).
+    /// Call before the first advert; does not wait for the disk.
+    pub fn use_counter_file(&mut self, file: Reserver, carried: Option<u64>) {
+        if let Some(floor) = carried {
+            self.counter_floor_read(floor);
         }
+        file.load();
+        self.counter_file = Some(file);
     }
 
-    /// The reservation in the counter file, if one can be read.
-    pub(super) fn counter_floor(&self) -> Option<u64> {
-        match self.counter_file.as_ref()?.load() {
-            Ok(floor) => floor,
-            Err(e) => {
-                tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}; counters follow the wall clock only", Chain(&e));
-                None
-            }
-        }
+    /// The counter file holds the reservation `floor`: every counter from
+    /// now on is above it.
+    pub fn counter_floor_read(&mut self, floor: u64) {
+        self.counter_floor = Some(self.counter_floor.map_or(floor, |f| f.max(floor)));
+        self.core.raise_counter_floor(floor);
+    }
+
+    /// What this instance's next instance must start above: the last
+    /// counter sent and the floor.
+    pub fn counter_carried(&self) -> Option<u64> {
+        self.core.status().last_counter_sent.max(self.counter_floor)
     }
 
     /// Hands a received advert to the core, as seen at `seen` (when the
@@ -270,11 +277,18 @@ impl Running {
                 self.run_script(script);
             }
             Action::PersistCounter(value) => {
-                // A failed write is logged, not fatal: counters still follow
-                // the wall clock, as they did before reservations existed.
+                // Written off the loop: the advert after it does not wait
+                // (see `crate::proto::counter`). A late write is warned
+                // about; a failed one is logged when reported.
                 if let Some(file) = &self.counter_file {
-                    if let Err(e) = file.store(value) {
-                        tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
+                    if let Some(waited) = file.store(value) {
+                        tracing::warn!(
+                            iface = %self.cfg.interface, vhid = self.cfg.vhid,
+                            "counter reservation {} not written after {} s (state_dir stalled?); \
+                             adverts go on, but counters above {} would not survive a restart \
+                             with the clock set back",
+                            file.path().display(), waited.as_secs(), self.core.counter_durable()
+                        );
                     }
                 }
             }

@@ -122,6 +122,7 @@ impl Prepared {
             rebind_warned: None,
             leaving: Vec::new(),
             counter_file: None,
+            counter_floor: None,
             cfg,
         })
     }
