@@ -25,6 +25,7 @@ use super::action::{Action, Admin, Reason, Script, State};
 use super::auth::Authenticator;
 use super::counter::{AdvertCounter, WallClock};
 use super::election::{master_yields, own_addr_for, preempts, Priority};
+use super::group::GroupCommand;
 use super::params::{InstanceParams, ParamsError};
 use super::peer::{MacClass, PeerKind, PeerTable, Sender};
 use super::reject::{Reject, RejectCounts};
@@ -54,6 +55,9 @@ pub struct Instance {
     actions: VecDeque<Action>,
     /// Held in BACKUP by an administrator.
     held: bool,
+    /// Held in BACKUP by its sync group, one of whose members is down
+    /// ([`GroupCommand::Hold`]).
+    group_held: bool,
     /// No preemption before this time: after [`Admin::Resume`] the others
     /// get one master-down interval to take over (UCARP's SIGUSR2).
     preempt_after: Nanos,
@@ -100,6 +104,7 @@ impl Instance {
             timers: TimerTable::default(),
             actions: VecDeque::new(),
             held: false,
+            group_held: false,
             preempt_after: Nanos(0),
             shut_down: false,
             latest: now,
@@ -299,7 +304,7 @@ impl Instance {
     /// one outcome not to allow.
     fn repeat_heard(&mut self, now: Nanos, src: IpAddr, h: &CarpHeader) {
         match self.state {
-            State::Backup if self.master == Some(src) && !self.held => {
+            State::Backup if self.master == Some(src) && !self.is_held() => {
                 self.live_master = Some((src, now));
                 self.arm_master_down(now);
             }
@@ -356,7 +361,7 @@ impl Instance {
                     return;
                 }
                 self.master = Some(src);
-                if self.held {
+                if self.is_held() {
                     return;
                 }
                 match takeover {
@@ -419,7 +424,7 @@ impl Instance {
         }
         if self.timers.take_expired(Timer::MasterDown, now)
             && self.state == State::Backup
-            && !self.held
+            && !self.is_held()
         {
             self.become_master(now, Reason::MasterDown);
         }
@@ -482,6 +487,56 @@ impl Instance {
             }
             Admin::Shutdown => self.leave(now),
         }
+    }
+
+    /// A request of the instance's sync group (see [`super::group`]): the
+    /// members act as one. Without a group, nothing calls this and the
+    /// instance behaves exactly as before.
+    pub fn handle_group(&mut self, now: Nanos, command: GroupCommand) {
+        let now = self.tick(now);
+        if self.shut_down {
+            return;
+        }
+        match command {
+            GroupCommand::Hold => {
+                self.group_held = true;
+                match self.state {
+                    State::Master => {
+                        self.emit_advert(now, true);
+                        self.become_backup(now, Reason::GroupFault);
+                    }
+                    State::Backup => self.timers.stop(Timer::MasterDown),
+                    State::Init => {}
+                }
+            }
+            GroupCommand::Release => {
+                self.group_held = false;
+                if self.state == State::Backup {
+                    self.arm_master_down(now);
+                }
+            }
+            GroupCommand::TakeOver => {
+                if self.state == State::Backup && !self.is_held() {
+                    self.become_master(now, Reason::GroupTakeOver);
+                }
+            }
+            GroupCommand::StepDown { leave } => {
+                if self.state == State::Master {
+                    self.emit_advert(now, leave);
+                    self.become_backup(now, Reason::GroupStepDown);
+                }
+            }
+        }
+    }
+
+    /// Held in BACKUP, by an administrator or by the sync group.
+    fn is_held(&self) -> bool {
+        self.held || self.group_held
+    }
+
+    /// Held in BACKUP by the sync group ([`GroupCommand::Hold`]).
+    pub fn group_held(&self) -> bool {
+        self.group_held
     }
 
     /// Leaves for good ([`Admin::Shutdown`]), in this order: INIT; as master,
@@ -560,7 +615,7 @@ impl Instance {
 
     /// Arms the master-down timer from `now`, unless held.
     fn arm_master_down(&mut self, now: Nanos) {
-        if self.held {
+        if self.is_held() {
             self.timers.stop(Timer::MasterDown);
         } else {
             let at = now.saturating_add(self.params.master_down_interval());

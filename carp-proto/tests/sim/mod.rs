@@ -4,6 +4,10 @@
 //! partitions (cut directed links), crashes, and an on-path attacker that can
 //! inject any advert under any source address. Time jumps to the next
 //! delivery or deadline; the number of steps is bounded to catch livelock.
+//!
+//! [`Sim::grouped`] builds hosts on several segments instead, one vhid per
+//! segment, each host's instances in one sync group, with links that go
+//! down and up.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -11,7 +15,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use carp_common::header::CarpHeader;
 use carp_proto::election::Priority;
-use carp_proto::{Action, Instance, InstanceParams, Nanos, Password, Reject, ReplayMode, State};
+use carp_proto::{
+    Action, Group, Instance, InstanceParams, Nanos, Password, Reason, Reject, ReplayMode, State,
+};
 
 #[path = "../../../tests/peers/split_mix.rs"]
 mod split_mix;
@@ -47,6 +53,8 @@ pub struct Transition {
     pub from: State,
     /// New state.
     pub to: State,
+    /// Why.
+    pub reason: Reason,
 }
 
 /// A packet in flight: (delivery time, sequence) orders the queue.
@@ -62,6 +70,12 @@ pub struct Node {
     pub spec: NodeSpec,
     /// False once crashed.
     pub alive: bool,
+    /// Its segment (one vhid per segment).
+    pub lan: usize,
+    /// Its host.
+    pub host: usize,
+    /// False while its link is down.
+    pub link_up: bool,
 }
 
 /// The simulated segment.
@@ -90,21 +104,54 @@ pub struct Sim {
     pub rejected: Vec<(Nanos, usize, IpAddr, Reject)>,
     /// Steps taken.
     steps: u64,
+    /// Sync groups: the group and its members' node indices.
+    pub groups: Vec<(Group, Vec<usize>)>,
 }
 
 impl Sim {
     /// Nodes 10.0.0.1, 10.0.0.2, ... started at time zero.
     pub fn new(specs: &[NodeSpec], delay: Vec<Vec<Nanos>>, mode: ReplayMode, seed: u64) -> Self {
-        let n = specs.len();
-        let nodes = specs
+        let placed: Vec<(usize, usize, NodeSpec)> =
+            specs.iter().enumerate().map(|(i, s)| (0, i, *s)).collect();
+        Self::build(&placed, delay, mode, seed)
+    }
+
+    /// `hosts.len()` hosts on `lans` segments: node `lan × hosts + host` is
+    /// host `host`'s instance of vhid `lan + 1`, address 10.0.`lan`.`host + 1`
+    /// (so hosts rank the same on every segment), and each host's
+    /// instances form one sync group.
+    pub fn grouped(hosts: &[NodeSpec], lans: usize, delay: Vec<Vec<Nanos>>, seed: u64) -> Self {
+        let placed: Vec<(usize, usize, NodeSpec)> = (0..lans)
+            .flat_map(|lan| hosts.iter().enumerate().map(move |(h, s)| (lan, h, *s)))
+            .collect();
+        let mut sim = Self::build(&placed, delay, ReplayMode::Auto, seed);
+        for h in 0..hosts.len() {
+            let members: Vec<usize> = (0..lans).map(|lan| lan * hosts.len() + h).collect();
+            let mut group = Group::new(members.iter().map(|&i| sim.nodes[i].instance.state()));
+            let commands = group.start();
+            sim.groups.push((group, members));
+            sim.command(sim.groups.len() - 1, commands);
+        }
+        sim
+    }
+
+    /// Nodes placed as (segment, host, configuration).
+    fn build(
+        placed: &[(usize, usize, NodeSpec)],
+        delay: Vec<Vec<Nanos>>,
+        mode: ReplayMode,
+        seed: u64,
+    ) -> Self {
+        let n = placed.len();
+        let nodes = placed
             .iter()
             .enumerate()
-            .map(|(i, spec)| {
-                let addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1));
+            .map(|(i, &(lan, host, ref spec))| {
+                let addr = IpAddr::V4(Ipv4Addr::new(10, 0, lan as u8, host as u8 + 1));
                 let mut p = InstanceParams::new(
-                    1,
+                    lan as u8 + 1,
                     Password::new(b"sim").unwrap(),
-                    vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100))],
+                    vec![IpAddr::V4(Ipv4Addr::new(10, 0, lan as u8, 100))],
                     vec![addr],
                 );
                 p.advbase_secs = spec.advbase_secs;
@@ -119,6 +166,9 @@ impl Sim {
                     addr,
                     spec: *spec,
                     alive: true,
+                    lan,
+                    host,
+                    link_up: true,
                 }
             })
             .collect();
@@ -137,6 +187,7 @@ impl Sim {
             sent: Vec::new(),
             rejected: Vec::new(),
             steps: 0,
+            groups: Vec::new(),
         };
         for i in 0..n {
             sim.drain(i);
@@ -164,6 +215,54 @@ impl Sim {
     /// Crashes a node: it sends and hears nothing more.
     pub fn kill(&mut self, node: usize) {
         self.nodes[node].alive = false;
+    }
+
+    /// The link of node `node` goes down or up: it hears and sends nothing
+    /// while down.
+    pub fn set_link(&mut self, node: usize, up: bool) {
+        self.nodes[node].link_up = up;
+        if self.nodes[node].alive {
+            self.nodes[node].instance.handle_link(self.now, up);
+            self.drain(node);
+        }
+    }
+
+    /// Node `node`'s own demote count is now `demote`; with a group, every
+    /// member advertises the group's.
+    pub fn set_demote(&mut self, node: usize, demote: u8) {
+        let now = self.now;
+        match self.group_of(node) {
+            Some((g, k)) => {
+                let demote = self.groups[g].0.set_demote(k, demote);
+                for j in self.groups[g].1.clone() {
+                    self.nodes[j].instance.set_demote(now, demote);
+                    self.drain(j);
+                }
+            }
+            None => {
+                self.nodes[node].instance.set_demote(now, demote);
+                self.drain(node);
+            }
+        }
+    }
+
+    /// The group of node `node` and its index in it.
+    fn group_of(&self, node: usize) -> Option<(usize, usize)> {
+        self.groups
+            .iter()
+            .enumerate()
+            .find_map(|(g, (_, members))| members.iter().position(|&m| m == node).map(|k| (g, k)))
+    }
+
+    /// Hands group `g`'s commands to its members.
+    fn command(&mut self, g: usize, commands: Vec<(usize, carp_proto::GroupCommand)>) {
+        for (k, command) in commands {
+            let j = self.groups[g].1[k];
+            if self.nodes[j].alive {
+                self.nodes[j].instance.handle_group(self.now, command);
+                self.drain(j);
+            }
+        }
     }
 
     /// The attacker delivers `header` to `to` at `at`, claiming `src`.
@@ -218,7 +317,7 @@ impl Sim {
                 break;
             }
             self.queue.pop();
-            if !self.nodes[to].alive {
+            if !self.nodes[to].alive || !self.nodes[to].link_up {
                 continue;
             }
             let h = CarpHeader::from_bytes(&bytes);
@@ -234,12 +333,19 @@ impl Sim {
         while let Some(action) = self.nodes[i].instance.poll_action() {
             match action {
                 Action::SendAdvert(h) => self.broadcast(i, h),
-                Action::StateChanged { from, to, .. } => self.transitions.push(Transition {
-                    at: self.now,
-                    node: i,
-                    from,
-                    to,
-                }),
+                Action::StateChanged { from, to, reason } => {
+                    self.transitions.push(Transition {
+                        at: self.now,
+                        node: i,
+                        from,
+                        to,
+                        reason,
+                    });
+                    if let Some((g, k)) = self.group_of(i) {
+                        let commands = self.groups[g].0.observe(k, to, reason);
+                        self.command(g, commands);
+                    }
+                }
                 Action::AddVips
                 | Action::RemoveVips
                 | Action::Announce
@@ -252,9 +358,12 @@ impl Sim {
     /// Sends `h` from node `from` to every other node, subject to cuts and loss.
     fn broadcast(&mut self, from: usize, h: CarpHeader) {
         self.sent.push((self.now, from, h));
+        if !self.nodes[from].link_up {
+            return;
+        }
         let src = self.nodes[from].addr;
         for to in 0..self.nodes.len() {
-            if to == from || self.cut[from][to] {
+            if to == from || self.cut[from][to] || self.nodes[to].lan != self.nodes[from].lan {
                 continue;
             }
             let lost = self.rng[from].next_u64() % 1_000_000 < self.loss_ppm;
@@ -283,6 +392,12 @@ impl Sim {
             .filter(|&i| self.nodes[i].alive)
             .min_by(|&a, &b| prio(a).cmp_preference(&prio(b)))
             .expect("at least one node alive")
+    }
+
+    /// The host of the best alive node ([`Sim::grouped`]: hosts rank the
+    /// same on every segment).
+    pub fn best_host(&self) -> usize {
+        self.nodes[self.best()].host
     }
 
     /// The longest master-down interval of the alive nodes.
