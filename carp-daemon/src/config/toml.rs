@@ -14,8 +14,8 @@ use super::keys::{self, Section};
 use super::locate::{line_of, syntax_error};
 use super::model::*;
 use super::password::{Password, PasswordSource};
-use super::raw::{RawFile, RawGlobal, RawHealthCheck, RawInstance, S};
-use super::validate::{check_config, split_alias, Field, Locate};
+use super::raw::{RawFile, RawGlobal, RawHealthCheck, RawInstance, RawSyncGroup, S};
+use super::validate::{check_config, check_sync_groups, split_alias, Field, Locate, LocateGroups};
 
 /// Where each checked field of one instance was written (byte offsets).
 struct InstanceSpans {
@@ -27,6 +27,7 @@ struct InstanceSpans {
     vip: Vec<usize>,
     peers: Vec<usize>,
     mcast: Option<usize>,
+    sync_group: Option<usize>,
 }
 
 /// The file being converted: its path and text, for locating errors.
@@ -130,6 +131,29 @@ impl Locate for (&Ctx<'_>, &[InstanceSpans]) {
     }
 }
 
+/// Where the sync-group fields were written: the members' `sync_group`
+/// and each group's `name` (byte offsets).
+struct GroupSpans<'a> {
+    ctx: &'a Ctx<'a>,
+    members: &'a [InstanceSpans],
+    names: Vec<usize>,
+}
+
+impl LocateGroups for GroupSpans<'_> {
+    fn member(&self, index: usize) -> At {
+        let s = &self.members[index];
+        self.ctx.at(
+            s.sync_group.unwrap_or(s.table),
+            format!("instance[{index}].sync_group"),
+        )
+    }
+
+    fn group(&self, group: usize) -> At {
+        self.ctx
+            .at(self.names[group], format!("sync_group[{group}].name"))
+    }
+}
+
 /// How a file is read.
 pub struct Options<'a> {
     /// The directory relative paths in the file are relative to.
@@ -172,12 +196,25 @@ pub fn parse_str(
         instances.push(inst);
         spans.push(inst_spans);
     }
+    let mut sync_groups = Vec::new();
+    let mut names = Vec::new();
+    for (index, raw) in raw.sync_group.iter().enumerate() {
+        sync_groups.push(convert_sync_group(&ctx, index, raw, &mut warnings));
+        names.push(raw.get_ref().name.span().start);
+    }
     let config = Config {
         global,
         instances,
+        sync_groups,
         warnings,
     };
     check_config(&config, &(&ctx, spans.as_slice()))?;
+    let groups = GroupSpans {
+        ctx: &ctx,
+        members: &spans,
+        names,
+    };
+    check_sync_groups(&config, &groups)?;
     Ok(config)
 }
 
@@ -420,6 +457,7 @@ fn convert_instance(
         broadcast_mac: raw.broadcast_mac.unwrap_or(false),
         announce,
         health_checks,
+        sync_group: raw.sync_group.as_ref().map(|g| g.get_ref().clone()),
     };
     let spans = InstanceSpans {
         table: table.start,
@@ -430,8 +468,38 @@ fn convert_instance(
         vip: raw.vips.get_ref().iter().map(|v| v.span().start).collect(),
         peers: raw.unicast_peers.iter().map(|v| v.span().start).collect(),
         mcast: raw.mcast.as_ref().map(|v| v.span().start),
+        sync_group: raw.sync_group.as_ref().map(|v| v.span().start),
     };
     Ok((inst, spans))
+}
+
+/// One `[[sync_group]]`: its paths made relative to the file.
+fn convert_sync_group(
+    ctx: &Ctx<'_>,
+    index: usize,
+    raw: &S<RawSyncGroup>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> SyncGroupConfig {
+    let raw = raw.get_ref();
+    let path = |p: &Option<S<PathBuf>>| p.as_ref().map(|p| ctx.path(p.get_ref().clone()));
+    let group = SyncGroupConfig {
+        name: raw.name.get_ref().clone(),
+        upscript: path(&raw.upscript),
+        downscript: path(&raw.downscript),
+        conntrackd_config: path(&raw.conntrackd_config),
+    };
+    if ctx.host_checks {
+        for (name, raw, path) in [
+            ("upscript", &raw.upscript, &group.upscript),
+            ("downscript", &raw.downscript, &group.downscript),
+        ] {
+            if let (Some(raw), Some(path)) = (raw, path) {
+                let at = ctx.at(raw.span().start, format!("sync_group[{index}].{name}"));
+                host::check_script(path, &at, warnings);
+            }
+        }
+    }
+    group
 }
 
 /// Exactly one of `password_file`, `password_env`, `password`.

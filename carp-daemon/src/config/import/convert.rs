@@ -190,6 +190,7 @@ fn instance(s: &Settings, source: &Path, password_dir: &Path) -> Result<Imported
         broadcast_mac: on(&s.nomcast),
         announce: Announce::default(),
         health_checks: Vec::new(),
+        sync_group: None,
     };
     Ok(Imported {
         instance,
@@ -269,6 +270,7 @@ pub fn convert(
     let config = Config {
         global: Global::default(),
         instances: imported.iter().map(|i| i.instance.clone()).collect(),
+        sync_groups: Vec::new(),
         warnings: Vec::new(),
     };
     check_config(&config, &Blame(&imported))?;
