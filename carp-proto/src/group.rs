@@ -47,8 +47,8 @@ pub enum GroupCommand {
     /// FAULT: bow out (a master sends a leave advert and goes BACKUP) and
     /// stay BACKUP, taking over for nothing, until [`GroupCommand::Release`].
     Hold,
-    /// The FAULT is over: take part in elections again, starting a fresh
-    /// master-down interval.
+    /// The FAULT is over: a held member takes part in elections again,
+    /// starting a fresh master-down interval (nothing for one not held).
     Release,
     /// Another member became master: a BACKUP member not held takes over.
     TakeOver,
@@ -132,18 +132,21 @@ impl Group {
         self.members.is_empty()
     }
 
-    /// The commands that make freshly grouped members consistent: a hold
-    /// for every member if one is down; otherwise, if one is MASTER, a
+    /// The commands that make freshly grouped members consistent (at
+    /// start, and after a reload regrouped running instances): a hold for
+    /// every member if one is down; otherwise a release for every member
+    /// (one held by a former group is free again) and, if one is MASTER, a
     /// take-over for the others.
     pub fn start(&mut self) -> Vec<(usize, GroupCommand)> {
         if let Some(down) = self.members.iter().position(|m| m.state == State::Init) {
             self.why = Some((down, Reason::LinkDown));
             return self.to_all(GroupCommand::Hold);
         }
-        match self.members.iter().position(|m| m.state == State::Master) {
-            Some(master) => self.to_others(master, GroupCommand::TakeOver),
-            None => Vec::new(),
+        let mut commands = self.to_all(GroupCommand::Release);
+        if let Some(master) = self.members.iter().position(|m| m.state == State::Master) {
+            commands.extend(self.to_others(master, GroupCommand::TakeOver));
         }
+        commands
     }
 
     /// Member `member` changed to `to` because of `reason`: what the other
@@ -324,7 +327,10 @@ mod tests {
             vec![(0, GroupCommand::Hold), (1, GroupCommand::Hold)]
         );
         let mut g = Group::new([State::Backup, State::Master]);
-        assert_eq!(g.start(), vec![(0, GroupCommand::TakeOver)]);
-        assert!(Group::new([State::Backup; 2]).start().is_empty());
+        let release = vec![(0, GroupCommand::Release), (1, GroupCommand::Release)];
+        let mut expected = release.clone();
+        expected.push((0, GroupCommand::TakeOver));
+        assert_eq!(g.start(), expected);
+        assert_eq!(Group::new([State::Backup; 2]).start(), release);
     }
 }

@@ -509,7 +509,7 @@ impl Instance {
                     State::Init => {}
                 }
             }
-            GroupCommand::Release => {
+            GroupCommand::Release if self.group_held => {
                 self.group_held = false;
                 if self.state == State::Backup {
                     self.arm_master_down(now);
@@ -526,6 +526,7 @@ impl Instance {
                     self.become_backup(now, Reason::GroupStepDown);
                 }
             }
+            GroupCommand::Release => {}
         }
     }
 

@@ -117,6 +117,31 @@ pub fn render_table(report: &StatusReport) -> String {
         ];
         let rows: Vec<Vec<String>> = report.instances.iter().map(instance_row).collect();
         out.push_str(&table(&header, &rows));
+        let mut groups: Vec<&InstanceReport> = Vec::new();
+        for i in report.instances.iter().filter(|i| i.sync_group.is_some()) {
+            if !groups.iter().any(|g| g.sync_group == i.sync_group) {
+                groups.push(i);
+            }
+        }
+        for g in groups {
+            let members: Vec<String> = report
+                .instances
+                .iter()
+                .filter(|i| i.sync_group == g.sync_group)
+                .map(|i| format!("{} vhid {}", i.interface, i.vhid))
+                .collect();
+            let _ = writeln!(
+                out,
+                "sync group {}: {}{} (members {})",
+                g.sync_group.as_deref().unwrap_or_default(),
+                g.group_state.as_deref().unwrap_or("-"),
+                g.group_reason
+                    .as_deref()
+                    .map(|why| format!(", {why}"))
+                    .unwrap_or_default(),
+                members.join(", ")
+            );
+        }
         for i in &report.instances {
             let rejects = nonzero(i.rejects.iter());
             if !rejects.is_empty() {

@@ -122,6 +122,9 @@ impl Prepared {
             rebind_warned: None,
             leaving: Vec::new(),
             counter_file: None,
+            state_changes: Vec::new(),
+            group_demote: 0,
+            announce_gate: None,
             cfg,
         })
     }
