@@ -469,14 +469,7 @@ impl Instance {
         match admin {
             Admin::GoBackup => {
                 self.held = true;
-                match self.state {
-                    State::Master => {
-                        self.emit_advert(now, true);
-                        self.become_backup(now, Reason::AdminBackup);
-                    }
-                    State::Backup => self.timers.stop(Timer::MasterDown),
-                    State::Init => {}
-                }
+                self.bow_out(now, Reason::AdminBackup);
             }
             Admin::Resume => {
                 self.held = false;
@@ -500,14 +493,7 @@ impl Instance {
         match command {
             GroupCommand::Hold => {
                 self.group_held = true;
-                match self.state {
-                    State::Master => {
-                        self.emit_advert(now, true);
-                        self.become_backup(now, Reason::GroupFault);
-                    }
-                    State::Backup => self.timers.stop(Timer::MasterDown),
-                    State::Init => {}
-                }
+                self.bow_out(now, Reason::GroupFault);
             }
             GroupCommand::Release if self.group_held => {
                 self.group_held = false;
@@ -527,6 +513,20 @@ impl Instance {
                 }
             }
             GroupCommand::Release => {}
+        }
+    }
+
+    /// Now held: a master sends a leave advert (a backup takes over at
+    /// once) and goes BACKUP for `reason`; a backup stops waiting for
+    /// master down.
+    fn bow_out(&mut self, now: Nanos, reason: Reason) {
+        match self.state {
+            State::Master => {
+                self.emit_advert(now, true);
+                self.become_backup(now, reason);
+            }
+            State::Backup => self.timers.stop(Timer::MasterDown),
+            State::Init => {}
         }
     }
 

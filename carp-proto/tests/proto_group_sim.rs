@@ -19,7 +19,7 @@ mod sim;
 
 use carp_proto::{GroupState, Nanos, Reason, State};
 use proptest::prelude::*;
-use sim::{NodeSpec, Sim, SplitMix};
+use sim::{delays, NodeSpec, Sim};
 
 /// One fault in a schedule.
 #[derive(Clone, Copy, Debug)]
@@ -70,17 +70,6 @@ fn host_spec(preempt: impl Strategy<Value = bool>) -> impl Strategy<Value = Node
         demote: 0,
         preempt,
     })
-}
-
-fn delays(n: usize, seed: u64) -> Vec<Vec<Nanos>> {
-    let mut rng = SplitMix::new(seed);
-    (0..n)
-        .map(|_| {
-            (0..n)
-                .map(|_| Nanos::from_millis(rng.next_u64() % 50))
-                .collect()
-        })
-        .collect()
 }
 
 /// Makes the network whole: every link up, no cut, no loss, no demotion.

@@ -14,7 +14,7 @@ mod sim;
 
 use carp_proto::{Nanos, Reject, ReplayMode, State};
 use proptest::prelude::*;
-use sim::{NodeSpec, Sim, SplitMix};
+use sim::{delays, NodeSpec, Sim};
 
 /// One fault in a schedule.
 #[derive(Clone, Copy, Debug)]
@@ -40,17 +40,6 @@ fn node_spec(preempt: impl Strategy<Value = bool>) -> impl Strategy<Value = Node
             demote,
             preempt,
         })
-}
-
-fn delays(n: usize, seed: u64) -> Vec<Vec<Nanos>> {
-    let mut rng = SplitMix::new(seed);
-    (0..n)
-        .map(|_| {
-            (0..n)
-                .map(|_| Nanos::from_millis(rng.next_u64() % 50))
-                .collect()
-        })
-        .collect()
 }
 
 fn fault() -> impl Strategy<Value = Fault> {

@@ -23,6 +23,18 @@ use carp_proto::{
 mod split_mix;
 pub use split_mix::SplitMix;
 
+/// A delay of 0..50 ms for each directed link of `n` nodes, from `seed`.
+pub fn delays(n: usize, seed: u64) -> Vec<Vec<Nanos>> {
+    let mut rng = SplitMix::new(seed);
+    (0..n)
+        .map(|_| {
+            (0..n)
+                .map(|_| Nanos::from_millis(rng.next_u64() % 50))
+                .collect()
+        })
+        .collect()
+}
+
 /// Wall-clock time of node 0 at virtual time zero.
 const BASE_UNIX_NS: u64 = 1_763_000_000_000_000_000;
 
