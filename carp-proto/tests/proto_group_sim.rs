@@ -19,24 +19,7 @@ mod sim;
 
 use carp_proto::{GroupState, Nanos, Reason, State};
 use proptest::prelude::*;
-use sim::{delays, NodeSpec, Sim};
-
-/// One fault in a schedule.
-#[derive(Clone, Copy, Debug)]
-enum Fault {
-    /// Set the loss of every link, in percent.
-    Loss(u8),
-    /// Cut the directed link from → to (node indices, modulo the count).
-    Cut(usize, usize),
-    /// Take the link of a node down (index modulo the count).
-    LinkDown(usize),
-    /// Bring the link of a node up.
-    LinkUp(usize),
-    /// Set a node's own demote count.
-    Demote(usize, u8),
-    /// Restore every link (cuts only).
-    Heal,
-}
+use sim::{delays, Fault, NodeSpec, Sim};
 
 fn fault() -> impl Strategy<Value = Fault> {
     prop_oneof![
@@ -47,19 +30,6 @@ fn fault() -> impl Strategy<Value = Fault> {
         (0usize..9, 0u8..=2).prop_map(|(n, d)| Fault::Demote(n, d)),
         Just(Fault::Heal),
     ]
-}
-
-fn apply(sim: &mut Sim, fault: Fault) {
-    let n = sim.nodes.len();
-    match fault {
-        Fault::Loss(pct) => sim.set_loss_ppm(u64::from(pct) * 10_000),
-        Fault::Cut(a, b) if a % n != b % n => sim.set_cut(a % n, b % n, true),
-        Fault::Cut(..) => {}
-        Fault::LinkDown(a) => sim.set_link(a % n, false),
-        Fault::LinkUp(a) => sim.set_link(a % n, true),
-        Fault::Demote(a, d) => sim.set_demote(a % n, d),
-        Fault::Heal => sim.heal(),
-    }
 }
 
 /// A host's configuration: every member of its group shares it.
@@ -135,7 +105,7 @@ proptest! {
         let step = Nanos::from_millis(step_ms);
         for (k, f) in faults.iter().enumerate() {
             sim.run_until(step.saturating_mul(k as u64 + 1));
-            apply(&mut sim, *f);
+            sim.apply(*f);
         }
         let whole_at = step.saturating_mul(faults.len() as u64 + 1);
         sim.run_until(whole_at);

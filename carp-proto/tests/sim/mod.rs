@@ -23,6 +23,39 @@ use carp_proto::{
 mod split_mix;
 pub use split_mix::SplitMix;
 
+/// One fault of a schedule.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// Set the loss of every link, in percent.
+    Loss(u8),
+    /// Cut the directed link from → to (node indices, modulo the count).
+    Cut(usize, usize),
+    /// Take the link of a node down (index modulo the count).
+    LinkDown(usize),
+    /// Bring the link of a node up.
+    LinkUp(usize),
+    /// Set a node's own demote count.
+    Demote(usize, u8),
+    /// Restore every cut link.
+    Heal,
+}
+
+impl Sim {
+    /// Applies `fault`.
+    pub fn apply(&mut self, fault: Fault) {
+        let n = self.nodes.len();
+        match fault {
+            Fault::Loss(pct) => self.set_loss_ppm(u64::from(pct) * 10_000),
+            Fault::Cut(a, b) if a % n != b % n => self.set_cut(a % n, b % n, true),
+            Fault::Cut(..) => {}
+            Fault::LinkDown(a) => self.set_link(a % n, false),
+            Fault::LinkUp(a) => self.set_link(a % n, true),
+            Fault::Demote(a, d) => self.set_demote(a % n, d),
+            Fault::Heal => self.heal(),
+        }
+    }
+}
+
 /// A delay of 0..50 ms for each directed link of `n` nodes, from `seed`.
 pub fn delays(n: usize, seed: u64) -> Vec<Vec<Nanos>> {
     let mut rng = SplitMix::new(seed);
