@@ -7,6 +7,8 @@
 //!   left", no master-down wait) and vhid 2 with it (the group), and host
 //!   0's group is FAULT in `status`;
 //! - (c) the link back: host 0 preempts back, as one;
+//! - a failing health check on host 0's vhid 2 alone moves both vhids to
+//!   host 1 (the group's demote), and both come back once it passes;
 //! - (d) a reload (unchanged instances, the group's script changed) keeps
 //!   the group as it is;
 //! - (b) host 0 killed (SIGKILL): host 1 holds both VIPs;
@@ -39,13 +41,23 @@ fn vip(vhid: u8) -> Ipv4Addr {
     Ipv4Addr::new(10, 213, vhid, 10)
 }
 
-/// Host `i`'s configuration, its group's upscript `script`.
+/// Host `i`'s configuration, its group's upscript `script`. Host 0's
+/// vhid 2 has a health check that fails while the file `unhealthy` exists.
 fn config(lan: &Lan, i: usize, script: &str) -> String {
     let sock = lan.path(&format!("d{i}.sock"));
     let advskew = if i == 0 { 0 } else { 100 };
+    let check = if i == 0 {
+        format!(
+            "\n[[instance.health_check]]\ncommand = [\"/bin/sh\", \"-c\", \"test ! -e {}\"]\n\
+             interval_secs = 1\ntimeout_secs = 1\nweight = 50\n",
+            lan.path("unhealthy").display()
+        )
+    } else {
+        String::new()
+    };
     format!(
         "[global]\nstatus_socket = \"{}\"\nlog_facility = \"none\"\ndebug = true\n\
-         state_dir = \"{}\"\n{}{}\n[[sync_group]]\nname = \"gw\"\nupscript = \"{}\"\n\
+         state_dir = \"{}\"\n{}{}{check}\n[[sync_group]]\nname = \"gw\"\nupscript = \"{}\"\n\
          downscript = \"{}\"\n",
         sock.display(),
         lan.path(&format!("state-{i}")).display(),
@@ -161,6 +173,7 @@ fn a_sync_group_moves_as_one_across_two_lans() {
         Some("sync group member became master")
     );
     assert_eq!(field(d0, 1, "group_state").as_deref(), Some("FAULT"));
+    assert_eq!(d0.instance(1).unwrap()["held"], true);
     let why = field(d0, 1, "group_reason").unwrap_or_default();
     assert!(
         why.contains("eth1 vhid 2") && why.contains("link down"),
@@ -173,6 +186,17 @@ fn a_sync_group_moves_as_one_across_two_lans() {
 
     // (c) The link back: host 0 preempts back, as one.
     must(lan2.set_port("h0", true));
+    wait_group_on(&lan, &mut daemons, 0);
+
+    // A failing health check on host 0's vhid 2 demotes its whole group:
+    // host 1 takes both, and both back once the check passes again.
+    lan.write("unhealthy", "", 0o644);
+    wait_group_on(&lan, &mut daemons, 1);
+    let d0 = daemons[0].as_ref().unwrap();
+    for vhid in [1, 2] {
+        assert_eq!(d0.instance(vhid).unwrap()["demote"], 50, "vhid {vhid}");
+    }
+    std::fs::remove_file(lan.path("unhealthy")).unwrap();
     wait_group_on(&lan, &mut daemons, 0);
 
     // (d) A reload that changes the group's script only: nothing moves.
