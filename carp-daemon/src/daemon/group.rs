@@ -138,6 +138,9 @@ impl Groups {
         loop {
             let mut moved = false;
             for i in 0..instances.len() {
+                if instances[i].state_changes.is_empty() {
+                    continue;
+                }
                 let changes = std::mem::take(&mut instances[i].state_changes);
                 let key = instances[i].key();
                 for (to, reason) in changes {
@@ -179,7 +182,7 @@ impl Groups {
     ) {
         for (k, command) in commands {
             let key = &self.0[g].members[k];
-            if let Some(r) = instances.iter_mut().find(|r| r.key() == *key) {
+            if let Some(r) = instances.iter_mut().find(|r| is(r, key)) {
                 tracing::debug!(iface = %key.interface, vhid = key.vhid, group = %self.0[g].cfg.name, "{command:?}");
                 r.core.handle_group(t, command);
                 r.carry_out(vips).await;
@@ -198,14 +201,14 @@ impl Groups {
     ) {
         let group = &mut self.0[g];
         for (k, key) in group.members.iter().enumerate() {
-            if let Some(r) = instances.iter().find(|r| r.key() == *key) {
+            if let Some(r) = instances.iter().find(|r| is(r, key)) {
                 group.core.set_demote(k, r.demote().total());
             }
         }
         let demote = group.core.demote();
         for r in instances
             .iter_mut()
-            .filter(|r| group.members.contains(&r.key()))
+            .filter(|r| group.members.iter().any(|key| is(r, key)))
         {
             if r.group_demote != demote {
                 r.set_group_demote(t, demote);
@@ -283,6 +286,19 @@ impl SyncGroup {
     }
 }
 
+/// Whether `r` is the instance `key` names (without building its key).
+fn is(r: &Running, key: &InstanceKey) -> bool {
+    r.cfg.vhid == key.vhid && r.cfg.interface == key.interface
+}
+
+/// Waits until conntrackd is ready as master (`gate` true), at most
+/// [`CONNTRACKD_WAIT`]; returns whether it was.
+pub async fn conntrackd_ready(mut gate: watch::Receiver<bool>) -> bool {
+    tokio::time::timeout(CONNTRACKD_WAIT, gate.wait_for(|ready| *ready))
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
 /// Runs a group script, `SCRIPT <group> <state>`, in a task of its own;
 /// killed after `timeout`; its outcome logged.
 fn run_script(script: std::path::PathBuf, group: &str, state: GroupState, timeout: Duration) {
@@ -317,4 +333,29 @@ fn run_script(script: std::path::PathBuf, group: &str, state: GroupState, timeou
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn announcements_wait_for_conntrackd_at_most_the_bound() {
+        // Ready after 200 ms: the wait ends then.
+        let (ready, gate) = watch::channel(false);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            ready.send_replace(true);
+            // Kept open: a dropped sender must not end the wait early.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let start = tokio::time::Instant::now();
+        assert!(conntrackd_ready(gate).await);
+        assert_eq!(start.elapsed(), Duration::from_millis(200));
+        // Never ready: the wait ends at the bound.
+        let (_ready, gate) = watch::channel(false);
+        let start = tokio::time::Instant::now();
+        assert!(!conntrackd_ready(gate).await);
+        assert_eq!(start.elapsed(), CONNTRACKD_WAIT);
+    }
 }

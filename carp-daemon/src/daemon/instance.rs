@@ -358,14 +358,11 @@ impl Running {
         if let Some(a) = self.io.as_ref().and_then(|io| io.announcer.as_ref()) {
             let vips: Vec<IpAddr> = self.cfg.vips.iter().map(|v| v.addr).collect();
             if let Some(gate) = self.announce_gate.as_ref().filter(|g| !*g.borrow()) {
-                let (a, mut gate) = (a.clone(), gate.clone());
+                let (a, gate) = (a.clone(), gate.clone());
                 let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
                 tokio::spawn(async move {
-                    let wait = super::group::CONNTRACKD_WAIT;
-                    if tokio::time::timeout(wait, gate.wait_for(|ready| *ready))
-                        .await
-                        .is_err()
-                    {
+                    if !super::group::conntrackd_ready(gate).await {
+                        let wait = super::group::CONNTRACKD_WAIT;
                         tracing::warn!(iface = %iface, vhid, "conntrackd not ready after {wait:?}: announcing anyway");
                     }
                     if let Err(e) = a.announce(&vips, 1, Duration::ZERO).await {
