@@ -9,8 +9,9 @@
 //! ```
 //!
 //! Inputs are [`Instance::handle_advert`], [`Instance::handle_timeout`],
-//! [`Instance::handle_link`], [`Instance::set_demote`] and
-//! [`Instance::handle_admin`]; outputs are [`Instance::poll_action`] and
+//! [`Instance::handle_link`], [`Instance::set_demote`],
+//! [`Instance::handle_admin`] and, for members of a sync group,
+//! [`Instance::handle_group`] (in `instance_group.rs`); outputs are [`Instance::poll_action`] and
 //! [`Instance::poll_timeout`]. Nothing here does I/O (see [`super`]).
 
 use std::collections::VecDeque;
@@ -25,7 +26,6 @@ use super::action::{Action, Admin, Reason, Script, State};
 use super::auth::Authenticator;
 use super::counter::{AdvertCounter, WallClock};
 use super::election::{master_yields, own_addr_for, preempts, Priority};
-use super::group::GroupCommand;
 use super::params::{InstanceParams, ParamsError};
 use super::peer::{MacClass, PeerKind, PeerTable, Sender};
 use super::reject::{Reject, RejectCounts};
@@ -33,6 +33,9 @@ use super::replay::{Admission, ReplayGuard};
 use super::status::Status;
 use super::timers::{rank_interval, Timer, TimerTable};
 use super::Nanos;
+
+#[path = "instance_group.rs"]
+mod group;
 
 /// The CARP state machine of one (interface, vhid).
 #[derive(Clone, Debug)]
@@ -482,40 +485,6 @@ impl Instance {
         }
     }
 
-    /// A request of the instance's sync group (see [`super::group`]): the
-    /// members act as one. Without a group, nothing calls this and the
-    /// instance behaves exactly as before.
-    pub fn handle_group(&mut self, now: Nanos, command: GroupCommand) {
-        let now = self.tick(now);
-        if self.shut_down {
-            return;
-        }
-        match command {
-            GroupCommand::Hold => {
-                self.group_held = true;
-                self.bow_out(now, Reason::GroupFault);
-            }
-            GroupCommand::Release if self.group_held => {
-                self.group_held = false;
-                if self.state == State::Backup {
-                    self.arm_master_down(now);
-                }
-            }
-            GroupCommand::TakeOver => {
-                if self.state == State::Backup && !self.is_held() {
-                    self.become_master(now, Reason::GroupTakeOver);
-                }
-            }
-            GroupCommand::StepDown { leave } => {
-                if self.state == State::Master {
-                    self.emit_advert(now, leave);
-                    self.become_backup(now, Reason::GroupStepDown);
-                }
-            }
-            GroupCommand::Release => {}
-        }
-    }
-
     /// Now held: a master sends a leave advert (a backup takes over at
     /// once) and goes BACKUP for `reason`; a backup stops waiting for
     /// master down.
@@ -528,16 +497,6 @@ impl Instance {
             State::Backup => self.timers.stop(Timer::MasterDown),
             State::Init => {}
         }
-    }
-
-    /// Held in BACKUP, by an administrator or by the sync group.
-    fn is_held(&self) -> bool {
-        self.held || self.group_held
-    }
-
-    /// Held in BACKUP by the sync group ([`GroupCommand::Hold`]).
-    pub fn group_held(&self) -> bool {
-        self.group_held
     }
 
     /// Leaves for good ([`Admin::Shutdown`]), in this order: INIT; as master,
@@ -612,6 +571,11 @@ impl Instance {
         self.status.last_change = Some((now, reason));
         self.actions
             .push_back(Action::StateChanged { from, to, reason });
+    }
+
+    /// Held in BACKUP, by an administrator or by the sync group.
+    fn is_held(&self) -> bool {
+        self.held || self.group_held
     }
 
     /// Arms the master-down timer from `now`, unless held.

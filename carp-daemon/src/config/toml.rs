@@ -14,8 +14,12 @@ use super::keys::{self, Section};
 use super::locate::{line_of, syntax_error};
 use super::model::*;
 use super::password::{Password, PasswordSource};
-use super::raw::{RawFile, RawGlobal, RawHealthCheck, RawInstance, RawSyncGroup, S};
-use super::validate::{check_config, check_sync_groups, split_alias, Field, Locate, LocateGroups};
+use super::raw::{RawFile, RawGlobal, RawHealthCheck, RawInstance, S};
+use super::validate::{check_config, check_sync_groups, split_alias, Field, Locate};
+
+#[path = "toml_groups.rs"]
+mod groups;
+use groups::{convert_sync_group, GroupSpans};
 
 /// Where each checked field of one instance was written (byte offsets).
 struct InstanceSpans {
@@ -128,29 +132,6 @@ impl Locate for (&Ctx<'_>, &[InstanceSpans]) {
             Field::Mcast => (s.mcast.unwrap_or(s.table), name("mcast")),
         };
         ctx.at(offset, field)
-    }
-}
-
-/// Where the sync-group fields were written: the members' `sync_group`
-/// and each group's `name` (byte offsets).
-struct GroupSpans<'a> {
-    ctx: &'a Ctx<'a>,
-    members: &'a [InstanceSpans],
-    names: Vec<usize>,
-}
-
-impl LocateGroups for GroupSpans<'_> {
-    fn member(&self, index: usize) -> At {
-        let s = &self.members[index];
-        self.ctx.at(
-            s.sync_group.unwrap_or(s.table),
-            format!("instance[{index}].sync_group"),
-        )
-    }
-
-    fn group(&self, group: usize) -> At {
-        self.ctx
-            .at(self.names[group], format!("sync_group[{group}].name"))
     }
 }
 
@@ -471,35 +452,6 @@ fn convert_instance(
         sync_group: raw.sync_group.as_ref().map(|v| v.span().start),
     };
     Ok((inst, spans))
-}
-
-/// One `[[sync_group]]`: its paths made relative to the file.
-fn convert_sync_group(
-    ctx: &Ctx<'_>,
-    index: usize,
-    raw: &S<RawSyncGroup>,
-    warnings: &mut Vec<ConfigWarning>,
-) -> SyncGroupConfig {
-    let raw = raw.get_ref();
-    let path = |p: &Option<S<PathBuf>>| p.as_ref().map(|p| ctx.path(p.get_ref().clone()));
-    let group = SyncGroupConfig {
-        name: raw.name.get_ref().clone(),
-        upscript: path(&raw.upscript),
-        downscript: path(&raw.downscript),
-        conntrackd_config: path(&raw.conntrackd_config),
-    };
-    if ctx.host_checks {
-        for (name, raw, path) in [
-            ("upscript", &raw.upscript, &group.upscript),
-            ("downscript", &raw.downscript, &group.downscript),
-        ] {
-            if let (Some(raw), Some(path)) = (raw, path) {
-                let at = ctx.at(raw.span().start, format!("sync_group[{index}].{name}"));
-                host::check_script(path, &at, warnings);
-            }
-        }
-    }
-    group
 }
 
 /// Exactly one of `password_file`, `password_env`, `password`.
