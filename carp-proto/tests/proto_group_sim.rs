@@ -1,7 +1,8 @@
 //! Sync groups in a simulated cluster (see `sim/mod.rs`, [`Sim::grouped`]):
 //! two or three hosts on two or three segments, one vhid per segment, each
 //! host's instances in one group; random loss, cuts, links down and up,
-//! demotions. Once the network is whole again:
+//! demotions and reloads (a host's group made again over its running
+//! members). Once the network is whole again:
 //!
 //! - every vhid has exactly one master;
 //! - no host has a member MASTER and another BACKUP: its group is all
@@ -28,6 +29,7 @@ fn fault() -> impl Strategy<Value = Fault> {
         (0usize..9).prop_map(Fault::LinkDown),
         (0usize..9).prop_map(Fault::LinkUp),
         (0usize..9, 0u8..=2).prop_map(|(n, d)| Fault::Demote(n, d)),
+        (0usize..3).prop_map(Fault::Regroup),
         Just(Fault::Heal),
     ]
 }

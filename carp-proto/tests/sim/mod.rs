@@ -38,6 +38,8 @@ pub enum Fault {
     Demote(usize, u8),
     /// Restore every cut link.
     Heal,
+    /// A reload: a host's group made again (index modulo the groups).
+    Regroup(usize),
 }
 
 impl Sim {
@@ -52,6 +54,8 @@ impl Sim {
             Fault::LinkUp(a) => self.set_link(a % n, true),
             Fault::Demote(a, d) => self.set_demote(a % n, d),
             Fault::Heal => self.heal(),
+            Fault::Regroup(h) if !self.groups.is_empty() => self.regroup(h % self.groups.len()),
+            Fault::Regroup(_) => {}
         }
     }
 }
@@ -121,6 +125,9 @@ pub struct Node {
     pub host: usize,
     /// False while its link is down.
     pub link_up: bool,
+    /// Its own demote count (a group advertises the highest of its
+    /// members').
+    pub own_demote: u8,
 }
 
 /// The simulated segment.
@@ -172,12 +179,23 @@ impl Sim {
         let mut sim = Self::build(&placed, delay, ReplayMode::Auto, seed);
         for h in 0..hosts.len() {
             let members: Vec<usize> = (0..lans).map(|lan| lan * hosts.len() + h).collect();
-            let mut group = Group::new(members.iter().map(|&i| sim.nodes[i].instance.state()));
-            let commands = group.start();
-            sim.groups.push((group, members));
-            sim.command(sim.groups.len() - 1, commands);
+            sim.groups.push((Group::new([]), members));
+            sim.regroup(h);
         }
         sim
+    }
+
+    /// Group `g` made again over its members as they are now, as a reload
+    /// makes it ([`Group::start`]); the members' own demotes carried over.
+    pub fn regroup(&mut self, g: usize) {
+        let members = self.groups[g].1.clone();
+        let mut group = Group::new(members.iter().map(|&i| self.nodes[i].instance.state()));
+        for (k, &i) in members.iter().enumerate() {
+            group.set_demote(k, self.nodes[i].own_demote);
+        }
+        let commands = group.start();
+        self.groups[g].0 = group;
+        self.command(g, commands);
     }
 
     /// Nodes placed as (segment, host, configuration).
@@ -214,6 +232,7 @@ impl Sim {
                     lan,
                     host,
                     link_up: true,
+                    own_demote: spec.demote,
                 }
             })
             .collect();
@@ -276,6 +295,7 @@ impl Sim {
     /// member advertises the group's.
     pub fn set_demote(&mut self, node: usize, demote: u8) {
         let now = self.now;
+        self.nodes[node].own_demote = demote;
         match self.group_of(node) {
             Some((g, k)) => {
                 let demote = self.groups[g].0.set_demote(k, demote);
