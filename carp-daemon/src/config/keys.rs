@@ -385,8 +385,9 @@ pub static KEYS: &[Key] = {
         "Run once when the whole group has become master: SCRIPT <group> MASTER, asynchronously. \
          The members' own upscripts run as well."),
     key(SyncGroup, "downscript", Path, Opt("no script"), "\"/etc/carpd-xdp/group-down.sh\"",
-        "Run once when the group stops being master or enters FAULT: SCRIPT <group> BACKUP or \
-         SCRIPT <group> FAULT, asynchronously."),
+        "Run once when the group becomes backup (at start too) or enters FAULT: SCRIPT <group> \
+         BACKUP or SCRIPT <group> FAULT, asynchronously. The members' own downscripts run as \
+         well."),
     key(SyncGroup, "conntrackd_config", Path, Opt("conntrackd is not driven"),
         "\"/etc/conntrackd/conntrackd.conf\"",
         "conntrackd's configuration: carpd-xdp drives conntrackd on the group's transitions \

@@ -274,7 +274,8 @@ pub struct SyncGroupConfig {
     pub name: String,
     /// Run once when the whole group has become master.
     pub upscript: Option<PathBuf>,
-    /// Run once when the group stops being master or enters FAULT.
+    /// Run once when the group becomes backup (at start too) or enters
+    /// FAULT.
     pub downscript: Option<PathBuf>,
     /// conntrackd's configuration, if carpd-xdp drives conntrackd.
     pub conntrackd_config: Option<PathBuf>,
