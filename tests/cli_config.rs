@@ -11,6 +11,8 @@ mod config_file;
 mod reference;
 #[path = "cli_config/starter.rs"]
 mod starter;
+#[path = "cli_config/sync_group.rs"]
+mod sync_group;
 
 use std::ffi::OsString;
 use std::net::IpAddr;

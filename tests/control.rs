@@ -73,6 +73,9 @@ fn sample() -> StatusReport {
                 demote_vips: 0,
                 rejects: BTreeMap::from([("hmac".into(), 3), ("replay".into(), 0)]),
                 health_unknown: 0,
+                sync_group: None,
+                group_state: None,
+                group_reason: None,
             },
             InstanceReport {
                 interface: "eth1".into(),
@@ -99,6 +102,9 @@ fn sample() -> StatusReport {
                 demote_vips: 0,
                 rejects: BTreeMap::new(),
                 health_unknown: 4,
+                sync_group: Some("gw".into()),
+                group_state: Some("FAULT".into()),
+                group_reason: Some("eth2 vhid 21: link down".into()),
             },
         ],
     }
@@ -239,6 +245,7 @@ carpd-xdp 0.1.0 (pid 4242), up 1h02m03s
 INTERFACE   VHID  STATE          SINCE                             MASTER               LAST ADVERT  ADVBASE/SKEW  DEMOTE          SENT  ACCEPTED  TRANSITIONS  VIPS
 eth0        1     MASTER         1m05s ago: master down            192.0.2.1            -            1/0           0               3721  0         2            192.0.2.10/24
 eth1:carp0  20    BACKUP (held)  4.2s ago: preferred master heard  2001:db8::2 (ucarp)  0.8s ago     2/100         10 (health 10)  0     1860      1            2001:db8::20/64,198.51.100.20/32
+sync group gw: FAULT, eth2 vhid 21: link down (members eth1 vhid 20)
 rejects eth0 vhid 1: hmac 3
 health checks eth1 vhid 20: 4 runs could not be started (result unknown)
 

@@ -8,6 +8,7 @@
 //! carpd_instance_state{interface="eth0",vhid="1",state="MASTER"} 1
 //! carpd_adverts_sent_total{interface="eth0",vhid="1"} 3721
 //! carpd_rejects_total{interface="eth0",vhid="1",reason="hmac"} 3
+//! carpd_sync_group_state{group="gw",state="MASTER"} 1
 //! carpd_receive_total{reason="delivered"} 7442
 //! ```
 //!
@@ -289,6 +290,26 @@ impl Collector for Scrape {
                 .iter()
                 .map(|i| (instance_labels(i), ConstGauge::new(u32::from(i.demote)))),
         )?;
+        // One group per name, as its first member reports it.
+        let mut groups: Vec<(&str, &str)> = Vec::new();
+        for i in instances {
+            if let (Some(name), Some(state)) = (&i.sync_group, &i.group_state) {
+                if !groups.iter().any(|(n, _)| n == name) {
+                    groups.push((name, state));
+                }
+            }
+        }
+        family(
+            e,
+            "carpd_sync_group_state",
+            "1 for the current state of the sync group.",
+            groups.into_iter().flat_map(|(name, now)| {
+                GROUP_STATES.iter().map(move |state| {
+                    let labels = [("group", name), ("state", *state)];
+                    (labels, ConstGauge::new(u32::from(now == *state)))
+                })
+            }),
+        )?;
         for (name, help, value) in INSTANCE_COUNTERS {
             family(
                 e,
@@ -321,6 +342,9 @@ impl Collector for Scrape {
         )
     }
 }
+
+/// The states a sync group's `carpd_sync_group_state` takes.
+const GROUP_STATES: [&str; 4] = ["MASTER", "BACKUP", "FAULT", "MIXED"];
 
 /// A family of one sample without labels.
 fn single(
@@ -407,6 +431,7 @@ mod tests {
                 "# TYPE carpd_uptime_seconds gauge",
                 "# TYPE carpd_instance_state gauge",
                 "# TYPE carpd_instance_demote gauge",
+                "# TYPE carpd_sync_group_state gauge",
                 "# TYPE carpd_adverts_sent_total counter",
                 "# TYPE carpd_adverts_accepted_total counter",
                 "# TYPE carpd_adverts_repeated_total counter",
@@ -418,6 +443,22 @@ mod tests {
         );
         assert!(text.contains("\ncarpd_adverts_sent_total{interface=\"eth0\",vhid=\"7\"} 0\n"));
         assert!(!text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn each_sync_group_is_exported_once_with_its_state() {
+        let member = |vhid| InstanceReport {
+            sync_group: Some("gw".into()),
+            group_state: Some("FAULT".into()),
+            ..instance("eth0", vhid, "BACKUP")
+        };
+        let text = render_instances(vec![member(1), member(2), instance("eth1", 3, "MASTER")]);
+        for state in GROUP_STATES {
+            let value = u8::from(state == "FAULT");
+            let line =
+                format!("\ncarpd_sync_group_state{{group=\"gw\",state=\"{state}\"}} {value}\n");
+            assert_eq!(text.matches(&line).count(), 1, "{line}{text}");
+        }
     }
 
     #[test]

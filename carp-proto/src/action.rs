@@ -52,6 +52,15 @@ pub enum Reason {
     AdminBackup,
     /// The daemon is shutting down.
     Shutdown,
+    /// Another member of the sync group became master: the group takes
+    /// over as one.
+    GroupTakeOver,
+    /// Another member of the sync group stepped down: the group steps down
+    /// as one (with a leave advert, so that the peer takes over at once).
+    GroupStepDown,
+    /// A member of the sync group is down (INIT): the group bows out and is
+    /// held in BACKUP until every member is up again.
+    GroupFault,
 }
 
 impl fmt::Display for Reason {
@@ -68,6 +77,9 @@ impl fmt::Display for Reason {
             Reason::LinkUp => "link up",
             Reason::AdminBackup => "administrative step down",
             Reason::Shutdown => "shutdown",
+            Reason::GroupTakeOver => "sync group member became master",
+            Reason::GroupStepDown => "sync group member stepped down",
+            Reason::GroupFault => "sync group member down",
         })
     }
 }

@@ -9,8 +9,9 @@
 //! ```
 //!
 //! Inputs are [`Instance::handle_advert`], [`Instance::handle_timeout`],
-//! [`Instance::handle_link`], [`Instance::set_demote`] and
-//! [`Instance::handle_admin`]; outputs are [`Instance::poll_action`] and
+//! [`Instance::handle_link`], [`Instance::set_demote`],
+//! [`Instance::handle_admin`] and, for members of a sync group,
+//! [`Instance::handle_group`] (in `instance_group.rs`); outputs are [`Instance::poll_action`] and
 //! [`Instance::poll_timeout`]. Nothing here does I/O (see [`super`]).
 
 use std::collections::VecDeque;
@@ -33,6 +34,9 @@ use super::status::Status;
 use super::timers::{rank_interval, Timer, TimerTable};
 use super::Nanos;
 
+#[path = "instance_group.rs"]
+mod group;
+
 /// The CARP state machine of one (interface, vhid).
 #[derive(Clone, Debug)]
 pub struct Instance {
@@ -54,6 +58,9 @@ pub struct Instance {
     actions: VecDeque<Action>,
     /// Held in BACKUP by an administrator.
     held: bool,
+    /// Held in BACKUP by its sync group, one of whose members is down
+    /// ([`GroupCommand::Hold`]).
+    group_held: bool,
     /// No preemption before this time: after [`Admin::Resume`] the others
     /// get one master-down interval to take over (UCARP's SIGUSR2).
     preempt_after: Nanos,
@@ -100,6 +107,7 @@ impl Instance {
             timers: TimerTable::default(),
             actions: VecDeque::new(),
             held: false,
+            group_held: false,
             preempt_after: Nanos(0),
             shut_down: false,
             latest: now,
@@ -311,7 +319,7 @@ impl Instance {
     /// one outcome not to allow.
     fn repeat_heard(&mut self, now: Nanos, src: IpAddr, h: &CarpHeader) {
         match self.state {
-            State::Backup if self.master == Some(src) && !self.held => {
+            State::Backup if self.master == Some(src) && !self.is_held() => {
                 self.live_master = Some((src, now));
                 self.arm_master_down(now);
             }
@@ -368,7 +376,7 @@ impl Instance {
                     return;
                 }
                 self.master = Some(src);
-                if self.held {
+                if self.is_held() {
                     return;
                 }
                 match takeover {
@@ -431,7 +439,7 @@ impl Instance {
         }
         if self.timers.take_expired(Timer::MasterDown, now)
             && self.state == State::Backup
-            && !self.held
+            && !self.is_held()
         {
             self.become_master(now, Reason::MasterDown);
         }
@@ -476,14 +484,7 @@ impl Instance {
         match admin {
             Admin::GoBackup => {
                 self.held = true;
-                match self.state {
-                    State::Master => {
-                        self.emit_advert(now, true);
-                        self.become_backup(now, Reason::AdminBackup);
-                    }
-                    State::Backup => self.timers.stop(Timer::MasterDown),
-                    State::Init => {}
-                }
+                self.bow_out(now, Reason::AdminBackup);
             }
             Admin::Resume => {
                 self.held = false;
@@ -493,6 +494,20 @@ impl Instance {
                 }
             }
             Admin::Shutdown => self.leave(now),
+        }
+    }
+
+    /// Now held: a master sends a leave advert (a backup takes over at
+    /// once) and goes BACKUP for `reason`; a backup stops waiting for
+    /// master down.
+    fn bow_out(&mut self, now: Nanos, reason: Reason) {
+        match self.state {
+            State::Master => {
+                self.emit_advert(now, true);
+                self.become_backup(now, reason);
+            }
+            State::Backup => self.timers.stop(Timer::MasterDown),
+            State::Init => {}
         }
     }
 
@@ -570,9 +585,14 @@ impl Instance {
             .push_back(Action::StateChanged { from, to, reason });
     }
 
+    /// Held in BACKUP, by an administrator or by the sync group.
+    fn is_held(&self) -> bool {
+        self.held || self.group_held
+    }
+
     /// Arms the master-down timer from `now`, unless held.
     fn arm_master_down(&mut self, now: Nanos) {
-        if self.held {
+        if self.is_held() {
             self.timers.stop(Timer::MasterDown);
         } else {
             let at = now.saturating_add(self.params.master_down_interval());

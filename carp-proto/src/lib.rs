@@ -25,13 +25,15 @@
 //! - [`reject`]: why a received advert was dropped;
 //! - [`action`]: states, reasons, admin requests, actions;
 //! - [`status`]: the read-only view of an instance;
-//! - [`instance`]: the INIT/BACKUP/MASTER state machine of one (interface, vhid).
+//! - [`instance`]: the INIT/BACKUP/MASTER state machine of one (interface, vhid);
+//! - [`group`]: a sync group, instances that change state together.
 #![deny(missing_docs)]
 
 pub mod action;
 pub mod auth;
 pub mod counter;
 pub mod election;
+pub mod group;
 pub mod instance;
 pub mod params;
 pub mod peer;
@@ -43,6 +45,7 @@ pub mod timers;
 pub use action::{Action, Admin, Reason, Script, State};
 pub use auth::{AuthError, Password};
 pub use auth::{LinkLocalHmac, UnknownLinkLocalHmac};
+pub use group::{Group, GroupCommand, GroupState};
 pub use instance::Instance;
 pub use params::{InstanceParams, ParamsError};
 pub use peer::{PeerKind, PeerParseError, Sender};

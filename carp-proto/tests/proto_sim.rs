@@ -9,22 +9,12 @@
 //! - no flapping under 20% random loss: transitions stay bounded;
 //! - a replayed advert never changes state in strict (or auto) mode.
 
+#[expect(dead_code, reason = "the sync-group helpers serve proto_group_sim")]
 mod sim;
 
 use carp_proto::{Nanos, Reject, ReplayMode, State};
 use proptest::prelude::*;
-use sim::{NodeSpec, Sim, SplitMix};
-
-/// One fault in a schedule.
-#[derive(Clone, Copy, Debug)]
-enum Fault {
-    /// Set the loss of every link, in percent.
-    Loss(u8),
-    /// Cut the directed link from → to (indices modulo the node count).
-    Cut(usize, usize),
-    /// Restore every link.
-    Heal,
-}
+use sim::{delays, Fault, NodeSpec, Sim};
 
 fn node_spec(preempt: impl Strategy<Value = bool>) -> impl Strategy<Value = NodeSpec> {
     (
@@ -41,17 +31,6 @@ fn node_spec(preempt: impl Strategy<Value = bool>) -> impl Strategy<Value = Node
         })
 }
 
-fn delays(n: usize, seed: u64) -> Vec<Vec<Nanos>> {
-    let mut rng = SplitMix::new(seed);
-    (0..n)
-        .map(|_| {
-            (0..n)
-                .map(|_| Nanos::from_millis(rng.next_u64() % 50))
-                .collect()
-        })
-        .collect()
-}
-
 fn fault() -> impl Strategy<Value = Fault> {
     prop_oneof![
         (0u8..=60).prop_map(Fault::Loss),
@@ -60,22 +39,12 @@ fn fault() -> impl Strategy<Value = Fault> {
     ]
 }
 
-fn apply(sim: &mut Sim, fault: Fault) {
-    let n = sim.nodes.len();
-    match fault {
-        Fault::Loss(pct) => sim.set_loss_ppm(u64::from(pct) * 10_000),
-        Fault::Cut(a, b) if a % n != b % n => sim.set_cut(a % n, b % n, true),
-        Fault::Cut(..) => {}
-        Fault::Heal => sim.heal(),
-    }
-}
-
 /// Runs a fault schedule (one fault per `step`), then a stable network for
 /// 2 × the longest master-down.
 fn run_faults_then_stabilise(sim: &mut Sim, faults: &[Fault], step: Nanos) {
     for (k, f) in faults.iter().enumerate() {
         sim.run_until(step.saturating_mul(k as u64 + 1));
-        apply(sim, *f);
+        sim.apply(*f);
     }
     let stable_from = step.saturating_mul(faults.len() as u64 + 1);
     sim.run_until(stable_from);

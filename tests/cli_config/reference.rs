@@ -27,6 +27,18 @@ fn with_key(key: &keys::Key, value: &str) -> String {
         Section::Root => unreachable!(),
         Section::Global => format!("[global]\n{line}{BASE}"),
         Section::RateLimit => format!("[global.rate_limit]\n{line}{BASE}"),
+        Section::Instance if key.name == "sync_group" => {
+            format!("{BASE}{line}\n[[sync_group]]\nname = {value}\n")
+        }
+        Section::SyncGroup => {
+            let name = if key.name == "name" { value } else { "\"g\"" };
+            let rest = if key.name == "name" {
+                String::new()
+            } else {
+                line
+            };
+            format!("{BASE}sync_group = {name}\n\n[[sync_group]]\nname = {name}\n{rest}")
+        }
         Section::Instance => {
             let mut lines: Vec<String> = BASE.lines().map(str::to_owned).collect();
             let password = key.name.starts_with("password");
@@ -214,7 +226,7 @@ fn the_shipped_file_sets_every_key_to_its_real_default() {
             Section::RateLimit => doc.get("global")?.get("rate_limit")?.as_table(),
             Section::Instance => doc.get("instance")?.get(0)?.as_table(),
             Section::Announce => doc.get("instance")?.get(0)?.get("announce")?.as_table(),
-            Section::HealthCheck => None,
+            Section::HealthCheck | Section::SyncGroup => None,
         }
     };
     for key in keys::KEYS {

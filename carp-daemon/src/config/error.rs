@@ -154,6 +154,47 @@ pub enum ConfigError {
         /// Where the first one is (e.g. ` at line 4`), or empty.
         first: String,
     },
+    /// Two `[[sync_group]]` tables with the same name.
+    #[error("{at}: sync group {name:?} is already defined{first}")]
+    DuplicateGroup {
+        /// The second definition.
+        at: At,
+        /// The repeated name.
+        name: String,
+        /// Where the first one is (e.g. ` at line 4`), or empty.
+        first: String,
+    },
+    /// An instance names a sync group no `[[sync_group]]` defines.
+    #[error("{at}: sync group {name:?} is not defined ({defined})")]
+    UnknownGroup {
+        /// The instance's `sync_group`.
+        at: At,
+        /// The name given.
+        name: String,
+        /// The groups defined, in words.
+        defined: String,
+    },
+    /// A sync group no instance belongs to.
+    #[error("{at}: no instance belongs to sync group {name:?}; set sync_group = {name:?} in its members")]
+    EmptyGroup {
+        /// The group's name.
+        at: At,
+        /// The group.
+        name: String,
+    },
+    /// Members of one sync group that would not elect the same host.
+    #[error(
+        "{at}: {detail} in sync group {name:?}: members must share advbase_secs, advskew and \
+         preempt, or their vhids can elect different masters and the group cannot act as one"
+    )]
+    GroupMismatch {
+        /// The instance's `sync_group`.
+        at: At,
+        /// The group.
+        name: String,
+        /// What differs, e.g. `advskew 20 differs from advskew 10 of instance[0]`.
+        detail: String,
+    },
     /// The same virtual address in two places.
     #[error("{at}: virtual address {vip} is already used{first}")]
     DuplicateVip {

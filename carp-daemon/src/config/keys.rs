@@ -21,17 +21,20 @@ pub enum Section {
     Announce,
     /// `[[instance.health_check]]`.
     HealthCheck,
+    /// `[[sync_group]]`: instances that change state together.
+    SyncGroup,
 }
 
 impl Section {
     /// Every table, in the order of the manual.
-    pub const ALL: [Section; 6] = [
+    pub const ALL: [Section; 7] = [
         Section::Root,
         Section::Global,
         Section::RateLimit,
         Section::Instance,
         Section::Announce,
         Section::HealthCheck,
+        Section::SyncGroup,
     ];
 
     /// Dotted name of the table (empty at the top level).
@@ -43,6 +46,7 @@ impl Section {
             Section::Instance => "instance",
             Section::Announce => "instance.announce",
             Section::HealthCheck => "instance.health_check",
+            Section::SyncGroup => "sync_group",
         }
     }
 
@@ -55,6 +59,7 @@ impl Section {
             Section::Instance => "[[instance]]",
             Section::Announce => "announce = { ... } or [instance.announce]",
             Section::HealthCheck => "[[instance.health_check]]",
+            Section::SyncGroup => "[[sync_group]]",
         }
     }
 
@@ -87,6 +92,16 @@ impl Section {
                  started for want of resources (EMFILE, ENOMEM, ...) is unknown: the last result \
                  stands."
             }
+            Section::SyncGroup => {
+                "Instances (vhids, on one interface or several) that change state together, as a \
+                 gateway's LAN and WAN addresses must: each member names the group with \
+                 sync_group. A member whose link goes down puts the group in FAULT: every member \
+                 bows out with a leave advert and stays backup until all are up again; a member \
+                 that becomes master (or steps down) takes the others with it; the group's \
+                 demote is the highest of its members'. The members must share advbase_secs, \
+                 advskew and preempt, and every host should give the group the same vhids; do \
+                 not let two hosts tie (give each its own advskew)."
+            }
         }
     }
 
@@ -94,6 +109,7 @@ impl Section {
     pub fn required_hint(self) -> &'static str {
         match self {
             Section::HealthCheck => "required in every [[instance.health_check]]",
+            Section::SyncGroup => "required in every [[sync_group]]",
             _ => "required in every [[instance]]",
         }
     }
@@ -228,10 +244,12 @@ const fn int(min: i64, max: i64) -> Kind {
 pub static KEYS: &[Key] = {
     use Kind::{Bool, OneOf, Path, Strings, Table, Tables, Text};
     use Presence::{Default as Def, Optional as Opt, Required as Req};
-    use Section::{Announce, Global, HealthCheck, Instance, RateLimit, Root};
+    use Section::{Announce, Global, HealthCheck, Instance, RateLimit, Root, SyncGroup};
     &[
     key(Root, "global", Table(Global), Opt("every global setting at its default"), "{}", "Process-wide settings."),
     key(Root, "instance", Tables(Instance), Req, "[]", "The virtual hosts, at least one."),
+    key(Root, "sync_group", Tables(SyncGroup), Opt("no sync group"), "[]",
+        "Groups of instances that change state together."),
     key(Global, "xdp_mode", OneOf(XDP_MODES), Def("\"auto\""), "\"auto\"",
         "Receive path: \"auto\" (native XDP, else generic XDP, else the TC program, else a packet \
          socket), \"native\", \"skb\" (generic XDP), \"tc\" (the same checks in the kernel from \
@@ -345,6 +363,9 @@ pub static KEYS: &[Key] = {
         "Announcements on takeover."),
     key(Instance, "health_check", Tables(HealthCheck), Opt("no health check"), "[]",
         "Health checks of this instance."),
+    key(Instance, "sync_group", Text("the name of a [[sync_group]]"), Opt("in no group"), "\"gateway\"",
+        "The sync group this instance belongs to: it changes state together with the group's \
+         other members (see [[sync_group]])."),
     key(Announce, "count", int(0, 100), Def("3"), "5",
         "Gratuitous ARPs / unsolicited NAs per VIP on takeover."),
     key(Announce, "interval_ms", int(1, 60_000), Def("1000"), "500",
@@ -358,6 +379,21 @@ pub static KEYS: &[Key] = {
     key(HealthCheck, "timeout_secs", int(1, 86_400), Req, "2",
         "Seconds before a run is killed and counted as failed."),
     key(HealthCheck, "weight", int(1, 255), Req, "100", "Demote value added while failing."),
+    key(SyncGroup, "name", Text("a name, as the members' sync_group gives it"), Req, "\"gateway\"",
+        "The group's name, unique in the file."),
+    key(SyncGroup, "upscript", Path, Opt("no script"), "\"/etc/carpd-xdp/group-up.sh\"",
+        "Run once when the whole group has become master: SCRIPT <group> MASTER, asynchronously. \
+         The members' own upscripts run as well."),
+    key(SyncGroup, "downscript", Path, Opt("no script"), "\"/etc/carpd-xdp/group-down.sh\"",
+        "Run once when the group becomes backup (at start too) or enters FAULT: SCRIPT <group> \
+         BACKUP or SCRIPT <group> FAULT, asynchronously. The members' own downscripts run as \
+         well."),
+    key(SyncGroup, "conntrackd_config", Path, Opt("conntrackd is not driven"),
+        "\"/etc/conntrackd/conntrackd.conf\"",
+        "conntrackd's configuration: carpd-xdp drives conntrackd on the group's transitions \
+         (commit, flush, resync and bulk update on becoming master, before the gratuitous ARPs \
+         or at most 1 s later; a resync request on becoming backup; shorter kernel timers on \
+         FAULT and at exit). Adverts are never delayed."),
     ]
 };
 

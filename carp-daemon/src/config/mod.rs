@@ -30,6 +30,7 @@ pub mod starter;
 mod toml;
 mod ucarp;
 mod validate;
+mod validate_groups;
 
 use std::ffi::OsString;
 use std::path::Path;

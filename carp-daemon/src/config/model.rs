@@ -38,6 +38,9 @@ pub struct Config {
     pub global: Global,
     /// One entry per (interface, vhid), in file order.
     pub instances: Vec<InstanceConfig>,
+    /// Sync groups (`[[sync_group]]`), in file order; every one has at
+    /// least one member and every member's group is here.
+    pub sync_groups: Vec<SyncGroupConfig>,
     /// Things worth a warning in the log (e.g. a password written inline),
     /// for the daemon to log once at start-up.
     pub warnings: Vec<ConfigWarning>,
@@ -260,6 +263,22 @@ pub struct InstanceConfig {
     pub announce: Announce,
     /// Checks whose failure demotes this host.
     pub health_checks: Vec<HealthCheck>,
+    /// The sync group this instance belongs to, by name.
+    pub sync_group: Option<String>,
+}
+
+/// A sync group (`[[sync_group]]`): instances that change state together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncGroupConfig {
+    /// Its name, unique; members name it with their `sync_group`.
+    pub name: String,
+    /// Run once when the whole group has become master.
+    pub upscript: Option<PathBuf>,
+    /// Run once when the group becomes backup (at start too) or enters
+    /// FAULT.
+    pub downscript: Option<PathBuf>,
+    /// conntrackd's configuration, if carpd-xdp drives conntrackd.
+    pub conntrackd_config: Option<PathBuf>,
 }
 
 impl InstanceConfig {

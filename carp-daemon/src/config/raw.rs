@@ -23,6 +23,17 @@ pub(super) struct RawFile {
     pub(super) global: Option<RawGlobal>,
     #[serde(default)]
     pub(super) instance: Vec<S<RawInstance>>,
+    #[serde(default)]
+    pub(super) sync_group: Vec<S<RawSyncGroup>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSyncGroup {
+    pub(super) name: S<String>,
+    pub(super) upscript: Option<S<PathBuf>>,
+    pub(super) downscript: Option<S<PathBuf>>,
+    pub(super) conntrackd_config: Option<S<PathBuf>>,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +95,7 @@ pub(super) struct RawInstance {
     pub(super) announce: Option<RawAnnounce>,
     #[serde(default)]
     pub(super) health_check: Vec<S<RawHealthCheck>>,
+    pub(super) sync_group: Option<S<String>>,
 }
 
 #[derive(Deserialize)]

@@ -15,7 +15,11 @@ use super::locate::{line_of, syntax_error};
 use super::model::*;
 use super::password::{Password, PasswordSource};
 use super::raw::{RawFile, RawGlobal, RawHealthCheck, RawInstance, S};
-use super::validate::{check_config, split_alias, Field, Locate};
+use super::validate::{check_config, check_sync_groups, split_alias, Field, Locate};
+
+#[path = "toml_groups.rs"]
+mod groups;
+use groups::{convert_sync_group, GroupSpans};
 
 /// Where each checked field of one instance was written (byte offsets).
 struct InstanceSpans {
@@ -27,6 +31,7 @@ struct InstanceSpans {
     vip: Vec<usize>,
     peers: Vec<usize>,
     mcast: Option<usize>,
+    sync_group: Option<usize>,
 }
 
 /// The file being converted: its path and text, for locating errors.
@@ -172,12 +177,25 @@ pub fn parse_str(
         instances.push(inst);
         spans.push(inst_spans);
     }
+    let mut sync_groups = Vec::new();
+    let mut names = Vec::new();
+    for (index, raw) in raw.sync_group.iter().enumerate() {
+        sync_groups.push(convert_sync_group(&ctx, index, raw, &mut warnings));
+        names.push(raw.get_ref().name.span().start);
+    }
     let config = Config {
         global,
         instances,
+        sync_groups,
         warnings,
     };
     check_config(&config, &(&ctx, spans.as_slice()))?;
+    let groups = GroupSpans {
+        ctx: &ctx,
+        members: &spans,
+        names,
+    };
+    check_sync_groups(&config, &groups)?;
     Ok(config)
 }
 
@@ -420,6 +438,7 @@ fn convert_instance(
         broadcast_mac: raw.broadcast_mac.unwrap_or(false),
         announce,
         health_checks,
+        sync_group: raw.sync_group.as_ref().map(|g| g.get_ref().clone()),
     };
     let spans = InstanceSpans {
         table: table.start,
@@ -430,6 +449,7 @@ fn convert_instance(
         vip: raw.vips.get_ref().iter().map(|v| v.span().start).collect(),
         peers: raw.unicast_peers.iter().map(|v| v.span().start).collect(),
         mcast: raw.mcast.as_ref().map(|v| v.span().start),
+        sync_group: raw.sync_group.as_ref().map(|v| v.span().start),
     };
     Ok((inst, spans))
 }

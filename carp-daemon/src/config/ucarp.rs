@@ -212,6 +212,7 @@ fn ucarp_config(run: &RunArgs, interface: Option<&str>) -> Result<Config, Config
         broadcast_mac: run.nomcast,
         announce: Announce::default(),
         health_checks: Vec::new(),
+        sync_group: None,
     };
     // UCARP runs one process per vhid, and init scripts often start several:
     // each gets its own status socket unless --status-socket says otherwise.
@@ -222,6 +223,7 @@ fn ucarp_config(run: &RunArgs, interface: Option<&str>) -> Result<Config, Config
     let config = Config {
         global,
         instances: vec![instance],
+        sync_groups: Vec::new(),
         warnings,
     };
     check_config(&config, &Flags)?;

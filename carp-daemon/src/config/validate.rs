@@ -9,6 +9,8 @@ use std::net::IpAddr;
 use super::error::{At, ConfigError};
 use super::model::{Config, InstanceConfig};
 
+pub use super::validate_groups::{check_sync_groups, LocateGroups};
+
 /// Longest interface name or label (IFNAMSIZ - 1).
 pub const MAX_IFNAME_BYTES: usize = 15;
 

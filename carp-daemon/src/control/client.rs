@@ -119,6 +119,7 @@ pub fn render_table(report: &StatusReport) -> String {
     } else {
         let rows: Vec<Vec<String>> = report.instances.iter().map(instance_row).collect();
         out.push_str(&table(&HEADER, &rows));
+        sync_group_notes(&mut out, &report.instances);
         instance_notes(&mut out, &report.instances);
     }
     out.push_str("\nreceive path:\n");
@@ -127,6 +128,34 @@ pub fn render_table(report: &StatusReport) -> String {
     }
     receive_path(&mut out, report, "");
     out
+}
+
+/// One line per sync group: its state, why, and its members.
+fn sync_group_notes(out: &mut String, instances: &[InstanceReport]) {
+    let mut groups: Vec<&InstanceReport> = Vec::new();
+    for i in instances.iter().filter(|i| i.sync_group.is_some()) {
+        if !groups.iter().any(|g| g.sync_group == i.sync_group) {
+            groups.push(i);
+        }
+    }
+    for g in groups {
+        let members: Vec<String> = instances
+            .iter()
+            .filter(|i| i.sync_group == g.sync_group)
+            .map(|i| format!("{} vhid {}", i.interface, i.vhid))
+            .collect();
+        let _ = writeln!(
+            out,
+            "sync group {}: {}{} (members {})",
+            g.sync_group.as_deref().unwrap_or_default(),
+            g.group_state.as_deref().unwrap_or("-"),
+            g.group_reason
+                .as_deref()
+                .map(|why| format!(", {why}"))
+                .unwrap_or_default(),
+            members.join(", ")
+        );
+    }
 }
 
 /// The lines under the instance table: rejects and unknown health-check

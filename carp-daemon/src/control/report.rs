@@ -75,7 +75,7 @@ pub struct InstanceReport {
     pub demote: u8,
     /// Whether a less preferred master is preempted.
     pub preempt: bool,
-    /// Held in BACKUP (SIGUSR2, link down).
+    /// Held in BACKUP (SIGUSR2, or a sync group in FAULT).
     pub held: bool,
     /// Virtual addresses (`addr/prefix`).
     pub vips: Vec<String>,
@@ -103,6 +103,18 @@ pub struct InstanceReport {
     /// (unknown results, which neither demote nor lift a demotion).
     #[serde(default)]
     pub health_unknown: u64,
+    /// The sync group the instance belongs to, if any.
+    #[serde(default)]
+    pub sync_group: Option<String>,
+    /// That group's state: `MASTER` (every member master), `BACKUP`,
+    /// `FAULT` (a member down: every member held backup) or `MIXED` (only
+    /// while it moves).
+    #[serde(default)]
+    pub group_state: Option<String>,
+    /// Why the group is in its state: the member whose change moved it
+    /// last, and that change's reason.
+    #[serde(default)]
+    pub group_reason: Option<String>,
 }
 
 /// The receive-path counters as the report carries them: every reason by

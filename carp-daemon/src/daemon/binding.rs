@@ -24,7 +24,7 @@ pub struct Binding {
     /// Advert sockets, one per source address.
     pub(super) sockets: Vec<AdvertSocket>,
     /// Gratuitous ARP / unsolicited NA sender, when the link has a MAC.
-    pub(super) announcer: Option<Announcer>,
+    pub(super) announcer: Option<std::sync::Arc<Announcer>>,
     /// The addresses we added to this interface.
     pub(super) vips: VipSet,
 }
@@ -53,12 +53,12 @@ impl Binding {
             );
         }
         let announcer = match link.mac {
-            Some(mac) => Some(Announcer::open(link.ifindex, mac).map_err(|source| {
-                DaemonError::Announce {
+            Some(mac) => Some(std::sync::Arc::new(
+                Announcer::open(link.ifindex, mac).map_err(|source| DaemonError::Announce {
                     key: key.clone(),
                     source,
-                }
-            })?),
+                })?,
+            )),
             None => None,
         };
         Ok((

@@ -39,7 +39,7 @@ use crate::config::InstanceConfig;
 use crate::health::HealthMonitor;
 use crate::net::link::{LinkInfo, Links};
 use crate::net::vip::{Vip, VipManager};
-use crate::proto::action::{Action, Admin, Script, State};
+use crate::proto::action::{Action, Admin, Reason, Script, State};
 use crate::proto::instance::Instance;
 use crate::proto::peer::Sender;
 use crate::proto::reject::Reject;
@@ -84,6 +84,14 @@ pub struct Running {
     /// The highest reservation read back from the file, or carried over
     /// from the instance this one replaced (never read again on the loop).
     pub(super) counter_floor: Option<u64>,
+    /// State changes carried out and not yet told to the sync group.
+    pub(super) state_changes: Vec<(State, Reason)>,
+    /// The sync group's demote count: the core advertises at least this.
+    pub(super) group_demote: u8,
+    /// With a group that drives conntrackd: `true` once conntrackd is ready
+    /// as master; gratuitous ARPs wait for it, at most
+    /// [`super::group::CONNTRACKD_WAIT`].
+    pub(super) announce_gate: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl Running {
@@ -123,7 +131,15 @@ impl Running {
             );
         }
         self.demote = demote;
-        self.core.set_demote(now, demote.total());
+        self.core
+            .set_demote(now, demote.total().max(self.group_demote));
+    }
+
+    /// The sync group's demote count is now `demote`: the core advertises
+    /// the higher of it and the instance's own.
+    pub(super) fn set_group_demote(&mut self, now: Nanos, demote: u8) {
+        self.group_demote = demote;
+        self.set_demote(now, self.demote);
     }
 
     /// The health checks' demote contribution changed.
@@ -294,6 +310,9 @@ impl Running {
             }
             Action::StateChanged { from, to, reason } => {
                 tracing::info!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{from:?} -> {to:?} ({reason:?})");
+                if self.cfg.sync_group.is_some() {
+                    self.state_changes.push((to, reason));
+                }
             }
         }
     }
@@ -345,10 +364,27 @@ impl Running {
     }
 
     /// Sends one gratuitous ARP / unsolicited NA round for every VIP, if
-    /// the interface has an announcer. A failure is logged.
+    /// the interface has an announcer. A failure is logged. In a sync group
+    /// that drives conntrackd, a round due before conntrackd is ready as
+    /// master goes out once it is, or after [`super::group::CONNTRACKD_WAIT`]
+    /// (from a task of its own: adverts are never delayed).
     async fn announce(&self) {
         if let Some(a) = self.io.as_ref().and_then(|io| io.announcer.as_ref()) {
             let vips: Vec<IpAddr> = self.cfg.vips.iter().map(|v| v.addr).collect();
+            if let Some(gate) = self.announce_gate.as_ref().filter(|g| !*g.borrow()) {
+                let (a, gate) = (a.clone(), gate.clone());
+                let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
+                tokio::spawn(async move {
+                    if !super::group::conntrackd_ready(gate).await {
+                        let wait = super::group::CONNTRACKD_WAIT;
+                        tracing::warn!(iface = %iface, vhid, "conntrackd not ready after {wait:?}: announcing anyway");
+                    }
+                    if let Err(e) = a.announce(&vips, 1, Duration::ZERO).await {
+                        tracing::warn!(iface = %iface, vhid, "{}", Chain(&e));
+                    }
+                });
+                return;
+            }
             if let Err(e) = a.announce(&vips, 1, Duration::ZERO).await {
                 tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
             }

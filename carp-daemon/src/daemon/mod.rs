@@ -30,6 +30,7 @@ mod binding;
 pub mod counters;
 pub mod demote;
 mod follow;
+pub mod group;
 pub mod instance;
 mod key;
 pub mod params;
@@ -186,6 +187,8 @@ pub type Reloader = Box<dyn Fn() -> Result<Config, crate::config::ConfigError> +
 pub struct Daemon {
     config: Config,
     instances: Vec<Running>,
+    /// The sync groups over `instances`.
+    groups: group::Groups,
     receive: ReceivePath,
     links: Links,
     vips: VipManager,
@@ -227,6 +230,7 @@ impl Daemon {
                 ..config.clone()
             },
             instances: Vec::new(),
+            groups: group::Groups::default(),
             receive,
             links,
             vips,
@@ -244,6 +248,13 @@ impl Daemon {
             daemon.start_instance(inst).await?;
         }
         daemon.await_counter_floors().await;
+        daemon.groups = group::Groups::build(
+            &config.sync_groups,
+            &mut daemon.instances,
+            group::Groups::default(),
+            &daemon.vips,
+        )
+        .await;
         daemon.config = config;
         daemon.watch_links().await?;
         Ok(daemon)
@@ -388,6 +399,8 @@ impl Daemon {
                 _ = int.recv() => break,
                 () = guard.watch() => {}
             }
+            // The members of a sync group move together (see `group.rs`).
+            self.groups.settle(&mut self.instances, &self.vips).await;
         }
         self.shut_down().await;
         Ok(())
@@ -555,6 +568,7 @@ impl Daemon {
             tracing::info!(iface = %r.cfg.interface, vhid = r.cfg.vhid, "shutting down");
             r.send_leave(t, &self.vips).await;
         }
+        self.groups.leave();
         let mut pending = Vec::new();
         for r in &mut self.instances {
             for done in r.finish_leave(&self.vips, &mut self.receive).await {
@@ -575,6 +589,11 @@ impl Daemon {
     /// The instances, for status reports.
     pub fn instances(&self) -> &[Running] {
         &self.instances
+    }
+
+    /// The sync groups, for status reports.
+    pub fn groups(&self) -> &group::Groups {
+        &self.groups
     }
 
     /// The receive path, for status reports.

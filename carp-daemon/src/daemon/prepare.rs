@@ -123,6 +123,9 @@ impl Prepared {
             leaving: Vec::new(),
             counter_file: None,
             counter_floor: None,
+            state_changes: Vec::new(),
+            group_demote: 0,
+            announce_gate: None,
             cfg,
         })
     }

@@ -54,6 +54,15 @@ impl Daemon {
             }
         }
         self.settle(new, &failed).await;
+        // Groups made again over the instances as they now are.
+        let previous = std::mem::take(&mut self.groups);
+        self.groups = super::group::Groups::build(
+            &self.config.sync_groups,
+            &mut self.instances,
+            previous,
+            &self.vips,
+        )
+        .await;
     }
 
     /// Reads the configuration again. A failure is logged and reported to

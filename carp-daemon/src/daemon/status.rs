@@ -21,7 +21,15 @@ pub fn report(daemon: &Daemon, now: Nanos) -> StatusReport {
     let instances = daemon
         .instances()
         .iter()
-        .map(|r| instance_report(r, now))
+        .map(|r| {
+            let mut report = instance_report(r, now);
+            if let Some((name, state, why)) = daemon.groups().report(&r.key()) {
+                report.sync_group = Some(name);
+                report.group_state = Some(state.to_string());
+                report.group_reason = (!why.is_empty()).then_some(why);
+            }
+            report
+        })
         .collect();
     let interfaces = daemon
         .receive()
@@ -69,7 +77,7 @@ fn instance_report(r: &Running, now: Nanos) -> InstanceReport {
         advskew: r.cfg.advskew,
         demote: s.demote,
         preempt: r.cfg.preempt,
-        held: s.held,
+        held: s.held || r.core.group_held(),
         vips: r.cfg.vips.iter().map(|v| v.to_string()).collect(),
         adverts_sent: s.adverts_sent,
         adverts_accepted: s.adverts_accepted,
@@ -85,5 +93,8 @@ fn instance_report(r: &Running, now: Nanos) -> InstanceReport {
         demote_vips: r.demote().vips,
         rejects: s.rejects.iter().map(|(k, v)| (k.to_string(), v)).collect(),
         health_unknown: r.health_unknown_runs(),
+        sync_group: None,
+        group_state: None,
+        group_reason: None,
     }
 }

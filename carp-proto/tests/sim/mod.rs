@@ -4,6 +4,10 @@
 //! partitions (cut directed links), crashes, and an on-path attacker that can
 //! inject any advert under any source address. Time jumps to the next
 //! delivery or deadline; the number of steps is bounded to catch livelock.
+//!
+//! [`Sim::grouped`] builds hosts on several segments instead, one vhid per
+//! segment, each host's instances in one sync group, with links that go
+//! down and up.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -11,11 +15,62 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use carp_common::header::CarpHeader;
 use carp_proto::election::Priority;
-use carp_proto::{Action, Instance, InstanceParams, Nanos, Password, Reject, ReplayMode, State};
+use carp_proto::{
+    Action, Group, Instance, InstanceParams, Nanos, Password, Reason, Reject, ReplayMode, State,
+};
 
 #[path = "../../../tests/peers/split_mix.rs"]
 mod split_mix;
 pub use split_mix::SplitMix;
+
+/// One fault of a schedule.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// Set the loss of every link, in percent.
+    Loss(u8),
+    /// Cut the directed link from → to (node indices, modulo the count).
+    Cut(usize, usize),
+    /// Take the link of a node down (index modulo the count).
+    LinkDown(usize),
+    /// Bring the link of a node up.
+    LinkUp(usize),
+    /// Set a node's own demote count.
+    Demote(usize, u8),
+    /// Restore every cut link.
+    Heal,
+    /// A reload: a host's group made again (index modulo the groups).
+    Regroup(usize),
+}
+
+impl Sim {
+    /// Applies `fault`.
+    pub fn apply(&mut self, fault: Fault) {
+        let n = self.nodes.len();
+        match fault {
+            Fault::Loss(pct) => self.set_loss_ppm(u64::from(pct) * 10_000),
+            Fault::Cut(a, b) if a % n != b % n => self.set_cut(a % n, b % n, true),
+            Fault::Cut(..) => {}
+            Fault::LinkDown(a) => self.set_link(a % n, false),
+            Fault::LinkUp(a) => self.set_link(a % n, true),
+            Fault::Demote(a, d) => self.set_demote(a % n, d),
+            Fault::Heal => self.heal(),
+            Fault::Regroup(h) if !self.groups.is_empty() => self.regroup(h % self.groups.len()),
+            Fault::Regroup(_) => {}
+        }
+    }
+}
+
+/// A delay of 0..50 ms for each directed link of `n` nodes, from `seed`.
+pub fn delays(n: usize, seed: u64) -> Vec<Vec<Nanos>> {
+    let mut rng = SplitMix::new(seed);
+    (0..n)
+        .map(|_| {
+            (0..n)
+                .map(|_| Nanos::from_millis(rng.next_u64() % 50))
+                .collect()
+        })
+        .collect()
+}
 
 /// Wall-clock time of node 0 at virtual time zero.
 const BASE_UNIX_NS: u64 = 1_763_000_000_000_000_000;
@@ -47,6 +102,8 @@ pub struct Transition {
     pub from: State,
     /// New state.
     pub to: State,
+    /// Why.
+    pub reason: Reason,
 }
 
 /// A packet in flight: (delivery time, sequence) orders the queue.
@@ -62,6 +119,15 @@ pub struct Node {
     pub spec: NodeSpec,
     /// False once crashed.
     pub alive: bool,
+    /// Its segment (one vhid per segment).
+    pub lan: usize,
+    /// Its host.
+    pub host: usize,
+    /// False while its link is down.
+    pub link_up: bool,
+    /// Its own demote count (a group advertises the highest of its
+    /// members').
+    pub own_demote: u8,
 }
 
 /// The simulated segment.
@@ -90,21 +156,65 @@ pub struct Sim {
     pub rejected: Vec<(Nanos, usize, IpAddr, Reject)>,
     /// Steps taken.
     steps: u64,
+    /// Sync groups: the group and its members' node indices.
+    pub groups: Vec<(Group, Vec<usize>)>,
 }
 
 impl Sim {
     /// Nodes 10.0.0.1, 10.0.0.2, ... started at time zero.
     pub fn new(specs: &[NodeSpec], delay: Vec<Vec<Nanos>>, mode: ReplayMode, seed: u64) -> Self {
-        let n = specs.len();
-        let nodes = specs
+        let placed: Vec<(usize, usize, NodeSpec)> =
+            specs.iter().enumerate().map(|(i, s)| (0, i, *s)).collect();
+        Self::build(&placed, delay, mode, seed)
+    }
+
+    /// `hosts.len()` hosts on `lans` segments: node `lan × hosts + host` is
+    /// host `host`'s instance of vhid `lan + 1`, address 10.0.`lan`.`host + 1`
+    /// (so hosts rank the same on every segment), and each host's
+    /// instances form one sync group.
+    pub fn grouped(hosts: &[NodeSpec], lans: usize, delay: Vec<Vec<Nanos>>, seed: u64) -> Self {
+        let placed: Vec<(usize, usize, NodeSpec)> = (0..lans)
+            .flat_map(|lan| hosts.iter().enumerate().map(move |(h, s)| (lan, h, *s)))
+            .collect();
+        let mut sim = Self::build(&placed, delay, ReplayMode::Auto, seed);
+        for h in 0..hosts.len() {
+            let members: Vec<usize> = (0..lans).map(|lan| lan * hosts.len() + h).collect();
+            sim.groups.push((Group::new([]), members));
+            sim.regroup(h);
+        }
+        sim
+    }
+
+    /// Group `g` made again over its members as they are now, as a reload
+    /// makes it ([`Group::start`]); the members' own demotes carried over.
+    pub fn regroup(&mut self, g: usize) {
+        let members = self.groups[g].1.clone();
+        let mut group = Group::new(members.iter().map(|&i| self.nodes[i].instance.state()));
+        for (k, &i) in members.iter().enumerate() {
+            group.set_demote(k, self.nodes[i].own_demote);
+        }
+        let commands = group.start();
+        self.groups[g].0 = group;
+        self.command(g, commands);
+    }
+
+    /// Nodes placed as (segment, host, configuration).
+    fn build(
+        placed: &[(usize, usize, NodeSpec)],
+        delay: Vec<Vec<Nanos>>,
+        mode: ReplayMode,
+        seed: u64,
+    ) -> Self {
+        let n = placed.len();
+        let nodes = placed
             .iter()
             .enumerate()
-            .map(|(i, spec)| {
-                let addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, i as u8 + 1));
+            .map(|(i, &(lan, host, ref spec))| {
+                let addr = IpAddr::V4(Ipv4Addr::new(10, 0, lan as u8, host as u8 + 1));
                 let mut p = InstanceParams::new(
-                    1,
+                    lan as u8 + 1,
                     Password::new(b"sim").unwrap(),
-                    vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100))],
+                    vec![IpAddr::V4(Ipv4Addr::new(10, 0, lan as u8, 100))],
                     vec![addr],
                 );
                 p.advbase_secs = spec.advbase_secs;
@@ -119,6 +229,10 @@ impl Sim {
                     addr,
                     spec: *spec,
                     alive: true,
+                    lan,
+                    host,
+                    link_up: true,
+                    own_demote: spec.demote,
                 }
             })
             .collect();
@@ -137,6 +251,7 @@ impl Sim {
             sent: Vec::new(),
             rejected: Vec::new(),
             steps: 0,
+            groups: Vec::new(),
         };
         for i in 0..n {
             sim.drain(i);
@@ -164,6 +279,55 @@ impl Sim {
     /// Crashes a node: it sends and hears nothing more.
     pub fn kill(&mut self, node: usize) {
         self.nodes[node].alive = false;
+    }
+
+    /// The link of node `node` goes down or up: it hears and sends nothing
+    /// while down.
+    pub fn set_link(&mut self, node: usize, up: bool) {
+        self.nodes[node].link_up = up;
+        if self.nodes[node].alive {
+            self.nodes[node].instance.handle_link(self.now, up);
+            self.drain(node);
+        }
+    }
+
+    /// Node `node`'s own demote count is now `demote`; with a group, every
+    /// member advertises the group's.
+    pub fn set_demote(&mut self, node: usize, demote: u8) {
+        let now = self.now;
+        self.nodes[node].own_demote = demote;
+        match self.group_of(node) {
+            Some((g, k)) => {
+                let demote = self.groups[g].0.set_demote(k, demote);
+                for j in self.groups[g].1.clone() {
+                    self.nodes[j].instance.set_demote(now, demote);
+                    self.drain(j);
+                }
+            }
+            None => {
+                self.nodes[node].instance.set_demote(now, demote);
+                self.drain(node);
+            }
+        }
+    }
+
+    /// The group of node `node` and its index in it.
+    fn group_of(&self, node: usize) -> Option<(usize, usize)> {
+        self.groups
+            .iter()
+            .enumerate()
+            .find_map(|(g, (_, members))| members.iter().position(|&m| m == node).map(|k| (g, k)))
+    }
+
+    /// Hands group `g`'s commands to its members.
+    fn command(&mut self, g: usize, commands: Vec<(usize, carp_proto::GroupCommand)>) {
+        for (k, command) in commands {
+            let j = self.groups[g].1[k];
+            if self.nodes[j].alive {
+                self.nodes[j].instance.handle_group(self.now, command);
+                self.drain(j);
+            }
+        }
     }
 
     /// The attacker delivers `header` to `to` at `at`, claiming `src`.
@@ -218,7 +382,7 @@ impl Sim {
                 break;
             }
             self.queue.pop();
-            if !self.nodes[to].alive {
+            if !self.nodes[to].alive || !self.nodes[to].link_up {
                 continue;
             }
             let h = CarpHeader::from_bytes(&bytes);
@@ -234,12 +398,19 @@ impl Sim {
         while let Some(action) = self.nodes[i].instance.poll_action() {
             match action {
                 Action::SendAdvert(h) => self.broadcast(i, h),
-                Action::StateChanged { from, to, .. } => self.transitions.push(Transition {
-                    at: self.now,
-                    node: i,
-                    from,
-                    to,
-                }),
+                Action::StateChanged { from, to, reason } => {
+                    self.transitions.push(Transition {
+                        at: self.now,
+                        node: i,
+                        from,
+                        to,
+                        reason,
+                    });
+                    if let Some((g, k)) = self.group_of(i) {
+                        let commands = self.groups[g].0.observe(k, to, reason);
+                        self.command(g, commands);
+                    }
+                }
                 Action::AddVips
                 | Action::RemoveVips
                 | Action::Announce
@@ -252,9 +423,12 @@ impl Sim {
     /// Sends `h` from node `from` to every other node, subject to cuts and loss.
     fn broadcast(&mut self, from: usize, h: CarpHeader) {
         self.sent.push((self.now, from, h));
+        if !self.nodes[from].link_up {
+            return;
+        }
         let src = self.nodes[from].addr;
         for to in 0..self.nodes.len() {
-            if to == from || self.cut[from][to] {
+            if to == from || self.cut[from][to] || self.nodes[to].lan != self.nodes[from].lan {
                 continue;
             }
             let lost = self.rng[from].next_u64() % 1_000_000 < self.loss_ppm;
@@ -292,6 +466,12 @@ impl Sim {
             .filter(|&i| self.nodes[i].alive)
             .min_by(|&a, &b| prio(a).cmp_preference(&prio(b)))
             .expect("at least one node alive")
+    }
+
+    /// The host of the best alive node ([`Sim::grouped`]: hosts rank the
+    /// same on every segment).
+    pub fn best_host(&self) -> usize {
+        self.nodes[self.best()].host
     }
 
     /// The longest master-down interval of the alive nodes.

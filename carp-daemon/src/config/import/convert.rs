@@ -221,6 +221,7 @@ fn instance(
         broadcast_mac: on(&s.nomcast),
         announce: Announce::default(),
         health_checks: Vec::new(),
+        sync_group: None,
     };
     Ok(Imported {
         instance,
@@ -390,6 +391,7 @@ pub fn convert(
     let config = Config {
         global: Global::default(),
         instances: imported.iter().map(|i| i.instance.clone()).collect(),
+        sync_groups: Vec::new(),
         warnings: Vec::new(),
     };
     check_config(&config, &Blame(&imported))?;
