@@ -42,6 +42,15 @@ pub fn command(program: impl AsRef<OsStr>) -> tokio::process::Command {
     cmd
 }
 
+/// Kills the process group of `child`, which leads its own ([`command`]);
+/// nothing once the child has been reaped (its id is gone).
+pub fn kill_group(child: &tokio::process::Child) {
+    if let Some(pid) = child.id().and_then(|p| libc::pid_t::try_from(p).ok()) {
+        // SAFETY: kill(2) on the group the child leads; no memory involved.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
+}
+
 /// Puts the calling thread back to SCHED_OTHER (priority 0) if it runs a
 /// real-time policy. Called in the child between fork and exec.
 fn reset_scheduling() -> io::Result<()> {

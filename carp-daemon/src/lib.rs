@@ -7,6 +7,7 @@ pub mod child;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod conntrackd;
 pub mod control;
 pub mod daemon;
 pub mod daemonize;

@@ -363,7 +363,7 @@ async fn run_one(job: &ScriptJob, vip: IpAddr, timeout: Duration) -> ScriptOutco
             error: e.to_string(),
         },
         Err(_elapsed) => {
-            kill_group(&child);
+            crate::child::kill_group(&child);
             let _ = child.wait().await;
             tail.clear();
             ScriptStatus::TimedOut
@@ -402,14 +402,6 @@ async fn read_tail(stderr: Option<tokio::process::ChildStderr>, tail: &mut Vec<u
         if tail.len() > STDERR_TAIL {
             tail.drain(..tail.len() - STDERR_TAIL);
         }
-    }
-}
-
-/// Kills the child's process group (it leads its own group).
-fn kill_group(child: &tokio::process::Child) {
-    if let Some(pid) = child.id().and_then(|p| libc::pid_t::try_from(p).ok()) {
-        // SAFETY: kill(2) on the group the child leads; no memory involved.
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
     }
 }
 

@@ -24,6 +24,10 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("ifconfig", "net-tools"),
     // promtool and a real server for tests/metrics_prometheus.rs.
     ("promtool", "prometheus"),
+    // The NAT gateway pair of tests/gateway_conntrack.rs and the bench's
+    // gateway section: the ruleset (nft) and the connection-state sync.
+    ("nft", "nftables"),
+    ("conntrackd", "conntrackd"),
 ];
 
 /// The LLVM shared library the nightly ships, which bpf-linker links against.
