@@ -226,3 +226,99 @@ fn group_silent_death_at_advbase_0_the_flow_survives() {
         "gap {gap:?} after A's silent death at advbase 0"
     );
 }
+
+/// A file of the shipped example, `dist/examples/gateway/NAME`.
+fn example(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../dist/examples/gateway")
+        .join(name)
+}
+
+#[test]
+fn the_example_carpd_configs_pass_check_config() {
+    for host in ["a", "b"] {
+        let path = example(&format!("carpd-xdp-host-{host}.toml"));
+        let out = std::process::Command::new(common::cluster::CARPD)
+            .arg("check-config")
+            .arg(&path)
+            .env("CARPD_LAN_PASS", "lan secret")
+            .env("CARPD_WAN_PASS", "wan secret")
+            .output()
+            .expect("run carpd-xdp check-config");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let errors = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{path:?}: {errors}{text}");
+        assert!(
+            text.contains("gateway"),
+            "{path:?}: no sync group in\n{text}"
+        );
+    }
+}
+
+#[test]
+fn the_example_ruleset_sysctls_and_conntrackd_configs_load() {
+    if !require_root("the_example_ruleset_sysctls_and_conntrackd_configs_load") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = [common::Netns::new("gwexa"), common::Netns::new("gwexb")];
+    common::veth(&hosts[0], "eth2", &hosts[1], "eth2");
+    for (i, ns) in hosts.iter().enumerate() {
+        for (ifname, peer) in [("eth0", "p0"), ("eth1", "p1")] {
+            ns.ip(&["link", "add", ifname, "type", "veth", "peer", "name", peer]);
+            ns.ip(&["link", "set", ifname, "up"]);
+        }
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("10.255.255.{}/30", i + 1),
+            "dev",
+            "eth2",
+        ]);
+        let ruleset = example("nftables.conf").display().to_string();
+        common::must(ns.exec("nft", &["-f", &ruleset]));
+        let sysctls = example("sysctl.conf").display().to_string();
+        common::must(ns.exec("sysctl", &["-q", "-p", &sysctls]));
+        let loose =
+            common::must(ns.exec("sysctl", &["-n", "net.netfilter.nf_conntrack_tcp_loose"]));
+        assert_eq!(loose.trim(), "0");
+    }
+    // The example's own paths are the host's: moved into the temp dir.
+    let mut daemons = Vec::new();
+    for (i, host) in ["a", "b"].iter().enumerate() {
+        let text =
+            std::fs::read_to_string(example(&format!("conntrackd-host-{host}.conf"))).unwrap();
+        let file = |what: &str| {
+            dir.path()
+                .join(format!("{host}.{what}"))
+                .display()
+                .to_string()
+        };
+        let text = text
+            .replace("/var/lock/conntrack.lock", &file("lock"))
+            .replace("/var/run/conntrackd.ctl", &file("ctl"))
+            .replace("LogFile on", &format!("LogFile {}", file("log")))
+            .replace("Syslog on", "Syslog off");
+        assert!(
+            !text.contains("/var/") && !text.contains(" on\n\tSyslog"),
+            "{text}"
+        );
+        let conf = dir.path().join(format!("{host}.conf"));
+        std::fs::write(&conf, text).unwrap();
+        let mut cmd = hosts[i].command("conntrackd");
+        cmd.arg("-C").arg(&conf);
+        daemons.push(common::must(carp_testnet::Captured::spawn(
+            cmd,
+            dir.path(),
+            &format!("conntrackd-{host}"),
+        )));
+        eventually_ok(
+            &format!("conntrackd with the host-{host} config answering"),
+            || {
+                let mut client = hosts[i].command("conntrackd");
+                client.arg("-C").arg(&conf).arg("-s");
+                carp_testnet::output(&mut client).is_ok()
+            },
+        );
+    }
+}
