@@ -214,6 +214,57 @@ impl GatewayNet {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// carpd-xdp's configuration for gateway `i`: its status socket and
+    /// state directory under the directory, the LAN instance (vhid 1) and
+    /// the WAN instance (vhid 2) with `advbase_secs` and `advskew`, preempt
+    /// on; with `group`, both in sync group `gw` driving the conntrackd of
+    /// `group`'s configuration file; `wan_extra` appended to the WAN
+    /// instance.
+    pub fn carpd_config(
+        &self,
+        i: usize,
+        advbase_secs: u8,
+        advskew: u8,
+        group: Option<&Path>,
+        wan_extra: &str,
+    ) -> String {
+        let g = &self.gateways[i];
+        let mut t = format!(
+            "[global]\nstatus_socket = \"{}\"\nlog_facility = \"none\"\ndebug = true\n\
+             state_dir = \"{}\"\n",
+            self.carpd_socket(i).display(),
+            self.dir.join(format!("state-{i}")).display(),
+        );
+        let member = if group.is_some() {
+            "sync_group = \"gw\"\n"
+        } else {
+            ""
+        };
+        for (ifname, vhid, vip, srcip, extra) in [
+            (LAN_IF, LAN_VHID, LAN_VIP, g.lan, ""),
+            (WAN_IF, WAN_VHID, WAN_VIP, g.wan, wan_extra),
+        ] {
+            t += &format!(
+                "\n[[instance]]\ninterface = \"{ifname}\"\nvhid = {vhid}\nsrcip = \"{srcip}\"\n\
+                 vips = [\"{vip}/24\"]\nadvbase_secs = {advbase_secs}\nadvskew = {advskew}\n\
+                 preempt = true\npassword = \"gw{vhid}\"\n{member}{extra}\n",
+            );
+        }
+        if let Some(conntrackd) = group {
+            t += &format!(
+                "\n[[sync_group]]\nname = \"gw\"\nconntrackd_config = \"{}\"\n",
+                conntrackd.display()
+            );
+        }
+        t
+    }
+
+    /// The status socket of gateway `i`'s carpd-xdp
+    /// ([`GatewayNet::carpd_config`]).
+    pub fn carpd_socket(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("carpd-{i}.sock"))
+    }
+
     /// Plugs gateway `i`'s WAN cable in or pulls it (its `wan0` loses
     /// carrier).
     pub fn set_wan(&self, i: usize, up: bool) -> Result<()> {

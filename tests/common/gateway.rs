@@ -26,8 +26,6 @@ use super::must;
 pub const ECHO_PORT: u16 = 7000;
 /// The client sends a line every 10 ms.
 pub const FLOW_INTERVAL: Duration = Duration::from_millis(10);
-/// The name of the sync group in the configurations.
-pub const GROUP: &str = "gw";
 
 /// The gateway pair, its conntrackd daemons and its scratch directory.
 pub struct Pair {
@@ -96,40 +94,17 @@ impl Pair {
     }
 
     /// carpd-xdp's configuration for gateway `i`: the LAN and WAN
-    /// instances with `timers`, in sync group [`GROUP`] driving conntrackd
-    /// when `group` is set; `wan_extra` is appended to the WAN instance.
+    /// instances with `timers`, in one sync group driving conntrackd when
+    /// `group` is set; `wan_extra` is appended to the WAN instance.
     pub fn carpd_config(&self, i: usize, timers: Timers, group: bool, wan_extra: &str) -> String {
-        let g = &self.net.gateways[i];
-        let dir = self.dir.path();
-        let mut t = format!(
-            "[global]\nstatus_socket = \"{}\"\nlog_facility = \"none\"\ndebug = true\n\
-             state_dir = \"{}\"\n",
-            dir.join(format!("carpd-{i}.sock")).display(),
-            dir.join(format!("state-{i}")).display(),
-        );
-        let member = if group {
-            format!("sync_group = \"{GROUP}\"\n")
-        } else {
-            String::new()
-        };
-        for (ifname, vhid, vip, srcip, extra) in [
-            (LAN_IF, LAN_VHID, LAN_VIP, g.lan, ""),
-            (WAN_IF, WAN_VHID, WAN_VIP, g.wan, wan_extra),
-        ] {
-            t += &format!(
-                "\n[[instance]]\ninterface = \"{ifname}\"\nvhid = {vhid}\nsrcip = \"{srcip}\"\n\
-                 vips = [\"{vip}/24\"]\nadvbase_secs = {}\nadvskew = {}\npreempt = true\n\
-                 password = \"gw{vhid}\"\n{member}{extra}\n",
-                timers.advbase_secs, timers.advskew[i],
-            );
-        }
-        if group {
-            t += &format!(
-                "\n[[sync_group]]\nname = \"{GROUP}\"\nconntrackd_config = \"{}\"\n",
-                self.conntrackd_conf[i].display()
-            );
-        }
-        t
+        let conntrackd = group.then_some(self.conntrackd_conf[i].as_path());
+        self.net.carpd_config(
+            i,
+            timers.advbase_secs,
+            timers.advskew[i],
+            conntrackd,
+            wan_extra,
+        )
     }
 
     /// Starts carpd-xdp in gateway `i` with configuration `text`.
@@ -143,7 +118,7 @@ impl Pair {
             .env("NO_COLOR", "1");
         Carpd {
             proc: must(Captured::spawn(cmd, self.dir.path(), &name)),
-            sock: self.dir.path().join(format!("{name}.sock")),
+            sock: self.net.carpd_socket(i),
         }
     }
 
