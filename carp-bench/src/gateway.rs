@@ -281,9 +281,15 @@ fn start(
     };
     cmd.process_group(0);
     let name = format!("{}-{i}", setting.implementation());
-    Ok(Daemon {
-        child: spawn_logged(cmd, dir, &name)?,
-    })
+    let mut child = spawn_logged(cmd, dir, &name)?;
+    // A configuration refused ends the daemon at once.
+    std::thread::sleep(Duration::from_millis(300));
+    if let Some(status) = child.0.try_wait()? {
+        let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+        let last = log.lines().last().unwrap_or("").to_string();
+        bail!("{name} exited ({status}): {last}");
+    }
+    Ok(Daemon { child })
 }
 
 /// keepalived's configuration for gateway `i` and its notify script; the
