@@ -10,7 +10,9 @@
 //! own): after A's silent death, B drops the flow as invalid unless its
 //! conntrackd's external cache is committed, here by hand from B's
 //! upscript; both prove that the filter is strict and that conntrackd
-//! synced the flow.
+//! synced the flow. And A's WAN link going down splits the VIPs (the WAN
+//! VIP on B, the LAN VIP on A) and the flow dies, even with the commit:
+//! what the group is for.
 //!
 //! Then the pair as the issue asks, the two instances in one sync group
 //! with `conntrackd_config` (carpd-xdp drives conntrackd): the flow
@@ -153,6 +155,23 @@ fn harness_a_commit_by_hand_keeps_the_flow() {
     let fault = silent_death(&e);
     wait_b_holds_both(&e.pair);
     resumed_gap(&e.flow, fault);
+}
+
+#[test]
+fn harness_without_a_group_a_wan_link_down_splits_the_vips_and_the_flow_dies() {
+    if !require_root("harness_without_a_group_a_wan_link_down_splits_the_vips_and_the_flow_dies") {
+        return;
+    }
+    let e = establish("gwsplit", FAST, false, commit_script);
+    common::must(e.pair.net.set_wan(0, false));
+    eventually_ok("the WAN VIP on B, the LAN VIP still on A", || {
+        e.pair.holders() == (vec![0], vec![1])
+    });
+    let split = Instant::now();
+    assert!(
+        !e.flow.wait_echoes_after(split, 1, Duration::from_secs(3)),
+        "the flow went on with its VIPs on two gateways"
+    );
 }
 
 /// B's WAN instance's extra keys for the harness: an upscript that
