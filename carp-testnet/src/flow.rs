@@ -124,20 +124,7 @@ impl Flow {
     /// echo before it) to the next echo, and between the echoes after it.
     /// `None` when no echo came after `t`.
     pub fn longest_gap_after(&self, t: Instant) -> Option<Duration> {
-        let seen = self.lock();
-        let first_after = seen.echoes.iter().position(|&e| e > t)?;
-        let start = first_after.saturating_sub(1);
-        let mut previous = seen.echoes.get(start).copied().filter(|&e| e <= t);
-        let mut longest = previous.map_or(seen.echoes[first_after] - t, |p| {
-            seen.echoes[first_after] - p
-        });
-        for &echo in &seen.echoes[first_after..] {
-            if let Some(p) = previous {
-                longest = longest.max(echo - p);
-            }
-            previous = Some(echo);
-        }
-        Some(longest)
+        longest_gap_after(&self.lock().echoes, t)
     }
 
     /// Waits (at most `within`) until `count` echoes came after `t`, or a
@@ -169,6 +156,21 @@ impl Drop for Flow {
             let _ = thread.join();
         }
     }
+}
+
+/// The longest time without an echo in `echoes` (in order) from `t` on:
+/// from the last echo at or before `t` (or `t` itself when there is none)
+/// to the first after it, and between the echoes after it.
+fn longest_gap_after(echoes: &[Instant], t: Instant) -> Option<Duration> {
+    let first_after = echoes.iter().position(|&e| e > t)?;
+    let before = first_after.checked_sub(1).map_or(t, |i| echoes[i]);
+    let mut previous = before;
+    let mut longest = Duration::ZERO;
+    for &echo in &echoes[first_after..] {
+        longest = longest.max(echo - previous);
+        previous = echo;
+    }
+    Some(longest)
 }
 
 /// Notes the first failure.
@@ -203,5 +205,33 @@ fn read_echoes(stream: TcpStream, seen: &Mutex<Seen>, stop: &AtomicBool) {
     }
     if !stop.load(Ordering::Relaxed) {
         fail(seen, format!("closed by the server after echo {expected}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gap_runs_from_the_last_echo_before_the_fault() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let echoes = [at(0), at(10), at(20), at(320), at(330), at(900)];
+        // The fault at 25 ms: 20 -> 320, then 330 -> 900.
+        assert_eq!(
+            longest_gap_after(&echoes, at(25)),
+            Some(Duration::from_millis(570))
+        );
+        // The fault at 5 ms: the gap 20 -> 320 is the largest before 330.
+        assert_eq!(
+            longest_gap_after(&echoes[..5], at(5)),
+            Some(Duration::from_millis(300))
+        );
+        // No echo before the fault: counted from the fault.
+        assert_eq!(
+            longest_gap_after(&echoes[3..5], at(100)),
+            Some(Duration::from_millis(220))
+        );
+        assert_eq!(longest_gap_after(&echoes, at(1000)), None);
     }
 }
