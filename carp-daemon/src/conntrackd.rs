@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::chain::Chain;
@@ -253,8 +253,8 @@ struct Shared {
 struct Sequence {
     /// Cancels it.
     abort: AbortHandle,
-    /// Closes when its task ends, however it ends.
-    done: oneshot::Receiver<()>,
+    /// Closes when its task ends, however it ends (nothing is ever sent).
+    done: watch::Receiver<()>,
 }
 
 impl Conntrackd {
@@ -327,6 +327,19 @@ impl Conntrackd {
         }));
     }
 
+    /// Resolves once the sequence started last has ended (at once when
+    /// none runs): what a daemon shutting down waits for, bounded, so that
+    /// `on_leave`'s call is not killed with the runtime.
+    pub fn idle(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let done = last.as_ref().map(|sequence| sequence.done.clone());
+        async move {
+            if let Some(done) = done {
+                gone(done).await;
+            }
+        }
+    }
+
     /// Starts `sequence` once the one before it, cancelled, is gone.
     fn start<F, Fut>(&self, transition: &'static str, sequence: F) -> JoinHandle<()>
     where
@@ -338,13 +351,12 @@ impl Conntrackd {
             before.abort.abort();
             before.done
         });
-        let (done_tx, done) = oneshot::channel::<()>();
+        let (done_tx, done) = watch::channel(());
         let shared = Arc::clone(&self.shared);
         let task = tokio::spawn(async move {
             let _done = done_tx;
             if let Some(before) = before {
-                // Closed when the cancelled task is gone (its sender dropped).
-                let _ = before.await;
+                gone(before).await;
             }
             tracing::debug!(transition, config = %shared.config.display(), "conntrackd sequence");
             sequence(shared).await;
@@ -488,6 +500,12 @@ impl Drop for Record {
             self.note(Outcome::Cancelled, None);
         }
     }
+}
+
+/// Resolves when the sequence behind `done` has ended (its sender, held by
+/// its task, dropped).
+async fn gone(mut done: watch::Receiver<()>) {
+    while done.changed().await.is_ok() {}
 }
 
 /// conntrackd on `PATH`, else [`DEFAULT_PROGRAM`].

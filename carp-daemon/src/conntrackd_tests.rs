@@ -163,10 +163,13 @@ async fn backup_restarts_a_conntrackd_that_does_not_answer_and_removes_its_stale
 }
 
 #[tokio::test]
-async fn leaving_shortens_the_timers() {
+async fn leaving_shortens_the_timers_and_idle_waits_for_it() {
     let fake = Fake::new();
-    fake.driver().on_leave();
-    fake.wait_for(&["-t"]).await;
+    let driver = fake.driver();
+    driver.idle().await;
+    driver.on_leave();
+    driver.idle().await;
+    assert_eq!(fake.flags(), ["-t"]);
 }
 
 #[tokio::test]
