@@ -34,7 +34,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,11 @@ use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::chain::Chain;
+
+mod step;
+
+pub use step::{step_totals, Outcome, Step};
+use step::{DRIVEN, STEP_COUNTS};
 
 /// How long one conntrackd call may take before it is killed.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -89,141 +94,6 @@ pub enum ConntrackdError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// One conntrackd call, named as in the metrics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub enum Step {
-    /// `-c`: commit the external cache into the kernel table.
-    Commit,
-    /// `-f`: flush the internal and external caches.
-    Flush,
-    /// `-R`: resynchronise the internal cache with the kernel table.
-    Resync,
-    /// `-B`: send a bulk update to the other replicas.
-    BulkSend,
-    /// `-s`: statistics, asked to learn whether conntrackd answers.
-    Check,
-    /// `-d`: start conntrackd as a daemon (it did not answer).
-    Start,
-    /// `-t`: shorten the kernel's conntrack timers.
-    ShortenTimers,
-    /// `-n`: ask the other replica for a resync.
-    RequestResync,
-}
-
-impl Step {
-    /// Every step, in [`Step`] order (the index of the counters).
-    pub const ALL: [Step; 8] = [
-        Step::Commit,
-        Step::Flush,
-        Step::Resync,
-        Step::BulkSend,
-        Step::Check,
-        Step::Start,
-        Step::ShortenTimers,
-        Step::RequestResync,
-    ];
-
-    /// The step's name in logs and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            Step::Commit => "commit",
-            Step::Flush => "flush",
-            Step::Resync => "resync",
-            Step::BulkSend => "bulk_send",
-            Step::Check => "check",
-            Step::Start => "start",
-            Step::ShortenTimers => "shorten_timers",
-            Step::RequestResync => "request_resync",
-        }
-    }
-
-    /// conntrackd's command-line flag for the step.
-    pub fn flag(self) -> &'static str {
-        match self {
-            Step::Commit => "-c",
-            Step::Flush => "-f",
-            Step::Resync => "-R",
-            Step::BulkSend => "-B",
-            Step::Check => "-s",
-            Step::Start => "-d",
-            Step::ShortenTimers => "-t",
-            Step::RequestResync => "-n",
-        }
-    }
-}
-
-/// How a step ended, named as in the metrics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(usize)]
-pub enum Outcome {
-    /// Exited with status 0.
-    Ok,
-    /// Exited with another status.
-    Failed,
-    /// Killed after [`STEP_TIMEOUT`].
-    TimedOut,
-    /// Could not be started.
-    SpawnFailed,
-    /// Killed because a newer transition superseded its sequence.
-    Cancelled,
-}
-
-impl Outcome {
-    /// Every outcome, in [`Outcome`] order (the index of the counters).
-    pub const ALL: [Outcome; 5] = [
-        Outcome::Ok,
-        Outcome::Failed,
-        Outcome::TimedOut,
-        Outcome::SpawnFailed,
-        Outcome::Cancelled,
-    ];
-
-    /// The outcome's name in logs and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Failed => "failed",
-            Outcome::TimedOut => "timed_out",
-            Outcome::SpawnFailed => "spawn_failed",
-            Outcome::Cancelled => "cancelled",
-        }
-    }
-
-    fn of(result: &Result<(), ConntrackdError>) -> Outcome {
-        match result {
-            Ok(()) => Outcome::Ok,
-            Err(ConntrackdError::Failed { .. } | ConntrackdError::Lock { .. }) => Outcome::Failed,
-            Err(ConntrackdError::TimedOut { .. }) => Outcome::TimedOut,
-            Err(ConntrackdError::Spawn { .. }) => Outcome::SpawnFailed,
-        }
-    }
-}
-
-/// The step counters, indexed by step then outcome. Process-wide, like the
-/// receive path's counters: a host runs one conntrackd, and the metrics
-/// endpoint reads them without a round trip through the main loop.
-static STEP_COUNTS: [[AtomicU64; Outcome::ALL.len()]; Step::ALL.len()] =
-    [const { [const { AtomicU64::new(0) }; Outcome::ALL.len()] }; Step::ALL.len()];
-/// Whether a driver was made: the metrics show the steps only then.
-static DRIVEN: AtomicBool = AtomicBool::new(false);
-
-/// Every (step, outcome, count), zeros included, once a [`Conntrackd`]
-/// was made in this process; `None` before.
-pub fn step_totals() -> Option<Vec<(&'static str, &'static str, u64)>> {
-    if !DRIVEN.load(Ordering::Relaxed) {
-        return None;
-    }
-    let mut totals = Vec::with_capacity(Step::ALL.len() * Outcome::ALL.len());
-    for step in Step::ALL {
-        for outcome in Outcome::ALL {
-            let count = STEP_COUNTS[step as usize][outcome as usize].load(Ordering::Relaxed);
-            totals.push((step.name(), outcome.name(), count));
-        }
-    }
-    Some(totals)
 }
 
 /// The driver of one conntrackd, named by its configuration file. Cheap to
@@ -539,5 +409,4 @@ fn lock_file_in(text: &str) -> Option<PathBuf> {
 }
 
 #[cfg(test)]
-#[path = "conntrackd_tests.rs"]
 mod tests;
