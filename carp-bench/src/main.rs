@@ -24,11 +24,14 @@
 //! `failover.svg`; daemon logs in `target/bench/run/`. `--only flood` runs
 //! the flood section alone and writes `report-flood.md` and
 //! `report-flood.json` instead; `--only program`, the per-packet cost
-//! alone (`report-program.*`).
+//! alone (`report-program.*`); `--only gateway`, the NAT gateway pair
+//! keeping a TCP flow across a failover, carpd-xdp against keepalived
+//! (`report-gateway.*`, gateway.rs).
 
 mod daemons;
 mod failover;
 mod flood;
+mod gateway;
 mod generator;
 mod plot;
 mod probe;
@@ -92,6 +95,9 @@ pub enum Section {
     Flood,
     /// The XDP program's per-packet cost (`BPF_PROG_TEST_RUN`).
     Program,
+    /// The NAT gateway pair: a TCP flow's gap across a failover, carpd-xdp
+    /// and keepalived with conntrackd.
+    Gateway,
 }
 
 impl Section {
@@ -100,6 +106,7 @@ impl Section {
         match self {
             Section::Flood => "flood",
             Section::Program => "program",
+            Section::Gateway => "gateway",
         }
     }
 }
@@ -219,6 +226,10 @@ fn run(opts: &Options) -> Result<()> {
         let object = object.to_path_buf();
         let frames = testrun::Frames::new(&stage);
         r.prog_cost = sys::run_in(&attacker, move || testrun::measure(&object, &frames))?;
+    }
+    if r.runs(Section::Gateway) {
+        let trials = if opts.quick { 2 } else { plan.trials.min(5) };
+        r.gateway = gateway::measure(daemon, &stage.dir, trials)?;
     }
     r.run_secs = started.elapsed().as_secs_f64();
     drop(stage);

@@ -55,6 +55,9 @@ pub fn markdown(r: &Results) -> String {
     if r.runs(Section::Program) {
         program_table(&mut m, r);
     }
+    if r.runs(Section::Gateway) {
+        super::gateway::markdown(&mut m, &r.gateway);
+    }
     if r.only.is_none() {
         memory_table(&mut m, r);
     }
@@ -397,6 +400,7 @@ pub fn json(r: &Results) -> Value {
         "kernel": r.kernel,
         "cpus": r.cpus,
         "run_secs": r.run_secs,
+        "gateway": super::gateway::json(&r.gateway),
         "failover": r.failover.iter().map(|s| json!({
             "implementation": s.which.name(),
             "advbase": s.timers.advbase,

@@ -136,6 +136,8 @@ pub struct Results {
     pub prog_cost: Vec<Cost>,
     /// Peak RSS per implementation, KiB.
     pub rss_kib: Vec<(Impl, u64)>,
+    /// The NAT gateway pair's flow gaps.
+    pub gateway: Vec<super::gateway::Row>,
     /// Wall time of the run, s.
     pub run_secs: f64,
     /// Kernel release.

@@ -10,7 +10,11 @@
 //! carpd_rejects_total{interface="eth0",vhid="1",reason="hmac"} 3
 //! carpd_sync_group_state{group="gw",state="MASTER"} 1
 //! carpd_receive_total{reason="delivered"} 7442
+//! carpd_conntrackd_steps_total{step="commit",outcome="ok"} 2
 //! ```
+//!
+//! The conntrackd steps (crate::conntrackd) are shown once a sync group
+//! drives conntrackd, every step and outcome, zeros included.
 //!
 //! When the main loop does not answer, only `carpd_up 0` is served.
 //!
@@ -238,17 +242,33 @@ const INSTANCE_COUNTERS: [InstanceCounter; 5] = [
 /// The exposition of one scrape in the Prometheus text format: the report,
 /// or only `carpd_up 0` when the main loop did not answer (`None`).
 fn render(report: Option<StatusReport>) -> Result<String, std::fmt::Error> {
+    render_with(report, crate::conntrackd::step_totals())
+}
+
+/// [`render`] with the conntrackd step totals given (`None`: no driver).
+fn render_with(
+    report: Option<StatusReport>,
+    conntrackd: Option<StepTotals>,
+) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Scrape(report)));
+    registry.register_collector(Box::new(Scrape { report, conntrackd }));
     let mut text = String::new();
     prometheus_text::encode(&mut text, &registry)?;
     Ok(text)
 }
 
+/// (step, outcome, count) of the conntrackd driver.
+type StepTotals = Vec<(&'static str, &'static str, u64)>;
+
 /// The collector of one scrape: every family, in a fixed order, from one
-/// snapshot (`None`: the main loop did not answer).
+/// snapshot.
 #[derive(Debug)]
-struct Scrape(Option<StatusReport>);
+struct Scrape {
+    /// The main loop's report (`None`: it did not answer).
+    report: Option<StatusReport>,
+    /// The conntrackd steps (`None`: conntrackd is not driven).
+    conntrackd: Option<StepTotals>,
+}
 
 impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
@@ -257,9 +277,9 @@ impl Collector for Scrape {
             e,
             "carpd_up",
             "Whether the daemon's main loop answered.",
-            ConstGauge::new(u32::from(self.0.is_some())),
+            ConstGauge::new(u32::from(self.report.is_some())),
         )?;
-        let Some(report) = &self.0 else {
+        let Some(report) = &self.report else {
             return Ok(());
         };
         // Gauges are signed in the format; an uptime past i64::MAX seconds
@@ -339,6 +359,20 @@ impl Collector for Scrape {
                 .counters
                 .iter()
                 .map(|(reason, total)| ([("reason", reason.as_str())], ConstCounter::new(*total))),
+        )?;
+        let Some(steps) = &self.conntrackd else {
+            return Ok(());
+        };
+        family(
+            e,
+            "carpd_conntrackd_steps",
+            "conntrackd calls at state changes, by step and outcome.",
+            steps.iter().map(|(step, outcome, total)| {
+                (
+                    [("step", *step), ("outcome", *outcome)],
+                    ConstCounter::new(*total),
+                )
+            }),
         )
     }
 }
@@ -394,11 +428,11 @@ mod tests {
     }
 
     fn render_instances(instances: Vec<InstanceReport>) -> String {
-        render(Some(StatusReport {
+        let report = StatusReport {
             instances,
             ..StatusReport::default()
-        }))
-        .unwrap()
+        };
+        render_with(Some(report), None).unwrap()
     }
 
     #[test]
@@ -462,9 +496,25 @@ mod tests {
     }
 
     #[test]
+    fn conntrackd_steps_are_rendered_once_driven() {
+        let steps = vec![("commit", "ok", 2), ("commit", "timed_out", 0)];
+        let text = render_with(Some(StatusReport::default()), Some(steps)).unwrap();
+        assert!(
+            text.contains("# TYPE carpd_conntrackd_steps_total counter\n"),
+            "{text}"
+        );
+        for line in [
+            "carpd_conntrackd_steps_total{step=\"commit\",outcome=\"ok\"} 2\n",
+            "carpd_conntrackd_steps_total{step=\"commit\",outcome=\"timed_out\"} 0\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
+
+    #[test]
     fn without_a_report_only_carpd_up_0_is_rendered() {
         assert_eq!(
-            render(None).unwrap(),
+            render_with(None, Some(vec![("commit", "ok", 1)])).unwrap(),
             "# HELP carpd_up Whether the daemon's main loop answered.\n\
              # TYPE carpd_up gauge\n\
              carpd_up 0\n"

@@ -13,7 +13,9 @@
 //!   completion that fails with its output;
 //! - [`socket`]: the `AF_PACKET` socket a test or the bench receives and
 //!   sends whole frames with;
-//! - [`require_root`]: the root / CI gate of every namespace test.
+//! - [`require_root`]: the root / CI gate of every namespace test;
+//! - [`gateway`]: a NAT gateway pair with conntrackd, and [`flow`], a TCP
+//!   flow through it whose outage is measured (issue 21).
 //!
 //! Nothing here needs root to compile; everything that touches the network
 //! needs it to run, and touches only the namespaces it created (no host
@@ -21,7 +23,9 @@
 //! what it said; tests turn them into panics.
 #![deny(missing_docs)]
 
+pub mod flow;
 mod gate;
+pub mod gateway;
 mod link;
 mod netns;
 mod process;

@@ -108,6 +108,7 @@ pub fn unhex(s: &str) -> Vec<u8> {
 
 pub mod cluster;
 pub mod frames;
+pub mod gateway;
 pub mod probe;
 pub mod settle;
 pub mod xdp;

@@ -32,6 +32,10 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("man", "man-db"),
     ("zsh", "zsh"),
     ("fish", "fish"),
+    // The NAT gateway pair of tests/gateway_conntrack.rs and the bench's
+    // gateway section: the ruleset (nft) and the connection-state sync.
+    ("nft", "nftables"),
+    ("conntrackd", "conntrackd"),
 ];
 
 /// The LLVM shared library the nightly ships, which bpf-linker links against.
