@@ -31,6 +31,7 @@ pub mod demote;
 pub mod instance;
 mod key;
 pub mod params;
+mod peers_state;
 mod prepare;
 pub mod rate;
 mod reload;
@@ -183,6 +184,8 @@ pub struct Daemon {
     control_rx: mpsc::Receiver<ControlRequest>,
     _control: ControlServer,
     _metrics: Option<MetricsServer>,
+    /// What the instances know of their peers' counters, across restarts.
+    peers: peers_state::PeerMemory,
 }
 
 impl Daemon {
@@ -221,6 +224,7 @@ impl Daemon {
             control_rx,
             _control: control,
             _metrics: metrics,
+            peers: peers_state::PeerMemory::open(&config.global.state_dir),
         };
         for inst in config.instances.clone() {
             daemon.start_instance(inst).await?;
@@ -267,6 +271,8 @@ impl Daemon {
             &running.cfg.interface,
             running.cfg.vhid,
         ));
+        let known = self.peers.recall(&running.cfg.interface, running.cfg.vhid);
+        running.core.remember_counters(known);
         running.carry_out(&self.vips).await;
         let key = running.key();
         self.instances.push(running);
@@ -337,6 +343,8 @@ impl Daemon {
             sig(SignalKind::user_defined2())?,
         );
         let _ = self.notifier.ready();
+        let mut save_peers = tokio::time::interval(peers_state::SAVE_EVERY);
+        save_peers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.next_deadline();
             let retry = self.next_retry();
@@ -353,6 +361,7 @@ impl Daemon {
                 () = sleep_until(retry) => self.on_retry().await,
                 Some((key, demote)) = self.health_rx.recv() => self.on_health(key, demote).await,
                 Some(request) = self.control_rx.recv() => self.on_control(request),
+                _ = save_peers.tick() => self.peers.save(self.known_counters()),
                 _ = usr1.recv() => self.log_states(),
                 _ = usr2.recv() => self.on_usr2().await,
                 _ = hup.recv() => self.on_reload(&reload).await,
@@ -540,6 +549,20 @@ impl Daemon {
             .unwrap_or_default()
             + SCRIPT_KILL_GRACE;
         wait_for_scripts(pending, deadline).await;
+        let known = self.known_counters();
+        self.peers.close(known).await;
+    }
+
+    /// What every instance knows of its peers' counters.
+    fn known_counters(&self) -> peers_state::Snapshot {
+        self.instances
+            .iter()
+            .map(|r| {
+                let key = (r.cfg.interface.clone(), r.cfg.vhid);
+                (key, r.core.known_counters())
+            })
+            .filter(|(_, known)| !known.is_empty())
+            .collect()
     }
 
     /// The instances, for status reports.
