@@ -141,9 +141,10 @@ fn run(tag: &str, net: u8, row: Row) {
         let took = until_master(&b, death);
         eprintln!(
             "{row:?}: {} frames re-sent; took over {took:?} after the master died; its core \
-             refused {:?}",
+             refused {:?}; its receive path {}",
             resender.sent(),
-            rejects(&b)
+            rejects(&b),
+            b.status().map_or("no status".into(), |s| s["counters"].to_string())
         );
         (took, "the master's death")
     };
