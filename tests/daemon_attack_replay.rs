@@ -79,7 +79,8 @@ fn until_master(b: &Daemon, from: Instant) -> Duration {
         assert!(
             from.elapsed() < EVENTUALLY,
             "the backup did not take over within {EVENTUALLY:?}: {}; refused {:?}",
-            b.instance(VHID).map_or("no status".into(), |v| v.to_string()),
+            b.instance(VHID)
+                .map_or("no status".into(), |v| v.to_string()),
             rejects(b)
         );
         std::thread::sleep(Duration::from_millis(50));
@@ -122,7 +123,10 @@ fn run(tag: &str, net: u8, row: Row) {
             if b2.state(VHID).is_some() {
                 break Instant::now();
             }
-            assert!(death.elapsed() < EVENTUALLY, "the restarted backup does not answer");
+            assert!(
+                death.elapsed() < EVENTUALLY,
+                "the restarted backup does not answer"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         let took = until_master(&b2, up);
@@ -134,7 +138,10 @@ fn run(tag: &str, net: u8, row: Row) {
         );
         // What the previous run knew refuses the very first replay.
         assert_eq!(heard, 0, "{row:?}: the restarted backup accepted a replay");
-        assert!(refused.get("replay-identity").is_some_and(|&n| n > 0), "{refused:?}");
+        assert!(
+            refused.get("replay-identity").is_some_and(|&n| n > 0),
+            "{refused:?}"
+        );
         (took, "its restart")
     } else {
         let resender = Resender::start(&lan.client, frame, EVERY);
@@ -144,7 +151,8 @@ fn run(tag: &str, net: u8, row: Row) {
              refused {:?}; its receive path {}",
             resender.sent(),
             rejects(&b),
-            b.status().map_or("no status".into(), |s| s["counters"].to_string())
+            b.status()
+                .map_or("no status".into(), |s| s["counters"].to_string())
         );
         (took, "the master's death")
     };

@@ -333,11 +333,14 @@ impl ReplayGuard {
         Ok(())
     }
 
-    /// The identity rule: a counter carrying a sender's identity must be
-    /// greater than the last one accepted from that identity, from any
-    /// source address.
+    /// The identity rule: a counter carrying a sender's identity (and a
+    /// time near ours, see [`PLAUSIBLE_MS`]) must be greater than the last
+    /// one accepted from that identity, from any source address. A random
+    /// UCARP counter that carries the tag by chance thus hardly ever meets
+    /// the rule, and never leaves a time far from ours in its identity's
+    /// state, where it would refuse that identity's genuine counters.
     fn check_identity(&self, counter: u64, vhid: u8) -> Result<(), ReplayError> {
-        let Some(identity) = identity(counter) else {
+        let Some(identity) = identity(counter).filter(|_| is_ours(counter, self.now_ms)) else {
             return Ok(());
         };
         match self.identities.get(&(vhid, identity)) {
@@ -419,7 +422,9 @@ impl ReplayGuard {
         }
         s.previous_tagged = tagged;
         s.recent.push(counter);
-        self.remember(vhid, counter);
+        if is_ours(counter, self.now_ms) {
+            self.remember(vhid, counter);
+        }
     }
 
     /// True when `src` has shown it sends tagged counters (auto rule).
@@ -476,8 +481,10 @@ impl ReplayGuard {
 }
 
 /// How far from our clock the time of a counter carrying an identity may be
-/// for it to count as one of ours where a random value would otherwise be
-/// allowed to repeat (OpenBSD's cookie): 30 days either side.
+/// for it to count as one of ours: for the identity rule, and where a
+/// random value would otherwise be allowed to repeat (OpenBSD's cookie).
+/// 30 days either side: carpd-xdp hosts whose clocks differ by more are
+/// judged per source address only.
 pub const PLAUSIBLE_MS: u64 = 30 * 86_400_000;
 
 /// Whether `counter` carries an identity and a time within

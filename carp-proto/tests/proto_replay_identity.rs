@@ -148,3 +148,17 @@ fn hearing_our_identity_from_another_sender_makes_us_take_another() {
     let sent_now = sent(&drain(&mut b));
     assert_eq!(identity(sent_now[0].counter()), Some(b.identity()));
 }
+
+#[test]
+fn a_random_counter_that_carries_our_tag_by_chance_leaves_the_identity_alone() {
+    // A UCARP host's random counter with the tag, identity 77 and a time
+    // ten years ahead of ours.
+    let random = tagged_by(77, NOW_MS + 10 * 365 * 86_400_000);
+    let mut g = ReplayGuard::new(ReplayMode::Auto, None);
+    g.admit(src(1), 1, random, NOW_MS, MacClass::Ucarp).unwrap();
+    assert_eq!(g.identities(1), Vec::<u64>::new());
+    // The genuine host of identity 77 is still heard, from its own address.
+    g.admit(src(2), 1, tagged_by(77, NOW_MS), NOW_MS, MacClass::Other)
+        .unwrap();
+    assert_eq!(g.identities(1), vec![tagged_by(77, NOW_MS)]);
+}
