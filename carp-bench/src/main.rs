@@ -24,8 +24,10 @@
 //! `failover.svg`; daemon logs in `target/bench/run/`. `--only flood` runs
 //! the flood section alone and writes `report-flood.md` and
 //! `report-flood.json` instead; `--only program`, the per-packet cost
-//! alone (`report-program.*`).
+//! alone (`report-program.*`); `--only attack`, one captured advert
+//! re-sent after the master died (`report-attack.*`, issue 19).
 
+mod attack;
 mod daemons;
 mod failover;
 mod flood;
@@ -92,6 +94,8 @@ pub enum Section {
     Flood,
     /// The XDP program's per-packet cost (`BPF_PROG_TEST_RUN`).
     Program,
+    /// One captured advert re-sent after the master died (issue 19).
+    Attack,
 }
 
 impl Section {
@@ -100,6 +104,7 @@ impl Section {
         match self {
             Section::Flood => "flood",
             Section::Program => "program",
+            Section::Attack => "attack",
         }
     }
 }
@@ -196,6 +201,15 @@ fn run(opts: &Options) -> Result<()> {
             failover_phases(&stage, daemon, &plan, &prober, &mut r)?;
         }
         flood_phase(&stage, daemon, flood, &plan, &prober, &mut r)?;
+        prober.stop()?;
+    }
+    if r.runs(Section::Attack) {
+        let prober = Prober::start(&stage.client.ns, VIP, stage.attacker.mac)?;
+        for which in [Impl::Carpd, Impl::Ucarp] {
+            println!("bench: {} under replay after the master died", which.name());
+            r.attack
+                .extend(attack::measure(&stage, daemon, flood, which, &prober)?);
+        }
         prober.stop()?;
     }
     if all {
