@@ -30,6 +30,15 @@
 //!   their counters look like ours until they restart and go back to random
 //!   ones, which must not then be refused.
 //!
+//! Counters in today's format carry their sender's identity (see
+//! [`super::counter`]): with a time within [`PLAUSIBLE_MS`] of ours, they
+//! must also exceed the last counter accepted from that identity, from any
+//! source address ([`ReplayError::Replayed`]), in `strict` and `auto`; that
+//! state is never forgotten (254 identities per vhid) and the daemon keeps
+//! it across restarts ([`ReplayGuard::identities`], [`ReplayGuard::remember`]).
+//! A tagged counter is never a [`Admission::Repeat`], and the window is
+//! checked before anything else.
+//!
 //! OpenBSD puts one constant cookie in every advert (`vhe_replay_cookie`).
 //! In `compat` and `auto`, a source sending from a BSD virtual-router MAC
 //! ([`MacClass::Bsd`]) whose every accepted counter was that same value may
