@@ -176,6 +176,8 @@ pub fn measure(
         );
         out.push(o);
         pair.stop();
+        // A's cable back in for the next pair.
+        sys::run_in(&stage.a.ns, || sys::set_link("eth0", true))?;
     }
     Ok(out)
 }
