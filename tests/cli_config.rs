@@ -3,8 +3,14 @@
 //! one exact error message per kind of error. The file tests are in
 //! `cli_config/config_file.rs`.
 
+#[path = "cli_config/check_host.rs"]
+mod check_host;
 #[path = "cli_config/config_file.rs"]
 mod config_file;
+#[path = "cli_config/reference.rs"]
+mod reference;
+#[path = "cli_config/starter.rs"]
+mod starter;
 
 use std::ffi::OsString;
 use std::net::IpAddr;
@@ -44,7 +50,7 @@ fn run_err(args: &[&str]) -> String {
 }
 
 /// A scratch directory removed on drop.
-pub(crate) struct Scratch(PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Scratch {
     pub(crate) fn new(name: &str) -> Scratch {
@@ -385,11 +391,11 @@ fn positional_interface_and_subcommands_are_told_apart() {
 
     let cli = parse(&["status", "--json", "--socket", "/run/x.sock"]);
     assert!(
-        matches!(cli.command, Some(Command::Status(ref a)) if a.json && a.socket == Path::new("/run/x.sock"))
+        matches!(cli.command, Some(Command::Status(ref a)) if a.json && a.socket.as_deref() == Some(Path::new("/run/x.sock")))
     );
     let cli = parse(&["status"]);
     assert!(
-        matches!(cli.command, Some(Command::Status(ref a)) if !a.json && a.socket == Path::new("/run/carpd-xdp.sock"))
+        matches!(cli.command, Some(Command::Status(ref a)) if !a.json && a.socket.is_none() && a.run_dir == Path::new("/run"))
     );
 
     let cli = parse(&["monitor", "-i", "eth0", "-v", "5", "--json"]);
@@ -560,7 +566,10 @@ fn replay_window_and_link_local_form_in_the_file() {
     for (bad, expected) in [
         ("peers = [\"192.0.2.3@zz\"]", "peers[0]"),
         ("replay_window_ms = 0", "1..=86400000"),
-        ("hmac_link_local = \"both\"", "\"include\" or \"exclude\""),
+        (
+            "hmac_link_local = \"both\"",
+            "one of \"include\", \"exclude\"",
+        ),
     ] {
         let text =
             config_file::base_doc().replace("[[instance]]\n", &format!("[[instance]]\n{bad}\n"));

@@ -349,3 +349,144 @@ fn at_most_max_connections_clients_are_served_at_once_and_the_rest_wait() {
 async fn raw_owned(path: PathBuf) -> String {
     raw(&path, "status\n").await
 }
+
+/// `carpd-xdp ARGS`: (exit code, stdout, stderr).
+fn carpd(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_carpd-xdp"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `sample()` as the daemon of pid `pid` with only instance `index` of it.
+fn one_instance(pid: u32, index: usize) -> StatusReport {
+    let mut r = sample();
+    r.pid = pid;
+    r.instances = vec![r.instances[index].clone()];
+    r.interfaces = vec![r.interfaces[index].clone()];
+    r
+}
+
+#[test]
+fn status_finds_the_shared_and_every_ucarp_style_socket() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().to_str().unwrap().to_owned();
+    let _guard = rt.enter();
+
+    // Nothing there: the error names both kinds of socket, as JSON too.
+    std::fs::write(dir.path().join("carpd-xdp-notes.txt"), "x").unwrap();
+    let (code, out, err) = carpd(&["status", "--run-dir", &run_dir]);
+    assert_eq!(code, Some(1));
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(
+        err,
+        format!(
+            "carpd-xdp: is carpd-xdp running? no socket at {run_dir}/carpd-xdp.sock \
+             nor {run_dir}/carpd-xdp-<interface>-<vhid>.sock\n"
+        )
+    );
+    let (code, out, _) = carpd(&["status", "--json", "--run-dir", &run_dir]);
+    assert_eq!(code, Some(1));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("no socket at"),
+        "{out}"
+    );
+
+    // A UCARP-style process alone: found, shown as `--socket` shows it.
+    let eth1 = dir.path().join("carpd-xdp-eth1-20.sock");
+    let _b = ControlServer::bind(&eth1, fake_main_loop(one_instance(4243, 1))).unwrap();
+    let (code, out, err) = carpd(&["status", "--run-dir", &run_dir]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, render_table(&one_instance(4243, 1)));
+    let (_, out, _) = carpd(&["status", "--json", "--run-dir", &run_dir]);
+    let report: StatusReport = serde_json::from_str(&out).unwrap();
+    assert_eq!(report, one_instance(4243, 1));
+
+    // The shared socket and a second UCARP-style one: every instance in
+    // one table, each with its daemon's pid.
+    let shared = dir.path().join("carpd-xdp.sock");
+    let _a = ControlServer::bind(&shared, fake_main_loop(one_instance(4242, 0))).unwrap();
+    let mut third = one_instance(4244, 0);
+    third.instances[0].vhid = 3;
+    third.instances[0].state = "BACKUP".into();
+    let eth0 = dir.path().join("carpd-xdp-eth0-3.sock");
+    let _c = ControlServer::bind(&eth0, fake_main_loop(third)).unwrap();
+    let (code, out, err) = carpd(&["status", "--run-dir", &run_dir]);
+    assert_eq!(code, Some(0), "{err}");
+    let expected_head = format!(
+        "carpd-xdp: 3 daemons\n\
+         \x20 pid 4242  carpd-xdp 0.1.0  up 1h02m03s  {run_dir}/carpd-xdp.sock\n\
+         \x20 pid 4244  carpd-xdp 0.1.0  up 1h02m03s  {run_dir}/carpd-xdp-eth0-3.sock\n\
+         \x20 pid 4243  carpd-xdp 0.1.0  up 1h02m03s  {run_dir}/carpd-xdp-eth1-20.sock\n\n\
+         PID   INTERFACE   VHID  STATE  "
+    );
+    assert!(out.starts_with(&expected_head), "{out}");
+    let rows: Vec<String> = out
+        .lines()
+        .filter(|l| l.starts_with("42"))
+        .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "4242 eth0 1 MASTER",
+            "4244 eth0 3 BACKUP",
+            "4243 eth1:carp0 20 BACKUP"
+        ],
+        "{out}"
+    );
+    assert!(
+        out.contains("  pid 4243: eth1 (ifindex 3): skb (fallback: driver lacks native XDP)\n"),
+        "{out}"
+    );
+    let (_, out, _) = carpd(&["status", "--json", "--run-dir", &run_dir]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let pids: Vec<u64> = v["daemons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"]["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids, [4242, 4244, 4243], "{out}");
+    assert_eq!(v["errors"], serde_json::json!([]), "{out}");
+
+    // A crashed UCARP-style process left its socket: the others are shown,
+    // the stale one is named, and the exit status says not all answered.
+    let stale = dir.path().join("carpd-xdp-eth2-9.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let (code, out, _) = carpd(&["status", "--run-dir", &run_dir]);
+    assert_eq!(code, Some(1));
+    assert!(out.starts_with("carpd-xdp: 3 daemons\n"), "{out}");
+    assert!(
+        out.ends_with(&format!(
+            "\nnot answering:\n  {}: is carpd-xdp running? nothing answers at {} (stale socket)\n",
+            stale.display(),
+            stale.display()
+        )),
+        "{out}"
+    );
+    let (code, out, _) = carpd(&["status", "--json", "--run-dir", &run_dir]);
+    assert_eq!(code, Some(1));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["daemons"].as_array().unwrap().len(), 3, "{out}");
+    assert_eq!(v["errors"][0]["socket"], stale.to_str().unwrap(), "{out}");
+
+    // --socket still means that one socket only.
+    let (code, out, _) = carpd(&["status", "--socket", eth1.to_str().unwrap()]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out, render_table(&one_instance(4243, 1)));
+    let (code, out, _) = carpd(&["status", "--json", "--socket", stale.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("stale socket"),
+        "{out}"
+    );
+}

@@ -225,15 +225,8 @@ fn malformed_flags_are_refused_with_nothing_applied() {
             },
             vec!["--pass"],
         ),
-        (
-            "no such interface",
-            {
-                let mut v = ucarp(&["--vhid=1", &vip]);
-                v[0] = "--interface=nosuch0".to_string();
-                v
-            },
-            vec!["nosuch0"],
-        ),
+        // A missing interface is not refused: it is waited for
+        // (tests/daemon_late_iface.rs).
     ];
     for (what, args, needles) in cases {
         refused(&lan, what, &args, &needles);

@@ -285,4 +285,23 @@ fn sighup_reload_leaves_the_untouched_vip_in_place() {
     );
     let st = a.instance(10).expect("status after a broken reload");
     assert_eq!(st["transitions"], before_10["transitions"], "{st}");
+
+    // An unquoted password on SIGHUP: refused, and its value is in no log line.
+    lan.write(
+        "d0.toml",
+        "[[instance]]\ninterface = \"eth0\"\nvhid = 10\nvips = [\"192.0.2.1\"]\npassword = 87654321\n",
+        0o644,
+    );
+    a.signal(libc::SIGHUP);
+    eventually("the reload error in the log", || {
+        a.proc
+            .stderr_text()
+            .contains("instance[0].password: an integer (the value is a secret, not shown)")
+            .then_some(())
+    });
+    assert!(
+        !a.proc.stderr_text().contains("87654321"),
+        "the password is in the log: {}",
+        a.proc.stderr_text()
+    );
 }

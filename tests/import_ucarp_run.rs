@@ -4,7 +4,9 @@
 //! started from the result give what UCARP gave with those files: VIP web
 //! on host A (advskew 0 there, 100 on B), VIP mail on host B (the other way
 //! round), the VIPs under their alias labels, and the scripts called with
-//! UCARP's argv (`<interface> <vip> [xparam]`).
+//! UCARP's argv (`<interface> <vip> [xparam]`). A second pair mixes the
+//! packages' layouts: Debian's `/etc/network/interfaces` on one host, Red
+//! Hat's `/etc/ucarp` on the other, each imported from its own root.
 
 mod common;
 
@@ -57,6 +59,27 @@ fn ucarp_files(lan: &Lan, i: usize, dir: &Path, scripts: &Path) -> (String, Stri
     )
 }
 
+/// Starts host `i`'s daemon on the configuration `import-ucarp` wrote to
+/// `output`, with the test's own status socket and state directory (in
+/// `dir`) added to it.
+fn start_imported(lan: &Lan, i: usize, output: &Path, dir: &Path) -> Daemon {
+    let sock = lan.path(&format!("d{i}.sock"));
+    let text = std::fs::read_to_string(output).unwrap();
+    let global = format!(
+        "status_socket = \"{}\"\nstate_dir = \"{}\"\n",
+        sock.display(),
+        dir.join("state").display()
+    );
+    let text = if text.contains("[global]\n") {
+        text.replacen("[global]\n", &format!("[global]\n{global}"), 1)
+    } else {
+        format!("[global]\n{global}\n{text}")
+    };
+    std::fs::write(output, text).unwrap();
+    let args = vec!["--config".to_string(), output.display().to_string()];
+    Daemon::start(lan, i, &format!("d{i}"), &args, &[], sock)
+}
+
 #[test]
 fn an_imported_active_active_pair_runs_as_the_ucarp_pair_did() {
     if !require_root("an_imported_active_active_pair_runs_as_the_ucarp_pair_did") {
@@ -88,23 +111,7 @@ fn an_imported_active_active_pair_runs_as_the_ucarp_pair_did() {
             "--output",
             output.to_str().unwrap(),
         ]));
-        // The test's own status socket and state directory, next to what the
-        // import wrote.
-        let sock = lan.path(&format!("d{i}.sock"));
-        let text = std::fs::read_to_string(&output).unwrap();
-        let global = format!(
-            "status_socket = \"{}\"\nstate_dir = \"{}\"\n",
-            sock.display(),
-            dir.join("state").display()
-        );
-        let text = if text.contains("[global]\n") {
-            text.replacen("[global]\n", &format!("[global]\n{global}"), 1)
-        } else {
-            format!("[global]\n{global}\n{text}")
-        };
-        std::fs::write(&output, text).unwrap();
-        let args = vec!["--config".to_string(), output.display().to_string()];
-        daemons.push(Daemon::start(&lan, i, &format!("d{i}"), &args, &[], sock));
+        daemons.push(start_imported(&lan, i, &output, &dir));
     }
     daemons[0].wait_state(WEB, "MASTER");
     daemons[1].wait_state(MAIL, "MASTER");
@@ -135,4 +142,89 @@ fn an_imported_active_active_pair_runs_as_the_ucarp_pair_did() {
             "{call:?} not run:\n{calls}"
         );
     }
+}
+
+#[test]
+fn a_debian_host_and_a_red_hat_host_imported_run_as_one_cluster() {
+    if !require_root("a_debian_host_and_a_red_hat_host_imported_run_as_one_cluster") {
+        return;
+    }
+    const VHID: u8 = 30;
+    let lan = Lan::new("imd", 86, 11, 2);
+    let vip = lan.addr(VHID);
+    let (ip0, ip1) = (lan.hosts[0].ip, lan.hosts[1].ip);
+    // Host 0, Debian: preferred; the VIP's netmask on the alias stanza that
+    // the package's vip-up brought up.
+    let root0 = lan.path("host0");
+    let interfaces = root0.join("etc/network/interfaces");
+    std::fs::create_dir_all(interfaces.parent().unwrap()).unwrap();
+    std::fs::write(
+        &interfaces,
+        format!(
+            "auto lo\niface lo inet loopback\n\nallow-hotplug eth0\niface eth0 inet static\n\
+             \taddress {ip0}/24\n\tucarp-vid {VHID}\n\tucarp-vip {vip}\n\tucarp-password shared-pw\n\
+             \tucarp-advskew 0\n\tucarp-advbase 1\n\tucarp-master yes\n\
+             iface eth0:ucarp inet static\n\taddress {vip}\n\tnetmask 255.255.255.0\n"
+        ),
+    )
+    .unwrap();
+    // Host 1, Red Hat: vip-common.conf and vip-030.conf, backup.
+    let root1 = lan.path("host1");
+    let etc_ucarp = root1.join("etc/ucarp");
+    std::fs::create_dir_all(&etc_ucarp).unwrap();
+    std::fs::write(
+        etc_ucarp.join("vip-common.conf"),
+        format!(
+            "PASSWORD=\"shared-pw\"\nBIND_INTERFACE=\"eth0\"\nSOURCE_ADDRESS=\"{ip1}\"\n\
+             OPTIONS=\"--shutdown --preempt\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        etc_ucarp.join(format!("vip-0{VHID}.conf")),
+        format!("VIP_ADDRESS=\"{vip}\"\nOPTIONS=\"--shutdown --advskew=100\"\n"),
+    )
+    .unwrap();
+    let mut daemons = Vec::new();
+    for (i, (root, input)) in [(&root0, "/etc/network/interfaces"), (&root1, "/etc/ucarp")]
+        .into_iter()
+        .enumerate()
+    {
+        let output = root.join("carpd-xdp.toml");
+        run_ok(std::process::Command::new(CARPD).args([
+            "import-ucarp",
+            "--root",
+            root.to_str().unwrap(),
+            input,
+            "--output",
+            output.to_str().unwrap(),
+        ]));
+        daemons.push(start_imported(&lan, i, &output, root));
+    }
+    daemons[0].wait_state(VHID, "MASTER");
+    daemons[1].wait_state(VHID, "BACKUP");
+    assert_eq!(lan.holders(vip), [0]);
+    // As `ifup eth0:ucarp` had it: the stanza's netmask and label.
+    let addrs = lan.hosts[0]
+        .ns
+        .ip(&["-o", "-4", "addr", "show", "dev", "eth0"]);
+    assert!(
+        addrs
+            .lines()
+            .any(|l| l.contains(&format!("{vip}/24")) && l.contains("eth0:ucarp")),
+        "{addrs}"
+    );
+    // The preferred host goes: the Red Hat host takes the VIP, as the /32
+    // its package's vip-up added.
+    daemons[0].signal(libc::SIGTERM);
+    daemons[1].wait_state(VHID, "MASTER");
+    let until = Instant::now() + Duration::from_secs(10);
+    while lan.holders(vip) != [1] {
+        assert!(Instant::now() < until, "holders {:?}", lan.holders(vip));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let addrs = lan.hosts[1]
+        .ns
+        .ip(&["-o", "-4", "addr", "show", "dev", "eth0"]);
+    assert!(addrs.contains(&format!("{vip}/32")), "{addrs}");
 }

@@ -3,6 +3,8 @@
 //! README agreeing with the binary, and `carpd-xdp import-ucarp` (UCARP's
 //! files and command line to one configuration that `check-config` accepts).
 
+#[path = "operators/import_layouts.rs"]
+mod import_layouts;
 #[path = "operators/import_ucarp.rs"]
 mod import_ucarp;
 
@@ -187,7 +189,8 @@ fn init_writes_a_starter_config_that_checks_and_never_overwrites() {
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
 
-    // Without --vip: a placeholder, marked for editing, that still loads.
+    // Without --vip: a placeholder, marked for editing, that check-config
+    // refuses until it is edited.
     let other = dir.path().join("other.toml");
     let out = carpd(&["init", "eth0", "--output", other.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -196,6 +199,14 @@ fn init_writes_a_starter_config_that_checks_and_never_overwrites() {
     let pass1 = dir.path().join("vhid1.pass");
     std::fs::write(&pass1, "pw\n").unwrap();
     std::fs::set_permissions(&pass1, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = carpd(&["check-config", other.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("instance[0].vips[0]: \"ADDRESS/PREFIX\" is a placeholder: edit it"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&other, text.replace("ADDRESS/PREFIX", "10.9.2.10/24")).unwrap();
     let out = carpd(&["check-config", other.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
 

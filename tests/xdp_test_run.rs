@@ -14,15 +14,13 @@ use carp_common::constants::{AF_INET, COUNTER_TAG, MAP_EVENTS_BYTES};
 use carp_common::event::{AdvertEvent, ADVERT_EVENT_LEN, EVENT_REPLAY_RECORDED};
 use carp_common::header::CarpHeader;
 use carp_common::hmac::{self, HmacKey};
-use carp_common::maps::{
-    PeerValue, Recent, ReplayState, Settings, SourceKey, VhidKey, REPLAY_STRICT,
-};
+use carp_common::maps::{PeerValue, Recent, ReplayState, Settings, SourceKey, REPLAY_STRICT};
 use carp_common::reason::Reason;
 use carp_daemon::xdp::counters::Counters;
-use carp_daemon::xdp::key::VhidKeys;
 use carp_daemon::xdp::program::{Hook, XdpProgram};
 use common::frames::{carp, carp_signed, defects, fix_ip_checksum, v4};
 use common::require_root;
+use common::xdp::serve_keyed;
 
 /// The served vhid, with an HMAC key.
 const VHID: u8 = 7;
@@ -105,13 +103,7 @@ struct Rig {
 /// [`PEERS_VHID`] with an allow-list, no rate limit.
 fn load() -> Rig {
     let mut p = XdpProgram::load(Settings::with_rate(0, 0, 0)).expect("load the object");
-    p.serve_vhid(LOOPBACK, VHID, &[]).unwrap();
-    let keys = VhidKeys::new(PASSWORD, VHID, &[VIP.into()]).unwrap();
-    let vk = VhidKey {
-        ifindex: LOOPBACK,
-        vhid: u32::from(VHID),
-    };
-    p.set_hmac_keys(vk, Some(&keys)).unwrap();
+    serve_keyed(&mut p, LOOPBACK, VHID, PASSWORD, &[VIP.into()]);
     let peer = (source_key(PEERS_VHID, PEER), PeerValue::default());
     p.serve_vhid(LOOPBACK, PEERS_VHID, &[peer]).unwrap();
     let ring = p.take_events().expect("the ring buffer");

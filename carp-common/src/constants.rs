@@ -77,6 +77,15 @@ pub const MAP_COUNTERS: &str = "CARP_COUNTERS";
 pub const MAP_EVENTS: &str = "CARP_EVENTS";
 /// Size of [`MAP_EVENTS`] in bytes (a power of two, multiple of the page size).
 pub const MAP_EVENTS_BYTES: u32 = 256 * 1024;
+/// Bytes of [`MAP_EVENTS`] that adverts from sources without a replay rule
+/// (sources the daemon never accepted an advert from) may fill: beyond it,
+/// theirs are dropped (`ringbuf_full`) and the rest of the ring is kept for
+/// sources with a rule, the master's among them. Replays of a genuine
+/// advert re-sent from ever new source addresses (no allow-list) pass the
+/// HMAC and have no rule; were the whole ring theirs, the master's own
+/// adverts would be lost once the daemon falls behind, and its backups
+/// would take over.
+pub const MAP_EVENTS_UNRULED_BYTES: u32 = MAP_EVENTS_BYTES / 2;
 
 /// Precomputed HMAC keys ([`crate::hmac::HmacKey`]) keyed by [`crate::maps::VhidKey`].
 pub const MAP_HMAC: &str = "CARP_HMAC";
@@ -89,8 +98,19 @@ pub const MAP_HMAC_ALT: &str = "CARP_HMAC_ALT";
 /// (entries allocated on insert, never evicted by the kernel), so that
 /// it decides which sources keep theirs.
 pub const MAP_REPLAY: &str = "CARP_REPLAY";
-/// Capacity of [`MAP_REPLAY`].
-pub const MAP_REPLAY_CAPACITY: u32 = 4096;
+/// Replay rules one served (interface, vhid) keeps for sources that are
+/// neither allowed peers nor the current master: a master and its backups
+/// fit many times over, and sources beyond it (spoofed ones, without an
+/// allow-list) evict each other.
+pub const REPLAY_SPARE_RULES: u32 = 16;
+/// Capacity of [`MAP_REPLAY`]: every served (interface, vhid) of
+/// [`MAP_VHIDS`] with its [`REPLAY_SPARE_RULES`] and its master, plus
+/// every allowed peer of [`MAP_PEERS`]. The daemon never holds more, so the
+/// map is never full and the master's rule always finds room. Rules are
+/// allocated when inserted (2 KiB each); the capacity costs the map's
+/// bucket table alone, 512 KiB of kernel memory (64 KiB at 4,096).
+pub const MAP_REPLAY_CAPACITY: u32 =
+    MAP_VHIDS_CAPACITY * (REPLAY_SPARE_RULES + 1) + MAP_PEERS_CAPACITY;
 /// Groups of the recent counters the compat replay rule remembers per
 /// source ([`crate::maps::Recent`]), in the receive path and in the
 /// protocol core alike.

@@ -25,7 +25,9 @@ pub struct AdvertEvent {
     pub dst: [u8; 16],
     /// The 36-byte CARP header as received.
     pub carp: [u8; CARP_HEADER_LEN],
-    /// 802.1Q VLAN id (0 when untagged).
+    /// Always 0: a frame tagged with a VLAN id is left to its VLAN
+    /// interface, whose path delivers it untagged (kept so that the
+    /// record's layout and `monitor`'s output stay as they were).
     pub vlan_id: u16,
     /// Explicit padding, zero.
     pub _pad1: [u8; 2],

@@ -20,6 +20,16 @@
 //! vhid, a genuine master sends one advert per advert interval, whatever the
 //! number of vhids and their phases.
 //!
+//! A frame that carries a VLAN id belongs to that VLAN's interface, not to
+//! the one the classifier runs on (the parent, `eth0` under `eth0.100`):
+//! it is none of the classifier's business ([`Verdict::NotCarp`]), so the
+//! stack hands it to the VLAN interface, whose own program (or the fallback
+//! path) judges it against the VLAN's instances. The tag is read from the
+//! frame, where it costs nothing (the EtherType load every frame pays), or,
+//! for protocol-112 frames only, from [`Tables::stripped_vlan_id`] when the
+//! NIC or the stack took it off before this hook. An 802.1p priority tag
+//! (VLAN id 0) is no VLAN: such frames are the interface's own.
+//!
 //! The classifier does not build the event: [`Verdict::Advert`] says where the
 //! advert lies, and [`fill_event`] copies it straight into ring-buffer memory,
 //! keeping the 96-byte event off the XDP program's 512-byte stack.
@@ -52,6 +62,13 @@ pub enum Auth {
 pub trait Tables {
     /// Monotonic time in ns (the event's timestamp and the rate limiter's clock).
     fn now_ns(&mut self) -> u64;
+    /// The VLAN id the NIC or the stack took off the frame before this
+    /// hook (the socket buffer's `vlan_tci` in the TC program), 0 when
+    /// none or when the hook cannot know (XDP). Asked of protocol-112
+    /// frames only.
+    fn stripped_vlan_id(&self) -> u16 {
+        0
+    }
     /// The flags of this (interface, vhid) ([`VHID_SERVED`],
     /// [`VHID_PEERS_ONLY`]); 0 when the daemon does not serve it.
     fn vhid_flags(&self, key: &VhidKey) -> u32;
@@ -65,9 +82,10 @@ pub trait Tables {
         hmac: &[u8; CARP_HMAC_LEN],
     ) -> Auth;
     /// What the replay rule the daemon set for this source says of
-    /// `counter` from Ethernet source `mac` ([`Admit::Fresh`] without a
-    /// rule). Changes nothing: it runs before the HMAC.
-    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> Admit;
+    /// `counter` from Ethernet source `mac`; `None` when the source has no
+    /// rule (one the daemon never accepted an advert from). Changes
+    /// nothing: it runs before the HMAC.
+    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> Option<Admit>;
     /// Records `counter` in the source's replay rule, if any; true if there
     /// is one. Called only for adverts whose HMAC was verified here, so
     /// forged adverts cannot move the state.
@@ -87,15 +105,15 @@ pub trait Tables {
 }
 
 /// Where the layers of a frame lie (what differs between IPv4 and IPv6,
-/// tagged and untagged frames, with or without IP options), and what the
-/// replay rule said of it.
+/// priority-tagged and untagged frames, with or without IP options), and
+/// what the replay rule said of it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct Layout {
     /// [`AF_INET`] or [`AF_INET6`].
     pub family: u16,
-    /// 802.1Q VLAN id, 0 when untagged.
-    pub vlan_id: u16,
+    /// 1: the source has a replay rule (the daemon accepted its adverts).
+    pub ruled: u16,
     /// Offset of the IP header.
     pub ip_offset: u16,
     /// Offset of the CARP header.
@@ -111,8 +129,10 @@ pub struct Layout {
 pub struct Located {
     /// [`AF_INET`] or [`AF_INET6`].
     pub family: u16,
-    /// 802.1Q VLAN id, 0 when untagged.
-    pub vlan_id: u16,
+    /// The source has a replay rule: the daemon accepted adverts from it
+    /// before. Sources without one may use only part of the ring buffer
+    /// (see the XDP program's `deliver`).
+    pub ruled: bool,
     /// Offset of the IP header.
     pub ip_offset: u16,
     /// Offset of the CARP header.
@@ -126,7 +146,7 @@ pub struct Located {
 /// What to do with a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Not IP protocol 112: none of our business.
+    /// Not IP protocol 112, or a VLAN's frame: none of our business.
     NotCarp,
     /// A protocol-112 frame rejected for this reason.
     Drop(Reason),
@@ -138,7 +158,6 @@ pub enum Verdict {
 struct L3 {
     offset: usize,
     ethertype: u16,
-    vlan_id: u16,
 }
 
 #[inline(always)]
@@ -165,6 +184,10 @@ pub fn inspect<P: Packet + ?Sized, T: Tables>(pkt: &P, ifindex: u32, tables: &mu
         },
         _ => return Verdict::NotCarp,
     };
+    // The VLAN's own path judges it (see the module's documentation).
+    if tables.stripped_vlan_id() != 0 {
+        return Verdict::NotCarp;
+    }
     let Some(fixed) = pkt.load::<8>(carp_offset) else {
         return Verdict::Drop(Reason::Truncated);
     };
@@ -219,15 +242,15 @@ pub fn inspect<P: Packet + ?Sized, T: Tables>(pkt: &P, ifindex: u32, tables: &mu
     // replay flood costs no SHA-1 per frame.
     let counter_value = u64::from_be_bytes(counter);
     let admit = tables.replay_admits(&key, counter_value, &mac);
-    if admit == Admit::Refused {
+    if admit == Some(Admit::Refused) {
         return Verdict::Drop(Reason::Replay);
     }
     let mut layout = tables.forget_layout(Layout {
         family,
-        vlan_id: l3.vlan_id,
+        ruled: u16::from(admit.is_some()),
         ip_offset: l3.offset as u16,
         carp_offset: carp_offset as u16,
-        repeat: u16::from(admit == Admit::Repeat),
+        repeat: u16::from(admit == Some(Admit::Repeat)),
         recorded: 0,
     });
     key.family = layout.family;
@@ -254,7 +277,7 @@ pub fn inspect<P: Packet + ?Sized, T: Tables>(pkt: &P, ifindex: u32, tables: &mu
     }
     Verdict::Advert(Located {
         family: layout.family,
-        vlan_id: layout.vlan_id,
+        ruled: layout.ruled != 0,
         ip_offset: layout.ip_offset,
         carp_offset: layout.carp_offset,
         now_ns,
@@ -290,7 +313,8 @@ pub fn fill_event<P: Packet + ?Sized>(
     ev.timestamp_ns = at.now_ns;
     ev.ifindex = ifindex;
     ev.family = at.family;
-    ev.vlan_id = at.vlan_id;
+    // Tagged frames are left to their VLAN interface: never one here.
+    ev.vlan_id = 0;
     ev.flags = if at.recorded {
         EVENT_REPLAY_RECORDED
     } else {
@@ -331,7 +355,9 @@ pub fn fill_event<P: Packet + ?Sized>(
     }
 }
 
-/// Finds the EtherType and the start of the IP header (one 802.1Q tag allowed).
+/// Finds the EtherType and the start of the IP header; `None` for a frame
+/// of a VLAN (an 802.1Q tag with a VLAN id), which its VLAN interface
+/// judges. An 802.1p priority tag (VLAN id 0) is skipped.
 #[inline(always)]
 fn link_layer<P: Packet + ?Sized>(pkt: &P) -> Option<L3> {
     let ethertype = be16(pkt.load::<2>(12)?);
@@ -339,14 +365,15 @@ fn link_layer<P: Packet + ?Sized>(pkt: &P) -> Option<L3> {
         return Some(L3 {
             offset: ETH_HLEN,
             ethertype,
-            vlan_id: 0,
         });
     }
     let tag = pkt.load::<4>(ETH_HLEN)?;
+    if be16([tag[0], tag[1]]) & 0x0fff != 0 {
+        return None;
+    }
     Some(L3 {
         offset: ETH_HLEN + VLAN_HLEN,
         ethertype: be16([tag[2], tag[3]]),
-        vlan_id: be16([tag[0], tag[1]]) & 0x0fff,
     })
 }
 

@@ -2,6 +2,7 @@
 //! (IPv4, IPv6, VLAN, IP options, the captured UCARP adverts) and one frame per
 //! single defect.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use carp_common::checksum;
@@ -31,6 +32,9 @@ struct TestTables {
     replay: HashMap<ReplayKey, ReplayState>,
     settings: Settings,
     now: u64,
+    /// What [`Tables::stripped_vlan_id`] says, and how often it was asked.
+    stripped_vlan: u16,
+    stripped_asked: Cell<u32>,
 }
 
 impl TestTables {
@@ -51,6 +55,8 @@ impl TestTables {
             replay: HashMap::new(),
             settings: Settings::with_rate(0, 0, 0),
             now: 1_000,
+            stripped_vlan: 0,
+            stripped_asked: Cell::new(0),
         }
     }
 }
@@ -58,6 +64,10 @@ impl TestTables {
 impl Tables for TestTables {
     fn now_ns(&mut self) -> u64 {
         self.now
+    }
+    fn stripped_vlan_id(&self) -> u16 {
+        self.stripped_asked.set(self.stripped_asked.get() + 1);
+        self.stripped_vlan
     }
     fn vhid_flags(&self, key: &VhidKey) -> u32 {
         self.vhids.get(key).copied().unwrap_or(0)
@@ -72,10 +82,9 @@ impl Tables for TestTables {
             Some(_) => Auth::Bad,
         }
     }
-    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> Admit {
-        self.replay
-            .get(key)
-            .map_or(Admit::Fresh, |s| s.admits(counter, mac, key.vhid as u8))
+    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> Option<Admit> {
+        let state = self.replay.get(key)?;
+        Some(state.admits(counter, mac, key.vhid as u8))
     }
     fn replay_record(&mut self, key: &ReplayKey, counter: u64) -> bool {
         self.replay
@@ -196,9 +205,8 @@ fn good_ipv6_advert_is_delivered() {
     assert_eq!(ev.carp, carp(7));
 }
 
-#[test]
-fn vlan_tagged_adverts_are_delivered_with_their_vlan_id() {
-    for ip in [
+fn both_families() -> [IpLayer; 2] {
+    [
         IpLayer::V4 {
             src: SRC4,
             dst: CARP_GROUP_V4,
@@ -207,11 +215,103 @@ fn vlan_tagged_adverts_are_delivered_with_their_vlan_id() {
             src: SRC6,
             dst: CARP_GROUP_V6,
         },
-    ] {
-        let f = frame(ip, Some(42), &carp(7));
-        let ev = delivered(&f, &mut TestTables::serving(7));
-        assert_eq!(ev.vlan_id, 42);
+    ]
+}
+
+/// The interface serves vhid 7 with a key: untagged, the frame below would
+/// be judged by it (and dropped, its HMAC being another VLAN's).
+fn serving_with_key() -> TestTables {
+    with_key(b"parent", [10, 0, 0, 100])
+}
+
+#[test]
+fn vlan_frames_are_left_to_their_vlan_interface() {
+    for ip in both_families() {
+        let untagged = frame(ip, None, &carp(7));
+        assert_eq!(
+            inspect(&untagged[..], IFINDEX, &mut serving_with_key()),
+            Verdict::Drop(Reason::Hmac),
+            "judged by the interface's own vhid 7"
+        );
+        let tagged = frame(ip, Some(42), &carp(7));
+        let mut t = serving_with_key();
+        assert_eq!(inspect(&tagged[..], IFINDEX, &mut t), Verdict::NotCarp);
+        assert_eq!(
+            t.stripped_asked.get(),
+            0,
+            "the tag in the frame says it all"
+        );
+        // Even an advert the interface would deliver.
+        assert_eq!(
+            inspect(&tagged[..], IFINDEX, &mut TestTables::serving(7)),
+            Verdict::NotCarp
+        );
+        // VLAN id 4095 and the priority bits do not hide a VLAN id.
+        let mut pcp = frame(ip, Some(4095), &carp(7));
+        pcp[14] |= 0xe0;
+        assert_eq!(verdict(&pcp), Verdict::NotCarp);
     }
+}
+
+#[test]
+fn priority_tagged_frames_are_the_interfaces_own() {
+    for ip in both_families() {
+        let f = frame(ip, Some(0), &carp(7));
+        let ev = delivered(&f, &mut TestTables::serving(7));
+        assert_eq!(ev.vlan_id, 0);
+        assert_eq!(ev.carp, carp(7));
+    }
+}
+
+#[test]
+fn a_stripped_vlan_tag_leaves_the_frame_to_its_vlan_interface() {
+    for ip in both_families() {
+        let f = frame(ip, None, &carp(7));
+        let mut t = serving_with_key();
+        t.stripped_vlan = 100;
+        assert_eq!(inspect(&f[..], IFINDEX, &mut t), Verdict::NotCarp);
+        let mut t = TestTables::serving(7);
+        t.stripped_vlan = 100;
+        assert_eq!(inspect(&f[..], IFINDEX, &mut t), Verdict::NotCarp);
+    }
+}
+
+#[test]
+fn other_traffic_never_asks_for_a_stripped_tag() {
+    let mut udp = v4();
+    udp[23] = 17;
+    fix_ip_checksum(&mut udp);
+    let mut arp = v4();
+    arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    for f in [udp, arp] {
+        let mut t = TestTables::serving(7);
+        t.stripped_vlan = 100;
+        assert_eq!(inspect(&f[..], IFINDEX, &mut t), Verdict::NotCarp);
+        assert_eq!(t.stripped_asked.get(), 0);
+    }
+}
+
+#[test]
+fn located_adverts_say_whether_their_source_has_a_rule() {
+    let Verdict::Advert(at) = verdict(&v4()) else {
+        panic!("not delivered")
+    };
+    assert!(!at.ruled);
+    let mut t = TestTables::serving(7);
+    let mut addr = [0; 16];
+    addr[..4].copy_from_slice(&SRC4);
+    let key = ReplayKey {
+        ifindex: IFINDEX,
+        vhid: 7,
+        family: AF_INET,
+        addr,
+    };
+    t.replay
+        .insert(key, ReplayState::new(REPLAY_STRICT, 0, &Recent::EMPTY));
+    let Verdict::Advert(at) = inspect(&v4()[..], IFINDEX, &mut t) else {
+        panic!("not delivered")
+    };
+    assert!(at.ruled);
 }
 
 #[test]
@@ -536,8 +636,13 @@ fn unhex(hex: &str) -> Vec<u8> {
 }
 
 fn with_ucarp_key(password: &[u8]) -> TestTables {
+    with_key(password, [10, 99, 0, 100])
+}
+
+/// Serving vhid 7 with the key of `password` over `vip`.
+fn with_key(password: &[u8], vip: [u8; 4]) -> TestTables {
     let mut t = TestTables::serving(7);
-    let key = HmacKey::precompute(password, 7, &[[10, 99, 0, 100]], &[]).unwrap();
+    let key = HmacKey::precompute(password, 7, &[vip], &[]).unwrap();
     t.hmac.insert(
         VhidKey {
             ifindex: IFINDEX,

@@ -1,16 +1,22 @@
 //! `carpd-xdp generate-assets --out DIR` (hidden): the man pages and shell
 //! completions, generated from the very clap definitions the binary parses
 //! with, so they never drift from it. `cargo xtask install` and
-//! `cargo xtask deb` run it from the freshly built binary.
+//! `cargo xtask deb` run it from the freshly built binary. `man8` adds
+//! the sections clap does not know (exit status, signals, files, see also);
+//! `completion` leaves the hidden subcommand out and mends bash's script.
 //!
 //! ```text
 //! DIR/man/carpd-xdp.8, DIR/man/carpd-xdp-<subcommand>.8
+//! DIR/man/carpd-xdp.toml.5 (from the parser's table of keys)
 //! DIR/completions/carpd-xdp.bash, _carpd-xdp (zsh), carpd-xdp.fish
 //! ```
 
 use std::path::{Path, PathBuf};
 
-use clap_complete::Shell;
+mod completion;
+mod man8;
+
+pub use completion::CompletionError;
 
 /// Section of the manual: system administration commands (`/usr/sbin`).
 pub const MAN_SECTION: &str = "8";
@@ -35,6 +41,9 @@ pub enum AssetsError {
         #[source]
         io: std::io::Error,
     },
+    /// A generated completion script would not work.
+    #[error(transparent)]
+    Completion(#[from] CompletionError),
 }
 
 fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> AssetsError + '_ {
@@ -57,29 +66,33 @@ pub fn generate(command: clap::Command, out: &Path) -> Result<Vec<PathBuf>, Asse
     let mut cmd = command.disable_help_subcommand(true);
     cmd.build();
     let mut written = Vec::new();
-    let pages = std::iter::once(cmd.clone()).chain(
+    let subcommands: Vec<String> = cmd
+        .get_subcommands()
+        .filter(|sub| !sub.is_hide_set())
+        .map(|sub| sub.get_name().to_owned())
+        .collect();
+    let top = man8::describe(cmd.clone());
+    let pages = std::iter::once((top, man8::Page::TopLevel(&subcommands))).chain(
         cmd.get_subcommands()
             .filter(|sub| !sub.is_hide_set())
-            .cloned(),
+            .map(|sub| (sub.clone(), man8::Page::Subcommand)),
     );
-    for page in pages {
-        let man = clap_mangen::Man::new(page)
+    for (command, page) in pages {
+        let man = clap_mangen::Man::new(command)
             .section(MAN_SECTION)
             .manual("System Manager's Manual");
         let path = man_dir.join(man.get_filename());
-        let mut text = Vec::new();
-        man.render(&mut text).map_err(write_err(&path))?;
+        let text = man8::page(&man, &page).map_err(write_err(&path))?;
         std::fs::write(&path, text).map_err(write_err(&path))?;
         written.push(path);
     }
-    for (shell, name) in [
-        (Shell::Bash, "carpd-xdp.bash"),
-        (Shell::Zsh, "_carpd-xdp"),
-        (Shell::Fish, "carpd-xdp.fish"),
-    ] {
+    let path = man_dir.join(crate::config::reference::FILE_NAME);
+    let page = crate::config::reference::render(env!("CARGO_PKG_VERSION"));
+    std::fs::write(&path, page).map_err(write_err(&path))?;
+    written.push(path);
+    for (shell, name) in completion::SHELLS {
         let path = completion_dir.join(name);
-        let mut text = Vec::new();
-        clap_complete::generate(shell, &mut cmd.clone(), "carpd-xdp", &mut text);
+        let text = completion::script(shell, &cmd, "carpd-xdp")?;
         std::fs::write(&path, text).map_err(write_err(&path))?;
         written.push(path);
     }

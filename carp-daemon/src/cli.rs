@@ -8,7 +8,7 @@
 //! carpd-xdp eth0                         run the instances on eth0 only
 //! carpd-xdp -i eth0 -v 1 -p pw -a VIP    one instance, UCARP style, no file
 //! carpd-xdp check-config FILE            validate and print the effective config
-//! carpd-xdp status [--json]              ask the running daemon
+//! carpd-xdp status [--json]              ask every running daemon
 //! carpd-xdp monitor -i eth0 -v 1         print the adverts seen
 //! carpd-xdp init eth0 --vip 10.0.0.10/24 write a commented starter config
 //! carpd-xdp import-ucarp DIR...          UCARP's files to one config
@@ -25,10 +25,10 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::config::{RunArgs, DEFAULT_STATUS_SOCKET};
+use crate::config::{RunArgs, DEFAULT_RUN_DIR};
 use crate::monitor::MonitorArgs;
 
-/// carpd-xdp: CARP with an XDP receive path, a drop-in for UCARP.
+/// CARP daemon with an XDP receive path, a drop-in for UCARP.
 #[derive(Clone, Debug, Parser)]
 #[command(
     name = "carpd-xdp",
@@ -58,7 +58,7 @@ pub enum Command {
     /// (passwords redacted).
     #[command(arg = help_arg())]
     CheckConfig(CheckConfigArgs),
-    /// Show the state of every instance of the running daemon.
+    /// Show the state of every instance of every daemon on the host.
     #[command(arg = help_arg())]
     Status(StatusArgs),
     /// Print the adverts that pass validation on interfaces (diagnostics).
@@ -101,9 +101,13 @@ pub struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Unix socket of the running daemon.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_STATUS_SOCKET)]
-    pub socket: PathBuf,
+    /// Ask only the daemon on this unix socket [default: every daemon in
+    /// --run-dir: carpd-xdp.sock and carpd-xdp-<interface>-<vhid>.sock].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Directory searched for the daemons' sockets.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_RUN_DIR, conflicts_with = "socket")]
+    pub run_dir: PathBuf,
     /// Print the status again every SECS seconds (0.1 to 3600, default 1)
     /// until interrupted.
     #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1",

@@ -3,7 +3,10 @@
 //! Each [`HealthCheck`] is a command run every `interval`; it passes when it
 //! exits 0 within `timeout` and fails otherwise (non-zero exit, signal,
 //! timeout — the command's process group is then killed — or a command that
-//! does not exist or may not be executed). The demote contribution published by
+//! does not exist or may not be executed). Checks are started as scripts
+//! are ([`crate::child`]): the daemon's environment without its secrets,
+//! SCHED_OTHER, their own process group, killed with it when the monitor is
+//! dropped mid-run. The demote contribution published by
 //! [`HealthMonitor`] is the sum of the weights of the checks currently
 //! considered failing, in the spirit of OpenBSD's carp demotion counter: a
 //! host whose service is dead advertises worse and gives the VIP away.
@@ -33,6 +36,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::chain::Chain;
+use crate::child::GroupChild;
 
 /// Errors of health-check configuration.
 #[derive(Debug, thiserror::Error)]
@@ -299,7 +303,7 @@ async fn run_check(
         .stderr(Stdio::null())
         .kill_on_drop(true);
     let mut child = match spawn(&mut cmd) {
-        Ok(c) => c,
+        Ok(c) => GroupChild::new(c),
         Err(e) if is_resource_shortage(&e) => {
             tracing::warn!(vhid, %iface, command = %program, error = %Chain(&e),
                 "cannot start health check: result unknown, the last one stands");
@@ -314,10 +318,7 @@ async fn run_check(
         Ok(Ok(status)) if status.success() => RunResult::Passed,
         Ok(_) => RunResult::Failed,
         Err(_elapsed) => {
-            if let Some(pid) = child.id().and_then(|p| libc::pid_t::try_from(p).ok()) {
-                // SAFETY: kill(2) on the group the child leads; no memory involved.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-            }
+            child.kill_group();
             let _ = child.wait().await;
             RunResult::Failed
         }

@@ -16,6 +16,8 @@ pub mod metrics;
 pub mod monitor;
 pub mod net;
 pub mod notify;
+pub mod pace;
+pub mod privilege;
 pub mod realtime;
 pub mod scripts;
 pub mod xdp;

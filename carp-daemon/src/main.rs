@@ -11,14 +11,15 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use carp_daemon::cli::{Cli, Command};
 use carp_daemon::config::{self, Config, Logging};
+use carp_daemon::control::find::Target;
 use carp_daemon::daemon::{Daemon, Reloader};
-use carp_daemon::{assets, control, daemonize, logging, monitor, realtime};
+use carp_daemon::{assets, child, control, daemonize, logging, monitor, privilege, realtime};
 use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // The chain once: "msg: cause: cause".
             eprintln!("carpd-xdp: {e:#}");
@@ -34,38 +35,63 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// `carpd-xdp status`: the table or JSON of every daemon asked; with
+/// `--json` an error is JSON too. Fails (exit 1) when a socket asked did
+/// not answer.
+fn status(target: &Target, json: bool) -> Result<ExitCode> {
+    match control::find::ask(target) {
+        Ok(answers) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&answers.to_json())?);
+            } else {
+                print!("{}", answers.render_table());
+            }
+            Ok(if answers.complete() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Err(e) if json => {
+            println!("{}", control::find::error_json(&e));
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Some(Command::CheckConfig(args)) => {
-            let config = config::load(&args.file)?;
+            let config = config::check_file(&args.file)?;
             for w in &config.warnings {
                 eprintln!("warning: {}: {}", w.at, w.message);
             }
             print!("{}", config::render(&config));
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Some(Command::Status(args)) => {
+            let target = match args.socket {
+                Some(path) => Target::One(path),
+                None => Target::All {
+                    run_dir: args.run_dir,
+                },
+            };
             if let Some(interval) = args.watch {
-                control::watch::run(&args.socket, interval, args.json)?;
-                return Ok(());
+                control::watch::run(&target, interval, args.json)?;
+                return Ok(ExitCode::SUCCESS);
             }
-            let report = control::query(&args.socket)?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", control::render_table(&report));
-            }
-            Ok(())
+            status(&target, args.json)
         }
         Some(Command::Monitor(args)) => {
             logging::init(&Logging::default(), true)?;
             runtime()?.block_on(monitor::run(args))?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Some(Command::Init(args)) => {
             config::starter::write(&args)?;
             eprint!("{}", config::starter::next_steps(&args));
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Some(Command::ImportUcarp(args)) => {
             let toml = config::import::run(&args)?;
@@ -73,17 +99,27 @@ fn run(cli: Cli) -> Result<()> {
                 Some(path) => eprintln!("wrote {}", path.display()),
                 None => print!("{toml}"),
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Some(Command::GenerateAssets(args)) => {
             for path in assets::generate(Cli::command(), &args.out)? {
                 println!("{}", path.display());
             }
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         None => {
-            let env = |var: &str| std::env::var_os(var);
-            let config: Config = config::from_cli(&cli.run, &env)?;
+            // Before anything changes the limit: children get it back.
+            child::record_inherited_limits().context("cannot read RLIMIT_RTTIME")?;
+            // Variables read as passwords are recorded, never passed on.
+            let config: Config = config::from_cli(&cli.run, &child::secret_var)?;
+            // Before anything is set up or logged: the first line says what
+            // is missing.
+            privilege::check(&config.global.status_socket, &config.global.state_dir)?;
+            // Reloads read the same file after daemonize's chdir /.
+            let mut run_args = cli.run.clone();
+            if let Some(path) = run_args.config.as_mut() {
+                *path = std::path::absolute(&*path).unwrap_or_else(|_| path.clone());
+            }
             // Forking is only safe before the runtime starts its threads.
             if config.global.daemonize {
                 daemonize::daemonize()?;
@@ -104,14 +140,13 @@ fn run(cli: Cli) -> Result<()> {
                     rt.lock_memory
                 );
             }
-            let run_args = cli.run.clone();
             let reload: Reloader =
-                Box::new(move || config::from_cli(&run_args, &|var: &str| std::env::var_os(var)));
+                Box::new(move || config::from_cli(&run_args, &child::secret_var));
             runtime()?.block_on(async move {
                 let daemon = Daemon::start(config).await?;
                 daemon.run(reload).await
             })?;
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

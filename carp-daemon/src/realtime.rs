@@ -20,10 +20,13 @@
 //!
 //! A guard against a runaway loop: before switching, `RLIMIT_RTTIME` (CPU
 //! time a real-time thread may use without blocking) is set to
-//! [`RTTIME_SOFT`] (SIGXCPU, which ends the daemon) and [`RTTIME_HARD`]
-//! (SIGKILL), or lower if the hard limit already is. The daemon normally
-//! blocks every few milliseconds at most; a start-up or reload that loads
-//! XDP programs takes well under the soft limit.
+//! [`RTTIME_SOFT`] (SIGXCPU) and [`RTTIME_HARD`] (SIGKILL), or lower if the
+//! hard limit already is. The daemon normally blocks every few
+//! milliseconds at most; a start-up or reload that loads XDP programs takes
+//! well under the soft limit. A loop kept busy by its receive path never
+//! reaches it: [`crate::pace`] makes it sleep briefly when it has not for a
+//! quarter of the soft limit, and catches SIGXCPU (then runs SCHED_OTHER a
+//! while) rather than let it end the daemon.
 //!
 //! `lock_memory` calls `mlockall(MCL_CURRENT | MCL_FUTURE)`, so that no page
 //! the daemon touches is swapped out (a major fault can take longer than
@@ -38,6 +41,11 @@
 
 use std::io;
 use std::time::Duration;
+
+/// Held by the tests that change the process's `RLIMIT_RTTIME`, so that
+/// they never run at once.
+#[cfg(test)]
+pub(crate) static RTTIME_TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Highest priority of SCHED_FIFO on Linux.
 pub const MAX_PRIORITY: u8 = 99;
@@ -188,6 +196,9 @@ mod tests {
             eprintln!("skipped: SCHED_FIFO needs root (CAP_SYS_NICE)");
             return;
         }
+        let _rttime = RTTIME_TEST_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // On a thread of its own: the policy must not leak into other tests.
         std::thread::spawn(|| {
             apply(Realtime {

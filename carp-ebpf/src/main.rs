@@ -13,15 +13,15 @@
 mod tc;
 
 use aya_ebpf::bindings::xdp_action;
-use aya_ebpf::bindings::BPF_F_NO_PREALLOC;
+use aya_ebpf::bindings::{__sk_buff, BPF_F_NO_PREALLOC, BPF_RB_AVAIL_DATA};
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use aya_ebpf::macros::{map, xdp};
 use aya_ebpf::maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::XdpContext;
 use carp_common::access::Packet;
 use carp_common::constants::{
-    CARP_HMAC_LEN, MAP_EVENTS_BYTES, MAP_PEERS_CAPACITY, MAP_RATE_CAPACITY, MAP_REPLAY_CAPACITY,
-    MAP_VHIDS_CAPACITY,
+    CARP_HMAC_LEN, MAP_EVENTS_BYTES, MAP_EVENTS_UNRULED_BYTES, MAP_PEERS_CAPACITY,
+    MAP_RATE_CAPACITY, MAP_REPLAY_CAPACITY, MAP_VHIDS_CAPACITY,
 };
 use carp_common::event::AdvertEvent;
 use carp_common::hmac::{verify_advert_in, HmacKey};
@@ -106,14 +106,41 @@ fn settings() -> Settings {
     }
 }
 
-/// The kernel side of [`Tables`]: helpers and maps.
-struct Maps;
+/// The kernel side of [`Tables`]: helpers and maps, and for the TC program
+/// the socket buffer, which holds the VLAN tag the stack took off.
+struct Maps {
+    /// The TC program's socket buffer; null in the XDP program.
+    skb: *const __sk_buff,
+}
+
+impl Maps {
+    /// The tables of the XDP program (no socket buffer).
+    const XDP: Maps = Maps {
+        skb: core::ptr::null(),
+    };
+}
 
 impl Tables for Maps {
     #[inline(always)]
     fn now_ns(&mut self) -> u64 {
         // SAFETY: helper call without arguments.
         unsafe { bpf_ktime_get_ns() }
+    }
+
+    #[inline(always)]
+    fn stripped_vlan_id(&self) -> u16 {
+        if self.skb.is_null() {
+            // XDP: a tag the NIC stripped is out of reach (the driver's
+            // metadata kfunc needs a device-bound program).
+            return 0;
+        }
+        // SAFETY: the TC program's context, read while it runs.
+        let (present, tci) = unsafe { ((*self.skb).vlan_present, (*self.skb).vlan_tci) };
+        if present == 0 {
+            0
+        } else {
+            (tci & 0x0fff) as u16
+        }
     }
 
     #[inline(always)]
@@ -161,14 +188,11 @@ impl Tables for Maps {
     }
 
     #[inline(always)]
-    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> Admit {
-        match CARP_REPLAY.get_ptr(key) {
-            // SAFETY: pointer from a successful lookup, read while the map
-            // holds the entry (RCU); the 2 KiB value is never copied.
-            Some(state) => unsafe { (*state).admits(counter, mac, key.vhid as u8) },
-            // No rule set for this source: userspace decides.
-            None => Admit::Fresh,
-        }
+    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> Option<Admit> {
+        let state = CARP_REPLAY.get_ptr(key)?;
+        // SAFETY: pointer from a successful lookup, read while the map holds
+        // the entry (RCU); the 2 KiB value is never copied.
+        Some(unsafe { (*state).admits(counter, mac, key.vhid as u8) })
     }
 
     #[inline(always)]
@@ -240,7 +264,7 @@ fn try_carp_xdp(ctx: &XdpContext) -> Result<u32, ()> {
     };
     // SAFETY: reads a field of the context the kernel handed us.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    let outcome = match inspect(&frame, ifindex, &mut Maps) {
+    let outcome = match inspect(&frame, ifindex, &mut Maps::XDP) {
         Verdict::NotCarp => return Ok(xdp_action::XDP_PASS),
         Verdict::Drop(reason) => reason,
         Verdict::Advert(at) => deliver(&frame, &at, ifindex),
@@ -259,8 +283,15 @@ fn try_carp_xdp(ctx: &XdpContext) -> Result<u32, ()> {
 /// Writes the event straight into ring-buffer memory (no 96-byte stack copy).
 /// Out of line: its loads get their own stack frame, so that the
 /// classifier's frame and the HMAC's stay within the verifier's 512 bytes.
+///
+/// Adverts from sources without a replay rule may fill only
+/// [`MAP_EVENTS_UNRULED_BYTES`] of the ring: a flood of replays from ever
+/// new source addresses then leaves room for the master's adverts.
 #[inline(never)]
 fn deliver(frame: &Frame, at: &Located, ifindex: u32) -> Reason {
+    if !at.ruled && CARP_EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= MAP_EVENTS_UNRULED_BYTES as u64 {
+        return Reason::RingBufFull;
+    }
     let Some(mut entry) = CARP_EVENTS.reserve::<AdvertEvent>(0) else {
         return Reason::RingBufFull;
     };

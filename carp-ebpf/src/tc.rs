@@ -45,21 +45,14 @@ fn try_carp_tc(ctx: &TcContext) -> Result<i32, ()> {
     };
     // SAFETY: reads a field of the context the kernel handed us.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
-    let outcome = match inspect(&frame, ifindex, &mut Maps) {
+    // The stack takes an 802.1Q tag off the frame before the TC hook and
+    // keeps it in the skb, where the tables look for it (protocol-112 frames
+    // only): a VLAN's frame goes on to its VLAN interface.
+    let mut maps = Maps { skb: ctx.skb.skb };
+    let outcome = match inspect(&frame, ifindex, &mut maps) {
         Verdict::NotCarp => return Ok(TCX_NEXT),
         Verdict::Drop(reason) => reason,
-        Verdict::Advert(mut at) => {
-            // The stack took the 802.1Q tag off the frame before the TC
-            // hook; it is in the skb. Read only now: nothing kept on the
-            // stack across inspect, whose stack use is near the limit.
-            // SAFETY: reads fields of the context the kernel handed us.
-            let (vlan_present, vlan_tci) =
-                unsafe { ((*ctx.skb.skb).vlan_present, (*ctx.skb.skb).vlan_tci) };
-            if at.vlan_id == 0 && vlan_present != 0 {
-                at.vlan_id = (vlan_tci & 0x0fff) as u16;
-            }
-            deliver(&frame, &at, ifindex)
-        }
+        Verdict::Advert(at) => deliver(&frame, &at, ifindex),
     };
     count(outcome);
     // As in the XDP program, but "pass" is TCX_NEXT: the next daemon's

@@ -112,9 +112,11 @@ pub enum Action {
     Announce,
     /// Run a user script.
     RunScript(Script),
-    /// Write this counter reservation to stable storage before carrying out
-    /// the actions after it: every counter we send is at most the last one
-    /// written, and a restarted instance starts above it
+    /// Write this counter reservation to stable storage, without waiting
+    /// for it (it is asked for ahead of need, see [`super::counter`]), and
+    /// report it written with
+    /// [`super::instance::Instance::counter_persisted`]. A restarted
+    /// instance starts above it
     /// ([`super::instance::Instance::raise_counter_floor`]).
     PersistCounter(u64),
     /// The state changed (for logging).

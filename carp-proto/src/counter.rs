@@ -37,12 +37,22 @@
 //! after its clock went back (booted before NTP, a VM restored from a
 //! snapshot) would send counters below those its peers recorded, and strict
 //! peers would drop them. So the counter also stays above a floor, the last
-//! reservation persisted by the daemon: before an advert's counter passes
-//! the current reservation, the core asks (with
-//! [`super::Action::PersistCounter`], queued before the advert) for a new
-//! one [`RESERVE`] ahead to be written to stable storage, and a restarted
-//! instance starts above what was written ([`check_floor`] says which
-//! values are one).
+//! reservation persisted by the daemon, and a restarted instance starts
+//! above what was written ([`check_floor`] says which values are one).
+//!
+//! Reservations are asked for ahead of need and never waited for: when an
+//! advert's counter comes within [`RESERVE`]` / 2` of the last reservation
+//! asked for, the core asks (with [`super::Action::PersistCounter`]) for a
+//! new one [`RESERVE`] ahead of it. The daemon writes it off its event loop
+//! and reports it written ([`AdvertCounter::persisted`]); the advert goes
+//! out at once either way. So a write has half a reservation (30 s) to
+//! complete before counters pass the last durable one, and a stalled disk
+//! delays no advert. The price, accepted: while a write is late (and for
+//! the first adverts after a takeover, whose counter follows the clock past
+//! the last reservation), a counter above the durable reservation is on the
+//! wire; if the daemon then dies before the write completes *and* restarts
+//! with its wall clock set back, its first counters may be below that one
+//! until the clock catches up.
 
 use std::net::IpAddr;
 
@@ -235,9 +245,12 @@ pub struct AdvertCounter {
     /// Every counter's time is above this (ms since [`EPOCH_UNIX_MS`]; the
     /// reservation a previous run wrote).
     floor_time: Option<u64>,
-    /// Counters up to this one's time are covered by a persisted
-    /// reservation.
+    /// Counters up to this one's time are covered by the last reservation
+    /// asked for.
     reserved: Option<u64>,
+    /// Counters up to this one are covered by a reservation on stable
+    /// storage: the floor, or the highest reservation reported written.
+    durable: u64,
 }
 
 impl AdvertCounter {
@@ -254,15 +267,29 @@ impl AdvertCounter {
             last: None,
             floor_time: None,
             reserved: None,
+            durable: 0,
         }
     }
 
-    /// Every counter from now on is above `floor`, if it is a floor
+    /// Every counter from now on is above `floor` (a reservation read back
+    /// from stable storage, so durable too), if it is a floor
     /// ([`check_floor`]); otherwise nothing changes.
     pub fn raise_floor(&mut self, floor: u64) -> Result<(), FloorError> {
         let t = time_part(check_floor(floor)?);
         self.floor_time = Some(self.floor_time.map_or(t, |f| f.max(t)));
+        self.durable = self.durable.max(floor);
         Ok(())
+    }
+
+    /// The reservation `value` is on stable storage.
+    pub fn persisted(&mut self, value: u64) {
+        self.durable = self.durable.max(value);
+    }
+
+    /// Counters up to this one are covered by a reservation on stable
+    /// storage.
+    pub const fn durable(&self) -> u64 {
+        self.durable
     }
 
     /// Our identity.
@@ -286,7 +313,8 @@ impl AdvertCounter {
 
     /// The counter for an advert sent at `now`: greater than every one
     /// before and than the floor. The second value, when present, is a new
-    /// reservation to persist before the advert is sent.
+    /// reservation to persist, asked for while the last one still covers
+    /// half a reservation more; the advert need not wait for it.
     pub fn next(&mut self, now: Nanos) -> (u64, Option<u64>) {
         let from_clock = self.clock.unix_millis(now).saturating_sub(EPOCH_UNIX_MS);
         let above = match (self.last.map(time_part), self.floor_time) {
@@ -300,7 +328,7 @@ impl AdvertCounter {
         let value = from_parts(self.identity, time);
         self.last = Some(value);
         let reserve = match self.reserved {
-            Some(r) if time <= time_part(r) => None,
+            Some(r) if time.saturating_add(RESERVE / 2) <= time_part(r) => None,
             _ => {
                 let r = from_parts(self.identity, time.saturating_add(RESERVE));
                 self.reserved = Some(r);
@@ -365,6 +393,11 @@ mod tests {
             let (v, r) = c.next(Nanos(i * 3_906_250));
             if let Some(r) = r {
                 assert!(r > reserved);
+                // Asked for ahead of need: the previous one still covers
+                // this advert, with less than half a reservation to spare.
+                assert!(
+                    v <= reserved && embedded_millis(v) + RESERVE / 2 > embedded_millis(reserved)
+                );
                 reserved = r;
                 writes += 1;
             }
@@ -373,7 +406,22 @@ mod tests {
                 "advert {i}: {v} above the reservation {reserved}"
             );
         }
-        assert!(writes <= 11, "{writes} writes in ten minutes");
+        assert!(writes <= 21, "{writes} writes in ten minutes");
+    }
+
+    #[test]
+    fn durable_follows_the_floor_and_written_reservations() {
+        let mut c = counter_at(START_UNIX_NS, 9);
+        assert_eq!(c.durable(), 0);
+        c.raise_floor(tagged(1_763_000_000_000)).unwrap();
+        assert_eq!(c.durable(), tagged(1_763_000_000_000));
+        let (_, r) = c.next(Nanos(0));
+        let r = r.unwrap();
+        // Not written yet: the advert went out anyway.
+        assert!(c.durable() < r);
+        c.persisted(r);
+        c.persisted(r - 5);
+        assert_eq!(c.durable(), r);
     }
 
     #[test]

@@ -10,6 +10,21 @@
 //! 2. its advert interval `advbase + advskew/256` (every implementation
 //!    compares the two `struct timeval`s).
 //!
+//! A demoted host advertises its configured advskew scaled into 241..=254
+//! ([`demoted_advskew`]), so that every peer sees the demotion and equally
+//! demoted hosts keep the order of their configured preference:
+//!
+//! - UCARP and FreeBSD, which compare only the interval, rank it below every
+//!   healthy host of the same advbase with an advskew up to 240 (FreeBSD's
+//!   own demoted hosts advertise 240, `DEMOTE_ADVSKEW`), and never above
+//!   itself undemoted (the scaled advskew is never below the configured one);
+//! - carpd-xdp and OpenBSD compare the demote byte first, so the host with
+//!   the lower demote count wins; between equal demote counts the scaled
+//!   advskews keep the configured order: advskews 20 or more apart never
+//!   tie, closer ones may (the address then decides, as for equal advskews).
+//!   Fourteen wire values cannot carry 255 configured ones; they are all
+//!   the advert has outside the HMAC-covered counter.
+//!
 //! Two masters of equal rank that hear each other must still end with one:
 //! each side settles the tie as the peer on the other side does
 //! ([`super::peer::TieBreak`]). UCARP keeps the master with the lower
@@ -65,6 +80,19 @@ impl Priority {
         self.cmp_rank(other, PeerKind::Carpd)
             .then_with(|| addr_cmp(self.addr, other.addr).unwrap_or(Ordering::Equal))
     }
+}
+
+/// Lowest advskew a demoted host advertises.
+pub const DEMOTED_ADVSKEW_MIN: u8 = 241;
+
+/// The advskew a demoted host with configured `advskew` advertises:
+/// `241 + advskew × 13 / 254`, rounded down. Never decreasing in `advskew`,
+/// never below it, 241 for advskew 0 and 254 for 254; two advskews 20 or
+/// more apart give different values.
+pub const fn demoted_advskew(advskew: u8) -> u8 {
+    let above = (advskew as u16 * 13) / 254;
+    // advskew 255 (reserved for the leave advert) would give 13 too.
+    DEMOTED_ADVSKEW_MIN + above as u8
 }
 
 /// The key two masters of equal rank compare, lower staying master: an IPv4
@@ -133,6 +161,44 @@ mod tests {
         PeerKind::Bsd,
         PeerKind::Unknown,
     ];
+
+    #[test]
+    fn demoted_advskew_keeps_the_configured_order_and_stays_demoted() {
+        assert_eq!(demoted_advskew(0), 241);
+        assert_eq!(demoted_advskew(254), 254);
+        assert_eq!(demoted_advskew(255), 254);
+        for a in 0..=254u8 {
+            let d = demoted_advskew(a);
+            // Worse than any healthy host up to FreeBSD's 240, and never
+            // better than the same host undemoted.
+            assert!(d > 240 && d >= a && d < 255, "{a} -> {d}");
+            for b in a..=254u8 {
+                assert!(demoted_advskew(b) >= d, "{a} -> {d}, {b}");
+                if b - a >= 20 {
+                    assert!(demoted_advskew(b) > d, "{a} and {b} tie");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn equally_demoted_hosts_rank_by_configured_advskew() {
+        // The minimal input: advskew 169 and 0, both demoted by 2.
+        let (fast, slow) = (
+            p(2, 1, demoted_advskew(0), "10.0.0.2"),
+            p(2, 1, demoted_advskew(169), "10.0.0.1"),
+        );
+        for kind in ALL {
+            assert!(preempts(&fast, &slow, kind), "{kind:?}");
+            assert!(master_yields(&slow, &fast, kind), "{kind:?}");
+        }
+        // A healthy host at 240 beats any demoted one, even for peers that
+        // ignore the demote byte.
+        let healthy = p(0, 1, 240, "10.0.0.9");
+        for kind in ALL {
+            assert_eq!(healthy.cmp_rank(&fast, kind), Ordering::Less, "{kind:?}");
+        }
+    }
 
     #[test]
     fn demote_beats_interval_for_peers_that_read_it() {

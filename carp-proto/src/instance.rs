@@ -171,6 +171,18 @@ impl Instance {
         }
     }
 
+    /// The counter reservation `value` asked for with
+    /// [`Action::PersistCounter`] is on stable storage.
+    pub fn counter_persisted(&mut self, value: u64) {
+        self.counter.persisted(value);
+    }
+
+    /// Counters up to this one are covered by a reservation on stable
+    /// storage (the floor, or the last one reported written).
+    pub fn counter_durable(&self) -> u64 {
+        self.counter.durable()
+    }
+
     /// The configuration.
     pub fn params(&self) -> &InstanceParams {
         &self.params

@@ -3,14 +3,10 @@
 use std::net::IpAddr;
 
 use super::auth::{LinkLocalHmac, Password};
+use super::election::demoted_advskew;
 use super::replay::ReplayMode;
 use super::timers::{advert_interval, master_down_interval, MasterDownRule};
 use super::Nanos;
-
-/// The advskew a demoted host advertises at least, so that peers which
-/// ignore the demote byte (UCARP, FreeBSD) see the demotion too: FreeBSD's
-/// own ceiling for a demoted host (`DEMOTE_ADVSKEW`, `CARP_MAXSKEW` 240).
-pub const DEMOTED_ADVSKEW: u8 = 240;
 
 /// Errors of this module: a configuration that cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,14 +143,14 @@ impl InstanceParams {
         }
     }
 
-    /// The advskew we advertise: the configured one, raised to
-    /// [`DEMOTED_ADVSKEW`] while demoted. OpenBSD and carpd-xdp read the
-    /// demote byte; UCARP and FreeBSD ignore it and see only this, as FreeBSD
-    /// itself advertises its demotion. Our own timers follow it too, as
-    /// FreeBSD's do.
+    /// The advskew we advertise: the configured one, or while demoted the
+    /// configured one scaled into 241..=254 ([`demoted_advskew`]). OpenBSD
+    /// and carpd-xdp read the demote byte; UCARP and FreeBSD ignore it and
+    /// see only this, as FreeBSD itself advertises its demotion. Our own
+    /// timers follow it too, as FreeBSD's do.
     pub fn wire_advskew(&self) -> u8 {
         if self.demote > 0 {
-            self.advskew.max(DEMOTED_ADVSKEW)
+            demoted_advskew(self.advskew)
         } else {
             self.advskew
         }

@@ -42,8 +42,9 @@ fn master_down_expiry_takes_over_with_complete_advert() {
     p.advskew = 100;
     p.demote = 4;
     let mut i = started(p);
-    // Demoted: advskew 240 on the wire and in our timers, as FreeBSD.
-    let md = Nanos(3_937_500_000);
+    // Demoted: advskew 100 scaled into 241..=254 (246) on the wire and in
+    // our timers, as FreeBSD's demotion.
+    let md = Nanos(3_960_937_500);
     i.handle_timeout(Nanos(START.0 + md.0 - 1));
     assert_eq!(i.state(), State::Backup);
     assert_eq!(i.poll_action(), None);
@@ -64,14 +65,14 @@ fn master_down_expiry_takes_over_with_complete_advert() {
             Action::RunScript(Script::Up),
         ]
     );
-    assert_eq!((h.vhid, h.advbase, h.advskew, h.demote), (VHID, 1, 240, 4));
+    assert_eq!((h.vhid, h.advbase, h.advskew, h.demote), (VHID, 1, 246, 4));
     assert!(h.checksum_ok() && auth().verify(&h));
     assert!(is_tagged(h.counter()));
     assert_eq!(
         embedded_millis(h.counter()),
         (START_UNIX_NS + md.0) / 1_000_000
     );
-    assert_eq!(i.poll_timeout(), Some(Nanos(t.0 + 1_937_500_000)));
+    assert_eq!(i.poll_timeout(), Some(Nanos(t.0 + 1_960_937_500)));
 }
 
 #[test]
@@ -317,14 +318,14 @@ fn two_masters_of_equal_rank_settle_as_the_peer_does() {
 
 #[test]
 fn demotion_against_peers_that_ignore_the_demote_byte() {
-    // A demoted master advertises advskew 240: a UCARP or FreeBSD backup
+    // A demoted master advertises advskew 241 (its 0 scaled): a UCARP or FreeBSD backup
     // (which read only advskew) with preempt takes over; as a master, we
     // compare with them on intervals alone.
     let mut p = params();
     p.demote = 1;
     let (mut i, t) = master(p);
     // UCARP master, advskew 100: slower than our configured 0 but faster
-    // than our demoted 240. It keeps the VIP in its own eyes, so we yield.
+    // than our demoted 241. It keeps the VIP in its own eyes, so we yield.
     i.handle_advert(t, from("192.0.2.20", UCARP_MAC), &advert(1, 100, 0, 5))
         .unwrap();
     assert_eq!(i.state(), State::Backup);

@@ -47,9 +47,10 @@ fn demote_change_is_advertised_at_once_by_a_master() {
     i.set_demote(t2, 9);
     let a = drain(&mut i);
     // In the demote byte (OpenBSD, carpd-xdp) and in advskew (UCARP and
-    // FreeBSD read only that), which also sets our advert interval.
-    assert_eq!((sent(&a)[0].demote, sent(&a)[0].advskew), (9, 240));
-    assert_eq!(i.poll_timeout(), Some(Nanos(t2.0 + 1_937_500_000)));
+    // FreeBSD read only that: advskew 0 scaled into 241..=254), which also
+    // sets our advert interval.
+    assert_eq!((sent(&a)[0].demote, sent(&a)[0].advskew), (9, 241));
+    assert_eq!(i.poll_timeout(), Some(Nanos(t2.0 + 1_941_406_250)));
     i.set_demote(t2, 9);
     assert_eq!(i.poll_action(), None);
     assert_eq!(i.status().demote, 9);

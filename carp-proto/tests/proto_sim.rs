@@ -84,6 +84,32 @@ fn run_faults_then_stabilise(sim: &mut Sim, faults: &[Fault], step: Nanos) {
     sim.run_until(stable_from.saturating_add(sim.max_master_down().saturating_mul(2)));
 }
 
+/// The minimal input that once failed `one_master_after_stable_period_and_best_with_preempt`
+/// (issue 19): two nodes at advbase 1 with advskew 169 and 0, both demoted
+/// by 2, preempt on. Both used to advertise advskew 240 and the address
+/// decided; the configured preference must.
+#[test]
+fn equally_demoted_nodes_keep_their_configured_order() {
+    for (first, second) in [(169, 0), (0, 169), (20, 0), (254, 234)] {
+        let spec = |advskew| NodeSpec {
+            advbase_secs: 1,
+            advskew,
+            demote: 2,
+            preempt: true,
+        };
+        let specs = [spec(first), spec(second)];
+        let mut sim = Sim::new(&specs, delays(2, 7), ReplayMode::Auto, 7);
+        run_faults_then_stabilise(&mut sim, &[], Nanos::from_millis(1_000));
+        let preferred = usize::from(second < first);
+        assert_eq!(
+            sim.masters(),
+            vec![preferred],
+            "advskews {first} and {second}, both demoted"
+        );
+        assert_eq!(sim.best(), preferred);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 

@@ -81,14 +81,7 @@ fn seed_active_active_files_parse_and_mirror_each_other() {
     assert!(a.warnings.is_empty() && b.warnings.is_empty());
 }
 
-#[test]
-fn documented_example_parses() {
-    let env = |var: &str| var.starts_with("CARPD_VHID").then(|| OsString::from("pw"));
-    let config = config::load_with_env(&dist("carpd-xdp.toml"), &env).unwrap();
-    assert_eq!(config.instances.len(), 2);
-    assert_eq!(config.instances[0].health_checks[0].weight, 100);
-    assert_eq!(config.instances[1].vips[0].addr, ip("2001:db8::10"));
-}
+// The shipped file (dist/carpd-xdp.toml): cli_config/reference.rs.
 
 #[test]
 fn check_config_output_loads_back_to_the_same_configuration() {
@@ -165,52 +158,157 @@ fn second_instance_errors_point_into_it() {
 }
 
 #[test]
-fn unknown_keys_are_rejected_with_their_place() {
-    let err = file_err(&doc(&[], "advskw = 3\n"));
+fn unknown_keys_are_rejected_with_their_place_and_a_suggestion() {
+    assert_eq!(
+        file_err(&doc(&[], "advskw = 3\n")),
+        format!("{FILE}:7: instance[0].advskw: unknown key advskw (did you mean advskew?)")
+    );
+    assert_eq!(
+        file_err(&doc(&[], "upsript = \"/x\"\n")),
+        format!("{FILE}:7: instance[0].upsript: unknown key upsript (did you mean upscript?)")
+    );
+    // A key of another table says where it belongs.
+    assert_eq!(
+        file_err(&format!("[global]\npreempt = true\n{}", base_doc())),
+        format!("{FILE}:2: global.preempt: unknown key preempt (it belongs in [[instance]])")
+    );
+    // Nothing close: the keys of the table.
+    let err = file_err(&format!("[global]\ncolour = \"off\"\n{}", base_doc()));
     assert!(
         err.starts_with(&format!(
-            "{FILE}:7: instance[0].advskw: unknown field `advskw`"
+            "{FILE}:2: global.colour: unknown key colour; the keys of [global] are xdp_mode, status_socket,"
         )),
         "{err}"
     );
-    let err = file_err(&format!("[global]\nxdp = \"off\"\n{}", base_doc()));
-    assert!(
-        err.starts_with(&format!("{FILE}:2: global.xdp: unknown field `xdp`")),
-        "{err}"
+    assert_eq!(
+        file_err(&doc(&[], "[[instance.health_check]]\ncmd = [\"x\"]\n")),
+        format!(
+            "{FILE}:8: instance[0].health_check[0].cmd: unknown key cmd (did you mean command?)"
+        )
     );
-    let err = file_err(&doc(&[], "[[instance.health_check]]\ncmd = [\"x\"]\n"));
-    assert!(
-        err.starts_with(&format!(
-            "{FILE}:8: instance[0].health_check[0].cmd: unknown field `cmd`"
-        )),
-        "{err}"
+    assert_eq!(
+        file_err(&doc(&[], "announce = { cont = 3 }\n")),
+        format!("{FILE}:7: instance[0].announce.cont: unknown key cont (did you mean count?)")
     );
 }
 
 #[test]
-fn missing_and_mistyped_keys_name_the_field() {
-    let err = file_err(&doc(&[("vhid = 10\n", "")], ""));
-    assert!(
-        err.starts_with(&format!("{FILE}:1: instance[0].vhid: missing field `vhid`")),
-        "{err}"
-    );
-    let err = file_err(&doc(&[("vhid = 10", "vhid = \"ten\"")], ""));
-    assert!(
-        err.starts_with(&format!("{FILE}:3: instance[0].vhid: invalid type")),
-        "{err}"
-    );
-    let err = file_err(&doc(&[], "preempt = \"yes\"\n"));
-    assert!(
-        err.starts_with(&format!("{FILE}:7: instance[0].preempt: invalid type")),
-        "{err}"
-    );
-    let err = file_err(&doc(&[], "replay = \"sometimes\"\n"));
-    assert!(
-        err.starts_with(&format!(
-            "{FILE}:7: instance[0].replay: unknown variant `sometimes`"
-        )),
-        "{err}"
-    );
+fn missing_and_mistyped_keys_are_named_in_words() {
+    let cases: &[(String, String)] = &[
+        (
+            doc(&[("vhid = 10\n", "")], ""),
+            "1: instance[0].vhid: missing, required in every [[instance]]".into(),
+        ),
+        (
+            doc(&[("vhid = 10", "vhid = \"ten\"")], ""),
+            "3: instance[0].vhid: \"ten\" is not an integer".into(),
+        ),
+        (
+            doc(&[], "preempt = \"yes\"\n"),
+            "7: instance[0].preempt: \"yes\" is not true or false".into(),
+        ),
+        (
+            doc(&[], "xparam = 12\n"),
+            "7: instance[0].xparam: 12 is not a string (put it in quotes)".into(),
+        ),
+        (
+            doc(&[], "advskew = 1.5\n"),
+            "7: instance[0].advskew: 1.5 is not an integer".into(),
+        ),
+        (
+            doc(&[], "advskew = 99999999999999999999999\n"),
+            "7: instance[0].advskew: 99999999999999999999999 is not an integer in 0..=254".into(),
+        ),
+        (
+            doc(&[("vips = [\"192.0.2.10/24\"]", "vips = \"192.0.2.10/24\"")], ""),
+            "5: instance[0].vips: \"192.0.2.10/24\" is not a list of strings: ADDRESS or ADDRESS/PREFIX (default /32, /128)".into(),
+        ),
+        (
+            doc(&[("vips = [\"192.0.2.10/24\"]", "vips = [\"192.0.2.10/24\", 7]")], ""),
+            "5: instance[0].vips[1]: 7 is not a string (put it in quotes)".into(),
+        ),
+        (
+            doc(&[], "replay = \"sometimes\"\n"),
+            "7: instance[0].replay: \"sometimes\" is not one of \"strict\", \"compat\", \"auto\"".into(),
+        ),
+        (
+            format!("[global]\ndebug = 1\n{}", base_doc()),
+            "2: global.debug: 1 is not true or false".into(),
+        ),
+        (
+            format!("[global]\nxdp_mode = \"xdp\"\n{}", base_doc()),
+            "2: global.xdp_mode: \"xdp\" is not one of \"auto\", \"native\", \"skb\", \"tc\", \"off\"".into(),
+        ),
+        (
+            doc(&[], "[[instance.health_check]]\ncommand = [\"/bin/true\"]\ninterval_secs = 5\nweight = 1\n"),
+            "7: instance[0].health_check[0].timeout_secs: missing, required in every [[instance.health_check]]".into(),
+        ),
+        (
+            format!("global = 3\n{}", base_doc()),
+            "1: global: 3 is not a table ([global])".into(),
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(file_err(text), format!("{FILE}:{expected}"), "{text}");
+    }
+}
+
+#[test]
+fn a_secret_is_never_in_a_message() {
+    // Unquoted, the password is an integer: the type error names the type only.
+    for (value, kind) in [
+        ("12345678", "an integer"),
+        ("1234.5678", "a decimal number"),
+        ("[\"hunter2\"]", "a list"),
+        ("true", "true or false"),
+        ("1979-05-27", "a date"),
+    ] {
+        let text = doc(
+            &[("password = \"secret\"", &format!("password = {value}"))],
+            "",
+        );
+        let err = file_err(&text);
+        assert_eq!(
+            err,
+            format!(
+                "{FILE}:6: instance[0].password: {kind} (the value is a secret, not shown) is not a string{}",
+                if matches!(kind, "a list") { "" } else { " (put it in quotes)" }
+            )
+        );
+        for secret in ["12345678", "1234.5678", "hunter2", "1979"] {
+            assert!(!err.contains(secret), "{err}");
+        }
+    }
+    // Nor in a syntax error inside the value.
+    for value in [
+        "\"hun\\qter2\"",
+        "'hunter2",
+        "\"hunter2",
+        "hunter2",
+        "\"hunter2\" \"x\"",
+        "[hunter2]",
+        "{ s = \"hunter2\" }",
+    ] {
+        let text = doc(
+            &[("password = \"secret\"", &format!("password = {value}"))],
+            "",
+        );
+        let err = file_err(&text);
+        assert!(
+            err.starts_with(&format!("{FILE}:6: instance[0].password: ")),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2") && !err.contains("qter"), "{err}");
+    }
+    // Every secret key of the table is treated so.
+    for key in config::keys::KEYS.iter().filter(|key| key.secret) {
+        let text = doc(
+            &[("password = \"secret\"\n", "")],
+            &format!("{} = 87654321\n", key.name),
+        );
+        let err = file_err(&text);
+        assert!(!err.contains("87654321"), "{err}");
+    }
 }
 
 #[test]
@@ -230,6 +328,27 @@ fn toml_syntax_errors_give_the_line() {
         err.starts_with(&format!("{FILE}:7: instance[0].advskew: ")),
         "{err}"
     );
+    // An unclosed list, inline table or string: the line that opened it, not
+    // the key the parser stumbled on lines later.
+    let later = "# a comment\n\nadvbase_secs = 1\ndeadratio = 3\n";
+    for (opened, what) in [
+        ("unicast_peers = [\"192.0.2.2\",\n", "["),
+        ("announce = { count = 3\n", "{"),
+        ("xparam = \"\"\"web\n", "multi-line string"),
+    ] {
+        let key = opened.split(' ').next().unwrap();
+        let err = file_err(&doc(&[], &format!("{opened}{later}")));
+        assert!(
+            err.starts_with(&format!("{FILE}:7: instance[0].{key}: ")),
+            "{opened}: {err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "(the {what} opened on line 7 is not closed before line"
+            )),
+            "{err}"
+        );
+    }
 }
 
 #[test]

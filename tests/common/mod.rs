@@ -110,3 +110,4 @@ pub mod cluster;
 pub mod frames;
 pub mod probe;
 pub mod settle;
+pub mod xdp;

@@ -19,12 +19,14 @@ fn shell_input(name: &str, text: &str) -> Input {
 }
 
 /// Host A of an active/active pair, as UCARP set it up: the defaults file
-/// and one file per VIP (web preferred here, mail backed up).
+/// and one file per VIP (web preferred here, mail backed up). The init
+/// script sources the defaults, then each VIP file: mail's OPTIONS replaces
+/// the defaults' OPTIONS as a whole, web has none and keeps them.
 const DEFAULTS: &str = "# /etc/default/ucarp\nOPTIONS=\"-z -n -f local3 -r 4\"\n";
 const WEB: &str = "# VIP web: preferred on host A\nUCARP_BASE=1\nINTERFACE=eth0:carp0\n\
     INSTANCE_ID=10\nPASSWORD=\"web secret\"\nVIRTUAL_ADDRESS=10.9.0.10\n\
     VIRTUAL_NETMASK=255.255.255.0\nSOURCE_ADDRESS=10.9.0.1\n\
-    UPSCRIPT=/etc/ucarp/vip-up.sh\nDOWNSCRIPT=/etc/ucarp/vip-down.sh\nOPTIONS=\"-k 0 -P\"\n";
+    UPSCRIPT=/etc/ucarp/vip-up.sh\nDOWNSCRIPT=/etc/ucarp/vip-down.sh\n";
 const MAIL: &str = "# VIP mail: backup on host A\nexport INTERFACE='eth0:carp1'\n\
     INSTANCE_ID=20\nPASSWORD='mail-secret'\nVIRTUAL_ADDRESS=10.9.0.20\nVIRTUAL_NETMASK=24\n\
     SOURCE_ADDRESS=10.9.0.1\nOPTIONS=\"--advskew=100 --preempt --xparam=mail\"\n";
@@ -104,8 +106,25 @@ fn import_of_an_active_active_host_passes_check_config() {
     assert_eq!(web.vips, [Vip::parse("10.9.0.10/24").unwrap()]);
     assert_eq!(mail.vips, [Vip::parse("10.9.0.20/24").unwrap()]);
     assert_eq!(web.srcip, Some("10.9.0.1".parse().unwrap()));
-    assert!(web.preempt && mail.preempt && web.shutdown_on_exit && mail.neutral);
-    assert_eq!(web.deadratio, 4);
+    // web: the defaults' -z -n -r 4; mail: its own OPTIONS only.
+    assert_eq!(
+        (
+            web.preempt,
+            web.shutdown_on_exit,
+            web.neutral,
+            web.deadratio
+        ),
+        (false, true, true, 4)
+    );
+    assert_eq!(
+        (
+            mail.preempt,
+            mail.shutdown_on_exit,
+            mail.neutral,
+            mail.deadratio
+        ),
+        (true, false, false, 3)
+    );
     assert_eq!(
         web.scripts.upscript.as_deref(),
         Some(Path::new("/etc/ucarp/vip-up.sh"))
@@ -133,15 +152,30 @@ fn import_of_an_active_active_host_passes_check_config() {
     );
 }
 
-#[test]
-fn import_of_a_ucarp_command_line() {
-    let dir = scratch();
-    let out = carpd(&[
+/// The instance a UCARP command line gives, imported with `--output` into
+/// `dir`.
+fn import_cmdline(dir: &Path, words: &[&str]) -> config::InstanceConfig {
+    let output = dir.join("out.toml");
+    let mut args = vec![
         "import-ucarp",
-        "--password-dir",
-        dir.path().to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
         "--cmdline",
         "--",
+    ];
+    args.extend_from_slice(words);
+    let out = carpd(&args);
+    assert!(out.status.success(), "{words:?}: {}", stderr(&out));
+    let check = carpd(&["check-config", output.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    let mut config = config::load(&output).unwrap();
+    assert_eq!(config.instances.len(), 1);
+    config.instances.remove(0)
+}
+
+#[test]
+fn import_of_a_ucarp_command_line_pasted_with_or_without_ucarp() {
+    let words = [
         "-i",
         "eth0",
         "-s",
@@ -159,28 +193,100 @@ fn import_of_a_ucarp_command_line() {
         "-S",
         "-M",
         "--upscript=/etc/up.sh",
+    ];
+    let with_ucarp: Vec<&str> = std::iter::once("ucarp").chain(words).collect();
+    let with_path: Vec<&str> = std::iter::once("/usr/sbin/ucarp").chain(words).collect();
+    // As pasted from a unit file or a shell script: one argument, quotes and
+    // a continuation line.
+    let pasted = "/usr/sbin/ucarp -i eth0 -s 10.0.0.2 -v 10 -p 'pw' \\\n                    -a 10.0.0.10 --advbase=2 -k 50 -P -S -M --upscript=\"/etc/up.sh\"";
+    for form in [&words[..], &with_ucarp, &with_path, &[pasted][..]] {
+        let dir = scratch();
+        let inst = import_cmdline(dir.path(), form);
+        assert_eq!(
+            (
+                inst.vhid,
+                inst.advbase_secs,
+                inst.advskew,
+                inst.preempt,
+                inst.ignore_ifstate,
+                inst.broadcast_mac
+            ),
+            (10, 2, 50, true, true, true),
+            "{form:?}"
+        );
+        assert_eq!(inst.srcip, Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(inst.vips, [Vip::parse("10.0.0.10/32").unwrap()]);
+        assert_eq!(
+            inst.scripts.upscript.as_deref(),
+            Some(Path::new("/etc/up.sh"))
+        );
+        assert_eq!(
+            inst.password.source(),
+            &PasswordSource::File(dir.path().join("eth0-vhid10.pass"))
+        );
+        assert_eq!(inst.password.key(), b"pw");
+    }
+    // A word that is not an option (the wiki's init script passes a `\`):
+    // UCARP ignores it, the import notes it and reads the rest.
+    let out = carpd(&[
+        "import-ucarp",
+        "--cmdline",
+        "--",
+        "ucarp -i eth0 -v 3 -p pw -a 10.0.0.1 '\\' -z",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    let file = dir.path().join("out.toml");
-    std::fs::write(&file, &text).unwrap();
-    let config = config::load(&file).unwrap();
-    let inst = &config.instances[0];
-    assert_eq!(
-        (
-            inst.vhid,
-            inst.advbase_secs,
-            inst.advskew,
-            inst.preempt,
-            inst.ignore_ifstate,
-            inst.broadcast_mac
-        ),
-        (10, 2, 50, true, true, true)
+    assert!(
+        text.contains("# note: command line: \"\\\\\" is not an option; UCARP ignores it"),
+        "{text}"
     );
-    assert_eq!(inst.vips, [Vip::parse("10.0.0.10/32").unwrap()]);
+    assert!(text.contains("shutdown_on_exit = true"), "{text}");
+}
+
+#[test]
+fn a_preview_on_stdout_writes_nothing() {
+    let dir = scratch();
+    let vip = dir.path().join("ucarp0");
+    std::fs::write(&vip, WEB).unwrap();
+    let pw_dir = dir.path().join("passwords");
+    let out = carpd(&[
+        "import-ucarp",
+        vip.to_str().unwrap(),
+        "--password-dir",
+        pw_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!pw_dir.exists(), "a preview wrote {}", pw_dir.display());
+    let preview = stdout(&out);
+    assert!(
+        preview.starts_with(
+            "# Preview: the password files named below are written only with --output FILE.\n"
+        ),
+        "{preview}"
+    );
+    assert!(!preview.contains("web secret"), "{preview}");
+    // Without a password directory, it would have gone to /etc/carpd-xdp:
+    // the same text names it, and nothing else is in the scratch directory.
+    let out = carpd(&["import-ucarp", vip.to_str().unwrap()]);
+    assert!(stdout(&out).contains("password_file = \"/etc/carpd-xdp/eth0-vhid10.pass\""));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    // The same file with --output writes the password where the preview said.
+    let output = dir.path().join("out.toml");
+    let out = carpd(&[
+        "import-ucarp",
+        vip.to_str().unwrap(),
+        "--password-dir",
+        pw_dir.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written = std::fs::read_to_string(&output).unwrap();
+    assert_eq!(preview.split_once('\n').unwrap().1, written);
     assert_eq!(
-        inst.password.source(),
-        &PasswordSource::File(dir.path().join("eth0-vhid10.pass"))
+        std::fs::read_to_string(pw_dir.join("eth0-vhid10.pass")).unwrap(),
+        "web secret\n"
     );
 }
 
@@ -201,8 +307,6 @@ fn import_refuses_what_it_cannot_map_naming_file_and_setting() {
     // (defaults file, per-VIP files, the one-line error)
     type Case<'a> = (Option<&'a str>, Vec<(&'a str, String)>, String);
     let cases: Vec<Case> = vec![
-        (None, vec![(f, with("ADVERT_FOO=1\n"))],
-         format!("{f}:5: ADVERT_FOO: ADVERT_FOO is not a UCARP setting import-ucarp knows (known: INTERFACE, INSTANCE_ID, PASSWORD, PASSFILE, VIRTUAL_ADDRESS, VIRTUAL_NETMASK, SOURCE_ADDRESS, UPSCRIPT, DOWNSCRIPT, XPARAM, UCARP_BASE, OPTIONS, UCARP_OPTS)")),
         (None, vec![(f, with("PASSWORD=$(cat /root/pw)\n"))],
          format!("{f}: line 5: PASSWORD uses shell expansion ($), which is not evaluated; write the value itself")),
         (None, vec![(f, with("ucarp -i eth0\n"))],
@@ -222,13 +326,11 @@ fn import_refuses_what_it_cannot_map_naming_file_and_setting() {
         (None, vec![(f, with("VIRTUAL_ADDRESS=10.0.0.10/24\nVIRTUAL_NETMASK=24\n"))],
          format!("{f}:6: VIRTUAL_NETMASK: cannot be combined with the prefix length in {f}:5: VIRTUAL_ADDRESS (10.0.0.10/24)")),
         (None, vec![(f, vip.into()), ("/etc/ucarp/interface/ucarp1", vip.replace("10.0.0.10", "10.0.0.11"))],
-         "/etc/ucarp/interface/ucarp1:2: INSTANCE_ID: interface eth0 vhid 10 is already defined at line 2".into()),
+         "/etc/ucarp/interface/ucarp1:2: INSTANCE_ID: interface eth0 vhid 10 is already defined at /etc/ucarp/interface/ucarp0:2".into()),
         (None, vec![(f, vip.into()), ("/etc/ucarp/interface/ucarp1", vip.replace("=10\n", "=11\n"))],
          "/etc/ucarp/interface/ucarp1:4: VIRTUAL_ADDRESS: virtual address 10.0.0.10 is already used by instance[0]".into()),
         (None, vec![(f, with("OPTIONS=\"-f local1\"\n")), ("/etc/ucarp/interface/ucarp1", vip.replace("=10\n", "=11\n").replace("10.0.0.10", "10.0.0.11") + "OPTIONS=\"-f local2\"\n")],
          format!("/etc/ucarp/interface/ucarp1:5: OPTIONS -f/--facility: -f/--facility differs from {f}:5: OPTIONS -f/--facility (one daemon serves every instance; make them agree)")),
-        (Some("OPTIONS=\"-v 3 eth0\"\n"), vec![],
-         "/etc/default/ucarp:1: OPTIONS: eth0 cannot be imported: a word that is not an option (give the interface with -i)".into()),
         (Some("OPTIONS=\"-i eth0 -v 3 -p pw -a 10.0.0.1 -s 2001:db8::1\"\n"), vec![],
          "/etc/default/ucarp:1: OPTIONS -a/--addr: 10.0.0.1 is IPv4 but srcip 2001:db8::1 is not".into()),
     ];

@@ -6,10 +6,13 @@
 //! <prefix>/lib/systemd/system/carpd-xdp.service     the unit, ExecStart=<prefix>/sbin/carpd-xdp
 //! /etc/carpd-xdp/carpd-xdp.toml                     dist/carpd-xdp.toml, never overwritten
 //! <prefix>/share/man/man8/carpd-xdp*.8              from the clap definitions
+//! <prefix>/share/man/man5/carpd-xdp.toml.5          from the parser's table of keys
 //! <prefix>/share/bash-completion/completions/carpd-xdp
 //! <prefix>/share/zsh/vendor-completions/_carpd-xdp
 //! <prefix>/share/fish/vendor_completions.d/carpd-xdp.fish
-//! <prefix>/share/doc/carpd-xdp/                     README, the documented config, examples
+//! <prefix>/share/doc/carpd-xdp/                     README.md, docs/*.md (cited by --help
+//!                                                   and the man pages), the documented
+//!                                                   config, examples/
 //! ```
 //!
 //! Everything lands under `--destdir` when given (for staging a package).
@@ -25,6 +28,44 @@ use anyhow::{bail, Context, Result};
 /// Where the daemon looks for its configuration (not under the prefix: the
 /// path is compiled in).
 pub const CONFIG_FILE: &str = "/etc/carpd-xdp/carpd-xdp.toml";
+
+/// The documentation directory under the prefix.
+pub const DOC_DIR: &str = "share/doc/carpd-xdp";
+
+/// The files in `dir` whose extension is `ext` (relative to the workspace), sorted.
+fn files_in(workspace: &Path, dir: &str, ext: &str) -> Result<Vec<PathBuf>> {
+    let path = workspace.join(dir);
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&path).with_context(|| format!("read {}", path.display()))? {
+        let name = entry?.file_name();
+        if Path::new(&name).extension().is_some_and(|e| e == ext) {
+            found.push(Path::new(dir).join(name));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The documentation: (file in the workspace, path under the doc directory).
+/// `docs/` keeps its name, so that the README's links and the `docs/...`
+/// that `--help` cites lead to the files.
+pub fn doc_files(workspace: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let mut files = vec![
+        (PathBuf::from("README.md"), PathBuf::from("README.md")),
+        (
+            PathBuf::from("dist/carpd-xdp.toml"),
+            PathBuf::from("carpd-xdp.toml"),
+        ),
+    ];
+    for doc in files_in(workspace, "docs", "md")? {
+        files.push((doc.clone(), doc));
+    }
+    for example in files_in(workspace, "dist/examples", "toml")? {
+        let to = Path::new("examples").join(example.file_name().expect("a file"));
+        files.push((example, to));
+    }
+    Ok(files)
+}
 
 /// What to install and where.
 pub struct Options {
@@ -77,7 +118,8 @@ fn write(to: &Path, text: &str, mode: u32) -> Result<()> {
         .with_context(|| format!("chmod {}", to.display()))
 }
 
-/// The unit of `dist/`, pointing at `<prefix>/sbin/carpd-xdp`.
+/// The unit of `dist/`, pointing at `<prefix>/sbin/carpd-xdp` and the
+/// documentation under `<prefix>`.
 pub fn unit_text(workspace: &Path, prefix: &Path) -> Result<String> {
     let path = workspace.join("dist/carpd-xdp.service");
     let text =
@@ -86,10 +128,16 @@ pub fn unit_text(workspace: &Path, prefix: &Path) -> Result<String> {
         bail!("{}: no ExecStart=/usr/sbin/carpd-xdp line", path.display());
     }
     let sbin = prefix.join("sbin/carpd-xdp");
-    Ok(text.replace(
-        "ExecStart=/usr/sbin/carpd-xdp ",
-        &format!("ExecStart={} ", sbin.display()),
-    ))
+    let doc = prefix.join(DOC_DIR);
+    Ok(text
+        .replace(
+            "ExecStart=/usr/sbin/carpd-xdp ",
+            &format!("ExecStart={} ", sbin.display()),
+        )
+        .replace(
+            "file:/usr/share/doc/carpd-xdp/",
+            &format!("file:{}/", doc.display()),
+        ))
 }
 
 /// Installs; returns the paths written (under the destdir).
@@ -115,20 +163,9 @@ pub fn install(workspace: &Path, opts: &Options) -> Result<Vec<PathBuf>> {
         written.push(config);
     }
 
-    let doc = opts.dest(&opts.under_prefix("share/doc/carpd-xdp"));
-    for (from, to) in [
-        ("README.md", "README.md"),
-        ("dist/carpd-xdp.toml", "carpd-xdp.toml"),
-        (
-            "dist/examples/active-active-host-a.toml",
-            "examples/active-active-host-a.toml",
-        ),
-        (
-            "dist/examples/active-active-host-b.toml",
-            "examples/active-active-host-b.toml",
-        ),
-    ] {
-        copy(&workspace.join(from), &doc.join(to), 0o644)?;
+    let doc = opts.dest(&opts.under_prefix(DOC_DIR));
+    for (from, to) in doc_files(workspace)? {
+        copy(&workspace.join(&from), &doc.join(&to), 0o644)?;
         written.push(doc.join(to));
     }
 
@@ -155,7 +192,6 @@ fn install_assets(opts: &Options, assets: &Path, written: &mut Vec<PathBuf>) -> 
             .arg(assets)
             .stdout(std::process::Stdio::null()),
     )?;
-    let man_dir = opts.dest(&opts.under_prefix("share/man/man8"));
     let mut pages: Vec<PathBuf> = std::fs::read_dir(assets.join("man"))
         .context("read the generated man pages")?
         .map(|e| e.map(|e| e.path()))
@@ -166,11 +202,17 @@ fn install_assets(opts: &Options, assets: &Path, written: &mut Vec<PathBuf>) -> 
     }
     for page in pages {
         let name = page.file_name().expect("a file").to_owned();
+        // The section is the last extension: carpd-xdp.8, carpd-xdp.toml.5.
+        let section = page
+            .extension()
+            .and_then(|e| e.to_str())
+            .context("a man page without a section")?;
+        let man_dir = opts.dest(&opts.under_prefix(&format!("share/man/man{section}")));
         let to = man_dir.join(&name);
         copy(&page, &to, 0o644)?;
         if opts.gzip_man {
             crate::setup::run_cmd(Command::new("gzip").args(["-9nf"]).arg(&to))?;
-            written.push(to.with_extension("8.gz"));
+            written.push(to.with_extension(format!("{section}.gz")));
         } else {
             written.push(to);
         }

@@ -18,8 +18,20 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("ucarp", "ucarp"),
     ("faketime", "faketime"),
     ("keepalived", "keepalived"),
+    // The French wiki's init script (tests/field_wiki.rs) and the Italian
+    // slides' scripts configure aliases with ifconfig; start-stop-daemon
+    // (dpkg), unshare and nsenter (util-linux) are on every Debian system.
+    ("ifconfig", "net-tools"),
     // promtool and a real server for tests/metrics_prometheus.rs.
     ("promtool", "prometheus"),
+    // `cargo xtask deb`: the versioned Depends and the control file.
+    ("dpkg-shlibdeps", "dpkg-dev"),
+    // xtask/tests: the package checked by lintian, its man pages rendered,
+    // its completions driven in each shell.
+    ("lintian", "lintian"),
+    ("man", "man-db"),
+    ("zsh", "zsh"),
+    ("fish", "fish"),
 ];
 
 /// The LLVM shared library the nightly ships, which bpf-linker links against.
@@ -111,7 +123,8 @@ pub fn cargo_fuzz() -> Result<()> {
     ]))
 }
 
-fn have(command: &str) -> bool {
+/// Whether `command` is on the PATH.
+pub fn have(command: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {command} >/dev/null")])
         .status()

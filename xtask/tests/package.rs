@@ -7,62 +7,19 @@
 //! test` builds it); the dpkg test needs root and, under `CI=true`, refuses
 //! to skip.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
-
-/// The carpd-xdp binary of this build (same target directory as xtask).
-fn carpd() -> PathBuf {
-    let path = Path::new(XTASK).with_file_name("carpd-xdp");
-    assert!(
-        path.exists(),
-        "{} is missing: build the workspace first (cargo test at the root builds it)",
-        path.display()
-    );
-    path
-}
+use support::{carpd, require_tool, run, text, Scratch, XTASK};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_owned()
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("xtask-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Renders a man page the way `man` shows it.
@@ -84,6 +41,38 @@ fn man(page: &Path) -> String {
         }
     }
     plain
+}
+
+/// The rendered `carpd-xdp(8)` has a one-line NAME and the sections of a
+/// reference page beyond the options.
+fn assert_reference_sections(page: &str) {
+    assert!(
+        page.contains("NAME\n       carpd-xdp - CARP daemon with an XDP receive path"),
+        "{page}"
+    );
+    assert!(!page.contains("carpd-xdp - carpd-xdp"), "{page}");
+    for section in ["EXIT STATUS", "SIGNALS", "FILES", "SEE ALSO"] {
+        assert!(
+            page.lines().any(|l| l == section),
+            "no {section} section:\n{page}"
+        );
+    }
+    for text in [
+        "SIGHUP",
+        "SIGUSR2",
+        "/etc/carpd-xdp/carpd-xdp.toml",
+        "/var/lib/carpd-xdp/",
+        "/run/carpd-xdp.sock",
+        "/usr/share/doc/carpd-xdp/",
+        "carpd-xdp.toml(5)",
+        "ucarp(8)",
+        "keepalived(8)",
+        "carpd-xdp-import-ucarp(8)",
+    ] {
+        assert!(page.contains(text), "no {text}:\n{page}");
+    }
+    let see_also = page.split("SEE ALSO").last().unwrap();
+    assert!(see_also.contains("keepalived(8)"), "{see_also}");
 }
 
 #[test]
@@ -137,7 +126,38 @@ fn install_stages_every_file_and_keeps_an_edited_config() {
             page.display()
         );
     }
-    assert!(man(&root.join("usr/local/share/man/man8/carpd-xdp.8")).contains("--downscript"));
+    let page = man(&root.join("usr/local/share/man/man8/carpd-xdp.8"));
+    assert!(page.contains("--downscript"), "{page}");
+    assert_reference_sections(&page);
+    for sub in ["status", "init"] {
+        let page = man(&root.join(format!("usr/local/share/man/man8/carpd-xdp-{sub}.8")));
+        assert!(page.contains("SEE ALSO\n       carpd-xdp(8)"), "{page}");
+    }
+    // The documentation --help and the man page cite, where the man page
+    // says it is, with the README's links to docs/ intact.
+    let doc = root.join("usr/local/share/doc/carpd-xdp");
+    for entry in std::fs::read_dir(workspace().join("docs")).unwrap() {
+        let name = entry.unwrap().file_name();
+        let installed = doc.join("docs").join(&name);
+        assert_eq!(
+            std::fs::read(&installed).unwrap_or_else(|e| panic!("{}: {e}", installed.display())),
+            std::fs::read(workspace().join("docs").join(&name)).unwrap()
+        );
+    }
+    let readme = std::fs::read_to_string(doc.join("README.md")).unwrap();
+    assert!(readme.contains("(docs/tuning.md)"), "README links");
+    assert!(doc.join("examples/active-active-host-a.toml").exists());
+    assert!(
+        unit.contains("\nDocumentation=file:/usr/local/share/doc/carpd-xdp/README.md\n"),
+        "{unit}"
+    );
+    assert!(!unit.contains("example.invalid"), "{unit}");
+    // The configuration file's reference, from the parser's table of keys.
+    let toml_page = man(&root.join("usr/local/share/man/man5/carpd-xdp.toml.5"));
+    assert!(
+        toml_page.contains("carpd-xdp.toml") && toml_page.contains("advskew"),
+        "{toml_page}"
+    );
     assert!(!root
         .join("usr/local/share/man/man8/carpd-xdp-generate-assets.8")
         .exists());
@@ -160,6 +180,7 @@ fn install_stages_every_file_and_keeps_an_edited_config() {
         "{}",
         text(&out)
     );
+    assert!(!bash.contains("generate-assets"), "bash completion");
     assert!(root
         .join("usr/local/share/zsh/vendor-completions/_carpd-xdp")
         .exists());
@@ -193,6 +214,16 @@ fn require_root(test: &str) -> bool {
     false
 }
 
+/// `cargo xtask deb` of this build's carpd-xdp into `out_dir`: the package.
+fn build_deb(out_dir: &Scratch) -> PathBuf {
+    let built = run(Command::new(XTASK)
+        .args(["deb", "--binary"])
+        .arg(carpd())
+        .arg("--out")
+        .arg(&out_dir.0));
+    PathBuf::from(text(&built).trim())
+}
+
 /// Runs dpkg, waiting while another dpkg or apt holds its lock.
 fn dpkg(args: &[&str]) -> Output {
     let start = Instant::now();
@@ -206,6 +237,9 @@ fn dpkg(args: &[&str]) -> Output {
         std::thread::sleep(Duration::from_secs(2));
     }
 }
+
+/// Where deb-systemd-helper keeps what it knows of the package's unit.
+const DSH_STATE: &str = "/var/lib/systemd/deb-systemd-helper-enabled/carpd-xdp.service.dsh-also";
 
 /// Purges the package when dropped, so a failed assertion leaves no trace.
 struct Installed;
@@ -244,12 +278,7 @@ fn deb_builds_installs_verifies_and_purges() {
     }
 
     let out_dir = Scratch::new("deb");
-    let built = run(Command::new(XTASK)
-        .args(["deb", "--binary"])
-        .arg(carpd())
-        .arg("--out")
-        .arg(&out_dir.0));
-    let deb = PathBuf::from(text(&built).trim());
+    let deb = build_deb(&out_dir);
     assert!(
         deb.exists() && deb.extension().is_some_and(|e| e == "deb"),
         "{}",
@@ -273,6 +302,7 @@ fn deb_builds_installs_verifies_and_purges() {
         "./etc/carpd-xdp/carpd-xdp.toml",
         "./usr/share/man/man8/carpd-xdp.8.gz",
         "./usr/share/man/man8/carpd-xdp-import-ucarp.8.gz",
+        "./usr/share/man/man5/carpd-xdp.toml.5.gz",
         "./usr/share/bash-completion/completions/carpd-xdp",
         "./usr/share/zsh/vendor-completions/_carpd-xdp",
         "./usr/share/fish/vendor_completions.d/carpd-xdp.fish",
@@ -300,6 +330,16 @@ fn deb_builds_installs_verifies_and_purges() {
         status.contains("Conffiles:\n /etc/carpd-xdp/carpd-xdp.toml "),
         "{status}"
     );
+    // postinst registered the unit with deb-systemd-helper (its state file,
+    // read by a later enable, mask or purge) and did not enable it.
+    assert!(
+        Path::new(DSH_STATE).exists(),
+        "postinst did not run deb-systemd-helper update-state"
+    );
+    assert!(
+        !Path::new("/etc/systemd/system/multi-user.target.wants/carpd-xdp.service").exists(),
+        "enabled on install"
+    );
 
     // systemd accepts the unit as installed (the binary it names exists now).
     let verify = Command::new("systemd-analyze")
@@ -321,20 +361,23 @@ fn deb_builds_installs_verifies_and_purges() {
         "{page}"
     );
 
-    // The installed binary accepts the installed default configuration (its
-    // passwords come from the environment, as the unit would provide them).
-    let out = run(Command::new("/usr/sbin/carpd-xdp")
-        .args(["check-config", "/etc/carpd-xdp/carpd-xdp.toml"])
-        .env("CARPD_VHID10_PASS", "secret10")
-        .env("CARPD_VHID11_PASS", "secret11"));
-    assert!(text(&out).contains("vhid"), "{}", text(&out));
-    // Without them it says which variable is missing.
+    // The installed default configuration is refused until its one edit
+    // (cli_config/reference.rs tests that edit).
     let out = Command::new("/usr/sbin/carpd-xdp")
         .args(["check-config", "/etc/carpd-xdp/carpd-xdp.toml"])
-        .env_remove("CARPD_VHID10_PASS")
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("CARPD_VHID10_PASS"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("\"ADDRESS/PREFIX\" is a placeholder: edit it"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = man(Path::new("/usr/share/man/man5/carpd-xdp.toml.5.gz"));
+    assert!(
+        page.contains("advskew") && page.contains("password_file"),
+        "{page}"
+    );
 
     drop(installed);
     assert!(!Path::new("/usr/sbin/carpd-xdp").exists());
@@ -344,4 +387,120 @@ fn deb_builds_installs_verifies_and_purges() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&status.stdout).contains("installed"));
+    // postrm purged the unit's deb-systemd-helper state.
+    assert!(!Path::new(DSH_STATE).exists(), "{DSH_STATE} left behind");
+}
+
+/// The highest `GLIBC_x.y` symbol version `binary` needs.
+fn glibc_needed(binary: &Path) -> (u32, u32) {
+    let dynsyms = text(&run(Command::new("objdump").arg("-T").arg(binary)));
+    dynsyms
+        .split("GLIBC_")
+        .skip(1)
+        .filter_map(|rest| {
+            let version: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            let (major, minor) = version.split_once('.')?;
+            Some((major.parse().ok()?, minor.split('.').next()?.parse().ok()?))
+        })
+        .max()
+        .expect("the binary uses glibc")
+}
+
+#[test]
+fn deb_passes_lintian() {
+    require_tool("lintian", "lintian");
+    require_tool("dpkg-shlibdeps", "dpkg-dev");
+    let out_dir = Scratch::new("lintian");
+    let deb = build_deb(&out_dir);
+
+    // No error, and no warning that is not overridden (an overridden tag
+    // shows as O:, with --show-overrides).
+    let lint = Command::new("lintian")
+        .args(["--display-info", "--show-overrides"])
+        .arg(&deb)
+        .output()
+        .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    assert!(
+        !report
+            .lines()
+            .any(|l| l.starts_with("E: ") || l.starts_with("W: ")),
+        "lintian:\n{report}"
+    );
+    assert!(lint.status.success(), "lintian failed:\n{report}");
+
+    let tree = out_dir.0.join("tree");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&tree));
+    // Each override carries its reason: comment lines right above it.
+    let overrides = std::fs::read_to_string(tree.join("usr/share/lintian/overrides/carpd-xdp"))
+        .expect("the overrides are installed");
+    let mut reason = false;
+    for line in overrides.lines() {
+        if line.starts_with('#') {
+            reason = true;
+        } else if !line.trim().is_empty() {
+            assert!(reason, "override without a reason: {line}");
+            reason = false;
+        }
+    }
+
+    // The versioned Depends dpkg-shlibdeps computes: at least the glibc
+    // symbol versions the binary uses.
+    let info = text(&run(Command::new("dpkg-deb").arg("--info").arg(&deb)));
+    let (major, minor) = glibc_needed(&tree.join("usr/sbin/carpd-xdp"));
+    assert!(
+        info.contains(&format!("Depends: libc6 (>= {major}.{minor})")),
+        "GLIBC_{major}.{minor} needed:\n{info}"
+    );
+    assert!(!info.contains("example.invalid"), "{info}");
+    let unit =
+        std::fs::read_to_string(tree.join("usr/lib/systemd/system/carpd-xdp.service")).unwrap();
+    assert!(!unit.contains("example.invalid"), "{unit}");
+    assert!(
+        unit.contains("\nDocumentation=file:/usr/share/doc/carpd-xdp/README.md\n"),
+        "{unit}"
+    );
+
+    // Machine-readable copyright, with the workspace's license.
+    let doc = tree.join("usr/share/doc/carpd-xdp");
+    let copyright = std::fs::read_to_string(doc.join("copyright")).unwrap();
+    assert!(
+        copyright.starts_with(
+            "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"
+        ),
+        "{copyright}"
+    );
+    let cargo = std::fs::read_to_string(workspace().join("Cargo.toml")).unwrap();
+    let license = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("license = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("a workspace license");
+    let files_license = copyright
+        .split("\n\n")
+        .find(|p| p.starts_with("Files: *"))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("License: ")))
+        .expect("a Files: * paragraph with a License");
+    assert_eq!(files_license.replace(" or ", " OR "), license);
+    for name in license.split(" OR ") {
+        assert!(
+            copyright.contains(&format!("\n\nLicense: {name}\n")),
+            "no License paragraph for {name}:\n{copyright}"
+        );
+    }
+    // The crates linked into the binary, with their licenses.
+    assert!(
+        copyright
+            .lines()
+            .any(|l| l.starts_with(" tokio ") && l.contains("MIT")),
+        "{copyright}"
+    );
+    assert!(doc.join("changelog.gz").exists());
 }

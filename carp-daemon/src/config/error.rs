@@ -64,6 +64,48 @@ pub enum ConfigError {
         /// The parser's description, naming the offending key or value.
         message: String,
     },
+    /// A key the file format does not have.
+    #[error("{at}: unknown key {key}{hint}")]
+    UnknownKey {
+        /// The key.
+        at: At,
+        /// The unknown name.
+        key: String,
+        /// ` (did you mean advskew?)`, where it belongs, or the keys of its table.
+        hint: String,
+    },
+    /// A value of the wrong type, named in words; a secret's value is not shown.
+    #[error("{at}: {found} is not {expected}{hint}")]
+    WrongType {
+        /// The field.
+        at: At,
+        /// The value as written, or its type in words (always for a secret).
+        found: String,
+        /// The type the key takes, in words (`an integer`, `true or false`).
+        expected: String,
+        /// E.g. ` (put it in quotes)`, or empty.
+        hint: &'static str,
+    },
+    /// A name that is not one of those the key accepts.
+    #[error("{at}: {value:?} is not {expected}")]
+    NotOneOf {
+        /// The field.
+        at: At,
+        /// The name given.
+        value: String,
+        /// The names accepted, in words (`one of "strict", "compat", "auto"`).
+        expected: String,
+    },
+    /// A placeholder written by `carpd-xdp init` or the shipped example, left unedited.
+    #[error("{at}: {value:?} is a placeholder: edit it ({hint})")]
+    Placeholder {
+        /// The field.
+        at: At,
+        /// The placeholder.
+        value: String,
+        /// What to put there.
+        hint: &'static str,
+    },
     /// A number outside its allowed range.
     #[error("{at}: {value} is out of range {range}")]
     OutOfRange {
@@ -72,7 +114,7 @@ pub enum ConfigError {
         /// The value given.
         value: i64,
         /// The allowed range, e.g. `0..=254`.
-        range: &'static str,
+        range: String,
     },
     /// A value that does not parse as what the field needs.
     #[error("{at}: {value:?} is not {expected}")]
@@ -187,6 +229,23 @@ pub enum ConfigError {
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
+    },
+    /// The password file belongs to a user other than root and the daemon's.
+    #[error(
+        "{at}: password file {} is owned by uid {uid}, not by root or the daemon's user (uid {euid}): \
+         refusing to use it (chown root {})",
+        path.display(),
+        path.display()
+    )]
+    PasswordFileOwner {
+        /// The password_file field or `-o/--passfile`.
+        at: At,
+        /// The password file.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// The daemon's effective user.
+        euid: u32,
     },
     /// `password_env` names a variable that scripts and health checks get.
     #[error(

@@ -13,13 +13,18 @@
 
 mod error;
 mod facility;
+mod host;
 pub mod import;
+pub mod keys;
 mod locate;
 mod model;
 mod options;
 mod password;
 mod paths;
 mod print;
+mod raw;
+pub mod reference;
+mod schema;
 mod shell;
 pub mod starter;
 mod toml;
@@ -39,7 +44,8 @@ pub use print::render;
 pub use ucarp::from_cli;
 
 /// Reads, parses and validates a configuration file; password variables
-/// come from the process environment.
+/// come from the process environment. Relative paths in the file are
+/// relative to the file's directory, whatever the working directory.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     load_with_env(path, &|var| std::env::var_os(var))
 }
@@ -49,20 +55,46 @@ pub fn load_with_env(
     path: &Path,
     env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<Config, ConfigError> {
+    read_file(path, false, env)
+}
+
+/// As [`load`], for `carpd-xdp check-config`: also warns about what the
+/// file names that this host lacks (an interface, a script or health-check
+/// program that is missing or not executable).
+pub fn check_file(path: &Path) -> Result<Config, ConfigError> {
+    read_file(path, true, &|var| std::env::var_os(var))
+}
+
+fn read_file(
+    path: &Path,
+    host_checks: bool,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Config, ConfigError> {
     let src = std::fs::read_to_string(path).map_err(|io| ConfigError::Read {
         path: path.to_owned(),
         io,
     })?;
-    parse_str(&src, path, env)
+    // Absolute, so that the daemon (started from /, or after it changed
+    // directory) finds what check-config found.
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let base = absolute.parent().unwrap_or(Path::new("/"));
+    let options = toml::Options { base, host_checks };
+    toml::parse_str(&src, path, &options, env)
 }
 
-/// Parses and validates configuration text; `path` names it in messages.
+/// Parses and validates configuration text; `path` names it in messages,
+/// and relative paths in the text are relative to its directory.
 pub fn parse_str(
     src: &str,
     path: &Path,
     env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<Config, ConfigError> {
-    toml::parse_str(src, path, env)
+    let base = path.parent().unwrap_or(Path::new(""));
+    let options = toml::Options {
+        base,
+        host_checks: false,
+    };
+    toml::parse_str(src, path, &options, env)
 }
 
 /// Keeps the instances on `interface` (a base name such as `eth0`, or a

@@ -32,6 +32,11 @@ pub struct RunArgs {
     /// `sudo carpd-xdp eth0`).
     #[arg(value_name = "INTERFACE")]
     pub interface_filter: Option<String>,
+    /// Words after the interface argument that are not options. UCARP
+    /// ignores every operand (an init script's line ending in `\ ` passes a
+    /// stray `\`); so does the UCARP-style command line, with a warning.
+    #[arg(value_name = "OPERAND", hide = true)]
+    pub operands: Vec<String>,
 
     /// Bind this interface; `eth0:carp0` adds the VIP with that label.
     #[arg(short = 'i', long = "interface", value_name = "if")]

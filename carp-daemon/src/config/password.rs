@@ -2,7 +2,8 @@
 //! inline, checked against the 19-byte limit of carp(4) and UCARP, never printed.
 //!
 //! A password file must be a regular file that neither group nor others may
-//! read or write (mode 0600 or 0400, as sshd asks of private keys); it is
+//! read or write (mode 0600 or 0400, as sshd asks of private keys), owned by
+//! root or the daemon's user (as sshd asks of its files); it is
 //! opened non-blocking and checked on the open descriptor, so a FIFO or a
 //! device put in its place is refused at once instead of blocking the
 //! daemon. A `password_env` variable must not be one of those passed on to
@@ -11,7 +12,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
 use super::error::{At, ConfigError};
@@ -162,6 +163,17 @@ fn read_private(
             mode,
         }));
     }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let uid = meta.uid();
+    if uid != 0 && uid != euid {
+        return Err(Ok(ConfigError::PasswordFileOwner {
+            at: at.clone(),
+            path: path.to_owned(),
+            uid,
+            euid,
+        }));
+    }
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES)
         .read_to_end(&mut bytes)
@@ -265,6 +277,30 @@ mod tests {
                 b"s3cret"
             );
         }
+    }
+
+    #[test]
+    fn files_of_another_user_are_refused() {
+        // Only root can give a file to another user.
+        if !carp_testnet::require_root("files_of_another_user_are_refused") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pass");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        let err = Password::from_file(path.clone(), &at()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "-p/--pass: password file {p} is owned by uid 65534, not by root or the daemon's \
+                 user (uid 0): refusing to use it (chown root {p})",
+                p = path.display()
+            )
+        );
+        std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+        assert_eq!(Password::from_file(path, &at()).unwrap().key(), b"s3cret");
     }
 
     #[test]

@@ -12,9 +12,10 @@ use super::model::Vip;
 use super::paths::DEFAULT_CONFIG_PATH;
 use super::validate::{check_ifname, split_alias, MAX_IFNAME_BYTES};
 
-/// Placeholder VIP written when `--vip` is not given (TEST-NET-1, RFC 5737,
-/// never routed), so the file still loads and the operator sees what to edit.
-const PLACEHOLDER_VIP: &str = "192.0.2.10/24";
+/// Placeholder VIP written when `--vip` is not given: `check-config` (and
+/// the daemon) refuse it with a message saying to edit it, so a file is
+/// never run with an address nobody chose.
+pub const PLACEHOLDER_VIP: &str = "ADDRESS/PREFIX";
 
 /// Arguments of `carpd-xdp init`.
 #[derive(Clone, Debug, clap::Args)]
@@ -62,6 +63,20 @@ pub enum InitError {
         /// The value given.
         value: String,
     },
+    /// A `--vip` of another family than `--srcip`: adverts go out in the
+    /// source's family, so the instance could not announce that VIP.
+    #[error(
+        "--vip: {vip} is {family} but --srcip {srcip} is not: give a --srcip of each family in \
+         separate files, or leave --srcip out (the interface's address is used)"
+    )]
+    Family {
+        /// The VIP.
+        vip: Vip,
+        /// `IPv4` or `IPv6`.
+        family: &'static str,
+        /// The source address given.
+        srcip: IpAddr,
+    },
     /// The output file exists: `init` never overwrites.
     #[error("{} already exists; not overwriting it (edit it, or give another --output)", path.display())]
     Exists {
@@ -77,6 +92,16 @@ pub enum InitError {
         #[source]
         io: std::io::Error,
     },
+}
+
+/// The password file as written into the configuration: `--password-file`
+/// made absolute (it was given relative to the working directory), else
+/// `vhid<N>.pass`, which the daemon reads next to the configuration.
+fn password_file_in_config(args: &InitArgs) -> PathBuf {
+    match &args.password_file {
+        Some(path) => std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+        None => PathBuf::from(format!("vhid{}.pass", args.vhid)),
+    }
 }
 
 /// The password file used when `--password-file` is not given.
@@ -97,7 +122,9 @@ pub(super) fn quote(text: &str) -> String {
 /// The starter configuration text for `args`.
 pub fn render(args: &InitArgs) -> Result<String, InitError> {
     let (base, label) = split_alias(&args.interface);
-    let bad_label = label.is_some_and(|l| l.len() > MAX_IFNAME_BYTES || l.ends_with(':'));
+    let bad_label = label.is_some_and(|l| {
+        l.len() > MAX_IFNAME_BYTES || l.ends_with(':') || l.contains(char::is_whitespace)
+    });
     if check_ifname(base, || At::Flag("INTERFACE")).is_err() || bad_label {
         return Err(InitError::Interface {
             name: args.interface.clone(),
@@ -108,6 +135,13 @@ pub fn render(args: &InitArgs) -> Result<String, InitError> {
         let vip = Vip::parse(text).ok_or_else(|| InitError::Vip {
             value: text.clone(),
         })?;
+        if let Some(srcip) = args.srcip.filter(|s| s.is_ipv4() != vip.addr.is_ipv4()) {
+            return Err(InitError::Family {
+                vip,
+                family: if vip.addr.is_ipv4() { "IPv4" } else { "IPv6" },
+                srcip,
+            });
+        }
         vips.push(quote(&vip.to_string()));
     }
     let placeholder = vips.is_empty();
@@ -115,12 +149,12 @@ pub fn render(args: &InitArgs) -> Result<String, InitError> {
         vips.push(quote(PLACEHOLDER_VIP));
     }
     let vhid = args.vhid;
-    let password_file = default_password_file(args);
+    let password_file = password_file_in_config(args);
     let mut out = String::new();
     out.push_str(&format!(
         "# carpd-xdp configuration, written by `carpd-xdp init {}`.\n\
          # Check it with `carpd-xdp check-config {}`; every key is documented in\n\
-         # /usr/share/doc/carpd-xdp/carpd-xdp.toml and carpd-xdp(8).\n\n\
+         # carpd-xdp.toml(5) and /usr/share/doc/carpd-xdp/carpd-xdp.toml.\n\n\
          [global]\n\
          # Receive path: auto (XDP native, then generic, then a packet socket).\n\
          xdp_mode = \"auto\"\n\
@@ -148,7 +182,10 @@ pub fn render(args: &InitArgs) -> Result<String, InitError> {
         None => out.push_str("# Source of the adverts; absent: the interface's primary address.\n# srcip = \"192.0.2.1\"\n"),
     }
     if placeholder {
-        out.push_str("# EDIT: a placeholder (TEST-NET-1); put the shared address here.\n");
+        out.push_str(
+            "# EDIT: a placeholder, refused until edited; put the shared address here,\n\
+             # ADDRESS/PREFIX (e.g. \"192.0.2.10/24\").\n",
+        );
     } else {
         out.push_str("# Shared addresses, ADDRESS/PREFIX.\n");
     }
@@ -160,7 +197,8 @@ pub fn render(args: &InitArgs) -> Result<String, InitError> {
          advskew = {}\n\
          # Take the VIP back from a less preferred master (UCARP's -P).\n\
          preempt = true\n\
-         # The shared password: first line of this file, 1..=19 bytes, mode 0600.\n\
+         # The shared password: first line of this file, 1..=19 bytes, mode 0600,\n\
+         # owned by root. A relative path is relative to this file's directory.\n\
          password_file = {}\n\
          # Scripts run as UCARP runs them: SCRIPT <interface> <vip> [xparam].\n\
          # carpd-xdp adds and removes the VIPs itself; scripts are optional.\n\

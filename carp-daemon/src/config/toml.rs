@@ -6,134 +6,16 @@ use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-
-use serde::de::Error as _;
-use serde::{Deserialize, Deserializer};
-use toml::Spanned;
 
 use super::error::{At, ConfigError};
 use super::facility::Facility;
-use super::locate::{join, key_on_line, line_of, quoted_name, table_at};
+use super::host;
+use super::keys::{self, Section};
+use super::locate::{line_of, syntax_error};
 use super::model::*;
 use super::password::{Password, PasswordSource};
+use super::raw::{RawFile, RawGlobal, RawHealthCheck, RawInstance, S};
 use super::validate::{check_config, split_alias, Field, Locate};
-use crate::xdp::mode::XdpMode;
-
-type S<T> = Spanned<T>;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    global: Option<RawGlobal>,
-    #[serde(default)]
-    instance: Vec<S<RawInstance>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawGlobal {
-    xdp_mode: Option<XdpMode>,
-    rate_limit: Option<RawRateLimit>,
-    status_socket: Option<PathBuf>,
-    metrics: Option<S<String>>,
-    log_facility: Option<S<String>>,
-    log_format: Option<LogFormat>,
-    debug: Option<bool>,
-    daemonize: Option<bool>,
-    state_dir: Option<PathBuf>,
-    realtime_priority: Option<S<i64>>,
-    lock_memory: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRateLimit {
-    rate: Option<S<i64>>,
-    burst: Option<S<i64>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawInstance {
-    interface: S<String>,
-    label: Option<S<String>>,
-    vhid: S<i64>,
-    srcip: Option<S<String>>,
-    vips: S<Vec<S<String>>>,
-    advbase_secs: Option<S<i64>>,
-    advskew: Option<S<i64>>,
-    deadratio: Option<S<i64>>,
-    #[serde(default, deserialize_with = "master_down_rule")]
-    master_down: Option<MasterDownRule>,
-    preempt: Option<bool>,
-    neutral: Option<bool>,
-    shutdown_on_exit: Option<bool>,
-    ignore_ifstate: Option<bool>,
-    password: Option<S<String>>,
-    password_file: Option<S<PathBuf>>,
-    password_env: Option<S<String>>,
-    upscript: Option<PathBuf>,
-    downscript: Option<PathBuf>,
-    xparam: Option<String>,
-    script_timeout_secs: Option<S<i64>>,
-    #[serde(default, deserialize_with = "replay_mode")]
-    replay: Option<ReplayMode>,
-    replay_window_ms: Option<S<i64>>,
-    hmac_link_local: Option<S<String>>,
-    #[serde(default)]
-    unicast_peers: Vec<S<String>>,
-    peers: Option<Vec<S<String>>>,
-    mcast: Option<S<String>>,
-    broadcast_mac: Option<bool>,
-    announce: Option<RawAnnounce>,
-    #[serde(default)]
-    health_check: Vec<S<RawHealthCheck>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAnnounce {
-    count: Option<S<i64>>,
-    interval_ms: Option<S<i64>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHealthCheck {
-    command: S<Vec<String>>,
-    interval_secs: S<i64>,
-    timeout_secs: S<i64>,
-    weight: S<i64>,
-}
-
-/// The names `replay` accepts, for serde's message on any other.
-const REPLAY_MODES: &[&str] = &["strict", "compat", "auto"];
-
-/// The names `master_down` accepts, for serde's message on any other.
-const MASTER_DOWN_RULES: &[&str] = &["ucarp", "openbsd"];
-
-fn replay_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ReplayMode>, D::Error> {
-    by_name(d, REPLAY_MODES)
-}
-
-fn master_down_rule<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MasterDownRule>, D::Error> {
-    by_name(d, MASTER_DOWN_RULES)
-}
-
-/// A setting of the core, named by a string and parsed by its `FromStr` (the
-/// core has no serde); a name not in `names` gets serde's message for an
-/// unknown variant, as the settings with derived parsers do.
-fn by_name<'de, D, T>(d: D, names: &'static [&'static str]) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: FromStr,
-{
-    let name = String::deserialize(d)?;
-    name.parse()
-        .map(Some)
-        .map_err(|_| D::Error::unknown_variant(&name, names))
-}
 
 /// Where each checked field of one instance was written (byte offsets).
 struct InstanceSpans {
@@ -151,9 +33,32 @@ struct InstanceSpans {
 struct Ctx<'a> {
     path: &'a Path,
     src: &'a str,
+    /// The directory relative paths in the file are relative to.
+    base: &'a Path,
+    /// Whether to warn about what is missing on this host (`check-config`).
+    host_checks: bool,
+}
+
+impl super::schema::Place for Ctx<'_> {
+    fn src(&self) -> &str {
+        self.src
+    }
+
+    fn at(&self, offset: usize, field: String) -> At {
+        Ctx::at(self, offset, field)
+    }
 }
 
 impl Ctx<'_> {
+    /// `path` as written, made relative to the file's directory.
+    fn path(&self, path: PathBuf) -> PathBuf {
+        if path.is_relative() {
+            self.base.join(path)
+        } else {
+            path
+        }
+    }
+
     fn at(&self, offset: usize, field: String) -> At {
         At::File {
             path: self.path.to_owned(),
@@ -162,21 +67,25 @@ impl Ctx<'_> {
         }
     }
 
+    /// An integer in the range [`keys::KEYS`] gives key `name` of `section`.
     fn int<T: TryFrom<i64>>(
         &self,
         value: &S<i64>,
         field: String,
-        min: i64,
-        max: i64,
-        range: &'static str,
+        section: Section,
+        name: &str,
     ) -> Result<T, ConfigError> {
+        let kind = keys::get(section, name).kind;
+        let keys::Kind::Integer { min, max, .. } = kind else {
+            unreachable!("{name} is an integer key");
+        };
         let v = *value.get_ref();
         match T::try_from(v) {
             Ok(out) if (min..=max).contains(&v) => Ok(out),
             _ => Err(ConfigError::OutOfRange {
                 at: self.at(value.span().start, field),
                 value: v,
-                range,
+                range: kind.range().unwrap_or_default(),
             }),
         }
     }
@@ -221,15 +130,33 @@ impl Locate for (&Ctx<'_>, &[InstanceSpans]) {
     }
 }
 
+/// How a file is read.
+pub struct Options<'a> {
+    /// The directory relative paths in the file are relative to.
+    pub base: &'a Path,
+    /// Add warnings about what is missing on this host (an interface,
+    /// scripts, health-check programs), as `check-config` does.
+    pub host_checks: bool,
+}
+
 /// Parses and validates the text of a configuration file. `path` is only
 /// used in messages and warnings; `env` looks up `password_env` variables.
 pub fn parse_str(
     src: &str,
     path: &Path,
+    options: &Options<'_>,
     env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<Config, ConfigError> {
-    let ctx = Ctx { path, src };
-    let raw: RawFile = toml::from_str(src).map_err(|err| syntax_error(&ctx, &err))?;
+    let ctx = Ctx {
+        path,
+        src,
+        base: options.base,
+        host_checks: options.host_checks,
+    };
+    let at = |offset: usize, field: String| ctx.at(offset, field);
+    let doc = toml::de::DeTable::parse(src).map_err(|err| syntax_error(src, &at, &err))?;
+    super::schema::check(&ctx, &doc)?;
+    let raw: RawFile = toml::from_str(src).map_err(|err| syntax_error(src, &at, &err))?;
     if raw.instance.is_empty() {
         return Err(ConfigError::Missing {
             at: ctx.at(src.len(), "instance".into()),
@@ -254,34 +181,6 @@ pub fn parse_str(
     Ok(config)
 }
 
-fn syntax_error(ctx: &Ctx<'_>, err: &toml::de::Error) -> ConfigError {
-    let offset = err.span().map_or(0, |span| span.start);
-    let message = err
-        .message()
-        .trim()
-        .lines()
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join("; ");
-    let table = table_at(ctx.src, offset);
-    // A missing or unknown key is named in the message; otherwise the key is
-    // the one on the line the parser stopped at.
-    let key = if message.starts_with("missing field") || message.starts_with("unknown field") {
-        quoted_name(&message).map(str::to_owned)
-    } else {
-        key_on_line(ctx.src, offset)
-    };
-    let field = match key {
-        Some(key) => join(&table, &key),
-        None if table.is_empty() => "(top level)".to_owned(),
-        None => table,
-    };
-    ConfigError::Syntax {
-        at: ctx.at(offset, field),
-        message,
-    }
-}
-
 fn convert_global(ctx: &Ctx<'_>, raw: Option<RawGlobal>) -> Result<Global, ConfigError> {
     let mut global = Global::default();
     let Some(raw) = raw else { return Ok(global) };
@@ -291,23 +190,21 @@ fn convert_global(ctx: &Ctx<'_>, raw: Option<RawGlobal>) -> Result<Global, Confi
             global.rate_limit.rate = ctx.int(
                 v,
                 "global.rate_limit.rate".into(),
-                0,
-                1_000_000,
-                "0..=1000000",
+                Section::RateLimit,
+                "rate",
             )?;
         }
         if let Some(v) = &rate.burst {
             global.rate_limit.burst = ctx.int(
                 v,
                 "global.rate_limit.burst".into(),
-                0,
-                1_000_000,
-                "0..=1000000",
+                Section::RateLimit,
+                "burst",
             )?;
         }
     }
     if let Some(socket) = raw.status_socket {
-        global.status_socket = socket;
+        global.status_socket = ctx.path(socket);
     }
     if let Some(metrics) = raw.metrics {
         let addr: SocketAddr = metrics
@@ -332,15 +229,14 @@ fn convert_global(ctx: &Ctx<'_>, raw: Option<RawGlobal>) -> Result<Global, Confi
     global.log.debug = raw.debug.unwrap_or(false);
     global.daemonize = raw.daemonize.unwrap_or(false);
     if let Some(dir) = raw.state_dir {
-        global.state_dir = dir;
+        global.state_dir = ctx.path(dir);
     }
     if let Some(v) = &raw.realtime_priority {
         global.realtime.priority = ctx.int(
             v,
             "global.realtime_priority".into(),
-            0,
-            crate::realtime::MAX_PRIORITY.into(),
-            "0..=99 (0: off)",
+            Section::Global,
+            "realtime_priority",
         )?;
     }
     global.realtime.lock_memory = raw.lock_memory.unwrap_or(false);
@@ -355,6 +251,7 @@ fn convert_instance(
     warnings: &mut Vec<ConfigWarning>,
 ) -> Result<(InstanceConfig, InstanceSpans), ConfigError> {
     let table: Range<usize> = raw.span();
+    const I: Section = Section::Instance;
     let raw = raw.into_inner();
     let f = |key: &str| format!("instance[{index}].{key}");
     let at = |offset: usize, key: &str| ctx.at(offset, f(key));
@@ -371,8 +268,22 @@ fn convert_instance(
             });
         }
     };
+    if ctx.host_checks {
+        host::check_interface(
+            interface,
+            &at(raw.interface.span().start, "interface"),
+            warnings,
+        );
+    }
     let mut vips = Vec::new();
     for (i, text) in raw.vips.get_ref().iter().enumerate() {
+        if text.get_ref() == super::starter::PLACEHOLDER_VIP {
+            return Err(ConfigError::Placeholder {
+                at: at(text.span().start, &format!("vips[{i}]")),
+                value: text.get_ref().clone(),
+                hint: "put the shared address here, e.g. \"192.0.2.10/24\"",
+            });
+        }
         vips.push(
             Vip::parse(text.get_ref()).ok_or_else(|| ConfigError::Invalid {
                 at: at(text.span().start, &format!("vips[{i}]")),
@@ -417,27 +328,45 @@ fn convert_instance(
     let password = convert_password(ctx, index, table.start, &raw, env, warnings)?;
 
     let mut scripts = Scripts {
-        upscript: raw.upscript,
-        downscript: raw.downscript,
+        upscript: raw.upscript.as_ref().map(|p| ctx.path(p.get_ref().clone())),
+        downscript: raw
+            .downscript
+            .as_ref()
+            .map(|p| ctx.path(p.get_ref().clone())),
         xparam: raw.xparam,
         ..Scripts::default()
     };
+    if ctx.host_checks {
+        for (name, raw, path) in [
+            ("upscript", &raw.upscript, &scripts.upscript),
+            ("downscript", &raw.downscript, &scripts.downscript),
+        ] {
+            if let (Some(raw), Some(path)) = (raw, path) {
+                host::check_script(path, &at(raw.span().start, name), warnings);
+            }
+        }
+    }
     if let Some(v) = &raw.script_timeout_secs {
-        scripts.timeout_secs = ctx.int(v, f("script_timeout_secs"), 1, 3600, "1..=3600")?;
+        scripts.timeout_secs = ctx.int(v, f("script_timeout_secs"), I, "script_timeout_secs")?;
     }
     let mut announce = Announce::default();
     if let Some(raw_announce) = &raw.announce {
         if let Some(v) = &raw_announce.count {
-            announce.count = ctx.int(v, f("announce.count"), 0, 100, "0..=100")?;
+            announce.count = ctx.int(v, f("announce.count"), Section::Announce, "count")?;
         }
         if let Some(v) = &raw_announce.interval_ms {
-            announce.interval_ms = ctx.int(v, f("announce.interval_ms"), 1, 60_000, "1..=60000")?;
+            announce.interval_ms = ctx.int(
+                v,
+                f("announce.interval_ms"),
+                Section::Announce,
+                "interval_ms",
+            )?;
         }
     }
     let replay_window_ms = raw
         .replay_window_ms
         .as_ref()
-        .map(|v| ctx.int(v, f("replay_window_ms"), 1, 86_400_000, "1..=86400000"))
+        .map(|v| ctx.int(v, f("replay_window_ms"), I, "replay_window_ms"))
         .transpose()?;
     let hmac_link_local = match &raw.hmac_link_local {
         None => LinkLocalHmac::default(),
@@ -453,25 +382,26 @@ fn convert_instance(
             ctx,
             &f(&format!("health_check[{i}]")),
             check,
+            warnings,
         )?);
     }
 
     let inst = InstanceConfig {
         interface: interface.to_owned(),
         label,
-        vhid: ctx.int(&raw.vhid, f("vhid"), 1, 255, "1..=255")?,
+        vhid: ctx.int(&raw.vhid, f("vhid"), I, "vhid")?,
         srcip,
         vips,
         advbase_secs: match &raw.advbase_secs {
-            Some(v) => ctx.int(v, f("advbase_secs"), 0, 255, "0..=255")?,
+            Some(v) => ctx.int(v, f("advbase_secs"), I, "advbase_secs")?,
             None => DEFAULT_ADVBASE_SECS,
         },
         advskew: match &raw.advskew {
-            Some(v) => ctx.int(v, f("advskew"), 0, 254, "0..=254")?,
+            Some(v) => ctx.int(v, f("advskew"), I, "advskew")?,
             None => 0,
         },
         deadratio: match &raw.deadratio {
-            Some(v) => ctx.int(v, f("deadratio"), 1, 255, "1..=255")?,
+            Some(v) => ctx.int(v, f("deadratio"), I, "deadratio")?,
             None => DEFAULT_DEADRATIO,
         },
         master_down: raw.master_down.unwrap_or_default(),
@@ -536,7 +466,7 @@ fn convert_password(
     }
     if let Some(file) = &raw.password_file {
         return Password::from_file(
-            file.get_ref().clone(),
+            ctx.path(file.get_ref().clone()),
             &ctx.at(file.span().start, f("password_file")),
         );
     }
@@ -570,45 +500,62 @@ fn convert_health_check(
     ctx: &Ctx<'_>,
     prefix: &str,
     raw: &S<RawHealthCheck>,
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Result<HealthCheck, ConfigError> {
+    const H: Section = Section::HealthCheck;
     let check = raw.get_ref();
     let f = |key: &str| format!("{prefix}.{key}");
-    let command = check.command.get_ref().clone();
+    let mut command = check.command.get_ref().clone();
     if command.first().is_none_or(|program| program.is_empty()) {
         return Err(ConfigError::Missing {
             at: ctx.at(check.command.span().start, f("command")),
             hint: "give the program and its arguments as a list of strings",
         });
     }
+    // A program given by a relative path is relative to the file; a bare
+    // name is looked up in PATH when it runs.
+    if command[0].contains('/') {
+        command[0] = ctx
+            .path(PathBuf::from(&command[0]))
+            .to_string_lossy()
+            .into_owned();
+    }
+    if ctx.host_checks {
+        host::check_program(
+            &command[0],
+            &ctx.at(check.command.span().start, f("command")),
+            warnings,
+        );
+    }
     Ok(HealthCheck {
         command,
-        interval_secs: ctx.int(
-            &check.interval_secs,
-            f("interval_secs"),
-            1,
-            86_400,
-            "1..=86400",
-        )?,
-        timeout_secs: ctx.int(
-            &check.timeout_secs,
-            f("timeout_secs"),
-            1,
-            86_400,
-            "1..=86400",
-        )?,
-        weight: ctx.int(&check.weight, f("weight"), 1, 255, "1..=255")?,
+        interval_secs: ctx.int(&check.interval_secs, f("interval_secs"), H, "interval_secs")?,
+        timeout_secs: ctx.int(&check.timeout_secs, f("timeout_secs"), H, "timeout_secs")?,
+        weight: ctx.int(&check.weight, f("weight"), H, "weight")?,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xdp::mode::XdpMode;
 
     #[test]
     fn name_lists_are_the_cores() {
+        use clap::ValueEnum;
         let replay: Vec<_> = ReplayMode::ALL.map(ReplayMode::name).into();
-        assert_eq!(replay, REPLAY_MODES);
+        assert_eq!(replay, keys::REPLAY_MODES);
         let master_down: Vec<_> = MasterDownRule::ALL.map(MasterDownRule::name).into();
-        assert_eq!(master_down, MASTER_DOWN_RULES);
+        assert_eq!(master_down, keys::MASTER_DOWN_RULES);
+        let xdp: Vec<_> = XdpMode::value_variants().iter().map(|m| m.name()).collect();
+        assert_eq!(xdp, keys::XDP_MODES);
+        let formats: Vec<_> = LogFormat::value_variants()
+            .iter()
+            .map(|f| f.name())
+            .collect();
+        assert_eq!(formats, keys::LOG_FORMATS);
+        for name in keys::LINK_LOCAL_FORMS {
+            assert_eq!(name.parse::<LinkLocalHmac>().unwrap().name(), *name);
+        }
     }
 }

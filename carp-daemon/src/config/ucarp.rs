@@ -42,15 +42,8 @@ pub fn from_cli(
     run: &RunArgs,
     env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<Config, ConfigError> {
-    let interface = match (&run.interface_filter, &run.interface) {
-        (Some(positional), Some(_)) => {
-            return Err(ConfigError::Conflict {
-                at: At::Flag("-i/--interface"),
-                other: format!("the interface argument {positional:?}"),
-            });
-        }
-        (positional, flag) => positional.as_ref().or(flag.as_ref()),
-    };
+    let ucarp_options = run.instance_options();
+    let (interface, ignored) = interface_and_operands(run, !ucarp_options.is_empty())?;
     if let Some(name) = interface.filter(|name| SUBCOMMANDS.contains(&name.as_str())) {
         return Err(ConfigError::Invalid {
             at: At::Flag("-i/--interface"),
@@ -58,7 +51,6 @@ pub fn from_cli(
             expected: "an interface name (it is a subcommand; give subcommands first)",
         });
     }
-    let ucarp_options = run.instance_options();
     let mut config = if let Some(first) = ucarp_options.first() {
         if run.config.is_some() {
             return Err(ConfigError::Conflict {
@@ -66,7 +58,21 @@ pub fn from_cli(
                 other: (*first).to_owned(),
             });
         }
-        ucarp_config(run, interface.map(String::as_str))?
+        let mut config = ucarp_config(run, interface.map(String::as_str))?;
+        if !ignored.is_empty() {
+            config.warnings.push(ConfigWarning {
+                at: "command line".into(),
+                message: format!(
+                    "ignoring what is not an option, as UCARP does: {}",
+                    ignored
+                        .iter()
+                        .map(|w| format!("{w:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            });
+        }
+        config
     } else {
         let path = run
             .config
@@ -88,6 +94,41 @@ pub fn from_cli(
     };
     apply_global_options(&mut config, run)?;
     Ok(config)
+}
+
+/// The interface the command line names (`-i`, or the interface argument)
+/// and the operands ignored. UCARP ignores every word that is not an
+/// option, and so does the UCARP-style command line (`ucarp_style`): with
+/// `-i`, every operand is ignored; without, the first is the interface.
+/// Running from the file, one interface argument is the only operand, and
+/// not together with `-i`.
+fn interface_and_operands(
+    run: &RunArgs,
+    ucarp_style: bool,
+) -> Result<(Option<&String>, Vec<&String>), ConfigError> {
+    let operands = run.interface_filter.iter().chain(&run.operands);
+    match (&run.interface, ucarp_style) {
+        (Some(flag), true) => Ok((Some(flag), operands.collect())),
+        (None, true) => {
+            let mut operands = operands;
+            Ok((operands.next(), operands.collect()))
+        }
+        (flag, false) => {
+            if let (Some(positional), Some(_)) = (&run.interface_filter, flag) {
+                return Err(ConfigError::Conflict {
+                    at: At::Flag("-i/--interface"),
+                    other: format!("the interface argument {positional:?}"),
+                });
+            }
+            if let (Some(first), Some(extra)) = (&run.interface_filter, run.operands.first()) {
+                return Err(ConfigError::Conflict {
+                    at: At::Flag("INTERFACE"),
+                    other: format!("a second interface argument {extra:?} (after {first:?})"),
+                });
+            }
+            Ok((run.interface_filter.as_ref().or(flag.as_ref()), Vec::new()))
+        }
+    }
 }
 
 /// The one instance described by UCARP options.

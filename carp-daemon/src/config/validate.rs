@@ -168,7 +168,7 @@ pub fn check_config(config: &Config, loc: &dyn Locate) -> Result<(), ConfigError
                 at: loc.at(index, Field::Vhid),
                 interface: inst.interface.clone(),
                 vhid: inst.vhid,
-                first: first_at(&loc.at(first, Field::Vhid)),
+                first: first_at(&loc.at(index, Field::Vhid), &loc.at(first, Field::Vhid)),
             });
         }
         for (i, vip) in inst.vips.iter().enumerate() {
@@ -184,10 +184,15 @@ pub fn check_config(config: &Config, loc: &dyn Locate) -> Result<(), ConfigError
     Ok(())
 }
 
-fn first_at(at: &At) -> String {
-    match at {
-        At::File { line, .. } => format!(" at line {line}"),
-        At::Flag(_) => String::new(),
+/// Where the first of two definitions is, seen from the second (`at`): its
+/// line, with the file when it is another one (imports read several).
+fn first_at(at: &At, first: &At) -> String {
+    match (at, first) {
+        (At::File { path, .. }, At::File { path: p, line, .. }) if path == p => {
+            format!(" at line {line}")
+        }
+        (_, At::File { path, line, .. }) => format!(" at {}:{line}", path.display()),
+        (_, At::Flag(_)) => String::new(),
     }
 }
 

@@ -89,6 +89,22 @@ fn parse_answer(path: &Path, line: &str) -> Result<StatusReport, ControlError> {
     })
 }
 
+/// Column titles of the instance table.
+pub(super) const HEADER: [&str; 12] = [
+    "INTERFACE",
+    "VHID",
+    "STATE",
+    "SINCE",
+    "MASTER",
+    "LAST ADVERT",
+    "ADVBASE/SKEW",
+    "DEMOTE",
+    "SENT",
+    "ACCEPTED",
+    "TRANSITIONS",
+    "VIPS",
+];
+
 /// The report as a table for people: one row per instance, then the
 /// receive path per interface and the non-zero counters.
 pub fn render_table(report: &StatusReport) -> String {
@@ -101,44 +117,43 @@ pub fn render_table(report: &StatusReport) -> String {
     if report.instances.is_empty() {
         out.push_str("no instances\n");
     } else {
-        let header = [
-            "INTERFACE",
-            "VHID",
-            "STATE",
-            "SINCE",
-            "MASTER",
-            "LAST ADVERT",
-            "ADVBASE/SKEW",
-            "DEMOTE",
-            "SENT",
-            "ACCEPTED",
-            "TRANSITIONS",
-            "VIPS",
-        ];
         let rows: Vec<Vec<String>> = report.instances.iter().map(instance_row).collect();
-        out.push_str(&table(&header, &rows));
-        for i in &report.instances {
-            let rejects = nonzero(i.rejects.iter());
-            if !rejects.is_empty() {
-                let _ = writeln!(out, "rejects {} vhid {}: {rejects}", i.interface, i.vhid);
-            }
-            if i.health_unknown > 0 {
-                let _ = writeln!(
-                    out,
-                    "health checks {} vhid {}: {} runs could not be started (result unknown)",
-                    i.interface, i.vhid, i.health_unknown
-                );
-            }
-        }
+        out.push_str(&table(&HEADER, &rows));
+        instance_notes(&mut out, &report.instances);
     }
     out.push_str("\nreceive path:\n");
     if report.interfaces.is_empty() {
         out.push_str("  none\n");
     }
+    receive_path(&mut out, report, "");
+    out
+}
+
+/// The lines under the instance table: rejects and unknown health-check
+/// runs of each instance that has any.
+pub(super) fn instance_notes(out: &mut String, instances: &[InstanceReport]) {
+    for i in instances {
+        let rejects = nonzero(i.rejects.iter());
+        if !rejects.is_empty() {
+            let _ = writeln!(out, "rejects {} vhid {}: {rejects}", i.interface, i.vhid);
+        }
+        if i.health_unknown > 0 {
+            let _ = writeln!(
+                out,
+                "health checks {} vhid {}: {} runs could not be started (result unknown)",
+                i.interface, i.vhid, i.health_unknown
+            );
+        }
+    }
+}
+
+/// One line per interface of `report`'s receive path, then its counters,
+/// each line after `prefix`.
+pub(super) fn receive_path(out: &mut String, report: &StatusReport, prefix: &str) {
     for iface in &report.interfaces {
         let _ = write!(
             out,
-            "  {} (ifindex {}): {}",
+            "  {prefix}{} (ifindex {}): {}",
             iface.name, iface.ifindex, iface.mode
         );
         if let Some(reason) = &iface.fallback_reason {
@@ -152,16 +167,16 @@ pub fn render_table(report: &StatusReport) -> String {
         out.push('\n');
     }
     let counters = nonzero(report.counters.iter());
+    let indent = if prefix.is_empty() { "" } else { "  " };
     if counters.is_empty() {
-        out.push_str("receive counters: all zero\n");
+        let _ = writeln!(out, "{indent}{prefix}receive counters: all zero");
     } else {
-        let _ = writeln!(out, "receive counters: {counters}");
+        let _ = writeln!(out, "{indent}{prefix}receive counters: {counters}");
     }
-    out
 }
 
 /// The cells of one instance's row.
-fn instance_row(i: &InstanceReport) -> Vec<String> {
+pub(super) fn instance_row(i: &InstanceReport) -> Vec<String> {
     let state = if i.ifindex.is_none() {
         format!("{} (no interface)", i.state)
     } else if i.held {
@@ -205,7 +220,7 @@ fn instance_row(i: &InstanceReport) -> Vec<String> {
 }
 
 /// Left-aligned columns two spaces apart, no trailing blanks.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -244,7 +259,7 @@ fn age(ms: u64) -> String {
 }
 
 /// `45s`, `4m05s`, `1h02m03s`, `3d04h05m`.
-fn duration(secs: u64) -> String {
+pub(super) fn duration(secs: u64) -> String {
     let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{s}s"),

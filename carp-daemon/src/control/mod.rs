@@ -7,6 +7,9 @@
 //!        └──── one JSON line ◀──── main loop fills a StatusReport (oneshot)
 //! ```
 //!
+//! Without `--socket`, `status` asks every daemon on the host
+//! ([`find`]).
+//!
 //! The server owns no protocol state: each request goes to the main loop,
 //! which answers with a [`StatusReport`] snapshot. The metrics endpoint
 //! ([`crate::metrics`]) asks the same way.
@@ -18,6 +21,7 @@ use tokio::sync::oneshot;
 
 pub mod accept;
 pub mod client;
+pub mod find;
 pub mod report;
 pub mod server;
 pub mod watch;
@@ -72,6 +76,17 @@ pub enum ControlError {
     NoDaemon {
         /// The socket path.
         path: PathBuf,
+    },
+    /// No carpd-xdp socket in the run directory (`status` without
+    /// `--socket`).
+    #[error(
+        "is carpd-xdp running? no socket at {shared} nor {instances}",
+        shared = run_dir.join(find::SHARED_SOCKET).display(),
+        instances = run_dir.join("carpd-xdp-<interface>-<vhid>.sock").display()
+    )]
+    NoSockets {
+        /// The directory searched.
+        run_dir: PathBuf,
     },
     /// A socket file exists but nothing listens on it.
     #[error("is carpd-xdp running? nothing answers at {path} (stale socket)", path = path.display())]

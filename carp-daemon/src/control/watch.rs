@@ -9,10 +9,9 @@
 //! output is closed.
 
 use std::io::{self, IsTerminal as _, Write};
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{query, render_table};
+use super::find::{ask, Target};
 
 use crate::chain::Chain;
 
@@ -56,19 +55,19 @@ fn clock(now: SystemTime) -> String {
     format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
-/// One round as text: the report or the error, in the chosen form.
-fn round(socket: &Path, json: bool, interval: Duration) -> String {
+/// One round as text: the reports or the error, in the chosen form.
+fn round(target: &Target, json: bool, interval: Duration) -> String {
     let time = clock(SystemTime::now());
-    match (query(socket), json) {
-        (Ok(report), true) => match serde_json::to_string(&report) {
-            Ok(line) => format!("{line}\n"),
-            Err(e) => format!("{{\"error\":{:?}}}\n", e.to_string()),
-        },
-        (Ok(report), false) => format!(
+    match (ask(target), json) {
+        (Ok(answers), true) => format!("{}\n", answers.to_json()),
+        (Ok(answers), false) => format!(
             "{time} UTC  every {:.1} s  {}\n{}",
             interval.as_secs_f64(),
-            socket.display(),
-            render_table(&report)
+            match target {
+                Target::One(socket) => socket.display().to_string(),
+                Target::All { run_dir } => format!("every daemon in {}", run_dir.display()),
+            },
+            answers.render_table()
         ),
         (Err(e), true) => format!(
             "{}\n",
@@ -79,10 +78,10 @@ fn round(socket: &Path, json: bool, interval: Duration) -> String {
 }
 
 /// Prints the status every `interval` to stdout until stdout is closed.
-pub fn run(socket: &Path, interval: Duration, json: bool) -> io::Result<()> {
+pub fn run(target: &Target, interval: Duration, json: bool) -> io::Result<()> {
     let redraw = !json && io::stdout().is_terminal();
     loop {
-        let text = round(socket, json, interval);
+        let text = round(target, json, interval);
         let mut out = io::stdout().lock();
         let written = if redraw {
             // Cursor home, clear the screen.

@@ -4,7 +4,9 @@
 //!
 //! One small file per instance, `counter-<interface>-<vhid>`, holding the
 //! reservation in decimal. It is replaced atomically (written to a temporary
-//! file, synced, renamed, the directory synced), about once a minute.
+//! file, synced, renamed, the directory synced), about twice a minute, and
+//! read and written only by the thread of [`super::reservations`], never on
+//! the event loop.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -13,8 +13,9 @@
 //!   announcer, the addresses it added) is its [`super::binding::Binding`]. The instance
 //!   follows the interface *name* of its configuration: when that interface
 //!   is deleted the binding is dropped and the core told the link is down;
-//!   when an interface of that name appears again the binding is rebuilt on
-//!   the new index ([`Running::follow_link`]).
+//!   when an interface of that name appears (again, or for the first time
+//!   when it was missing at start) the binding is made on its index
+//!   ([`Running::follow_link`], in `follow.rs`).
 //! - Leaving is two steps, so that a daemon with many instances hands every
 //!   vhid over (its addresses removed, then its leave advert sent) before it
 //!   runs any script: [`Running::send_leave`], then [`Running::finish_leave`].
@@ -28,13 +29,11 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::binding::{Binding, REBIND_RETRY_MS};
-use super::counters::CounterFile;
+use super::binding::Binding;
 use super::demote::{Demote, VipRetry, VIP_FAILURE_DEMOTE};
 use super::key::InstanceKey;
-use super::params::{hmac_keys, new_core};
+use super::reservations::Reserver;
 use super::rules::KernelRules;
-use super::DaemonError;
 use crate::chain::Chain;
 use crate::config::InstanceConfig;
 use crate::health::HealthMonitor;
@@ -59,6 +58,9 @@ pub struct Running {
     pub link: LinkInfo,
     /// The state machine.
     pub core: Instance,
+    /// The core was made without the interface (missing at start, see
+    /// [`super::prepare::Prepared::waiting`]): the first binding replaces it.
+    pub(super) provisional_core: bool,
     /// Sockets and addresses on the interface; `None` while the interface
     /// of the configured name is missing (or binding to it failed).
     pub(super) io: Option<Binding>,
@@ -78,7 +80,10 @@ pub struct Running {
     /// [`Running::finish_leave`].
     pub(super) leaving: Vec<Script>,
     /// Where the counter reservation is kept, if anywhere.
-    pub(super) counter_file: Option<CounterFile>,
+    pub(super) counter_file: Option<Reserver>,
+    /// The highest reservation read back from the file, or carried over
+    /// from the instance this one replaced (never read again on the loop).
+    pub(super) counter_floor: Option<u64>,
 }
 
 impl Running {
@@ -186,178 +191,30 @@ impl Running {
         }
     }
 
-    /// The interface of the configured name is now `link` (`None`: there
-    /// is none). Follows it: drops the binding to an interface that is gone
-    /// (the core sees the link down), binds to a new one (XDP attached,
-    /// vhid served, sockets reopened; the core sees the link up), or passes
-    /// a carrier change on to the core.
-    pub async fn follow_link(
-        &mut self,
-        now: Nanos,
-        link: Option<LinkInfo>,
-        links: &Links,
-        receive: &mut ReceivePath,
-        vips: &VipManager,
-        xdp_mode: XdpMode,
-    ) {
-        if self.ifindex().is_some() && link.as_ref().map(|l| l.ifindex) != self.ifindex() {
-            self.leave_link(now, receive, vips).await;
+    /// Keeps the counter reservation in `file`, and starts above `carried`
+    /// (the counters of the instance this one replaces) and, once it is
+    /// read, the reservation the file holds ([`Running::counter_floor_read`]).
+    /// Call before the first advert; does not wait for the disk.
+    pub fn use_counter_file(&mut self, file: Reserver, carried: Option<u64>) {
+        if let Some(floor) = carried {
+            self.counter_floor_read(floor);
         }
-        let Some(link) = link else {
-            self.rebind_at = None;
-            return;
-        };
-        if self.ifindex().is_some() {
-            self.carrier_seen(now, link);
-        } else {
-            self.rebind(now, link, links, receive, xdp_mode).await;
-        }
-        self.carry_out(vips).await;
-    }
-
-    /// The interface bound to is gone (deleted, or its name now another
-    /// index): the core sees the link down and what it asks for is carried
-    /// out (a renamed interface keeps its addresses, so ours are removed
-    /// from it; a deleted one took them with it), then the binding is
-    /// dropped. Failures are logged.
-    async fn leave_link(&mut self, now: Nanos, receive: &mut ReceivePath, vips: &VipManager) {
-        tracing::warn!(
-            iface = %self.cfg.interface, vhid = self.cfg.vhid,
-            "interface ifindex {} is gone", self.link.ifindex
-        );
-        self.core.handle_link(now, false);
-        self.carry_out(vips).await;
-        self.unbind(receive);
-    }
-
-    /// A report on the interface bound to: its carrier goes to the core
-    /// (the watch's first report included, so an instance started on a
-    /// down link goes INIT), unless link state is ignored. Cannot fail.
-    fn carrier_seen(&mut self, now: Nanos, link: LinkInfo) {
-        let was = self.link.carrier;
-        self.link = link;
-        if !self.cfg.ignore_ifstate {
-            if was != self.link.carrier {
-                tracing::info!(
-                    iface = %self.cfg.interface, vhid = self.cfg.vhid,
-                    "link {}", if self.link.carrier { "up" } else { "down" }
-                );
-            }
-            self.core.handle_link(now, self.link.carrier);
-        }
-    }
-
-    /// Binds to `link`, an interface of the configured name, and tells the
-    /// core the link is up. A failure ([`Running::bind`]) is warned about
-    /// once per interface index and retried every [`REBIND_RETRY_MS`].
-    async fn rebind(
-        &mut self,
-        now: Nanos,
-        link: LinkInfo,
-        links: &Links,
-        receive: &mut ReceivePath,
-        xdp_mode: XdpMode,
-    ) {
-        let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
-        match self.bind(now, &link, links, receive, xdp_mode).await {
-            Ok(()) => {
-                self.rebind_at = None;
-                self.rebind_warned = None;
-                tracing::info!(
-                    iface = %iface, vhid,
-                    "interface back as ifindex {}: receiving and sending again", link.ifindex
-                );
-                self.link = link;
-                self.core
-                    .handle_link(now, self.link.carrier || self.cfg.ignore_ifstate);
-            }
-            Err(e) => {
-                // Warned once per interface, then retried quietly.
-                if self.rebind_warned == Some(link.ifindex) {
-                    tracing::debug!(iface = %iface, vhid, "still cannot use ifindex {}: {}", link.ifindex, Chain(&e));
-                } else {
-                    self.rebind_warned = Some(link.ifindex);
-                    tracing::warn!(
-                        iface = %iface, vhid,
-                        "cannot use interface ifindex {} yet, trying again every {REBIND_RETRY_MS} ms: {}",
-                        link.ifindex,
-                        Chain(&e)
-                    );
-                }
-                self.rebind_at = Some(now.saturating_add(Nanos::from_millis(REBIND_RETRY_MS)));
-            }
-        }
-    }
-
-    /// Binds to `link`: receive path attached and vhid served on it, advert
-    /// sockets and announcer opened. The core is kept unless the advert
-    /// sources changed (no `srcip`, and the new interface has another
-    /// address), which needs a new one.
-    async fn bind(
-        &mut self,
-        now: Nanos,
-        link: &LinkInfo,
-        links: &Links,
-        receive: &mut ReceivePath,
-        xdp_mode: XdpMode,
-    ) -> Result<(), DaemonError> {
-        let key = self.key();
-        let (binding, sources) = Binding::open(&self.cfg, &key, link, links).await?;
-        receive.attach(&link.name, link.ifindex, xdp_mode)?;
-        receive.serve_vhid(link.ifindex, self.cfg.vhid, &self.cfg.peers)?;
-        let hmac = hmac_keys(&self.cfg);
-        receive.set_hmac_keys(link.ifindex, self.cfg.vhid, hmac.as_ref())?;
-        if sources != self.core.params().source_addrs {
-            tracing::info!(iface = %key.interface, vhid = key.vhid, "advert sources now {sources:?}");
-            let mut core = new_core(&self.cfg, &key, sources, now, super::wall_clock_unix_ns())?;
-            core.set_demote(now, self.demote.total());
-            // Counters go on from the old core's, never below (both are
-            // our counters, checked floors), and what it knew of its peers'
-            // counters stays known.
-            if let Some(last) = self.core.status().last_counter_sent {
-                let _ = core.raise_counter_floor(last);
-            }
-            if let Some(floor) = self.counter_floor() {
-                let _ = core.raise_counter_floor(floor);
-            }
-            core.remember_counters(self.core.known_counters());
-            self.core = core;
-        }
-        self.io = Some(binding);
-        Ok(())
-    }
-
-    /// Drops the binding: its sockets, the vhid in the receive path (the
-    /// addresses are removed before, as the core asks).
-    fn unbind(&mut self, receive: &mut ReceivePath) {
-        if self.io.take().is_some() {
-            let _ = receive.set_hmac_keys(self.link.ifindex, self.cfg.vhid, None);
-            let _ = receive.unserve_vhid(self.link.ifindex, self.cfg.vhid);
-        }
-        self.kernel_rules
-            .clear(receive, (self.link.ifindex, self.cfg.vhid));
-    }
-
-    /// Keeps the counter reservation in `file` and starts above the one it
-    /// holds. Call before the first advert. Without a readable file the
-    /// counter follows the wall clock alone, as logged.
-    pub fn use_counter_file(&mut self, file: CounterFile) {
+        file.load();
         self.counter_file = Some(file);
-        if let Some(floor) = self.counter_floor() {
-            // Checked by `load`.
-            let _ = self.core.raise_counter_floor(floor);
-        }
     }
 
-    /// The reservation in the counter file, if one can be read.
-    fn counter_floor(&self) -> Option<u64> {
-        match self.counter_file.as_ref()?.load() {
-            Ok(floor) => floor,
-            Err(e) => {
-                tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}; counters follow the wall clock only", Chain(&e));
-                None
-            }
-        }
+    /// The counter file holds the reservation `floor`: every counter from
+    /// now on is above it.
+    pub fn counter_floor_read(&mut self, floor: u64) {
+        self.counter_floor = Some(self.counter_floor.map_or(floor, |f| f.max(floor)));
+        // A floor `CounterFile::load` checked, or a counter we sent.
+        let _ = self.core.raise_counter_floor(floor);
+    }
+
+    /// What this instance's next instance must start above: the last
+    /// counter sent and the floor.
+    pub fn counter_carried(&self) -> Option<u64> {
+        self.core.status().last_counter_sent.max(self.counter_floor)
     }
 
     /// Hands a received advert to the core, as seen at `seen` (when the
@@ -421,11 +278,18 @@ impl Running {
                 self.run_script(script);
             }
             Action::PersistCounter(value) => {
-                // A failed write is logged, not fatal: counters still follow
-                // the wall clock, as they did before reservations existed.
+                // Written off the loop: the advert after it does not wait
+                // (see `crate::proto::counter`). A late write is warned
+                // about; a failed one is logged when reported.
                 if let Some(file) = &self.counter_file {
-                    if let Err(e) = file.store(value) {
-                        tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
+                    if let Some(waited) = file.store(value) {
+                        tracing::warn!(
+                            iface = %self.cfg.interface, vhid = self.cfg.vhid,
+                            "counter reservation {} not written after {} s (state_dir stalled?); \
+                             adverts go on, but counters above {} would not survive a restart \
+                             with the clock set back",
+                            file.path().display(), waited.as_secs(), self.core.counter_durable()
+                        );
                     }
                 }
             }
@@ -468,7 +332,13 @@ impl Running {
             .collect();
         match mgr.remove_stale(self.link.ifindex, &configured).await {
             Ok(removed) if !removed.is_empty() => {
-                tracing::info!(iface = %iface, vhid, "removed addresses {removed:?}")
+                let list: Vec<String> = removed.iter().map(ToString::to_string).collect();
+                tracing::info!(
+                    iface = %iface, vhid,
+                    "removed {} from {iface} while {}: put there outside carpd-xdp (configured \
+                     before start, by a script or by a crashed run)",
+                    list.join(", "), format!("{:?}", self.core.state()).to_uppercase()
+                )
             }
             Ok(_) => {}
             Err(e) => tracing::error!(iface = %iface, vhid, "{}", Chain(&e)),

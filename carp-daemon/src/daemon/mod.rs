@@ -7,7 +7,8 @@
 //!  retries due (rebind, VIP add) ─────┤                                             netlink,
 //!  health-check demote changes ───────┤
 //!  signals (TERM INT HUP USR1 USR2) ──┤                                             scripts
-//!  control socket requests ───────────┘
+//!  control socket requests ───────────┤
+//!  counter reservations read/written ─┘  (by a thread of their own: reservations)
 //! ```
 //!
 //! Every decision is the core's ([`crate::proto::instance::Instance`]); this
@@ -28,6 +29,7 @@
 mod binding;
 pub mod counters;
 pub mod demote;
+mod follow;
 pub mod instance;
 mod key;
 pub mod params;
@@ -35,6 +37,7 @@ mod peers_state;
 mod prepare;
 pub mod rate;
 mod reload;
+pub mod reservations;
 mod rules;
 pub mod status;
 
@@ -130,6 +133,9 @@ pub enum DaemonError {
     /// The metrics endpoint could not be set up.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    /// The counter reservation writer could not be started.
+    #[error(transparent)]
+    Reservations(#[from] reservations::ReservationsError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals {
@@ -162,6 +168,14 @@ fn wall_clock_unix_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// At start, how long the daemon waits for the counter files to be read
+/// before its loop runs (a file read later still raises the floor).
+const COUNTER_LOAD_WAIT: Duration = Duration::from_secs(2);
+
+/// At exit, after the leave, how long the daemon waits for reservations
+/// still being written.
+const COUNTER_FLUSH_WAIT: Duration = Duration::from_secs(1);
+
 /// At exit, how long past the longest script timeout the daemon waits, so
 /// that a script killed at its timeout is reaped and logged before the exit.
 pub const SCRIPT_KILL_GRACE: Duration = Duration::from_secs(1);
@@ -182,6 +196,8 @@ pub struct Daemon {
     notifier: Notifier,
     started: std::time::Instant,
     control_rx: mpsc::Receiver<ControlRequest>,
+    /// The counter reservation files, read and written off the loop.
+    reservations: reservations::Reservations,
     _control: ControlServer,
     _metrics: Option<MetricsServer>,
     /// What the instances know of their peers' counters, across restarts.
@@ -207,6 +223,7 @@ impl Daemon {
             Notifier::disabled()
         });
         let (health_tx, health_rx) = mpsc::channel(64);
+        let reservations = reservations::Reservations::start()?;
         let mut daemon = Daemon {
             config: Config {
                 instances: Vec::new(),
@@ -222,6 +239,7 @@ impl Daemon {
             notifier,
             started: std::time::Instant::now(),
             control_rx,
+            reservations,
             _control: control,
             _metrics: metrics,
             peers: peers_state::PeerMemory::open(&config.global.state_dir),
@@ -229,6 +247,7 @@ impl Daemon {
         for inst in config.instances.clone() {
             daemon.start_instance(inst).await?;
         }
+        daemon.await_counter_floors().await;
         daemon.config = config;
         daemon.watch_links().await?;
         Ok(daemon)
@@ -239,7 +258,7 @@ impl Daemon {
         cfg: crate::config::InstanceConfig,
     ) -> Result<(), DaemonError> {
         let prepared = self.prepare_instance(cfg).await?;
-        self.commit_instance(prepared, None).await.map(|_| ())
+        self.commit_instance(prepared, None, None).await.map(|_| ())
     }
 
     /// Everything that can fail in starting an instance, with no effect on
@@ -259,18 +278,21 @@ impl Daemon {
         .await
     }
 
-    /// Starts a prepared instance; returns its key.
+    /// Starts a prepared instance, its counters above `carried` (those of
+    /// the instance it replaces); returns its key.
     async fn commit_instance(
         &mut self,
         prepared: prepare::Prepared,
         scripts: Option<crate::scripts::ScriptRunner>,
+        carried: Option<u64>,
     ) -> Result<InstanceKey, DaemonError> {
         let mut running = prepared.commit(&mut self.receive, self.health_tx.clone(), scripts)?;
-        running.use_counter_file(counters::CounterFile::new(
+        let file = counters::CounterFile::new(
             &self.config.global.state_dir,
             &running.cfg.interface,
             running.cfg.vhid,
-        ));
+        );
+        running.use_counter_file(self.reservations.reserver(file), carried);
         let known = self.peers.recall(&running.cfg.interface, running.cfg.vhid);
         running.core.remember_counters(known);
         running.carry_out(&self.vips).await;
@@ -342,10 +364,15 @@ impl Daemon {
             sig(SignalKind::user_defined1())?,
             sig(SignalKind::user_defined2())?,
         );
+        let mut guard =
+            crate::pace::LoopGuard::new().map_err(|source| DaemonError::Signals { source })?;
         let _ = self.notifier.ready();
         let mut save_peers = tokio::time::interval(peers_state::SAVE_EVERY);
         save_peers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // A loop that never sleeps would die of RLIMIT_RTTIME when
+            // real-time (see `crate::pace`).
+            guard.tick();
             let deadline = self.next_deadline();
             let retry = self.next_retry();
             // Not `biased;`: the timer branch empties the receive path itself
@@ -361,12 +388,14 @@ impl Daemon {
                 () = sleep_until(retry) => self.on_retry().await,
                 Some((key, demote)) = self.health_rx.recv() => self.on_health(key, demote).await,
                 Some(request) = self.control_rx.recv() => self.on_control(request),
+                Some(done) = self.reservations.done() => self.on_reservation(done),
                 _ = save_peers.tick() => self.peers.save(self.known_counters()),
                 _ = usr1.recv() => self.log_states(),
                 _ = usr2.recv() => self.on_usr2().await,
                 _ = hup.recv() => self.on_reload(&reload).await,
                 _ = term.recv() => break,
                 _ = int.recv() => break,
+                () = guard.watch() => {}
             }
         }
         self.shut_down().await;
@@ -549,6 +578,7 @@ impl Daemon {
             .unwrap_or_default()
             + SCRIPT_KILL_GRACE;
         wait_for_scripts(pending, deadline).await;
+        self.flush_reservations().await;
         let known = self.known_counters();
         self.peers.close(known).await;
     }
@@ -581,12 +611,20 @@ impl Daemon {
     }
 }
 
-/// The interfaces of `config`'s instances, each once, as (name, index) for
-/// the receive path. Fails on an interface that cannot be resolved.
+/// The interfaces of `config`'s instances that exist, each once, as (name,
+/// index) for the receive path (a missing one is attached when it appears).
+/// Fails when netlink does.
 async fn interfaces_of(config: &Config, links: &Links) -> Result<Vec<(String, u32)>, DaemonError> {
     let mut ifaces: Vec<(String, u32)> = Vec::new();
     for inst in &config.instances {
-        let link = prepare::link_of(inst, links).await?;
+        let link = match prepare::link_of(inst, links).await {
+            Err(DaemonError::Link { source, .. })
+                if matches!(*source, crate::net::link::LinkError::NoSuchName { .. }) =>
+            {
+                continue;
+            }
+            other => other?,
+        };
         if !ifaces.iter().any(|(_, i)| *i == link.ifindex) {
             ifaces.push((link.name, link.ifindex));
         }

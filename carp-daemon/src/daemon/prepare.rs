@@ -2,8 +2,11 @@
 //! that can fail (interface lookup, advert sources, sockets, parameters,
 //! health checks) without touching what running instances use;
 //! [`Prepared::commit`] then serves the vhid and starts it. A reload
-//! replaces a changed instance only once its replacement is prepared.
+//! replaces a changed instance only once its replacement is prepared. An
+//! interface missing at start is not a failure: the instance waits for it
+//! in INIT ([`Prepared::waiting`]), as for one that disappears later.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -17,7 +20,7 @@ use super::rules::KernelRules;
 use super::DaemonError;
 use crate::config::InstanceConfig;
 use crate::health::{HealthCheck, HealthMonitor};
-use crate::net::link::{LinkInfo, Links};
+use crate::net::link::{device_name, LinkError, LinkInfo, Links};
 use crate::proto::instance::Instance;
 use crate::proto::Nanos;
 use crate::scripts::ScriptRunner;
@@ -41,8 +44,11 @@ pub(super) async fn link_of(cfg: &InstanceConfig, links: &Links) -> Result<LinkI
 /// dropping it leaves no trace.
 pub struct Prepared {
     cfg: InstanceConfig,
+    /// The interface; while it is missing, a stand-in with its name and
+    /// index 0 (see [`Prepared::waiting`]).
     link: LinkInfo,
-    binding: Binding,
+    /// `None` while the interface is missing.
+    binding: Option<Binding>,
     core: Instance,
     hmac: Option<VhidKeys>,
     health: Option<HealthMonitor>,
@@ -72,8 +78,11 @@ impl Prepared {
             hmac,
             health,
         } = self;
-        receive.serve_vhid(link.ifindex, cfg.vhid, &cfg.peers)?;
-        receive.set_hmac_keys(link.ifindex, cfg.vhid, hmac.as_ref())?;
+        let waiting = binding.is_none();
+        if !waiting {
+            receive.serve_vhid(link.ifindex, cfg.vhid, &cfg.peers)?;
+            receive.set_hmac_keys(link.ifindex, cfg.vhid, hmac.as_ref())?;
+        }
         let key = InstanceKey::of(&cfg);
         if let Some(monitor) = &health {
             forward_health(monitor, key, health_tx);
@@ -84,17 +93,26 @@ impl Prepared {
                 Duration::from_secs(cfg.scripts.timeout_secs.into()),
             )
         });
-        tracing::info!(
-            iface = %cfg.interface, vhid = cfg.vhid,
-            "instance started on ifindex {}: advbase {} advskew {} preempt {} vips {:?}{}",
-            link.ifindex, cfg.advbase_secs, cfg.advskew, cfg.preempt,
-            cfg.vips.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
-            if hmac.is_some() { "" } else { " (HMAC checked in userspace only)" }
-        );
+        if waiting {
+            tracing::warn!(
+                iface = %cfg.interface, vhid = cfg.vhid,
+                "no interface named {:?} yet: the instance waits for it in INIT, \
+                 and starts when it appears", link.name
+            );
+        } else {
+            tracing::info!(
+                iface = %cfg.interface, vhid = cfg.vhid,
+                "instance started on ifindex {}: advbase {} advskew {} preempt {} vips {:?}{}",
+                link.ifindex, cfg.advbase_secs, cfg.advskew, cfg.preempt,
+                cfg.vips.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+                if hmac.is_some() { "" } else { " (HMAC checked in userspace only)" }
+            );
+        }
         Ok(Running {
             link,
             core,
-            io: Some(binding),
+            provisional_core: waiting,
+            io: binding,
             scripts,
             _health: health,
             kernel_rules: KernelRules::default(),
@@ -104,6 +122,7 @@ impl Prepared {
             rebind_warned: None,
             leaving: Vec::new(),
             counter_file: None,
+            counter_floor: None,
             cfg,
         })
     }
@@ -122,7 +141,14 @@ impl Running {
         wall_clock_unix_ns: u64,
     ) -> Result<Prepared, DaemonError> {
         let key = InstanceKey::of(&cfg);
-        let link = link_of(&cfg, links).await?;
+        let link = match link_of(&cfg, links).await {
+            Err(DaemonError::Link { source, .. })
+                if matches!(*source, LinkError::NoSuchName { .. }) =>
+            {
+                return Prepared::waiting(cfg, &key, now, wall_clock_unix_ns);
+            }
+            other => other?,
+        };
         let (binding, sources) = Binding::open(&cfg, &key, &link, links).await?;
         let core = new_core(&cfg, &key, sources, now, wall_clock_unix_ns)?;
         let health = start_health_checks(&cfg, &key)?;
@@ -133,7 +159,51 @@ impl Running {
             hmac: hmac_keys(&cfg),
             cfg,
             link,
-            binding,
+            binding: Some(binding),
+            core,
+            health,
+        })
+    }
+}
+
+impl Prepared {
+    /// An instance whose interface does not exist (yet): it waits in INIT
+    /// as one whose interface went away does, and starts when an interface
+    /// of that name appears ([`Running::follow_link`]). Its core is
+    /// provisional: the advert sources are not known before the interface
+    /// is (no `srcip`: the unspecified address stands in) and it runs no
+    /// down script; the first binding replaces it with the real one, which
+    /// starts as UCARP does (BACKUP, down script unless neutral). Fails only
+    /// on parameters or health checks that are invalid anyway.
+    fn waiting(
+        cfg: InstanceConfig,
+        key: &InstanceKey,
+        now: Nanos,
+        wall_clock_unix_ns: u64,
+    ) -> Result<Prepared, DaemonError> {
+        let stand_in = match cfg.vips.first().map(|v| v.addr) {
+            Some(IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        let sources = vec![cfg.srcip.unwrap_or(stand_in)];
+        let provisional = InstanceConfig {
+            neutral: true,
+            ..cfg.clone()
+        };
+        let mut core = new_core(&provisional, key, sources, now, wall_clock_unix_ns)?;
+        core.handle_link(now, false);
+        let health = start_health_checks(&cfg, key)?;
+        Ok(Prepared {
+            hmac: hmac_keys(&cfg),
+            link: LinkInfo {
+                ifindex: 0,
+                name: device_name(&cfg.interface).to_owned(),
+                mac: None,
+                carrier: false,
+                oper_state: None,
+            },
+            cfg,
+            binding: None,
             core,
             health,
         })

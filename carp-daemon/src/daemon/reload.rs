@@ -125,16 +125,20 @@ impl Daemon {
             }
         };
         let mut scripts = None;
+        let mut carried = None;
         if let Some(mut r) = previous {
             tracing::info!(iface = %key.interface, vhid = key.vhid, "reload: instance changed, replacing it");
             r.send_leave(now(), &self.vips).await;
             drop(r.finish_leave(&self.vips, &mut self.receive).await);
+            // Its counters go on above the predecessor's, whether or not its
+            // last reservation is written yet.
+            carried = r.counter_carried();
             // The replacement's scripts run after its predecessor's.
             if r.cfg.scripts.timeout_secs == prepared.cfg().scripts.timeout_secs {
                 scripts = Some(r.scripts().clone());
             }
         }
-        match self.commit_instance(prepared, scripts).await {
+        match self.commit_instance(prepared, scripts, carried).await {
             Ok(_) => Ok(()),
             Err(source) => {
                 let e = NotApplied { key, source };

@@ -11,16 +11,17 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use carp_common::constants::{AF_INET, AF_INET6};
+use carp_common::constants::{AF_INET, AF_INET6, REPLAY_SPARE_RULES};
 use carp_common::maps::{ReplayKey, ReplayState};
 
 use crate::chain::Chain;
 use crate::xdp::receive::{ReceiveError, ReceivePath};
 
 /// Rules one instance keeps for sources that are neither allowed peers nor
-/// the current master: a master and its backups fit many times over, and
-/// sources beyond it (spoofed ones, without an allow-list) evict each other.
-pub const SPARE_RULES: usize = 16;
+/// the current master ([`REPLAY_SPARE_RULES`]): with its master and its
+/// allowed peers, what the receive path's map is sized for, so that
+/// installing a rule never fails for want of room.
+pub const SPARE_RULES: usize = REPLAY_SPARE_RULES as usize;
 
 /// What the core may change of an installed rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,6 +136,62 @@ impl KernelRules {
             if let Err(e) = receive.remove_replay_rule(&key(ifindex, vhid, src)) {
                 tracing::warn!(ifindex, vhid, "{}", Chain(&e));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use carp_common::constants::MAP_VHIDS_CAPACITY;
+    use carp_common::maps::{Recent, Settings, REPLAY_STRICT};
+
+    use super::*;
+    use crate::xdp::mode::XdpMode;
+
+    /// Every (interface, vhid) the receive path can serve, each with a
+    /// master and more spoofed sources than it keeps rules for: no rule
+    /// fails to install for want of room, and every master keeps its rule
+    /// whatever was heard after it.
+    #[test]
+    fn every_vhid_keeps_its_master_rule_when_all_are_full() {
+        let mut receive = ReceivePath::open(&[], XdpMode::Off, Settings::default()).unwrap();
+        let rule = ReplayState::new(REPLAY_STRICT, 0, &Recent::EMPTY);
+        let master = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let spoofed = |i: u32| IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i));
+        let instances: Vec<(u32, u8)> = (0..MAP_VHIDS_CAPACITY)
+            .map(|i| (1 + i / 255, (1 + i % 255) as u8))
+            .collect();
+        let mut all = Vec::new();
+        for &at in &instances {
+            let mut rules = KernelRules::default();
+            let keep = |a: IpAddr| a == master;
+            for i in 0..SPARE_RULES as u32 {
+                rules
+                    .accepted(&mut receive, at, spoofed(i), &rule, keep)
+                    .unwrap();
+            }
+            rules
+                .accepted(&mut receive, at, master, &rule, keep)
+                .unwrap();
+            all.push(rules);
+        }
+        // More spoofed sources on every instance: they evict each other,
+        // never the master, and never run out of room.
+        for (rules, &at) in all.iter_mut().zip(&instances) {
+            for i in 0..2 * SPARE_RULES as u32 {
+                let keep = |a: IpAddr| a == master;
+                rules
+                    .accepted(&mut receive, at, spoofed(100 + i), &rule, keep)
+                    .unwrap_or_else(|e| panic!("instance {at:?}: {e}"));
+            }
+        }
+        for &(ifindex, vhid) in &instances {
+            assert!(
+                receive.replay_rule(&key(ifindex, vhid, master)).is_some(),
+                "the master of vhid {vhid} on {ifindex} lost its rule"
+            );
         }
     }
 }

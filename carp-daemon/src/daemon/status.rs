@@ -75,7 +75,9 @@ fn instance_report(r: &Running, now: Nanos) -> InstanceReport {
         adverts_accepted: s.adverts_accepted,
         adverts_repeated: s.adverts_repeated,
         transitions: s.transitions,
-        last_change_reason: s.last_change.map(|(_, why)| why.to_string()),
+        last_change_reason: r
+            .waiting_reason()
+            .or_else(|| s.last_change.map(|(_, why)| why.to_string())),
         last_change_age_ms: s
             .last_change
             .map(|(at, _)| now.0.saturating_sub(at.0) / 1_000_000),

@@ -4,7 +4,9 @@
 //! idempotent (an address already present, or already gone, is not an
 //! error). [`VipSet`] remembers which addresses *this process* added so that
 //! exactly those are removed on exit, and [`VipManager::remove_stale`] clears
-//! configured VIPs left behind by a crashed run before we become BACKUP.
+//! configured VIPs someone else put on the interface (configured statically
+//! before start, as the French wiki's init script does, added by a script, or
+//! left behind by a crashed run) whenever we are not master.
 //!
 //! IPv4 VIPs may carry a label (`eth0:carp0`, as `ip addr add ... label`
 //! does); IPv6 has no address labels, so the label is ignored there. IPv6
@@ -222,13 +224,13 @@ impl VipManager {
             .collect())
     }
 
-    /// Start-up clean-up: removes any of `vips` already on `ifindex` (left by
-    /// a crashed run) and returns the addresses removed.
+    /// Removes any of `vips` on `ifindex` that someone else put there
+    /// (configured before start, added by a script, left by a crashed run)
+    /// and returns the addresses removed; the caller says so in the log.
     pub async fn remove_stale(&self, ifindex: u32, vips: &[Vip]) -> Result<Vec<IpAddr>, VipError> {
         let mut removed = Vec::new();
         for vip in vips {
             if self.remove(ifindex, vip.addr).await? {
-                tracing::info!(ifindex, vip = %vip.addr, "removed stale virtual address");
                 removed.push(vip.addr);
             }
         }

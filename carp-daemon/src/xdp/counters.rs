@@ -27,6 +27,16 @@ impl Counters {
         }
     }
 
+    /// What each total grew by since `before` (totals only grow; a total
+    /// below `before`'s counts as 0).
+    pub fn since(&self, before: &Counters) -> Counters {
+        let mut d = Counters::default();
+        for (d, (a, b)) in d.0.iter_mut().zip(self.0.iter().zip(before.0)) {
+            *d = a.saturating_sub(b);
+        }
+        d
+    }
+
     /// Sum of every drop reason (all but `delivered`).
     pub fn dropped(&self) -> u64 {
         Reason::ALL

@@ -20,18 +20,29 @@ use tokio::io::Interest;
 use super::key::VhidKeys;
 use crate::net::socket;
 
-/// Classic BPF: accept IPv4 or IPv6 (no extension header) with protocol 112.
+/// Classic BPF ancillary load of the socket buffer's "VLAN tag present"
+/// (`SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT`).
+const VLAN_TAG_PRESENT: u32 = 0xffff_f000 + 48;
+
+/// Classic BPF: accept IPv4 or IPv6 (no extension header) with protocol 112,
+/// untagged. The socket sees every interface: a VLAN's frame is seen on the
+/// parent with its tag taken off into the socket buffer, then on the VLAN
+/// interface without it. Only the latter is the VLAN's (its instances judge
+/// it); the parent's copy is rejected here. A frame still tagged in its
+/// bytes fails the EtherType test.
 /// Instructions are (code, jt, jf, k); offsets are Ethernet-relative.
-const FILTER: [(u16, u8, u8, u32); 9] = [
-    (0x28, 0, 0, 12),     // 0: A = EtherType (half word at 12)
-    (0x15, 0, 2, 0x0800), // 1: IPv4? next : 4
-    (0x30, 0, 0, 23),     // 2: A = IPv4 protocol byte
-    (0x15, 3, 4, 112),    // 3: 112? accept(7) : reject(8)
-    (0x15, 0, 3, 0x86dd), // 4: IPv6? next : reject(8)
-    (0x30, 0, 0, 20),     // 5: A = IPv6 next header
-    (0x15, 0, 1, 112),    // 6: 112? accept(7) : reject(8)
-    (0x06, 0, 0, 0xffff), // 7: accept, up to 64 KiB
-    (0x06, 0, 0, 0),      // 8: reject
+const FILTER: [(u16, u8, u8, u32); 11] = [
+    (0x20, 0, 0, VLAN_TAG_PRESENT), // 0: A = VLAN tag present
+    (0x15, 0, 8, 0),                // 1: none? next : reject(10)
+    (0x28, 0, 0, 12),               // 2: A = EtherType (half word at 12)
+    (0x15, 0, 2, 0x0800),           // 3: IPv4? next : 6
+    (0x30, 0, 0, 23),               // 4: A = IPv4 protocol byte
+    (0x15, 3, 4, 112),              // 5: 112? accept(9) : reject(10)
+    (0x15, 0, 3, 0x86dd),           // 6: IPv6? next : reject(10)
+    (0x30, 0, 0, 20),               // 7: A = IPv6 next header
+    (0x15, 0, 1, 112),              // 8: 112? accept(9) : reject(10)
+    (0x06, 0, 0, 0xffff),           // 9: accept, up to 64 KiB
+    (0x06, 0, 0, 0),                // 10: reject
 ];
 
 /// A packet socket receiving protocol-112 frames from every interface.
@@ -142,10 +153,9 @@ impl Tables for FallbackTables {
         }
     }
 
-    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> Admit {
-        self.replay.get(key).map_or(Admit::Fresh, |state| {
-            state.admits(counter, mac, key.vhid as u8)
-        })
+    fn replay_admits(&mut self, key: &ReplayKey, counter: u64, mac: &[u8; 6]) -> Option<Admit> {
+        let state = self.replay.get(key)?;
+        Some(state.admits(counter, mac, key.vhid as u8))
     }
 
     fn replay_record(&mut self, key: &ReplayKey, counter: u64) -> bool {

@@ -366,6 +366,13 @@ impl ReceivePath {
         Ok(())
     }
 
+    /// The replay rule the receive path holds for one source, if any (the
+    /// fallback path's copy, the same as the kernel's when it was set).
+    #[cfg(test)]
+    pub(crate) fn replay_rule(&self, key: &ReplayKey) -> Option<&ReplayState> {
+        self.tables.replay.get(key)
+    }
+
     /// Replaces the rate limit and flags on both paths.
     pub fn set_settings(&mut self, settings: Settings) -> Result<(), ReceiveError> {
         if let Some(p) = self.program.as_mut() {

@@ -273,11 +273,20 @@ impl Sim {
             .collect()
     }
 
-    /// The alive node with the best (demote, interval, address).
+    /// The alive node with the best (demote, interval, address), the
+    /// interval from the advskew it advertises: its own, or while demoted
+    /// its own scaled into 241..=254 (`241 + advskew × 13 / 254`), so that
+    /// equally demoted nodes keep the order of their configured advskews
+    /// (to within 20) and the address decides only between those.
     pub fn best(&self) -> usize {
         let prio = |i: usize| {
             let s = self.nodes[i].spec;
-            Priority::of_advert(s.demote, s.advbase_secs, s.advskew, self.nodes[i].addr)
+            let advskew = if s.demote > 0 {
+                241 + (u16::from(s.advskew) * 13 / 254) as u8
+            } else {
+                s.advskew
+            };
+            Priority::of_advert(s.demote, s.advbase_secs, advskew, self.nodes[i].addr)
         };
         (0..self.nodes.len())
             .filter(|&i| self.nodes[i].alive)

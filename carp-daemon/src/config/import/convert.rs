@@ -10,8 +10,10 @@ use super::super::model::*;
 use super::super::password::{Password, PasswordSource};
 use super::super::starter::quote;
 use super::super::validate::{check_config, split_alias, Field, Locate};
-use super::settings::{settings_of, Origin, Settings, Val};
-use super::{ImportError, Input};
+use super::redhat;
+use super::render::render;
+use super::settings::{settings_of, Note, Origin, Settings, Val};
+use super::{Body, ImportError, Input};
 
 /// A netmask as a prefix length: `24`, `/24` or `255.255.255.0` (IPv4).
 fn prefix_len(mask: &str, ipv4: bool) -> Option<u8> {
@@ -27,18 +29,16 @@ fn prefix_len(mask: &str, ipv4: bool) -> Option<u8> {
 }
 
 /// One instance, with what the TOML needs beyond the model.
-struct Imported {
-    instance: InstanceConfig,
+pub(super) struct Imported {
+    pub(super) instance: InstanceConfig,
     /// Where the TOML's `password_file` points.
-    password_file: PathBuf,
+    pub(super) password_file: PathBuf,
     /// The secret to write there (None: a PASSFILE, referenced as it is).
-    secret: Option<Vec<u8>>,
+    pub(super) secret: Option<Vec<u8>>,
     /// Where the checked fields came from.
     origins: Origins,
     /// The input it came from.
-    source: PathBuf,
-    /// Remarks written as comments above the instance.
-    notes: Vec<String>,
+    pub(super) source: String,
 }
 
 /// Where the fields [`check_config`] may blame were set.
@@ -63,27 +63,72 @@ impl Locate for Blame<'_> {
     }
 }
 
-fn instance(s: &Settings, source: &Path, password_dir: &Path) -> Result<Imported, ImportError> {
-    let name = source.display().to_string();
+/// Which layout an input is in: what to suggest when a setting is missing,
+/// and which scripts are the package's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Wiki,
+    RedHat,
+    Debian,
+    CommandLine,
+}
+
+impl Kind {
+    fn of(body: &Body) -> Kind {
+        match body {
+            Body::Shell(_) => Kind::Wiki,
+            Body::RedHat(_) => Kind::RedHat,
+            Body::Interfaces(_) => Kind::Debian,
+            Body::Args(_) => Kind::CommandLine,
+        }
+    }
+
+    /// How to set the interface, vhid, VIP and password in this layout.
+    fn hints(self) -> [&'static str; 4] {
+        match self {
+            Kind::Wiki => [
+                "INTERFACE=eth0 or -i eth0",
+                "INSTANCE_ID=N or -v N",
+                "VIRTUAL_ADDRESS=ADDRESS or -a ADDRESS",
+                "PASSWORD=..., PASSFILE=FILE, -p or -o",
+            ],
+            Kind::RedHat => [
+                "BIND_INTERFACE=eth0",
+                "ID=N, or a vip-N.conf file name",
+                "VIP_ADDRESS=ADDRESS",
+                "PASSWORD=... or PASSFILE=FILE",
+            ],
+            Kind::Debian | Kind::CommandLine => {
+                ["-i eth0", "-v N", "-a ADDRESS", "-p PASSWORD or -o FILE"]
+            }
+        }
+    }
+}
+
+fn instance(
+    s: &Settings,
+    source: &str,
+    kind: Kind,
+    password_dir: &Path,
+) -> Result<Imported, ImportError> {
+    let [if_hint, vhid_hint, addr_hint, pass_hint] = kind.hints();
     let missing = |what, hint| ImportError::Missing {
-        source_name: name.clone(),
+        source_name: source.to_owned(),
         what,
         hint,
     };
     let interface = s
         .interface
         .clone()
-        .ok_or_else(|| missing("the interface", "INTERFACE=eth0 or -i eth0"))?;
+        .ok_or_else(|| missing("the interface", if_hint))?;
     let vhid = s
         .vhid
         .clone()
-        .ok_or_else(|| missing("the vhid", "INSTANCE_ID=N or -v N"))?;
-    let addr = s.addr.clone().ok_or_else(|| {
-        missing(
-            "the virtual address",
-            "VIRTUAL_ADDRESS=ADDRESS or -a ADDRESS",
-        )
-    })?;
+        .ok_or_else(|| missing("the vhid", vhid_hint))?;
+    let addr = s
+        .addr
+        .clone()
+        .ok_or_else(|| missing("the virtual address", addr_hint))?;
     let (base, label) = split_alias(&interface.value);
     let mut vips = Vec::new();
     for text in &addr.value {
@@ -140,23 +185,9 @@ fn instance(s: &Settings, source: &Path, password_dir: &Path) -> Result<Imported
             }
             .into())
         }
-        (None, None) => {
-            return Err(missing(
-                "the password",
-                "PASSWORD=..., PASSFILE=FILE, -p or -o",
-            ))
-        }
+        (None, None) => return Err(missing("the password", pass_hint)),
     };
     let on = |v: &Option<Val<bool>>| v.as_ref().is_some_and(|v| v.value);
-    let mut notes = Vec::new();
-    if let Some(d) = &s.daemonize {
-        notes.push(format!(
-            "{}: not carried over: carpd-xdp.service runs the \
-             daemon in the foreground (Type=notify); set [global] daemonize = true \
-             only when an init script starts carpd-xdp",
-            d.from
-        ));
-    }
     let instance = InstanceConfig {
         interface: base.to_owned(),
         label: label.map(str::to_owned),
@@ -202,7 +233,6 @@ fn instance(s: &Settings, source: &Path, password_dir: &Path) -> Result<Imported
             mcast: s.mcast.as_ref().map(|v| v.from.clone()),
         },
         source: source.to_owned(),
-        notes,
     })
 }
 
@@ -238,6 +268,43 @@ pub struct Conversion {
     pub toml: String,
     /// (path, first line) of each password file, in instance order.
     pub password_files: Vec<(PathBuf, Vec<u8>)>,
+    /// The same configuration with the passwords of `password_files`
+    /// inline, for the loader's check before anything is written.
+    pub check_toml: String,
+    /// The password files the configuration references as they are
+    /// (PASSFILE), read by the loader's check.
+    pub passfiles: Vec<PathBuf>,
+}
+
+/// Drops the package's own up and down scripts, which only add and remove
+/// the VIP (as a /32, Red Hat's), as carpd-xdp does itself; noted once.
+fn drop_package_scripts(s: &mut Settings, notes: &mut Vec<Note>) {
+    let [up, down] = redhat::DEFAULT_SCRIPTS;
+    let is_default = |v: &Option<Val<PathBuf>>, default: &str| {
+        v.as_ref().is_none_or(|v| v.value == Path::new(default))
+    };
+    if is_default(&s.upscript, up) && is_default(&s.downscript, down) {
+        let at = s.upscript.as_ref().map_or_else(
+            || "/usr/libexec/ucarp/ucarp".to_owned(),
+            |v| v.from.to_string(),
+        );
+        s.upscript = None;
+        s.downscript = None;
+        notes.push(Note {
+            subject: up.to_owned(),
+            at,
+            text: format!(
+                "the package's {up} and {down} added and removed the VIP; carpd-xdp does that \
+                 itself (if you changed them to do more, copy them elsewhere and set upscript \
+                 and downscript)"
+            ),
+        });
+    }
+}
+
+/// `<password>` and the like, as in documentation.
+fn is_placeholder(password: &str) -> bool {
+    password.len() > 2 && password.starts_with('<') && password.ends_with('>')
 }
 
 /// Converts the inputs (no I/O): `default` applies under every one of
@@ -247,25 +314,79 @@ pub fn convert(
     instances: &[Input],
     password_dir: &Path,
 ) -> Result<Conversion, ImportError> {
-    let base = default.map(settings_of).transpose()?.unwrap_or_default();
+    let mut notes = Vec::new();
+    let mut base = match default {
+        Some(d) => {
+            let mut described = settings_of(d)?;
+            if described.len() != 1 {
+                return Err(ImportError::Unsupported {
+                    at: d.name.display().to_string(),
+                    setting: "--default".into(),
+                    why: "not a defaults file (give an interfaces file as an input)",
+                });
+            }
+            described.remove(0).0
+        }
+        None => Settings::default(),
+    };
+    notes.append(&mut base.notes);
     let mut all = Vec::new();
-    let mut sources = Vec::new();
     if instances.is_empty() {
         let default = default.ok_or(ImportError::NoInput)?;
-        all.push(base.clone());
-        sources.push(default.name.clone());
+        all.push((
+            base.clone(),
+            default.name.display().to_string(),
+            Kind::of(&default.body),
+        ));
     }
     for input in instances {
-        let mut s = base.clone();
-        s.merge(settings_of(input)?);
-        all.push(s);
-        sources.push(input.name.clone());
+        for (mut own, source) in settings_of(input)? {
+            notes.append(&mut own.notes);
+            let mut s = base.clone();
+            s.merge_over(own);
+            all.push((s, source, Kind::of(&input.body)));
+        }
+    }
+    if all.is_empty() {
+        let names: Vec<String> = instances
+            .iter()
+            .map(|i| i.name.display().to_string())
+            .collect();
+        return Err(ImportError::NoInstance {
+            names: names.join(", "),
+        });
+    }
+    for (s, _, kind) in &mut all {
+        if *kind == Kind::RedHat {
+            drop_package_scripts(s, &mut notes);
+        }
+        if let Some(p) = s.pass.as_ref().filter(|p| is_placeholder(&p.value)) {
+            // The wiki's `PASSWORD=<password>`: which the shell would not
+            // even source (`<` and `>` are redirections there).
+            notes.push(Note {
+                subject: "placeholder".into(),
+                at: p.from.to_string(),
+                text: "the password looks like a placeholder (<...>): put the real one into \
+                       the password_file before starting carpd-xdp"
+                    .into(),
+            });
+        }
+        if let Some(d) = &s.daemonize {
+            notes.push(Note {
+                subject: "-B".into(),
+                at: d.from.to_string(),
+                text: "-B is not carried over: carpd-xdp.service runs the daemon in the \
+                       foreground (Type=notify); set [global] daemonize = true only when an init \
+                       script starts carpd-xdp"
+                    .into(),
+            });
+        }
     }
     let imported = all
         .iter()
-        .zip(&sources)
-        .map(|(s, source)| instance(s, source, password_dir))
+        .map(|(s, source, kind)| instance(s, source, *kind, password_dir))
         .collect::<Result<Vec<_>, _>>()?;
+    let all: Vec<Settings> = all.into_iter().map(|(s, _, _)| s).collect();
     let config = Config {
         global: Global::default(),
         instances: imported.iter().map(|i| i.instance.clone()).collect(),
@@ -307,86 +428,19 @@ pub fn convert(
     if let Some(format) = agree(&all, |s| &s.log_format, "--log-format")? {
         let _ = writeln!(global, "log_format = {}", quote(format.name()));
     }
-    Ok(render(default, &imported, &global))
-}
-
-fn render(default: Option<&Input>, imported: &[Imported], global: &str) -> Conversion {
-    let mut out = String::new();
-    out.push_str("# carpd-xdp configuration written by `carpd-xdp import-ucarp` from:\n");
-    for name in default
-        .map(|d| &d.name)
-        .into_iter()
-        .chain(imported.iter().map(|i| &i.source))
-        .collect::<std::collections::BTreeSet<_>>()
-    {
-        let _ = writeln!(out, "#   {}", name.display());
-    }
-    out.push_str(
-        "# Check it with `carpd-xdp check-config FILE`. Unlike UCARP, carpd-xdp adds\n\
-         # and removes the VIPs itself (scripts that add them too keep working).\n",
-    );
-    if !global.is_empty() {
-        out.push_str("\n[global]\n");
-        out.push_str(global);
-    }
-    let mut password_files = Vec::new();
-    for imp in imported {
-        let i = &imp.instance;
-        let _ = writeln!(out, "\n# from {}", imp.source.display());
-        for note in &imp.notes {
-            let _ = writeln!(out, "# note: {note}");
-        }
-        out.push_str("[[instance]]\n");
-        let _ = writeln!(out, "interface = {}", quote(&i.interface));
-        if let Some(label) = &i.label {
-            let _ = writeln!(out, "label = {}", quote(label));
-        }
-        let _ = writeln!(out, "vhid = {}", i.vhid);
-        if let Some(ip) = i.srcip {
-            let _ = writeln!(out, "srcip = {}", quote(&ip.to_string()));
-        }
-        let vips: Vec<String> = i.vips.iter().map(|v| quote(&v.to_string())).collect();
-        let _ = writeln!(out, "vips = [{}]", vips.join(", "));
-        let _ = writeln!(out, "advbase_secs = {}", i.advbase_secs);
-        let _ = writeln!(out, "advskew = {}", i.advskew);
-        let _ = writeln!(out, "deadratio = {}", i.deadratio);
-        out.push_str("master_down = \"ucarp\"\n");
-        let _ = writeln!(out, "preempt = {}", i.preempt);
-        let _ = writeln!(out, "neutral = {}", i.neutral);
-        let _ = writeln!(out, "shutdown_on_exit = {}", i.shutdown_on_exit);
-        let _ = writeln!(out, "ignore_ifstate = {}", i.ignore_ifstate);
-        let _ = writeln!(
-            out,
-            "password_file = {}",
-            quote(&imp.password_file.to_string_lossy())
-        );
-        if let Some(secret) = &imp.secret {
-            password_files.push((imp.password_file.clone(), secret.clone()));
-        }
-        for (key, path) in [
-            ("upscript", &i.scripts.upscript),
-            ("downscript", &i.scripts.downscript),
-        ] {
-            if let Some(path) = path {
-                let _ = writeln!(out, "{key} = {}", quote(&path.to_string_lossy()));
-            }
-        }
-        if let Some(x) = &i.scripts.xparam {
-            let _ = writeln!(out, "xparam = {}", quote(x));
-        }
-        if i.replay != ReplayMode::default() {
-            let _ = writeln!(out, "replay = {}", quote(i.replay.name()));
-        }
-        if let Some(ms) = i.replay_window_ms {
-            let _ = writeln!(out, "replay_window_ms = {ms}");
-        }
-        if let Some(mcast) = i.mcast {
-            let _ = writeln!(out, "mcast = {}", quote(&mcast.to_string()));
-        }
-        let _ = writeln!(out, "broadcast_mac = {}", i.broadcast_mac);
-    }
-    Conversion {
-        toml: out,
-        password_files,
-    }
+    let toml = render(default, &imported, &global, &notes, false);
+    let check_toml = render(default, &imported, &global, &notes, true);
+    Ok(Conversion {
+        toml,
+        check_toml,
+        password_files: imported
+            .iter()
+            .filter_map(|i| Some((i.password_file.clone(), i.secret.clone()?)))
+            .collect(),
+        passfiles: imported
+            .iter()
+            .filter(|i| i.secret.is_none())
+            .map(|i| i.password_file.clone())
+            .collect(),
+    })
 }

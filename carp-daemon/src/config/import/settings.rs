@@ -9,26 +9,25 @@ use super::super::error::At;
 use super::super::model::{LogFormat, ReplayMode};
 use super::super::options::{self, RunArgs, SUBCOMMANDS};
 use super::super::shell;
-use super::{Body, ImportError, Input};
+use super::{debian, redhat, wiki, Body, ImportError, Input};
 use crate::xdp::mode::XdpMode;
 
-/// Variables of per-VIP and default files, and the UCARP option each is.
-const VARIABLES: &[(&str, &str)] = &[
-    ("INTERFACE", "--interface"),
-    ("INSTANCE_ID", "--vhid"),
-    ("PASSWORD", "--pass"),
-    ("PASSFILE", "--passfile"),
-    ("VIRTUAL_ADDRESS", "--addr"),
-    ("SOURCE_ADDRESS", "--srcip"),
-    ("UPSCRIPT", "--upscript"),
-    ("DOWNSCRIPT", "--downscript"),
-    ("XPARAM", "--xparam"),
-    ("UCARP_BASE", "--advbase"),
-];
-const KNOWN: &str = "INTERFACE, INSTANCE_ID, PASSWORD, PASSFILE, VIRTUAL_ADDRESS, \
-                     VIRTUAL_NETMASK, SOURCE_ADDRESS, UPSCRIPT, DOWNSCRIPT, XPARAM, UCARP_BASE, \
-                     OPTIONS, UCARP_OPTS";
+/// What a variable of a sourced shell file is to the init script that
+/// reads it.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Var {
+    /// Passed to UCARP as this option.
+    Option(&'static str),
+    /// The VIP's netmask (`255.255.255.0` or a prefix length).
+    Netmask,
+    /// UCARP options, split into words.
+    Options,
+    /// Used by the init script for something carpd-xdp does its own way:
+    /// noted, not imported.
+    Ignored(&'static str),
+}
 
+/// Where a setting came from: a file line and variable, or a flag.
 /// Where a setting came from: a file line and variable, or a flag.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Origin {
@@ -38,9 +37,20 @@ pub(super) enum Origin {
         setting: String,
     },
     Flag(&'static str),
+    /// What a package's script passes whatever the configuration says
+    /// (e.g. `-z` by Debian's `/etc/network/if-up.d/ucarp`).
+    Script(&'static str),
 }
 
 impl Origin {
+    /// Set by an `OPTIONS` (or `UCARP_OPTS`) variable of a file.
+    fn is_options(&self) -> bool {
+        matches!(self, Origin::File { setting, .. }
+        if ["OPTIONS", "UCARP_OPTS"].iter().any(|name| {
+            setting == name || setting.starts_with(&format!("{name} "))
+        }))
+    }
+
     pub(super) fn at(&self) -> At {
         match self {
             Origin::File {
@@ -52,7 +62,7 @@ impl Origin {
                 line: *line,
                 field: setting.clone(),
             },
-            Origin::Flag(flag) => At::Flag(flag),
+            Origin::Flag(flag) | Origin::Script(flag) => At::Flag(flag),
         }
     }
 }
@@ -62,6 +72,7 @@ impl std::fmt::Display for Origin {
         match self {
             Origin::Flag("") => f.write_str("command line"),
             Origin::Flag(flag) => write!(f, "command line: {flag}"),
+            Origin::Script(what) => f.write_str(what),
             file => file.at().fmt(f),
         }
     }
@@ -106,55 +117,75 @@ pub(super) struct Settings {
     pub(super) status_socket: Option<Val<PathBuf>>,
     pub(super) metrics: Option<Val<SocketAddr>>,
     pub(super) log_format: Option<Val<LogFormat>>,
+    /// What was read but not imported, for the output's comments.
+    pub(super) notes: Vec<Note>,
+    /// The file assigns `OPTIONS` (or `UCARP_OPTS`): sourced after a shared
+    /// file, it replaces the shared file's options as a whole.
+    pub(super) sets_options: bool,
+}
+
+/// A remark about a setting that is not imported as it is, written once
+/// into the output whatever the number of files it is in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Note {
+    /// What it is about (a variable or option name): notes with the same
+    /// subject and text are written once, with every place.
+    pub(super) subject: String,
+    /// Where (file and line, or `command line`).
+    pub(super) at: String,
+    /// What happens to it instead.
+    pub(super) text: String,
+}
+
+/// Calls `$m!(args..., field, field...)` with every setting of
+/// [`Settings`].
+macro_rules! every_setting {
+    ($m:ident, $($arg:expr),*) => {
+        $m!($($arg),*; interface, srcip, vhid, pass, passfile, preempt, neutral, addr, netmask,
+            advbase, advskew, xparam, upscript, downscript, debug, deadratio, shutdown,
+            daemonize, facility, ignoreifstate, nomcast, mcast, xdp_mode, replay,
+            replay_window_ms, state_dir, status_socket, metrics, log_format)
+    };
 }
 
 macro_rules! merge_fields {
-    ($into:expr, $from:expr, $($field:ident),*) => {
+    ($into:expr, $from:expr; $($field:ident),*) => {
         $( if $from.$field.is_some() { $into.$field = $from.$field; } )*
     };
 }
 
+/// Unsets what an `OPTIONS` variable set.
+macro_rules! clear_options {
+    ($s:expr; $($field:ident),*) => {
+        $( if $s.$field.as_ref().is_some_and(|v| v.from.is_options()) { $s.$field = None; } )*
+    };
+}
+
 impl Settings {
+    /// A more specific file over a shared one (a per-VIP file over
+    /// `/etc/default/ucarp` or `vip-common.conf`): `later` wins where it sets
+    /// something, and a password of either kind replaces both kinds.
+    pub(super) fn merge_over(&mut self, later: Settings) {
+        if later.sets_options {
+            every_setting!(clear_options, self);
+        }
+        if later.pass.is_some() || later.passfile.is_some() {
+            self.pass = None;
+            self.passfile = None;
+        }
+        self.merge(later);
+    }
+
     /// `later` wins where it sets something.
     pub(super) fn merge(&mut self, later: Settings) {
-        merge_fields!(
-            self,
-            later,
-            interface,
-            srcip,
-            vhid,
-            pass,
-            passfile,
-            preempt,
-            neutral,
-            addr,
-            netmask,
-            advbase,
-            advskew,
-            xparam,
-            upscript,
-            downscript,
-            debug,
-            deadratio,
-            shutdown,
-            daemonize,
-            facility,
-            ignoreifstate,
-            nomcast,
-            mcast,
-            xdp_mode,
-            replay,
-            replay_window_ms,
-            state_dir,
-            status_socket,
-            metrics,
-            log_format
-        );
+        self.notes.extend(later.notes.iter().cloned());
+        self.sets_options |= later.sets_options;
+        every_setting!(merge_fields, self, later);
     }
 
     /// The options of a parsed command line; `origin(flag)` says where each
     /// came from.
-    fn from_run(
+    pub(super) fn from_run(
         run: RunArgs,
         origin: &dyn Fn(&'static str) -> Origin,
     ) -> Result<Settings, ImportError> {
@@ -162,12 +193,15 @@ impl Settings {
             v.map(|value| Val { value, from })
         }
         let flag = |set: bool| set.then_some(true);
-        if let Some(positional) = run.interface_filter {
-            return Err(ImportError::Unsupported {
-                // The words themselves: no option to name.
+        let mut notes = Vec::new();
+        if let Some(operand) = run.interface_filter {
+            // UCARP reads options only: an operand is left unread.
+            notes.push(Note {
+                subject: operand.clone(),
                 at: origin("").to_string(),
-                setting: positional,
-                why: "a word that is not an option (give the interface with -i)",
+                text: format!(
+                    "{operand:?} is not an option; UCARP ignores it, and so does the import"
+                ),
             });
         }
         if run.config.is_some() {
@@ -210,12 +244,17 @@ impl Settings {
             status_socket: val(run.status_socket, origin("--status-socket")),
             metrics: val(run.metrics, origin("--metrics")),
             log_format: val(run.log_format, origin("--log-format")),
+            notes,
+            sets_options: false,
         })
     }
 }
 
 /// Parses UCARP options with the daemon's own parser.
-fn parse_options(words: &[String], at: &dyn Fn() -> String) -> Result<RunArgs, ImportError> {
+pub(super) fn parse_options(
+    words: &[String],
+    at: &dyn Fn() -> String,
+) -> Result<RunArgs, ImportError> {
     let subcommand = ImportError::Unsupported {
         at: at(),
         setting: words.join(" "),
@@ -251,8 +290,12 @@ fn first_line(text: &str) -> String {
     line.strip_prefix("error: ").unwrap_or(line).to_owned()
 }
 
-/// The settings of one shell file.
-fn settings_of_file(path: &Path, text: &str) -> Result<Settings, ImportError> {
+/// The settings of one shell file whose variables mean what `vars` says.
+pub(super) fn settings_of_file(
+    path: &Path,
+    text: &str,
+    vars: &[(&str, Var)],
+) -> Result<Settings, ImportError> {
     let shell_err = |error| ImportError::Shell {
         path: path.to_owned(),
         error,
@@ -264,10 +307,15 @@ fn settings_of_file(path: &Path, text: &str) -> Result<Settings, ImportError> {
     };
     let mut from_vars = Settings::default();
     let mut from_options = Settings::default();
+    let mut sets_options = false;
     for a in shell::assignments(text).map_err(shell_err)? {
         let at = || file_origin(a.line, a.name.clone()).to_string();
-        match a.name.as_str() {
-            "OPTIONS" | "UCARP_OPTS" => {
+        let Some((_, var)) = vars.iter().find(|(name, _)| *name == a.name) else {
+            from_vars.notes.push(unknown_variable(&a.name, at(), vars));
+            continue;
+        };
+        match *var {
+            Var::Options => {
                 let words = shell::words(&a.value, a.line, &a.name).map_err(shell_err)?;
                 let run = parse_options(&words, &at)?;
                 let origin = |flag: &'static str| match flag {
@@ -276,21 +324,20 @@ fn settings_of_file(path: &Path, text: &str) -> Result<Settings, ImportError> {
                 };
                 // A later OPTIONS line replaces an earlier one, as in the shell.
                 from_options = Settings::from_run(run, &origin)?;
+                sets_options = true;
             }
-            "VIRTUAL_NETMASK" => {
+            Var::Netmask => {
                 from_vars.netmask = (!a.value.is_empty()).then(|| Val {
                     value: a.value.clone(),
                     from: file_origin(a.line, a.name.clone()),
                 });
             }
-            name => {
-                let Some((_, option)) = VARIABLES.iter().find(|(var, _)| *var == name) else {
-                    return Err(ImportError::UnknownVariable {
-                        at: at(),
-                        name: a.name.clone(),
-                        known: KNOWN,
-                    });
-                };
+            Var::Ignored(why) => from_vars.notes.push(Note {
+                subject: a.name.clone(),
+                at: at(),
+                text: format!("{} is not imported: {why}", a.name),
+            }),
+            Var::Option(option) => {
                 // An empty value is unset, as init scripts test `[ -n "$X" ]`.
                 if a.value.is_empty() {
                     continue;
@@ -302,17 +349,102 @@ fn settings_of_file(path: &Path, text: &str) -> Result<Settings, ImportError> {
         }
     }
     from_options.merge(from_vars);
+    from_options.sets_options = sets_options;
     Ok(from_options)
 }
 
-/// The settings of one input.
-pub(super) fn settings_of(input: &Input) -> Result<Settings, ImportError> {
+/// The note for a variable the init script does not read: noted, never
+/// refused (init scripts source these files, any variable is legal there),
+/// with the nearest known name when it looks like a misspelling.
+fn unknown_variable(name: &str, at: String, vars: &[(&str, Var)]) -> Note {
+    let near = vars
+        .iter()
+        .map(|(known, _)| (edit_distance(name, known), *known))
+        .filter(|(d, _)| *d <= 2)
+        .min();
+    let hint = near.map_or_else(String::new, |(_, known)| {
+        format!(" (did you mean {known}?)")
+    });
+    Note {
+        subject: name.to_owned(),
+        at,
+        text: format!("{name} is not a setting UCARP's scripts read; not imported{hint}"),
+    }
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diag + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// A pasted command line as the words UCARP gets: one argument holding
+/// the whole line is split as the shell would (quotes, `\` line
+/// continuations), and a leading `ucarp` (`/usr/sbin/ucarp`) is dropped.
+fn command_words(words: &[String]) -> Result<Vec<String>, ImportError> {
+    let mut words = match words {
+        [line] if line.contains(char::is_whitespace) => {
+            let joined = line.replace("\\\r\n", " ").replace("\\\n", " ");
+            shell::words(&joined, 1, "command line").map_err(|error| ImportError::Shell {
+                path: PathBuf::from("command line"),
+                error,
+            })?
+        }
+        _ => words.to_vec(),
+    };
+    if words
+        .first()
+        .is_some_and(|w| Path::new(w).file_name() == Some("ucarp".as_ref()))
+    {
+        words.remove(0);
+    }
+    Ok(words)
+}
+
+/// The instances one input describes, each with the name of its source:
+/// one per shell file or command line, one per UCARP stanza of an
+/// interfaces file.
+pub(super) fn settings_of(input: &Input) -> Result<Vec<(Settings, String)>, ImportError> {
+    let name = input.name.display().to_string();
     match &input.body {
-        Body::Shell(text) => settings_of_file(&input.name, text),
+        Body::Shell(text) => Ok(vec![(
+            settings_of_file(&input.name, text, wiki::VARIABLES)?,
+            name,
+        )]),
+        Body::RedHat(text) => {
+            let mut s = Settings::default();
+            if let Some(id) = redhat::id_of(&input.name) {
+                // The package's script takes the vhid from the file name;
+                // an ID (or VID) in the file, sourced after, wins.
+                let from = Origin::File {
+                    path: input.name.clone(),
+                    line: 1,
+                    setting: "the id in the file name".into(),
+                };
+                let run = parse_options(&[format!("--vhid={id}")], &|| from.to_string())?;
+                s.merge(Settings::from_run(run, &|_| from.clone())?);
+            }
+            s.merge(settings_of_file(&input.name, text, redhat::VARIABLES)?);
+            Ok(vec![(s, name)])
+        }
+        Body::Interfaces(stanzas) => debian::instances(stanzas),
         Body::Args(words) => {
+            let words = command_words(words)?;
             let at = || "command line".to_owned();
-            let run = parse_options(words, &at)?;
-            Settings::from_run(run, &Origin::Flag)
+            let run = parse_options(&words, &at)?;
+            Ok(vec![(Settings::from_run(run, &Origin::Flag)?, name)])
         }
     }
 }
