@@ -5,8 +5,8 @@
 //!
 //! One file, `state_dir/peers`, one line per (interface, vhid, identity):
 //! `<interface> <vhid> <counter>`. It is read once when the daemon starts,
-//! before the event loop, and written by a thread of its own, never by the
-//! loop: the loop hands over the newest snapshot ([`PeerMemory::save`],
+//! before the event loop, by a thread of its own (the start waits at most
+//! [`LOAD_WAIT`] for it), and written by that thread, never by the loop: the loop hands over the newest snapshot ([`PeerMemory::save`],
 //! every [`SAVE_EVERY`] and at exit) and goes on; a writer stuck on a disk
 //! delays nothing but the next write, and only the newest snapshot waits.
 //! The file is replaced atomically (temporary file, rename), not synced: a
@@ -25,6 +25,9 @@ use crate::proto::counter::identity;
 
 /// How often the loop hands the writer a snapshot (when anything changed).
 pub const SAVE_EVERY: Duration = Duration::from_secs(10);
+
+/// At start, how long the daemon waits for the file to be read.
+pub const LOAD_WAIT: Duration = Duration::from_secs(1);
 
 /// At exit, how long the daemon waits for the last snapshot to be written.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
@@ -157,28 +160,41 @@ impl PeerMemory {
     /// each) and starts its writer thread.
     pub fn open(state_dir: &Path) -> Self {
         let path = state_dir.join("peers");
-        let recalled = match load(&path) {
-            Ok((known, skipped)) => {
-                for e in &skipped {
-                    tracing::warn!("{}; line ignored", Chain(e));
-                }
-                known
-            }
-            Err(e) => {
-                tracing::warn!("{}; starting without it", Chain(&e));
-                Snapshot::new()
-            }
-        };
         let shared = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
         let theirs = Arc::clone(&shared);
+        let (loaded_tx, loaded_rx) = std::sync::mpsc::channel();
+        // The file is read by the writer's thread too: a `state_dir` that
+        // blocks delays the start by at most [`LOAD_WAIT`].
         let spawned = std::thread::Builder::new()
             .name("peers-state".into())
-            .spawn(move || write_loop(&path, &theirs));
+            .spawn(move || {
+                let _ = loaded_tx.send(load(&path));
+                write_loop(&path, &theirs);
+            });
         let shared = match spawned {
             Ok(_) => Some(shared),
             Err(e) => {
                 tracing::warn!("cannot start the writer of the peers' counters: {e}");
                 None
+            }
+        };
+        let recalled = match loaded_rx.recv_timeout(LOAD_WAIT) {
+            Ok(Ok((known, skipped))) => {
+                for e in &skipped {
+                    tracing::warn!("{}; line ignored", Chain(e));
+                }
+                known
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("{}; starting without it", Chain(&e));
+                Snapshot::new()
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "{} not read within {LOAD_WAIT:?}; starting without what it holds",
+                    state_dir.join("peers").display()
+                );
+                Snapshot::new()
             }
         };
         Self {
@@ -364,5 +380,21 @@ mod tests {
         );
         // Unblock the writer so that its thread ends.
         let _ = std::fs::File::open(&fifo);
+    }
+
+    #[test]
+    fn a_file_that_blocks_delays_the_start_by_at_most_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("peers");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let start = std::time::Instant::now();
+        let m = PeerMemory::open(dir.path());
+        let waited = start.elapsed();
+        assert!(waited >= LOAD_WAIT && waited < LOAD_WAIT * 3, "{waited:?}");
+        assert_eq!(m.recall("eth0", 1), Vec::<u64>::new());
+        // Unblock the reader so that its thread ends its read.
+        let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
     }
 }
