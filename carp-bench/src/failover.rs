@@ -182,6 +182,24 @@ impl<'a> Pair<'a> {
         self.wait_stable(prober, since)
     }
 
+    /// Restarts B's daemon as an operator would (SIGTERM, then started
+    /// again with the same options and state directory); does not wait
+    /// for it to settle.
+    pub fn restart_b(&mut self) -> Result<()> {
+        self.note_rss();
+        self.b.signal(libc::SIGTERM);
+        self.b.reap(Duration::from_secs(5));
+        self.b = start_one(
+            self.stage,
+            self.daemon,
+            self.lineup,
+            Side::B,
+            self.timers,
+            &self.extra,
+        )?;
+        Ok(())
+    }
+
     /// Records the peak RSS of both daemons.
     pub fn note_rss(&mut self) {
         for d in [&self.a, &self.b] {

@@ -26,8 +26,10 @@
 //! `report-flood.json` instead; `--only program`, the per-packet cost
 //! alone (`report-program.*`); `--only gateway`, the NAT gateway pair
 //! keeping a TCP flow across a failover, carpd-xdp against keepalived
-//! (`report-gateway.*`, gateway.rs).
+//! (`report-gateway.*`, gateway.rs); `--only attack`, one captured advert
+//! re-sent after the master died (`report-attack.*`, issue 19).
 
+mod attack;
 mod daemons;
 mod failover;
 mod flood;
@@ -98,6 +100,8 @@ pub enum Section {
     /// The NAT gateway pair: a TCP flow's gap across a failover, carpd-xdp
     /// and keepalived with conntrackd.
     Gateway,
+    /// One captured advert re-sent after the master died (issue 19).
+    Attack,
 }
 
 impl Section {
@@ -107,6 +111,7 @@ impl Section {
             Section::Flood => "flood",
             Section::Program => "program",
             Section::Gateway => "gateway",
+            Section::Attack => "attack",
         }
     }
 }
@@ -203,6 +208,15 @@ fn run(opts: &Options) -> Result<()> {
             failover_phases(&stage, daemon, &plan, &prober, &mut r)?;
         }
         flood_phase(&stage, daemon, flood, &plan, &prober, &mut r)?;
+        prober.stop()?;
+    }
+    if r.runs(Section::Attack) {
+        let prober = Prober::start(&stage.client.ns, VIP, stage.attacker.mac)?;
+        for which in [Impl::Carpd, Impl::Ucarp] {
+            println!("bench: {} under replay after the master died", which.name());
+            r.attack
+                .extend(attack::measure(&stage, daemon, flood, which, &prober)?);
+        }
         prober.stop()?;
     }
     if all {

@@ -49,6 +49,9 @@ pub fn markdown(r: &Results) -> String {
     if r.runs(Section::Flood) {
         flood_tables(&mut m, r);
     }
+    if r.runs(Section::Attack) {
+        m += &super::attack::markdown(&r.attack);
+    }
     if r.only.is_none() {
         xdp_cost_table(&mut m, r);
     }
@@ -478,6 +481,7 @@ pub fn json(r: &Results) -> Value {
                 "waited_ms": f.replay_cut.waited_ms,
             },
         })).collect::<Vec<_>>(),
+        "attack": super::attack::json(&r.attack),
         "xdp_cost": r.xdp_cost.iter().map(|x| json!({
             "configuration": x.attach.name(),
             "received_pps": x.received_pps,

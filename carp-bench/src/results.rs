@@ -128,6 +128,8 @@ pub struct Results {
     pub stability: Vec<Stability>,
     /// Flood results.
     pub floods: Vec<Floods>,
+    /// The attack section, every implementation.
+    pub attack: Vec<super::attack::Outcome>,
     /// Flood duration per case, s.
     pub flood_secs: f64,
     /// UDP throughput with and without XDP.

@@ -140,6 +140,7 @@ pub const MAP_NAMES: [&str; 11] = [
     MAP_LAYOUT,
 ];
 
-/// High 16 bits of the counters carpd-xdp sends (the rest is milliseconds
-/// since the Unix epoch); it tells our counters from UCARP's random ones.
+/// High 16 bits of the counters carpd-xdp sends (the rest is the time and
+/// the sender's identity, see `carp_proto::counter`); it tells our counters
+/// from UCARP's random ones.
 pub const COUNTER_TAG: u16 = 0xCA4D;

@@ -102,9 +102,10 @@ pub const REPLAY_RECENT: u32 = 8;
 /// [`ReplayState::cookie_mac`] passes whatever the other bits say (OpenBSD's
 /// constant counter, accepted as liveness).
 pub const REPLAY_COOKIE: u32 = 16;
-/// [`ReplayState::flags`] bit: a counter the other bits refuse, sent from
-/// the vhid's UCARP or BSD virtual-router MAC, is a [`Admit::Repeat`], not
-/// refused. UCARP and FreeBSD take on the counter of every advert they
+/// [`ReplayState::flags`] bit: an untagged counter the other bits refuse,
+/// sent from the vhid's UCARP or BSD virtual-router MAC, is a
+/// [`Admit::Repeat`], not refused (carpd-xdp's tagged counters never
+/// repeat). UCARP and FreeBSD take on the counter of every advert they
 /// accept, so anyone who re-sends one of their old adverts to them makes
 /// them send counters again that they sent before: such adverts are
 /// genuine, and prove that the host lives, nothing more.
@@ -261,9 +262,10 @@ impl ReplayState {
     /// source `mac`. Changes nothing.
     #[inline(always)]
     pub fn admits(&self, counter: u64, mac: &[u8; 6], vhid: u8) -> Admit {
+        let tagged = (counter >> 48) as u16 == crate::constants::COUNTER_TAG;
         if self.passes(counter, mac) {
             Admit::Fresh
-        } else if self.flags & REPLAY_REPEATS != 0 && adopts_counters(mac, vhid) {
+        } else if self.flags & REPLAY_REPEATS != 0 && !tagged && adopts_counters(mac, vhid) {
             Admit::Repeat
         } else {
             Admit::Refused

@@ -24,7 +24,7 @@ use carp_common::header::CarpHeader;
 
 use super::action::{Action, Admin, Reason, Script, State};
 use super::auth::Authenticator;
-use super::counter::{AdvertCounter, WallClock};
+use super::counter::{identity, identity_for, AdvertCounter, FloorError, WallClock};
 use super::election::{master_yields, own_addr_for, preempts, Priority};
 use super::params::{InstanceParams, ParamsError};
 use super::peer::{MacClass, PeerKind, PeerTable, Sender};
@@ -102,7 +102,14 @@ impl Instance {
                 .sending(params.hmac_link_local),
             replay: ReplayGuard::new(params.replay_mode, window_ms),
             clock,
-            counter: AdvertCounter::new(clock),
+            counter: AdvertCounter::new(
+                clock,
+                identity_for(
+                    params.source_addrs.first().copied(),
+                    params.vhid,
+                    wall_clock_unix_ns,
+                ),
+            ),
             state: State::Init,
             timers: TimerTable::default(),
             actions: VecDeque::new(),
@@ -147,8 +154,29 @@ impl Instance {
 
     /// Every counter we send from now on is above `floor`: the last
     /// reservation a previous run persisted (see [`super::counter`]).
-    pub fn raise_counter_floor(&mut self, floor: u64) {
-        self.counter.raise_floor(floor);
+    /// A value that is none of our counters changes nothing and is
+    /// returned as an error.
+    pub fn raise_counter_floor(&mut self, floor: u64) -> Result<(), FloorError> {
+        self.counter.raise_floor(floor)
+    }
+
+    /// The identity our counters carry (see [`super::counter`]).
+    pub fn identity(&self) -> u8 {
+        self.counter.identity()
+    }
+
+    /// The last counter accepted from each sender identity, to keep across
+    /// restarts (see [`Self::remember_counters`]).
+    pub fn known_counters(&self) -> Vec<u64> {
+        self.replay.identities(self.params.vhid)
+    }
+
+    /// Counters accepted by a previous run ([`Self::known_counters`]): a
+    /// replay of anything up to them is refused from the start.
+    pub fn remember_counters(&mut self, counters: impl IntoIterator<Item = u64>) {
+        for last in counters {
+            self.replay.remember(self.params.vhid, last);
+        }
     }
 
     /// The counter reservation `value` asked for with
@@ -305,9 +333,16 @@ impl Instance {
             });
         }
         let mac = MacClass::of(sender.mac, h.vhid);
-        self.replay
+        let admission = self
+            .replay
             .admit(src, h.vhid, h.counter(), self.clock.unix_millis(now), mac)
-            .map_err(|source| Reject::Replay { src, source })
+            .map_err(|source| Reject::Replay { src, source })?;
+        // Another sender (or a UCARP host continuing our counter) carries
+        // our identity: take another, so that receivers keep us apart.
+        if identity(h.counter()) == Some(self.counter.identity()) {
+            self.counter.set_identity(now);
+        }
+        Ok(admission)
     }
 
     /// A repeated counter from `src` (see [`Admission::Repeat`]): proof that

@@ -30,6 +30,15 @@
 //!   their counters look like ours until they restart and go back to random
 //!   ones, which must not then be refused.
 //!
+//! Counters in today's format carry their sender's identity (see
+//! [`super::counter`]): with a time within [`PLAUSIBLE_MS`] of ours, they
+//! must also exceed the last counter accepted from that identity, from any
+//! source address ([`ReplayError::Replayed`]), in `strict` and `auto`; that
+//! state is never forgotten (254 identities per vhid) and the daemon keeps
+//! it across restarts ([`ReplayGuard::identities`], [`ReplayGuard::remember`]).
+//! A tagged counter is never a [`Admission::Repeat`], and the window is
+//! checked before anything else.
+//!
 //! OpenBSD puts one constant cookie in every advert (`vhe_replay_cookie`).
 //! In `compat` and `auto`, a source sending from a BSD virtual-router MAC
 //! ([`MacClass::Bsd`]) whose every accepted counter was that same value may
@@ -48,7 +57,7 @@ use carp_common::maps::{
     REPLAY_TAGGED_GROW,
 };
 
-use super::counter::{embedded_millis, is_tagged};
+use super::counter::{embedded_millis, identity, is_tagged};
 use super::peer::MacClass;
 
 /// How many recent counters per source the compat rule remembers: as many
@@ -146,6 +155,17 @@ pub enum ReplayError {
         /// Counter received.
         counter: u64,
     },
+    /// The counter is not greater than the last one accepted from its
+    /// sender's identity, whatever address it came from: a replay.
+    #[error("counter {counter} of sender {identity} is not greater than its last accepted {last}")]
+    Replayed {
+        /// Counter received.
+        counter: u64,
+        /// The sender's identity the counter carries.
+        identity: u8,
+        /// Last counter accepted from that identity and vhid.
+        last: u64,
+    },
     /// A window is configured and the counter carries no time.
     #[error("counter {counter} carries no time and a replay window is set")]
     Untimed {
@@ -169,6 +189,7 @@ impl ReplayError {
     pub const fn name(&self) -> &'static str {
         match self {
             ReplayError::Stale { .. } => "replay-stale",
+            ReplayError::Replayed { .. } => "replay-identity",
             ReplayError::Duplicate { .. } => "replay-duplicate",
             ReplayError::Downgrade { .. } => "replay-downgrade",
             ReplayError::Untimed { .. } => "replay-untimed",
@@ -206,8 +227,14 @@ pub struct ReplayGuard {
     window_ms: Option<u64>,
     /// State per (source address, vhid).
     sources: BTreeMap<(IpAddr, u8), SourceState>,
+    /// Last accepted counter per (vhid, sender identity), whatever the
+    /// source: at most 254 per vhid, so never evicted.
+    identities: BTreeMap<(u8, u8), u64>,
     /// Acceptances so far, to order sources by recency.
     clock: u64,
+    /// Our wall clock at the last [`Self::admit`], in ms since the Unix
+    /// epoch.
+    now_ms: u64,
 }
 
 impl ReplayGuard {
@@ -217,7 +244,9 @@ impl ReplayGuard {
             mode,
             window_ms,
             sources: BTreeMap::new(),
+            identities: BTreeMap::new(),
             clock: 0,
+            now_ms: 0,
         }
     }
 
@@ -231,13 +260,15 @@ impl ReplayGuard {
     /// `now_unix_ms` is our wall clock, used only with a window; `mac` is
     /// the class of the advert's Ethernet source.
     ///
-    /// In `compat` and `auto`, a counter seen before from a UCARP or BSD
-    /// virtual-router MAC, from a source not known to be carpd-xdp, is
-    /// [`Admission::Repeat`] rather than refused: those peers take on the
+    /// In `compat` and `auto`, an untagged counter seen before from a UCARP
+    /// or BSD virtual-router MAC, from a source not known to be carpd-xdp,
+    /// is [`Admission::Repeat`] rather than refused: those peers take on the
     /// counter of any advert they accept, so whoever re-sends one of their
     /// old adverts to them (from any address) makes them send counters
     /// again that they sent before. Refusing those would take a live master
-    /// for dead.
+    /// for dead. A tagged counter is never a repeat: carpd-xdp's counters
+    /// never repeat, and a replay of one is recognised by its identity
+    /// from any source ([`ReplayError::Replayed`]).
     pub fn admit(
         &mut self,
         src: IpAddr,
@@ -246,13 +277,15 @@ impl ReplayGuard {
         now_unix_ms: u64,
         mac: MacClass,
     ) -> Result<Admission, ReplayError> {
+        self.now_ms = now_unix_ms;
         match self.check(src, vhid, counter, now_unix_ms, mac) {
             Ok(()) => {
                 self.record(src, vhid, counter, is_tagged(counter), mac);
                 Ok(Admission::Fresh)
             }
             Err(ReplayError::Stale { .. } | ReplayError::Duplicate { .. })
-                if matches!(mac, MacClass::Ucarp | MacClass::Bsd)
+                if !is_tagged(counter)
+                    && matches!(mac, MacClass::Ucarp | MacClass::Bsd)
                     && match self.mode {
                         ReplayMode::Compat => true,
                         ReplayMode::Auto => !self.is_known_tagged(src, vhid),
@@ -281,16 +314,23 @@ impl ReplayGuard {
         let tagged = is_tagged(counter);
         let state = self.sources.get(&(src, vhid));
         let cookie = mac == MacClass::Bsd && state.is_some_and(|s| s.constant == Some(counter));
+        // The window first: nothing (a cookie, a repeat) bypasses it.
+        if self.mode == ReplayMode::Strict || (self.mode == ReplayMode::Auto && tagged) {
+            self.check_window(counter, now_unix_ms)?;
+        }
+        // OpenBSD's cookie is random: it may carry our tag by chance, but
+        // then hardly a time near ours; one of our counters never repeats.
+        let cookie = cookie && !is_ours(counter, now_unix_ms);
         match self.mode {
             ReplayMode::Compat | ReplayMode::Auto if cookie => {}
             ReplayMode::Strict => {
                 check_greater(counter, state.and_then(|s| s.last))?;
-                self.check_window(counter, now_unix_ms)?;
+                self.check_identity(counter, vhid)?;
             }
             ReplayMode::Compat => check_fresh(counter, state)?,
             ReplayMode::Auto if tagged => {
                 check_greater(counter, state.and_then(|s| s.last_tagged))?;
-                self.check_window(counter, now_unix_ms)?;
+                self.check_identity(counter, vhid)?;
             }
             ReplayMode::Auto => {
                 if state.is_some_and(|s| s.known_tagged) {
@@ -300,6 +340,45 @@ impl ReplayGuard {
             }
         }
         Ok(())
+    }
+
+    /// The identity rule: a counter carrying a sender's identity (and a
+    /// time near ours, see [`PLAUSIBLE_MS`]) must be greater than the last
+    /// one accepted from that identity, from any source address. A random
+    /// UCARP counter that carries the tag by chance thus hardly ever meets
+    /// the rule, and never leaves a time far from ours in its identity's
+    /// state, where it would refuse that identity's genuine counters.
+    fn check_identity(&self, counter: u64, vhid: u8) -> Result<(), ReplayError> {
+        let Some(identity) = identity(counter).filter(|_| is_ours(counter, self.now_ms)) else {
+            return Ok(());
+        };
+        match self.identities.get(&(vhid, identity)) {
+            Some(&last) if counter <= last => Err(ReplayError::Replayed {
+                counter,
+                identity,
+                last,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The last counter accepted from each sender identity of `vhid`, for
+    /// keeping across restarts.
+    pub fn identities(&self, vhid: u8) -> Vec<u64> {
+        self.identities
+            .range((vhid, 0)..=(vhid, u8::MAX))
+            .map(|(_, &last)| last)
+            .collect()
+    }
+
+    /// Remembers that `last` was accepted from its identity for `vhid`
+    /// (kept from a previous run). Values that carry no identity are
+    /// ignored; a lower value than the one known changes nothing.
+    pub fn remember(&mut self, vhid: u8, last: u64) {
+        if let Some(id) = identity(last) {
+            let known = self.identities.entry((vhid, id)).or_insert(last);
+            *known = (*known).max(last);
+        }
     }
 
     /// The window rule, when a window is set.
@@ -352,6 +431,9 @@ impl ReplayGuard {
         }
         s.previous_tagged = tagged;
         s.recent.push(counter);
+        if is_ours(counter, self.now_ms) {
+            self.remember(vhid, counter);
+        }
     }
 
     /// True when `src` has shown it sends tagged counters (auto rule).
@@ -394,8 +476,10 @@ impl ReplayGuard {
             ReplayMode::Compat => ReplayState::new(REPLAY_RECENT | REPLAY_REPEATS, 0, &s.recent),
         };
         Some(match s.constant {
-            Some(cookie) => rule.with_cookie(cookie, MacClass::bsd_mac(vhid)),
-            None => rule,
+            Some(cookie) if !is_ours(cookie, self.now_ms) => {
+                rule.with_cookie(cookie, MacClass::bsd_mac(vhid))
+            }
+            _ => rule,
         })
     }
 
@@ -403,6 +487,21 @@ impl ReplayGuard {
     pub fn tracked(&self) -> usize {
         self.sources.len()
     }
+}
+
+/// How far from our clock the time of a counter carrying an identity may be
+/// for it to count as one of ours: for the identity rule, and where a
+/// random value would otherwise be allowed to repeat (OpenBSD's cookie).
+/// 30 days either side: carpd-xdp hosts whose clocks differ by more are
+/// judged per source address only.
+pub const PLAUSIBLE_MS: u64 = 30 * 86_400_000;
+
+/// Whether `counter` carries an identity and a time within
+/// [`PLAUSIBLE_MS`] of `now_unix_ms`: one of carpd-xdp's, not a random
+/// value that happens to carry the tag: of random values, 2⁻¹⁶ carry the
+/// tag and of those 60 days in 2⁴⁰ ms (0.47 %) such a time, about 7 × 10⁻⁸.
+fn is_ours(counter: u64, now_unix_ms: u64) -> bool {
+    identity(counter).is_some() && embedded_millis(counter).abs_diff(now_unix_ms) <= PLAUSIBLE_MS
 }
 
 /// The strict rule: greater than the last accepted.

@@ -52,7 +52,8 @@ fn master_down_expiry_takes_over_with_complete_advert() {
     i.handle_timeout(t);
     let actions = drain(&mut i);
     let h = sent(&actions)[0];
-    let reserved = h.counter() + 60_000;
+    // A minute ahead, same identity.
+    let reserved = h.counter() + (60_000 << 8);
     assert_eq!(
         actions,
         vec![
@@ -376,17 +377,19 @@ fn openbsd_master_with_a_constant_cookie_keeps_us_backup() {
 fn counters_start_above_the_persisted_reservation() {
     let mut i = started(params());
     let far = carp_proto::counter::tagged((START_UNIX_NS / 1_000_000) + 3_600_000);
-    i.raise_counter_floor(far);
+    i.raise_counter_floor(far).unwrap();
     let md = params().master_down_interval();
     let t = START.saturating_add(md);
     i.handle_timeout(t);
     let a = drain(&mut i);
     let h = sent(&a)[0];
-    assert_eq!(h.counter(), far + 1);
+    // One millisecond above the floor, in our identity.
+    let next = carp_proto::counter::tagged_by(i.identity(), embedded_millis(far) + 1);
+    assert_eq!(h.counter(), next);
     // The reservation is persisted before the advert that needs it.
     let persist = a
         .iter()
-        .position(|x| *x == Action::PersistCounter(far + 1 + 60_000));
+        .position(|x| *x == Action::PersistCounter(next + (60_000 << 8)));
     let send = a.iter().position(|x| matches!(x, Action::SendAdvert(_)));
     assert!(persist.is_some() && persist < send, "{a:?}");
 }

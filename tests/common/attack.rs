@@ -491,3 +491,52 @@ pub fn flood_sources(
     total.pps = total.sent as f64 / total.seconds;
     total
 }
+
+/// Sends one frame out of `eth0` of a namespace every period, from a thread
+/// of its own, until dropped: the attacker of issue 19 re-sending one
+/// captured advert after its master died.
+pub struct Resender {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU32>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Resender {
+    /// Starts sending `frame` from `ns` every `every`, the first at once.
+    pub fn start(ns: &Netns, frame: Advert, every: Duration) -> Resender {
+        let ifindex = ns.ifindex("eth0");
+        let fd = ns.run(|| must(socket::packet_socket(0, ifindex, 0)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU32::new(0));
+        let thread = {
+            let (stop, sent) = (Arc::clone(&stop), Arc::clone(&sent));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if socket::send_frame(&fd, ifindex, &frame.0).is_ok() {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(every);
+                }
+            })
+        };
+        Resender {
+            stop,
+            sent,
+            thread: Some(thread),
+        }
+    }
+
+    /// Frames sent so far.
+    pub fn sent(&self) -> u32 {
+        self.sent.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Resender {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

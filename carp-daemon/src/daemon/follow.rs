@@ -157,13 +157,16 @@ impl Running {
             tracing::info!(iface = %key.interface, vhid = key.vhid, "advert sources now {sources:?}");
             let mut core = new_core(&self.cfg, &key, sources, now, super::wall_clock_unix_ns())?;
             core.set_demote(now, self.demote.total());
-            // Counters go on from the old core's, never below.
+            // Counters go on from the old core's, never below (both are
+            // our counters, checked floors), and what it knew of its peers'
+            // counters stays known.
             if let Some(last) = self.core.status().last_counter_sent {
-                core.raise_counter_floor(last);
+                let _ = core.raise_counter_floor(last);
             }
             if let Some(floor) = self.counter_floor {
-                core.raise_counter_floor(floor);
+                let _ = core.raise_counter_floor(floor);
             }
+            core.remember_counters(self.core.known_counters());
             self.core = core;
             self.provisional_core = false;
         }

@@ -34,6 +34,7 @@ pub mod group;
 pub mod instance;
 mod key;
 pub mod params;
+mod peers_state;
 mod prepare;
 pub mod rate;
 mod reload;
@@ -202,6 +203,8 @@ pub struct Daemon {
     reservations: reservations::Reservations,
     _control: ControlServer,
     _metrics: Option<MetricsServer>,
+    /// What the instances know of their peers' counters, across restarts.
+    peers: peers_state::PeerMemory,
 }
 
 impl Daemon {
@@ -243,6 +246,7 @@ impl Daemon {
             reservations,
             _control: control,
             _metrics: metrics,
+            peers: peers_state::PeerMemory::open(&config.global.state_dir),
         };
         for inst in config.instances.clone() {
             daemon.start_instance(inst).await?;
@@ -300,6 +304,8 @@ impl Daemon {
             running.cfg.vhid,
         );
         running.use_counter_file(self.reservations.reserver(file), carried);
+        let known = self.peers.recall(&running.cfg.interface, running.cfg.vhid);
+        running.core.remember_counters(known);
         running.carry_out(&self.vips).await;
         let key = running.key();
         self.instances.push(running);
@@ -372,6 +378,8 @@ impl Daemon {
         let mut guard =
             crate::pace::LoopGuard::new().map_err(|source| DaemonError::Signals { source })?;
         let _ = self.notifier.ready();
+        let mut save_peers = tokio::time::interval(peers_state::SAVE_EVERY);
+        save_peers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // A loop that never sleeps would die of RLIMIT_RTTIME when
             // real-time (see `crate::pace`).
@@ -392,6 +400,7 @@ impl Daemon {
                 Some((key, demote)) = self.health_rx.recv() => self.on_health(key, demote).await,
                 Some(request) = self.control_rx.recv() => self.on_control(request),
                 Some(done) = self.reservations.done() => self.on_reservation(done),
+                _ = save_peers.tick() => self.peers.save(self.known_counters()),
                 _ = usr1.recv() => self.log_states(),
                 _ = usr2.recv() => self.on_usr2().await,
                 _ = hup.recv() => self.on_reload(&reload).await,
@@ -584,6 +593,20 @@ impl Daemon {
             + SCRIPT_KILL_GRACE;
         wait_for_scripts(pending, deadline).await;
         self.flush_reservations().await;
+        let known = self.known_counters();
+        self.peers.close(known).await;
+    }
+
+    /// What every instance knows of its peers' counters.
+    fn known_counters(&self) -> peers_state::Snapshot {
+        self.instances
+            .iter()
+            .map(|r| {
+                let key = (r.cfg.interface.clone(), r.cfg.vhid);
+                (key, r.core.known_counters())
+            })
+            .filter(|(_, known)| !known.is_empty())
+            .collect()
     }
 
     /// The instances, for status reports.

@@ -338,6 +338,12 @@ impl super::Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::counter::tagged;
+
+    /// A counter file only holds counters of ours (`CounterFile::load`).
+    fn ours(n: u64) -> u64 {
+        tagged(1_763_000_000_000 + n)
+    }
 
     async fn next(r: &mut Reservations) -> Done {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -353,23 +359,23 @@ mod tests {
         let d = next(&mut r).await;
         assert_eq!(d.path, a.path());
         assert!(matches!(d.outcome, Outcome::Loaded(Ok(None))));
-        assert_eq!(a.store(42), None);
+        assert_eq!(a.store(ours(42)), None);
         let d = next(&mut r).await;
         assert!(matches!(
             d.outcome,
             Outcome::Stored {
-                value: 42,
+                value,
                 result: Ok(())
-            }
+            } if value == ours(42)
         ));
         assert_eq!(
             CounterFile::new(dir.path(), "eth0", 7).load().unwrap(),
-            Some(42)
+            Some(ours(42))
         );
         a.load();
         assert!(matches!(
             next(&mut r).await.outcome,
-            Outcome::Loaded(Ok(Some(42)))
+            Outcome::Loaded(Ok(Some(v))) if v == ours(42)
         ));
     }
 
@@ -387,7 +393,7 @@ mod tests {
         let started = Instant::now();
         a.load();
         for v in 1..=1000 {
-            assert_eq!(a.store(v), None);
+            assert_eq!(a.store(ours(v)), None);
         }
         assert!(
             started.elapsed() < Duration::from_secs(1),
@@ -398,9 +404,12 @@ mod tests {
         assert!(r.done_by(soon).await.is_none());
         // Unblock it.
         let path = file.path().to_path_buf();
-        std::thread::spawn(move || std::fs::write(path, "5\n").unwrap());
+        std::thread::spawn(move || std::fs::write(path, format!("{}\n", ours(5))).unwrap());
         let d = next(&mut r).await;
-        assert!(matches!(d.outcome, Outcome::Loaded(Ok(Some(5)))), "{d:?}");
+        assert!(
+            matches!(d.outcome, Outcome::Loaded(Ok(Some(v))) if v == ours(5)),
+            "{d:?}"
+        );
         // The requests queued meanwhile became at most two writes (one the
         // thread may have taken with the load), the last one 1000.
         let mut writes = 0;
@@ -411,11 +420,11 @@ mod tests {
             };
             result.unwrap();
             writes += 1;
-            if value == 1000 {
+            if value == ours(1000) {
                 break;
             }
         }
         assert!(writes <= 2, "{writes} writes");
-        assert_eq!(file.load().unwrap(), Some(1000));
+        assert_eq!(file.load().unwrap(), Some(ours(1000)));
     }
 }
