@@ -48,6 +48,17 @@ mod step;
 pub use step::{step_totals, Outcome, Step};
 use step::{DRIVEN, STEP_COUNTS};
 
+/// Longest wait of gratuitous ARPs for conntrackd to be ready as master.
+pub const CONNTRACKD_WAIT: Duration = Duration::from_secs(1);
+
+/// Waits until conntrackd is ready as master (`gate` true), at most
+/// [`CONNTRACKD_WAIT`]; returns whether it was.
+pub async fn conntrackd_ready(mut gate: watch::Receiver<bool>) -> bool {
+    tokio::time::timeout(CONNTRACKD_WAIT, gate.wait_for(|ready| *ready))
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
 /// How long one conntrackd call may take before it is killed.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Where conntrackd is looked for when it is not on `PATH`.

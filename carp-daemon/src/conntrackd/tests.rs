@@ -212,3 +212,23 @@ fn the_lock_file_comes_from_the_configuration() {
         PathBuf::from(DEFAULT_LOCK_FILE)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn announcements_wait_for_conntrackd_at_most_the_bound() {
+    // Ready after 200 ms: the wait ends then.
+    let (ready, gate) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        ready.send_replace(true);
+        // Kept open: a dropped sender must not end the wait early.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let start = tokio::time::Instant::now();
+    assert!(conntrackd_ready(gate).await);
+    assert_eq!(start.elapsed(), Duration::from_millis(200));
+    // Never ready: the wait ends at the bound.
+    let (_ready, gate) = watch::channel(false);
+    let start = tokio::time::Instant::now();
+    assert!(!conntrackd_ready(gate).await);
+    assert_eq!(start.elapsed(), CONNTRACKD_WAIT);
+}

@@ -17,7 +17,7 @@
 //! - the group is **MASTER** when every member is MASTER: its `upscript`
 //!   runs (`SCRIPT <group> MASTER`) and conntrackd, if configured, is made
 //!   master ([`Conntrackd::on_master`]); the members' gratuitous ARPs wait
-//!   for that, at most [`CONNTRACKD_WAIT`];
+//!   for that, at most [`crate::conntrackd::CONNTRACKD_WAIT`];
 //! - **BACKUP** when every member is BACKUP: `downscript` (`SCRIPT <group>
 //!   BACKUP`), conntrackd asked for a resync ([`Conntrackd::on_backup`]);
 //! - **FAULT** while a member is down (INIT): `downscript` (`SCRIPT <group>
@@ -38,9 +38,6 @@ use crate::config::SyncGroupConfig;
 use crate::conntrackd::Conntrackd;
 use crate::net::vip::VipManager;
 use crate::proto::{Group, GroupState, Nanos};
-
-/// Longest wait of gratuitous ARPs for conntrackd to be ready as master.
-pub const CONNTRACKD_WAIT: Duration = Duration::from_secs(1);
 
 /// One sync group of the running daemon.
 pub struct SyncGroup {
@@ -291,14 +288,6 @@ fn is(r: &Running, key: &InstanceKey) -> bool {
     r.cfg.vhid == key.vhid && r.cfg.interface == key.interface
 }
 
-/// Waits until conntrackd is ready as master (`gate` true), at most
-/// [`CONNTRACKD_WAIT`]; returns whether it was.
-pub async fn conntrackd_ready(mut gate: watch::Receiver<bool>) -> bool {
-    tokio::time::timeout(CONNTRACKD_WAIT, gate.wait_for(|ready| *ready))
-        .await
-        .is_ok_and(|r| r.is_ok())
-}
-
 /// Runs a group script, `SCRIPT <group> <state>`, in a task of its own;
 /// killed after `timeout`; its outcome logged.
 fn run_script(script: std::path::PathBuf, group: &str, state: GroupState, timeout: Duration) {
@@ -333,29 +322,4 @@ fn run_script(script: std::path::PathBuf, group: &str, state: GroupState, timeou
             }
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn announcements_wait_for_conntrackd_at_most_the_bound() {
-        // Ready after 200 ms: the wait ends then.
-        let (ready, gate) = watch::channel(false);
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            ready.send_replace(true);
-            // Kept open: a dropped sender must not end the wait early.
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        });
-        let start = tokio::time::Instant::now();
-        assert!(conntrackd_ready(gate).await);
-        assert_eq!(start.elapsed(), Duration::from_millis(200));
-        // Never ready: the wait ends at the bound.
-        let (_ready, gate) = watch::channel(false);
-        let start = tokio::time::Instant::now();
-        assert!(!conntrackd_ready(gate).await);
-        assert_eq!(start.elapsed(), CONNTRACKD_WAIT);
-    }
 }

@@ -90,7 +90,7 @@ pub struct Running {
     pub(super) group_demote: u8,
     /// With a group that drives conntrackd: `true` once conntrackd is ready
     /// as master; gratuitous ARPs wait for it, at most
-    /// [`super::group::CONNTRACKD_WAIT`].
+    /// [`crate::conntrackd::CONNTRACKD_WAIT`].
     pub(super) announce_gate: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
@@ -367,7 +367,7 @@ impl Running {
     /// Sends one gratuitous ARP / unsolicited NA round for every VIP, if
     /// the interface has an announcer. A failure is logged. In a sync group
     /// that drives conntrackd, a round due before conntrackd is ready as
-    /// master goes out once it is, or after [`super::group::CONNTRACKD_WAIT`]
+    /// master goes out once it is, or after [`crate::conntrackd::CONNTRACKD_WAIT`]
     /// (from a task of its own: adverts are never delayed).
     async fn announce(&self) {
         if let Some(a) = self.io.as_ref().and_then(|io| io.announcer.as_ref()) {
@@ -376,8 +376,8 @@ impl Running {
                 let (a, gate) = (a.clone(), gate.clone());
                 let (iface, vhid) = (self.cfg.interface.clone(), self.cfg.vhid);
                 tokio::spawn(async move {
-                    if !super::group::conntrackd_ready(gate).await {
-                        let wait = super::group::CONNTRACKD_WAIT;
+                    if !crate::conntrackd::conntrackd_ready(gate).await {
+                        let wait = crate::conntrackd::CONNTRACKD_WAIT;
                         tracing::warn!(iface = %iface, vhid, "conntrackd not ready after {wait:?}: announcing anyway");
                     }
                     if let Err(e) = a.announce(&vips, 1, Duration::ZERO).await {

@@ -9,10 +9,12 @@ use super::super::error::{At, ConfigError};
 use super::super::model::*;
 use super::super::password::{Password, PasswordSource};
 use super::super::starter::quote;
-use super::super::validate::{check_config, split_alias, Field, Locate};
+use super::super::validate::{check_config, split_alias};
+use super::imported::{Blame, Imported, Origins};
+use super::layout::settings_of;
 use super::redhat;
 use super::render::render;
-use super::settings::{settings_of, Note, Origin, Settings, Val};
+use super::settings::{Note, Settings, Val};
 use super::{Body, ImportError, Input};
 
 /// A netmask as a prefix length: `24`, `/24` or `255.255.255.0` (IPv4).
@@ -26,41 +28,6 @@ fn prefix_len(mask: &str, ipv4: bool) -> Option<u8> {
     // Contiguous ones from the top: the inverted mask plus one is a power of two.
     (bits.leading_ones() + bits.trailing_zeros() == 32 || bits == 0)
         .then(|| u8::try_from(bits.leading_ones()).unwrap_or(32))
-}
-
-/// One instance, with what the TOML needs beyond the model.
-pub(super) struct Imported {
-    pub(super) instance: InstanceConfig,
-    /// Where the TOML's `password_file` points.
-    pub(super) password_file: PathBuf,
-    /// The secret to write there (None: a PASSFILE, referenced as it is).
-    pub(super) secret: Option<Vec<u8>>,
-    /// Where the checked fields came from.
-    origins: Origins,
-    /// The input it came from.
-    pub(super) source: String,
-}
-
-/// Where the fields [`check_config`] may blame were set.
-struct Origins {
-    interface: Origin,
-    vhid: Origin,
-    addr: Origin,
-    mcast: Option<Origin>,
-}
-
-struct Blame<'a>(&'a [Imported]);
-
-impl Locate for Blame<'_> {
-    fn at(&self, index: usize, field: Field) -> At {
-        let o = &self.0[index].origins;
-        match field {
-            Field::Interface | Field::Label => o.interface.at(),
-            Field::Vhid => o.vhid.at(),
-            Field::Vips | Field::Vip(_) | Field::Peer(_) => o.addr.at(),
-            Field::Mcast => o.mcast.as_ref().unwrap_or(&o.addr).at(),
-        }
-    }
 }
 
 /// Which layout an input is in: what to suggest when a setting is missing,

@@ -24,7 +24,9 @@
 //! validated with the loader the daemon uses before anything is written.
 mod convert;
 pub mod debian;
+mod imported;
 pub mod interfaces;
+mod layout;
 pub mod redhat;
 mod render;
 mod settings;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::super::model::ReplayMode;
 use super::super::starter::quote;
-use super::convert::Imported;
+use super::imported::Imported;
 use super::settings::Note;
 use super::Input;
 

@@ -9,7 +9,7 @@ use super::super::error::At;
 use super::super::model::{LogFormat, ReplayMode};
 use super::super::options::{self, RunArgs, SUBCOMMANDS};
 use super::super::shell;
-use super::{debian, redhat, wiki, Body, ImportError, Input};
+use super::ImportError;
 use crate::xdp::mode::XdpMode;
 
 /// What a variable of a sourced shell file is to the init script that
@@ -393,7 +393,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// A pasted command line as the words UCARP gets: one argument holding
 /// the whole line is split as the shell would (quotes, `\` line
 /// continuations), and a leading `ucarp` (`/usr/sbin/ucarp`) is dropped.
-fn command_words(words: &[String]) -> Result<Vec<String>, ImportError> {
+pub(super) fn command_words(words: &[String]) -> Result<Vec<String>, ImportError> {
     let mut words = match words {
         [line] if line.contains(char::is_whitespace) => {
             let joined = line.replace("\\\r\n", " ").replace("\\\n", " ");
@@ -411,40 +411,4 @@ fn command_words(words: &[String]) -> Result<Vec<String>, ImportError> {
         words.remove(0);
     }
     Ok(words)
-}
-
-/// The instances one input describes, each with the name of its source:
-/// one per shell file or command line, one per UCARP stanza of an
-/// interfaces file.
-pub(super) fn settings_of(input: &Input) -> Result<Vec<(Settings, String)>, ImportError> {
-    let name = input.name.display().to_string();
-    match &input.body {
-        Body::Shell(text) => Ok(vec![(
-            settings_of_file(&input.name, text, wiki::VARIABLES)?,
-            name,
-        )]),
-        Body::RedHat(text) => {
-            let mut s = Settings::default();
-            if let Some(id) = redhat::id_of(&input.name) {
-                // The package's script takes the vhid from the file name;
-                // an ID (or VID) in the file, sourced after, wins.
-                let from = Origin::File {
-                    path: input.name.clone(),
-                    line: 1,
-                    setting: "the id in the file name".into(),
-                };
-                let run = parse_options(&[format!("--vhid={id}")], &|| from.to_string())?;
-                s.merge(Settings::from_run(run, &|_| from.clone())?);
-            }
-            s.merge(settings_of_file(&input.name, text, redhat::VARIABLES)?);
-            Ok(vec![(s, name)])
-        }
-        Body::Interfaces(stanzas) => debian::instances(stanzas),
-        Body::Args(words) => {
-            let words = command_words(words)?;
-            let at = || "command line".to_owned();
-            let run = parse_options(&words, &at)?;
-            Ok(vec![(Settings::from_run(run, &Origin::Flag)?, name)])
-        }
-    }
 }
