@@ -317,7 +317,13 @@ mod tests {
     #[tokio::test]
     async fn a_child_dropped_unwaited_takes_its_group_along() {
         let (child, sleep) = with_background_sleep("wait").await;
-        assert!(sleep_alive(sleep));
+        // `$!` is printed as soon as sh has forked: the sleep may not have
+        // been exec'd yet.
+        let started = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !sleep_alive(sleep) && std::time::Instant::now() < started {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(sleep_alive(sleep), "the group's sleep {sleep} never ran");
         drop(child);
         // SIGKILL was sent to the group; the sleep is gone (or a zombie)
         // once the kernel has delivered it.
