@@ -239,7 +239,8 @@ impl Instance {
     /// A received advert from `sender` (an address, or an address and the
     /// frame's Ethernet source). Checks it (cheap checks, HMAC, replay) and,
     /// if it passes, applies the election rules of the peer it comes from;
-    /// a [`Admission::Repeat`] only proves that its sender lives.
+    /// a [`Admission::Repeat`] only proves that its sender lives, and a
+    /// [`Admission::Copy`] changes nothing.
     pub fn handle_advert(
         &mut self,
         now: Nanos,
@@ -255,6 +256,9 @@ impl Instance {
                 return Err(reject);
             }
         };
+        if admission == Admission::Copy {
+            return Ok(Admission::Copy);
+        }
         self.status.adverts_accepted += 1;
         self.status.last_advert_at = Some(now);
         if admission == Admission::Repeat {

@@ -130,6 +130,12 @@ pub enum Admission {
     /// advert proves that its sender lives, and changes nothing else (its
     /// advbase, advskew and demote may be anyone's edit of an old advert).
     Repeat,
+    /// The last counter of its sender's identity, arriving again from
+    /// another address: the same advert delivered twice, as a dual-stack
+    /// sender's IPv4 and IPv6 copies of one advert are. It changes nothing,
+    /// proves nothing (a replay of the last advert looks the same) and is
+    /// not a refusal.
+    Copy,
 }
 
 /// Errors of this module: why a counter was refused.
@@ -297,6 +303,11 @@ impl ReplayGuard {
                     s.touched = self.clock;
                 }
                 Ok(Admission::Repeat)
+            }
+            // The source's own rule passed (it runs first): the identity's
+            // last counter, from an address that had not sent it.
+            Err(ReplayError::Replayed { counter, last, .. }) if counter == last => {
+                Ok(Admission::Copy)
             }
             Err(e) => Err(e),
         }

@@ -297,6 +297,8 @@ proptest! {
             let core_says = match g.admit(src(1), 1, counter, NOW_MS, class) {
                 Ok(Admission::Fresh) => Admit::Fresh,
                 Ok(Admission::Repeat) => Admit::Repeat,
+                // A copy needs a second source address.
+                Ok(Admission::Copy) => panic!("a copy from the only source"),
                 Err(_) => Admit::Refused,
             };
             prop_assert_eq!(kernel_says, core_says, "advert {} counter {:#x} from {:?}", i, counter, class);

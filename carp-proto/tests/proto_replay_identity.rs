@@ -19,11 +19,14 @@ fn src(n: u8) -> IpAddr {
 fn a_replayed_counter_is_refused_from_any_source_and_mac() {
     for mode in [ReplayMode::Auto, ReplayMode::Strict] {
         let mut g = ReplayGuard::new(mode, None);
+        let old = tagged_by(77, NOW_MS - 1_000);
         let c = tagged_by(77, NOW_MS);
-        assert_eq!(
-            g.admit(src(1), 1, c, NOW_MS, MacClass::Other),
-            Ok(Admission::Fresh)
-        );
+        for counter in [old, c] {
+            assert_eq!(
+                g.admit(src(1), 1, counter, NOW_MS, MacClass::Other),
+                Ok(Admission::Fresh)
+            );
+        }
         for (n, mac) in [
             (2, MacClass::Ucarp),
             (3, MacClass::Bsd),
@@ -31,23 +34,41 @@ fn a_replayed_counter_is_refused_from_any_source_and_mac() {
             (5, MacClass::Unknown),
             (1, MacClass::Ucarp),
         ] {
+            // An older counter of the identity: a replay, from anywhere.
             assert_eq!(
-                g.admit(src(n), 1, c, NOW_MS, mac),
+                g.admit(src(n), 1, old, NOW_MS, mac),
                 Err(if n == 1 {
                     ReplayError::Stale {
-                        counter: c,
+                        counter: old,
                         last: c,
                     }
                 } else {
                     ReplayError::Replayed {
-                        counter: c,
+                        counter: old,
                         identity: 77,
                         last: c,
                     }
                 }),
                 "{mode} from {n} with {mac:?}"
             );
+            // Its last counter again: from the address that sent it, stale;
+            // from another, a copy (a dual-stack sender's other family, or
+            // a replay of the last advert) that changes nothing.
+            assert_eq!(
+                g.admit(src(n), 1, c, NOW_MS, mac),
+                if n == 1 {
+                    Err(ReplayError::Stale {
+                        counter: c,
+                        last: c,
+                    })
+                } else {
+                    Ok(Admission::Copy)
+                },
+                "{mode} from {n} with {mac:?}"
+            );
         }
+        // A copy records nothing: the next counter is still new, and the
+        // copy's source has no state that would refuse the identity's next.
         // Another identity, another vhid: their own state.
         g.admit(src(2), 1, tagged_by(78, NOW_MS), NOW_MS, MacClass::Other)
             .unwrap();
@@ -61,6 +82,40 @@ fn a_replayed_counter_is_refused_from_any_source_and_mac() {
             MacClass::Other,
         )
         .unwrap();
+    }
+}
+
+#[test]
+fn a_copy_of_the_last_advert_neither_resets_master_down_nor_is_refused() {
+    // A dual-stack master's second copy of each advert (the other family's
+    // source address), or an attacker re-sending the master's last advert
+    // from ever new addresses after it died: the backup takes over as if
+    // nothing came.
+    let mut b = started(params());
+    let md = params().master_down_interval();
+    let counter_at = |t: Nanos| tagged_by(77, (START_UNIX_NS + (t.0 - START.0)) / 1_000_000);
+    let mut now = START;
+    for _ in 0..3 {
+        now = now.saturating_add(Nanos::from_secs(1));
+        let h = advert(1, 0, 0, counter_at(now));
+        assert_eq!(b.handle_advert(now, ip(20), &h), Ok(Admission::Fresh));
+        assert_eq!(b.handle_advert(now, ip(120), &h), Ok(Admission::Copy));
+    }
+    assert_eq!(b.status().adverts_accepted, 3);
+    assert_eq!(b.status().rejects.total(), 0, "{:?}", b.status().rejects);
+    let last = advert(1, 0, 0, counter_at(now));
+    let died = now;
+    let mut n = 0u8;
+    while b.state() != State::Master {
+        now = now.saturating_add(Nanos::from_millis(100));
+        n = n.wrapping_add(1);
+        let copy = b.handle_advert(now, ip(130 + n % 100), &last);
+        assert_eq!(copy, Ok(Admission::Copy));
+        b.handle_timeout(now);
+        assert!(
+            now.saturating_sub(died) <= md.saturating_add(Nanos::from_millis(100)),
+            "a copy of the last advert held the backup past master-down"
+        );
     }
 }
 
@@ -129,8 +184,20 @@ fn remembered_counters_refuse_replays_from_the_start() {
     // Untagged values carry no identity: nothing to remember.
     restarted.remember(1, 12345);
     assert_eq!(restarted.identities(1), vec![c]);
-    assert!(matches!(
+    // The last counter again: a copy that changes nothing; an older one of
+    // that identity: a replay, refused.
+    assert_eq!(
         restarted.admit(src(1), 1, c, NOW_MS, MacClass::Ucarp),
+        Ok(Admission::Copy)
+    );
+    assert!(matches!(
+        restarted.admit(
+            src(3),
+            1,
+            tagged_by(77, NOW_MS - 1),
+            NOW_MS,
+            MacClass::Ucarp
+        ),
         Err(ReplayError::Replayed { identity: 77, .. })
     ));
 }

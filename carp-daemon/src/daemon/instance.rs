@@ -247,7 +247,7 @@ impl Running {
         recorded: bool,
         receive: &mut ReceivePath,
     ) -> Result<(), Reject> {
-        if self.core.handle_advert(seen, sender, header)? == Admission::Repeat {
+        if self.core.handle_advert(seen, sender, header)? != Admission::Fresh {
             // Nothing new to record.
             return Ok(());
         }
