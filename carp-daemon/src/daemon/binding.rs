@@ -12,7 +12,8 @@ use crate::config::InstanceConfig;
 use crate::net::announce::Announcer;
 use crate::net::link::{LinkInfo, Links};
 use crate::net::sender::AdvertSocket;
-use crate::net::vip::VipSet;
+use crate::net::vip::{VipManager, VipSet};
+use crate::net::vmac::{remove_stale, vmac_name, Vmac};
 
 /// Wait before binding to a re-created interface is tried again when it
 /// failed (its address not configured yet, for instance), in ms.
@@ -27,6 +28,48 @@ pub struct Binding {
     pub(super) announcer: Option<std::sync::Arc<Announcer>>,
     /// The addresses we added to this interface.
     pub(super) vips: VipSet,
+    /// With `virtual_mac`, while MASTER: the macvlan holding the VIPs.
+    pub(super) vmac: Option<VirtualMac>,
+}
+
+/// The macvlan of a master with `virtual_mac`, its announcer and its VIPs.
+#[derive(Debug)]
+pub struct VirtualMac {
+    /// The macvlan.
+    pub(super) link: Vmac,
+    /// Gratuitous ARP / unsolicited NA sender from the virtual MAC.
+    pub(super) announcer: std::sync::Arc<Announcer>,
+    /// The addresses we added to the macvlan.
+    pub(super) vips: VipSet,
+}
+
+impl VirtualMac {
+    /// Creates the macvlan of `cfg` on `link` and its announcer.
+    pub(super) async fn create(
+        cfg: &InstanceConfig,
+        link: &LinkInfo,
+        mgr: &VipManager,
+    ) -> Result<VirtualMac, DaemonError> {
+        let key = InstanceKey::of(cfg);
+        let vmac = Vmac::create(mgr.handle(), link.ifindex, &link.name, cfg.vhid)
+            .await
+            .map_err(|source| DaemonError::Vmac {
+                key: key.clone(),
+                source,
+            })?;
+        let announcer = match Announcer::open(vmac.ifindex, vmac.mac) {
+            Ok(a) => a,
+            Err(source) => {
+                let _ = vmac.delete(mgr.handle()).await;
+                return Err(DaemonError::Announce { key, source });
+            }
+        };
+        Ok(VirtualMac {
+            vips: VipSet::new(vmac.ifindex),
+            announcer: std::sync::Arc::new(announcer),
+            link: vmac,
+        })
+    }
 }
 
 impl Binding {
@@ -39,6 +82,22 @@ impl Binding {
         links: &Links,
     ) -> Result<(Binding, Vec<IpAddr>), DaemonError> {
         let sources = advert_sources(cfg, key, link, links).await?;
+        if cfg.virtual_mac {
+            // One left behind by a killed daemon would answer for the VIPs.
+            match remove_stale(links.handle(), link.ifindex, cfg.vhid).await {
+                Ok(true) => tracing::info!(
+                    iface = %cfg.interface, vhid = cfg.vhid,
+                    "removed macvlan {} left behind by an earlier run", vmac_name(cfg.vhid, link.ifindex)
+                ),
+                Ok(false) => {}
+                Err(source) => {
+                    return Err(DaemonError::Vmac {
+                        key: key.clone(),
+                        source,
+                    })
+                }
+            }
+        }
         let mut sockets = Vec::new();
         for src in &sources {
             sockets.push(
@@ -66,6 +125,7 @@ impl Binding {
                 sockets,
                 announcer,
                 vips: VipSet::new(link.ifindex),
+                vmac: None,
             },
             sources,
         ))
