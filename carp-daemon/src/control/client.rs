@@ -171,7 +171,11 @@ pub(super) fn instance_notes(out: &mut String, instances: &[InstanceReport]) {
                 Some(link) => format!("on {link}"),
                 None => "not in use (not master)".into(),
             };
-            let _ = writeln!(out, "virtual MAC {} vhid {}: {mac} {on}", i.interface, i.vhid);
+            let _ = writeln!(
+                out,
+                "virtual MAC {} vhid {}: {mac} {on}",
+                i.interface, i.vhid
+            );
         }
         if i.health_unknown > 0 {
             let _ = writeln!(

@@ -12,12 +12,15 @@
 //! path stays on the parent, where XDP sees every advert.
 //!
 //! Linux answers ARP for any local address on any interface (`arp_ignore =
-//! 0`): the parent would answer for the VIP from its own MAC. While a
-//! virtual MAC of ours exists on a parent, its `arp_ignore` is 1 (answer
-//! only for addresses on the receiving interface), and so is the macvlan's
-//! (it would otherwise answer for the parent's addresses). The parent's
-//! previous value is restored when the last one goes; it is also written in
-//! the macvlan's alias, so that [`remove_stale`] restores it after a crash.
+//! 0`): the parent would answer for the VIP from its own MAC; and it sends
+//! ARP requests on the parent from whatever source the packet has (`arp_announce
+//! = 0`), a VIP included, which moves a client's entry for the VIP to the
+//! parent's MAC. While a virtual MAC of ours exists on a parent, its
+//! `arp_ignore` is 1 and its `arp_announce` 2 ([`PARENT_SYSCTLS`]), and the
+//! macvlan's `arp_ignore` is 1 (it would otherwise answer for the parent's
+//! addresses). The parent's previous values are restored when the last one
+//! goes; they are also written in the macvlan's alias, so that
+//! [`remove_stale`] restores them after a crash.
 //! The macvlan gets no IPv6 link-local address (`addr_gen_mode = 1`): every
 //! host of the group would derive the same one from the shared MAC.
 
@@ -31,8 +34,16 @@ use rtnetlink::{Handle, LinkMacVlan, LinkUnspec};
 
 use super::rtnl::errno;
 
-/// Prefix of the alias of our macvlans; the parent's `arp_ignore` follows.
-const ALIAS_PREFIX: &str = "carpd-xdp parent arp_ignore=";
+/// Prefix of the alias of our macvlans; the parent's previous values of
+/// [`PARENT_SYSCTLS`] follow, comma-separated.
+const ALIAS_PREFIX: &str = "carpd-xdp parent arp_ignore,arp_announce=";
+
+/// What a parent's IPv4 sysctls are while a virtual MAC is on it:
+/// `arp_ignore` 1 (answer ARP only for addresses on the receiving
+/// interface, not for the VIPs on the macvlan) and `arp_announce` 2 (ARP
+/// requests sent on the parent carry its own address, never a VIP: a
+/// client would otherwise move its entry for the VIP to the parent's MAC).
+const PARENT_SYSCTLS: [(&str, &str); 2] = [("arp_ignore", "1"), ("arp_announce", "2")];
 
 /// Longest interface name the kernel accepts (IFNAMSIZ - 1).
 const MAX_NAME_LEN: usize = 15;
@@ -87,7 +98,7 @@ pub fn vmac_name(vhid: u8, parent: u32) -> String {
     }
 }
 
-/// Parents with virtual MACs of this process: `arp_ignore` before the first
+/// Parents with virtual MACs of this process: their sysctls before the first
 /// one, and how many there are.
 static PARENTS: Mutex<BTreeMap<u32, (String, usize)>> = Mutex::new(BTreeMap::new());
 
@@ -121,7 +132,6 @@ impl Vmac {
         let made = async {
             let msg = LinkMacVlan::new(&name, parent, MacVlanMode::Private)
                 .address(mac.to_vec())
-                .alias(format!("{ALIAS_PREFIX}{original}"))
                 .build();
             handle
                 .link()
@@ -138,7 +148,13 @@ impl Vmac {
             let _ = write_sysctl(&format!("ipv6/conf/{name}/addr_gen_mode"), "1");
             handle
                 .link()
-                .set(LinkUnspec::new_with_index(ifindex).up().build())
+                // The kernel takes no alias when it creates a link.
+                .set(
+                    LinkUnspec::new_with_index(ifindex)
+                        .alias(format!("{ALIAS_PREFIX}{original}"))
+                        .up()
+                        .build(),
+                )
                 .execute()
                 .await
                 .map_err(netlink("bring up", &name))?;
@@ -167,7 +183,7 @@ impl Vmac {
     }
 
     /// Deletes the macvlan (its addresses go with it) and restores the
-    /// parent's `arp_ignore` if it was the last one. A macvlan already gone
+    /// parent's sysctls if it was the last one. A macvlan already gone
     /// (its parent deleted) is not an error.
     pub async fn delete(self, handle: &Handle) -> Result<(), VmacError> {
         let deleted = delete_link(handle, &self.name).await;
@@ -177,11 +193,18 @@ impl Vmac {
 }
 
 /// Removes the macvlan of `vhid` on `parent` if one exists (left behind by
-/// a killed daemon), restoring the parent's `arp_ignore` from its alias.
+/// a killed daemon), restoring the parent's sysctls from its alias.
 /// Returns whether one was removed.
 pub async fn remove_stale(handle: &Handle, parent: u32, vhid: u8) -> Result<bool, VmacError> {
     let name = vmac_name(vhid, parent);
-    let msg = match handle.link().get().match_name(name.clone()).execute().try_next().await {
+    let msg = match handle
+        .link()
+        .get()
+        .match_name(name.clone())
+        .execute()
+        .try_next()
+        .await
+    {
         Ok(Some(msg)) => msg,
         Ok(None) => return Ok(false),
         Err(e) if errno(&e) == Some(libc::ENODEV) => return Ok(false),
@@ -192,10 +215,13 @@ pub async fn remove_stale(handle: &Handle, parent: u32, vhid: u8) -> Result<bool
         _ => None,
     });
     let removed = delete_link(handle, &name).await?;
-    let ours = PARENTS.lock().map(|p| p.contains_key(&parent)).unwrap_or(true);
+    let ours = PARENTS
+        .lock()
+        .map(|p| p.contains_key(&parent))
+        .unwrap_or(true);
     if let (Some(original), false) = (original, ours) {
         if let Some(parent_name) = name_of(handle, parent).await {
-            let _ = write_sysctl(&format!("ipv4/conf/{parent_name}/arp_ignore"), &original);
+            restore_parent(&parent_name, &original);
         }
     }
     Ok(removed)
@@ -221,7 +247,14 @@ async fn delete_link(handle: &Handle, name: &str) -> Result<bool, VmacError> {
 }
 
 async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>, VmacError> {
-    match handle.link().get().match_name(name.to_owned()).execute().try_next().await {
+    match handle
+        .link()
+        .get()
+        .match_name(name.to_owned())
+        .execute()
+        .try_next()
+        .await
+    {
         Ok(msg) => Ok(msg.map(|m| m.header.index)),
         Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
         Err(e) => Err(netlink("look up", name)(e)),
@@ -229,7 +262,14 @@ async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>, VmacError>
 }
 
 async fn name_of(handle: &Handle, ifindex: u32) -> Option<String> {
-    let msg = handle.link().get().match_index(ifindex).execute().try_next().await.ok()??;
+    let msg = handle
+        .link()
+        .get()
+        .match_index(ifindex)
+        .execute()
+        .try_next()
+        .await
+        .ok()??;
     msg.attributes.iter().find_map(|a| match a {
         LinkAttribute::IfName(n) => Some(n.clone()),
         _ => None,
@@ -237,24 +277,36 @@ async fn name_of(handle: &Handle, ifindex: u32) -> Option<String> {
 }
 
 /// Counts one more virtual MAC on `parent`; with the first, saves the
-/// parent's `arp_ignore` and sets it to 1. Returns the saved value.
+/// parent's [`PARENT_SYSCTLS`] and sets them. Returns the saved values.
 fn hold_parent(parent: u32, parent_name: &str) -> Result<String, VmacError> {
-    let mut parents = PARENTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut parents = PARENTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some((original, count)) = parents.get_mut(&parent) {
         *count += 1;
         return Ok(original.clone());
     }
-    let path = format!("ipv4/conf/{parent_name}/arp_ignore");
-    let original = read_sysctl(&path)?;
-    write_sysctl(&path, "1")?;
+    let mut original = Vec::new();
+    for (key, _) in PARENT_SYSCTLS {
+        original.push(read_sysctl(&format!("ipv4/conf/{parent_name}/{key}"))?);
+    }
+    let original = original.join(",");
+    for (key, value) in PARENT_SYSCTLS {
+        if let Err(e) = write_sysctl(&format!("ipv4/conf/{parent_name}/{key}"), value) {
+            restore_parent(parent_name, &original);
+            return Err(e);
+        }
+    }
     parents.insert(parent, (original.clone(), 1));
     Ok(original)
 }
 
 /// Counts one virtual MAC less on `parent`; with the last, restores the
-/// parent's `arp_ignore` (a parent gone has nothing to restore).
+/// parent's [`PARENT_SYSCTLS`].
 fn release_parent(parent: u32) {
-    let mut parents = PARENTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut parents = PARENTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let Some((original, count)) = parents.get_mut(&parent) else {
         return;
     };
@@ -263,7 +315,18 @@ fn release_parent(parent: u32) {
         let original = original.clone();
         parents.remove(&parent);
         if let Some(name) = parent_name_now(parent) {
-            let _ = write_sysctl(&format!("ipv4/conf/{name}/arp_ignore"), &original);
+            restore_parent(&name, &original);
+        }
+    }
+}
+
+/// Writes back the parent's [`PARENT_SYSCTLS`] saved as `original`
+/// (comma-separated, in that order). Best effort: a parent gone has
+/// nothing to restore.
+fn restore_parent(parent_name: &str, original: &str) {
+    for ((key, _), value) in PARENT_SYSCTLS.iter().zip(original.split(',')) {
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            let _ = write_sysctl(&format!("ipv4/conf/{parent_name}/{key}"), value);
         }
     }
 }
