@@ -55,7 +55,7 @@ impl VirtualMac {
             .await
             .map_err(|source| DaemonError::Vmac {
                 key: key.clone(),
-                source,
+                source: Box::new(source),
             })?;
         let announcer = match Announcer::open(vmac.ifindex, vmac.mac) {
             Ok(a) => a,
@@ -93,7 +93,7 @@ impl Binding {
                 Err(source) => {
                     return Err(DaemonError::Vmac {
                         key: key.clone(),
-                        source,
+                        source: Box::new(source),
                     })
                 }
             }

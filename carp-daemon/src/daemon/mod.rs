@@ -115,9 +115,9 @@ pub enum DaemonError {
     Vmac {
         /// The instance.
         key: InstanceKey,
-        /// The macvlan error.
+        /// The macvlan error (boxed: rtnetlink's error is large).
         #[source]
-        source: crate::net::vmac::VmacError,
+        source: Box<crate::net::vmac::VmacError>,
     },
     /// Health checks are invalid.
     #[error("{key}")]
