@@ -1,5 +1,5 @@
-//! `virtual_mac = true` (issue 20.1): two carpd-xdp hosts, one dual-stack
-//! vhid. The master answers ARP and neighbour solicitations for the VIPs
+//! `virtual_mac = true` (issue 20.1): two carpd-xdp hosts, a dual-stack
+//! vhid and a second IPv4 vhid on the same interface. The master answers ARP and neighbour solicitations for the VIPs
 //! from `00:00:5e:00:01:<vhid>` (a client learns that MAC), and a client
 //! whose neighbour entries are pinned (permanent) to that MAC reaches both
 //! VIPs before failover, after failover (the master's cable pulled) and
@@ -20,13 +20,19 @@ const VHID: u8 = 42;
 const VMAC: &str = "00:00:5e:00:01:2a";
 const VIP4: &str = "10.217.1.10";
 const VIP6: &str = "fd00:42::10";
+/// The second vhid on the same interface, its MAC and VIP.
+const VHID2: u8 = 43;
+const VMAC2: &str = "00:00:5e:00:01:2b";
+const VIP4B: &str = "10.217.1.11";
 
 fn start(lan: &Lan, i: usize, name: &str, advskew: u8, preempt: bool) -> Daemon {
     let sock: PathBuf = lan.path(&format!("{name}.sock"));
     let text = format!(
         "[global]\nstatus_socket = \"{}\"\nlog_facility = \"none\"\n\n\
          [[instance]]\ninterface = \"eth0\"\nvhid = {VHID}\nvips = [\"{VIP4}/24\", \"{VIP6}/64\"]\n\
-         advskew = {advskew}\npreempt = {preempt}\npassword = \"pw42\"\nvirtual_mac = true\n",
+         advskew = {advskew}\npreempt = {preempt}\npassword = \"pw42\"\nvirtual_mac = true\n\n\
+         [[instance]]\ninterface = \"eth0\"\nvhid = {VHID2}\nvips = [\"{VIP4B}/24\"]\n\
+         advskew = {advskew}\npreempt = {preempt}\npassword = \"pw43\"\nvirtual_mac = true\n",
         sock.display()
     );
     let config = lan.write(&format!("{name}.toml"), &text, 0o644);
@@ -40,13 +46,18 @@ fn start(lan: &Lan, i: usize, name: &str, advskew: u8, preempt: bool) -> Daemon 
     )
 }
 
-/// The macvlan carrying the virtual MAC on host `ns`, if any: the line of
-/// `ip -o link` with that MAC.
-fn vmac_link(ns: &Netns) -> Option<String> {
+/// The macvlan carrying virtual MAC `mac` on host `ns`, if any: the line
+/// of `ip -o link` with that MAC.
+fn link_with(ns: &Netns, mac: &str) -> Option<String> {
     ns.ip(&["-o", "link", "show"])
         .lines()
-        .find(|l| l.contains(VMAC))
+        .find(|l| l.contains(mac))
         .map(str::to_owned)
+}
+
+/// Either vhid's macvlan on host `ns`, if any.
+fn vmac_link(ns: &Netns) -> Option<String> {
+    link_with(ns, VMAC).or_else(|| link_with(ns, VMAC2))
 }
 
 /// Whether `addr` is on any interface of `ns`.
@@ -70,13 +81,16 @@ fn reaches_both(lan: &Lan, when: &str) {
     eventually(&format!("{when}: the client reaches {VIP6}"), || {
         ping(lan, "-6", VIP6).then_some(())
     });
+    eventually(&format!("{when}: the client reaches {VIP4B}"), || {
+        ping(lan, "-4", VIP4B).then_some(())
+    });
 }
 
 /// Host `i` is master with the virtual MAC: its macvlan is up, holds both
 /// VIPs, and the status shows it.
 fn master_has_vmac(lan: &Lan, d: &Daemon) {
     let ns = &lan.hosts[d.host].ns;
-    let link = eventually("the master's macvlan", || vmac_link(ns));
+    let link = eventually("the master's macvlan", || link_with(ns, VMAC));
     assert!(link.contains("state UP") || link.contains(",UP"), "{link}");
     let ifindex = ns.ifindex("eth0");
     let name = format!("vmac{VHID}.{ifindex}");
@@ -89,6 +103,14 @@ fn master_has_vmac(lan: &Lan, d: &Daemon) {
     let st = d.instance(VHID).expect("status");
     assert_eq!(st["virtual_mac"], VMAC, "{st}");
     assert_eq!(st["virtual_mac_link"], name.as_str(), "{st}");
+    // The second vhid's own macvlan on the same interface.
+    let name2 = format!("vmac{VHID2}.{ifindex}");
+    let link2 = eventually("the second vhid's macvlan", || link_with(ns, VMAC2));
+    assert!(link2.contains(&format!("{name2}@eth0")), "{link2}");
+    eventually("the second VIP on its macvlan", || {
+        let out = ns.ip(&["-o", "addr", "show", "dev", &name2]);
+        out.contains(&format!(" {VIP4B}/")).then_some(())
+    });
 }
 
 /// Host `i` is backup: no macvlan with the virtual MAC, no VIP.
@@ -97,7 +119,7 @@ fn backup_has_none(lan: &Lan, i: usize) {
     eventually("no macvlan on the backup", || {
         vmac_link(ns).is_none().then_some(())
     });
-    assert!(!holds(ns, VIP4) && !holds(ns, VIP6));
+    assert!(!holds(ns, VIP4) && !holds(ns, VIP6) && !holds(ns, VIP4B));
 }
 
 /// `arp_ignore` and `arp_announce` of the host's `eth0`.
@@ -137,22 +159,22 @@ fn virtual_mac_follows_the_master() {
 
     // Resolved, not pinned: ARP and NDP answers come from the virtual MAC.
     reaches_both(&lan, "before failover");
-    for (family, vip) in [("-4", VIP4), ("-6", VIP6)] {
+    for (family, vip, mac) in [("-4", VIP4, VMAC), ("-6", VIP6, VMAC), ("-4", VIP4B, VMAC2)] {
         let neigh = lan.client.ip(&[family, "neigh", "show", vip]);
         assert!(
-            neigh.contains(VMAC),
-            "{vip} resolved to the virtual MAC: {neigh}"
+            neigh.contains(mac),
+            "{vip} resolved to the virtual MAC {mac}: {neigh}"
         );
     }
     // Pinned from now on: the client never resolves the VIPs again.
-    for (family, vip) in [("-4", VIP4), ("-6", VIP6)] {
+    for (family, vip, mac) in [("-4", VIP4, VMAC), ("-6", VIP6, VMAC), ("-4", VIP4B, VMAC2)] {
         lan.client.ip(&[
             family,
             "neigh",
             "replace",
             vip,
             "lladdr",
-            VMAC,
+            mac,
             "nud",
             "permanent",
             "dev",
