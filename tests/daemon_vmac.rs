@@ -3,10 +3,10 @@
 //! from `00:00:5e:00:01:<vhid>` (a client learns that MAC), and a client
 //! whose neighbour entries are pinned (permanent) to that MAC reaches both
 //! VIPs before failover, after failover (the master's cable pulled) and
-//! after failback (preempt). The backup has no macvlan at all; SIGTERM
-//! leaves no macvlan, no VIP and the parent's `arp_ignore` and
-//! `arp_announce` as they were; a
-//! macvlan left by a SIGKILLed daemon is removed at its next start.
+//! after failback (preempt) and after a reload that replaces the instances.
+//! The backup has no macvlan at all; SIGTERM leaves no macvlan, no VIP and
+//! the parent's `arp_ignore` and `arp_announce` as they were; a macvlan
+//! left by a SIGKILLed daemon is removed at its next start.
 
 mod common;
 
@@ -25,7 +25,9 @@ const VHID2: u8 = 43;
 const VMAC2: &str = "00:00:5e:00:01:2b";
 const VIP4B: &str = "10.217.1.11";
 
-fn start(lan: &Lan, i: usize, name: &str, advskew: u8, preempt: bool) -> Daemon {
+/// Writes the configuration `<name>.toml`; returns its path and the status
+/// socket's.
+fn write_config(lan: &Lan, name: &str, advskew: u8, preempt: bool) -> (PathBuf, PathBuf) {
     let sock: PathBuf = lan.path(&format!("{name}.sock"));
     let text = format!(
         "[global]\nstatus_socket = \"{}\"\nlog_facility = \"none\"\n\n\
@@ -35,7 +37,11 @@ fn start(lan: &Lan, i: usize, name: &str, advskew: u8, preempt: bool) -> Daemon 
          advskew = {advskew}\npreempt = {preempt}\npassword = \"pw43\"\nvirtual_mac = true\n",
         sock.display()
     );
-    let config = lan.write(&format!("{name}.toml"), &text, 0o644);
+    (lan.write(&format!("{name}.toml"), &text, 0o644), sock)
+}
+
+fn start(lan: &Lan, i: usize, name: &str, advskew: u8, preempt: bool) -> Daemon {
+    let (config, sock) = write_config(lan, name, advskew, preempt);
     Daemon::start(
         lan,
         i,
@@ -198,6 +204,19 @@ fn virtual_mac_follows_the_master() {
         let neigh = lan.client.ip(&[family, "neigh", "show", vip]);
         assert!(neigh.contains("PERMANENT"), "still pinned: {neigh}");
     }
+
+    // A reload that changes both instances: each is replaced (prepared
+    // while the old one still holds its macvlan, which is not taken for a
+    // stale one), and the replacement makes the macvlan again.
+    write_config(&lan, "d0", 1, true);
+    d0.signal(libc::SIGHUP);
+    eventually("the replaced instance advertises advskew 1", || {
+        let st = d0.instance(VHID)?;
+        (st["advskew"] == 1 && st["state"] == "MASTER").then_some(())
+    });
+    master_has_vmac(&lan, &d0);
+    backup_has_none(&lan, 1);
+    reaches_both(&lan, "after a reload");
 
     // SIGTERM: nothing left behind, arp_ignore back to what it was.
     d0.signal(libc::SIGTERM);

@@ -24,7 +24,7 @@
 //! The macvlan gets no IPv6 link-local address (`addr_gen_mode = 1`): every
 //! host of the group would derive the same one from the shared MAC.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::Mutex;
 
@@ -61,6 +61,13 @@ pub enum VmacError {
         /// The netlink error.
         #[source]
         source: rtnetlink::Error,
+    },
+    /// Another instance of this process (the one a reload replaces) still
+    /// holds the macvlan; adding the VIPs is tried again later.
+    #[error("macvlan {name} still held by the instance being replaced")]
+    InUse {
+        /// The macvlan's name.
+        name: String,
     },
     /// The macvlan was gone right after it was created.
     #[error("macvlan {name} vanished right after it was created")]
@@ -102,6 +109,17 @@ pub fn vmac_name(vhid: u8, parent: u32) -> String {
 /// one, and how many there are.
 static PARENTS: Mutex<BTreeMap<u32, (String, usize)>> = Mutex::new(BTreeMap::new());
 
+/// Names of the macvlans this process made and has not deleted: never
+/// taken for ones left behind (an instance being replaced on reload still
+/// holds its own while its replacement binds).
+static OWNED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+fn owned() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
+    OWNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A macvlan carrying a virtual-router MAC, up, made by [`Vmac::create`].
 #[derive(Debug)]
 pub struct Vmac {
@@ -125,8 +143,11 @@ impl Vmac {
         parent_name: &str,
         vhid: u8,
     ) -> Result<Vmac, VmacError> {
-        remove_stale(handle, parent, vhid).await?;
         let name = vmac_name(vhid, parent);
+        if owned().contains(&name) {
+            return Err(VmacError::InUse { name });
+        }
+        remove_stale(handle, parent, vhid).await?;
         let mac = virtual_router_mac(vhid);
         let original = hold_parent(parent, parent_name)?;
         let made = async {
@@ -162,12 +183,15 @@ impl Vmac {
         }
         .await;
         match made {
-            Ok(ifindex) => Ok(Vmac {
-                name,
-                ifindex,
-                parent,
-                mac,
-            }),
+            Ok(ifindex) => {
+                owned().insert(name.clone());
+                Ok(Vmac {
+                    name,
+                    ifindex,
+                    parent,
+                    mac,
+                })
+            }
             Err(e) => {
                 let _ = delete_link(handle, &name).await;
                 release_parent(parent);
@@ -179,6 +203,7 @@ impl Vmac {
     /// The macvlan went with its parent (deleted): only the count of
     /// virtual MACs on the parent is updated.
     pub fn forget(self) {
+        owned().remove(&self.name);
         release_parent(self.parent);
     }
 
@@ -187,16 +212,21 @@ impl Vmac {
     /// (its parent deleted) is not an error.
     pub async fn delete(self, handle: &Handle) -> Result<(), VmacError> {
         let deleted = delete_link(handle, &self.name).await;
+        owned().remove(&self.name);
         release_parent(self.parent);
         deleted.map(|_| ())
     }
 }
 
-/// Removes the macvlan of `vhid` on `parent` if one exists (left behind by
-/// a killed daemon), restoring the parent's sysctls from its alias.
+/// Removes the macvlan of `vhid` on `parent` if one exists and this
+/// process did not make it (left behind by a killed daemon), restoring the
+/// parent's sysctls from its alias.
 /// Returns whether one was removed.
 pub async fn remove_stale(handle: &Handle, parent: u32, vhid: u8) -> Result<bool, VmacError> {
     let name = vmac_name(vhid, parent);
+    if owned().contains(&name) {
+        return Ok(false);
+    }
     let msg = match handle
         .link()
         .get()
