@@ -13,7 +13,7 @@ use crate::net::announce::Announcer;
 use crate::net::link::{LinkInfo, Links};
 use crate::net::sender::AdvertSocket;
 use crate::net::vip::{VipManager, VipSet};
-use crate::net::vmac::{remove_stale, vmac_name, Vmac};
+use crate::net::vmac::{mac_text, remove_stale, vmac_name, Vmac, VmacError};
 
 /// Wait before binding to a re-created interface is tried again when it
 /// failed (its address not configured yet, for instance), in ms.
@@ -129,6 +129,51 @@ impl Binding {
             },
             sources,
         ))
+    }
+}
+
+impl Binding {
+    /// Where the VIPs of `cfg` go: the interface's own set, or with
+    /// `virtual_mac` the macvlan's, made first when missing.
+    pub(super) async fn vip_target(
+        &mut self,
+        cfg: &InstanceConfig,
+        link: &LinkInfo,
+        mgr: &VipManager,
+    ) -> Result<&mut VipSet, DaemonError> {
+        if !cfg.virtual_mac {
+            return Ok(&mut self.vips);
+        }
+        let vmac = match self.vmac.take() {
+            Some(vmac) => vmac,
+            None => {
+                let vmac = VirtualMac::create(cfg, link, mgr).await?;
+                tracing::info!(
+                    iface = %cfg.interface, vhid = cfg.vhid,
+                    "virtual MAC {} on {}", mac_text(vmac.link.mac), vmac.link.name
+                );
+                vmac
+            }
+        };
+        Ok(&mut self.vmac.insert(vmac).vips)
+    }
+
+    /// Deletes the macvlan, if any (its addresses go with it).
+    pub(super) async fn drop_vmac(&mut self, mgr: &VipManager) -> Result<(), VmacError> {
+        match self.vmac.take() {
+            Some(vmac) => vmac.link.delete(mgr.handle()).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The announcer of the VIPs: with `virtual_mac` the macvlan's only
+    /// (none while it does not exist), else the interface's.
+    pub(super) fn announcer_for(&self, virtual_mac: bool) -> Option<&std::sync::Arc<Announcer>> {
+        match &self.vmac {
+            Some(vmac) => Some(&vmac.announcer),
+            None if virtual_mac => None,
+            None => self.announcer.as_ref(),
+        }
     }
 }
 

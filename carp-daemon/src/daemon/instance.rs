@@ -29,7 +29,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::binding::{Binding, VirtualMac};
+use super::binding::Binding;
 use super::demote::{Demote, VipRetry, VIP_FAILURE_DEMOTE};
 use super::key::InstanceKey;
 use super::reservations::Reserver;
@@ -349,11 +349,8 @@ impl Running {
         if let Err(e) = io.vips.remove_all(mgr).await {
             tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
         }
-        if let Some(vmac) = io.vmac.take() {
-            // Its addresses go with it.
-            if let Err(e) = vmac.link.delete(mgr.handle()).await {
-                tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
-            }
+        if let Err(e) = io.drop_vmac(mgr).await {
+            tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
         }
         let configured: Vec<Vip> = self
             .cfg
@@ -382,10 +379,10 @@ impl Running {
     /// master goes out once it is, or after [`crate::conntrackd::CONNTRACKD_WAIT`]
     /// (from a task of its own: adverts are never delayed).
     async fn announce(&self) {
-        let announcer = self.io.as_ref().and_then(|io| match &io.vmac {
-            Some(vmac) => Some(&vmac.announcer),
-            None => io.announcer.as_ref(),
-        });
+        let announcer = self
+            .io
+            .as_ref()
+            .and_then(|io| io.announcer_for(self.cfg.virtual_mac));
         if let Some(a) = announcer {
             let vips: Vec<IpAddr> = self.cfg.vips.iter().map(|v| v.addr).collect();
             if let Some(gate) = self.announce_gate.as_ref().filter(|g| !*g.borrow()) {
@@ -417,34 +414,25 @@ impl Running {
         let mut failed = false;
         match self.io.as_mut() {
             Some(io) => {
-                if self.cfg.virtual_mac && io.vmac.is_none() {
-                    match VirtualMac::create(&self.cfg, &self.link, mgr).await {
-                        Ok(vmac) => {
-                            tracing::info!(iface = %iface, vhid, "virtual MAC {} on {}", mac_text(vmac.link.mac), vmac.link.name);
-                            io.vmac = Some(vmac);
-                        }
-                        Err(e) => {
-                            tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
-                            failed = true;
+                // With a virtual MAC, on its macvlan (made first), or nowhere
+                // while it cannot be made.
+                match io.vip_target(&self.cfg, &self.link, mgr).await {
+                    Ok(set) => {
+                        for v in &self.cfg.vips {
+                            let mut vip = Vip::host(v.addr).with_prefix(v.prefix_len);
+                            // A label must start with the name of its device.
+                            if let Some(label) =
+                                self.cfg.label.as_ref().filter(|_| !self.cfg.virtual_mac)
+                            {
+                                vip = vip.with_label(label.clone());
+                            }
+                            if let Err(e) = set.add(mgr, vip).await {
+                                tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
+                                failed = true;
+                            }
                         }
                     }
-                }
-                // Without its macvlan, a virtual MAC instance adds nothing.
-                let mut set = match io.vmac.as_mut() {
-                    Some(vmac) => Some(&mut vmac.vips),
-                    None if self.cfg.virtual_mac => None,
-                    None => Some(&mut io.vips),
-                };
-                for v in &self.cfg.vips {
-                    let Some(set) = set.as_deref_mut() else {
-                        break;
-                    };
-                    let mut vip = Vip::host(v.addr).with_prefix(v.prefix_len);
-                    // A label must start with the name of the device it is on.
-                    if let Some(label) = self.cfg.label.as_ref().filter(|_| !self.cfg.virtual_mac) {
-                        vip = vip.with_label(label.clone());
-                    }
-                    if let Err(e) = set.add(mgr, vip).await {
+                    Err(e) => {
                         tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
                         failed = true;
                     }
@@ -543,19 +531,11 @@ impl Running {
             if let Err(e) = io.vips.remove_all(mgr).await {
                 tracing::error!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
             }
-            if let Some(vmac) = io.vmac.take() {
-                if let Err(e) = vmac.link.delete(mgr.handle()).await {
-                    tracing::error!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
-                }
+            if let Err(e) = io.drop_vmac(mgr).await {
+                tracing::error!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
             }
         }
         self.unbind(receive);
         pending
     }
-}
-
-/// A MAC as `00:00:5e:00:01:0a`.
-pub(super) fn mac_text(mac: [u8; 6]) -> String {
-    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
-    parts.join(":")
 }

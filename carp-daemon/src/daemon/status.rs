@@ -2,7 +2,7 @@
 
 use crate::chain::Chain;
 use crate::control::report::{counter_map, InstanceReport, InterfaceReport, StatusReport};
-use crate::net::vmac::virtual_router_mac;
+use crate::net::vmac::{mac_text, virtual_router_mac};
 use crate::proto::action::State;
 use crate::proto::Nanos;
 
@@ -100,7 +100,7 @@ fn instance_report(r: &Running, now: Nanos) -> InstanceReport {
         virtual_mac: r
             .cfg
             .virtual_mac
-            .then(|| super::instance::mac_text(virtual_router_mac(r.cfg.vhid))),
+            .then(|| mac_text(virtual_router_mac(r.cfg.vhid))),
         virtual_mac_link: r.vmac_link().map(str::to_owned),
     }
 }

@@ -93,6 +93,12 @@ pub fn virtual_router_mac(vhid: u8) -> [u8; 6] {
     [0x00, 0x00, 0x5e, 0x00, 0x01, vhid]
 }
 
+/// A MAC as `00:00:5e:00:01:0a`.
+pub fn mac_text(mac: [u8; 6]) -> String {
+    let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    parts.join(":")
+}
+
 /// The name of the macvlan of `vhid` on interface index `parent`:
 /// `vmac<vhid>.<parent>`, or `vm<vhid>.<parent in hex>` when that is longer
 /// than the kernel allows (at most 14 bytes).
