@@ -163,6 +163,12 @@ fn virtual_mac_follows_the_master() {
         serde_json::Value::Null
     );
 
+    // Adverts still come from the interface's MAC: the backup knows its
+    // peer for a carpd-xdp host, not a BSD one (docs/interop.md).
+    eventually("the backup recognises a carpd-xdp master", || {
+        (d1.instance(VHID)?["master_kind"] == "carpd-xdp").then_some(())
+    });
+
     // Resolved, not pinned: ARP and NDP answers come from the virtual MAC.
     reaches_both(&lan, "before failover");
     for (family, vip, mac) in [("-4", VIP4, VMAC), ("-6", VIP6, VMAC), ("-4", VIP4B, VMAC2)] {
