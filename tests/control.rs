@@ -76,6 +76,8 @@ fn sample() -> StatusReport {
                 sync_group: None,
                 group_state: None,
                 group_reason: None,
+                virtual_mac: Some("00:00:5e:00:01:01".into()),
+                virtual_mac_link: Some("vmac1.2".into()),
             },
             InstanceReport {
                 interface: "eth1".into(),
@@ -105,6 +107,8 @@ fn sample() -> StatusReport {
                 sync_group: Some("gw".into()),
                 group_state: Some("FAULT".into()),
                 group_reason: Some("eth2 vhid 21: link down".into()),
+                virtual_mac: None,
+                virtual_mac_link: None,
             },
         ],
     }
@@ -247,6 +251,7 @@ eth0        1     MASTER         1m05s ago: master down            192.0.2.1    
 eth1:carp0  20    BACKUP (held)  4.2s ago: preferred master heard  2001:db8::2 (ucarp)  0.8s ago     2/100         10 (health 10)  0     1860      1            2001:db8::20/64,198.51.100.20/32
 sync group gw: FAULT, eth2 vhid 21: link down (members eth1 vhid 20)
 rejects eth0 vhid 1: hmac 3
+virtual MAC eth0 vhid 1: 00:00:5e:00:01:01 on vmac1.2
 health checks eth1 vhid 20: 4 runs could not be started (result unknown)
 
 receive path:

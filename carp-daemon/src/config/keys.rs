@@ -315,6 +315,12 @@ pub static KEYS: &[Key] = {
          at most the longest script_timeout_secs."),
     key(Instance, "ignore_ifstate", Bool, Def("false"), "true",
         "Ignore link state / carrier (UCARP's -S)."),
+    key(Instance, "virtual_mac", Bool, Def("false"), "true",
+        "While master, the VIPs answer ARP and neighbour solicitations from the virtual-router \
+         MAC 00:00:5e:00:01:<vhid> (a macvlan vmac<vhid>.<ifindex> on the interface, up only \
+         while master) and gratuitous ARPs and unsolicited NAs are sent from it. Sets \
+         arp_ignore = 1 and arp_announce = 2 on the interface while the macvlan exists \
+         (restored after)."),
     key(Instance, "password_file", Path, Opt("see password"), "\"vhid10.pass\"",
         "File whose first line is the shared password (1..=19 bytes, the same on every host). \
          A regular file owned by root or the daemon's user, mode 0600 or 0400."),

@@ -237,6 +237,9 @@ pub struct InstanceConfig {
     pub shutdown_on_exit: bool,
     /// Ignore link state (UCARP's `-S`).
     pub ignore_ifstate: bool,
+    /// While MASTER, the VIPs live on a macvlan carrying the virtual-router
+    /// MAC `00:00:5e:00:01:<vhid>` (see `crate::net::vmac`).
+    pub virtual_mac: bool,
     /// The shared secret and where it came from.
     pub password: Password,
     /// Up/down scripts.

@@ -88,6 +88,7 @@ fn render_instance(out: &mut String, inst: &InstanceConfig) {
     let _ = writeln!(out, "neutral = {}", inst.neutral);
     let _ = writeln!(out, "shutdown_on_exit = {}", inst.shutdown_on_exit);
     let _ = writeln!(out, "ignore_ifstate = {}", inst.ignore_ifstate);
+    let _ = writeln!(out, "virtual_mac = {}", inst.virtual_mac);
     match inst.password.source() {
         PasswordSource::File(path) => {
             let _ = writeln!(out, "password_file = {}", quote_path(path));

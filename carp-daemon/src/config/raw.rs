@@ -76,6 +76,7 @@ pub(super) struct RawInstance {
     pub(super) neutral: Option<bool>,
     pub(super) shutdown_on_exit: Option<bool>,
     pub(super) ignore_ifstate: Option<bool>,
+    pub(super) virtual_mac: Option<bool>,
     pub(super) password: Option<S<String>>,
     pub(super) password_file: Option<S<PathBuf>>,
     pub(super) password_env: Option<S<String>>,

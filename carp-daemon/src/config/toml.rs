@@ -427,6 +427,7 @@ fn convert_instance(
         neutral: raw.neutral.unwrap_or(false),
         shutdown_on_exit: raw.shutdown_on_exit.unwrap_or(false),
         ignore_ifstate: raw.ignore_ifstate.unwrap_or(false),
+        virtual_mac: raw.virtual_mac.unwrap_or(false),
         password,
         scripts,
         replay: raw.replay.unwrap_or_default(),

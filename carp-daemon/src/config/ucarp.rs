@@ -196,6 +196,7 @@ fn ucarp_config(run: &RunArgs, interface: Option<&str>) -> Result<Config, Config
         neutral: run.neutral,
         shutdown_on_exit: run.shutdown,
         ignore_ifstate: run.ignoreifstate,
+        virtual_mac: false,
         password,
         scripts: Scripts {
             upscript: run.upscript.clone(),

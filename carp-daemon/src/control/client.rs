@@ -166,6 +166,17 @@ pub(super) fn instance_notes(out: &mut String, instances: &[InstanceReport]) {
         if !rejects.is_empty() {
             let _ = writeln!(out, "rejects {} vhid {}: {rejects}", i.interface, i.vhid);
         }
+        if let Some(mac) = &i.virtual_mac {
+            let on = match &i.virtual_mac_link {
+                Some(link) => format!("on {link}"),
+                None => "not in use (not master)".into(),
+            };
+            let _ = writeln!(
+                out,
+                "virtual MAC {} vhid {}: {mac} {on}",
+                i.interface, i.vhid
+            );
+        }
         if i.health_unknown > 0 {
             let _ = writeln!(
                 out,

@@ -115,6 +115,12 @@ pub struct InstanceReport {
     /// last, and that change's reason.
     #[serde(default)]
     pub group_reason: Option<String>,
+    /// With `virtual_mac`: the virtual-router MAC (`00:00:5e:00:01:0a`).
+    #[serde(default)]
+    pub virtual_mac: Option<String>,
+    /// The macvlan carrying it, while it exists (MASTER only).
+    #[serde(default)]
+    pub virtual_mac_link: Option<String>,
 }
 
 /// The receive-path counters as the report carries them: every reason by

@@ -12,7 +12,8 @@ use crate::config::InstanceConfig;
 use crate::net::announce::Announcer;
 use crate::net::link::{LinkInfo, Links};
 use crate::net::sender::AdvertSocket;
-use crate::net::vip::VipSet;
+use crate::net::vip::{VipManager, VipSet};
+use crate::net::vmac::{mac_text, remove_stale, vmac_name, Vmac, VmacError};
 
 /// Wait before binding to a re-created interface is tried again when it
 /// failed (its address not configured yet, for instance), in ms.
@@ -27,6 +28,48 @@ pub struct Binding {
     pub(super) announcer: Option<std::sync::Arc<Announcer>>,
     /// The addresses we added to this interface.
     pub(super) vips: VipSet,
+    /// With `virtual_mac`, while MASTER: the macvlan holding the VIPs.
+    pub(super) vmac: Option<VirtualMac>,
+}
+
+/// The macvlan of a master with `virtual_mac`, its announcer and its VIPs.
+#[derive(Debug)]
+pub struct VirtualMac {
+    /// The macvlan.
+    pub(super) link: Vmac,
+    /// Gratuitous ARP / unsolicited NA sender from the virtual MAC.
+    pub(super) announcer: std::sync::Arc<Announcer>,
+    /// The addresses we added to the macvlan.
+    pub(super) vips: VipSet,
+}
+
+impl VirtualMac {
+    /// Creates the macvlan of `cfg` on `link` and its announcer.
+    pub(super) async fn create(
+        cfg: &InstanceConfig,
+        link: &LinkInfo,
+        mgr: &VipManager,
+    ) -> Result<VirtualMac, DaemonError> {
+        let key = InstanceKey::of(cfg);
+        let vmac = Vmac::create(mgr.handle(), link.ifindex, &link.name, cfg.vhid)
+            .await
+            .map_err(|source| DaemonError::Vmac {
+                key: key.clone(),
+                source: Box::new(source),
+            })?;
+        let announcer = match Announcer::open(vmac.ifindex, vmac.mac) {
+            Ok(a) => a,
+            Err(source) => {
+                let _ = vmac.delete(mgr.handle()).await;
+                return Err(DaemonError::Announce { key, source });
+            }
+        };
+        Ok(VirtualMac {
+            vips: VipSet::new(vmac.ifindex),
+            announcer: std::sync::Arc::new(announcer),
+            link: vmac,
+        })
+    }
 }
 
 impl Binding {
@@ -39,6 +82,22 @@ impl Binding {
         links: &Links,
     ) -> Result<(Binding, Vec<IpAddr>), DaemonError> {
         let sources = advert_sources(cfg, key, link, links).await?;
+        if cfg.virtual_mac {
+            // One left behind by a killed daemon would answer for the VIPs.
+            match remove_stale(links.handle(), link.ifindex, cfg.vhid).await {
+                Ok(true) => tracing::info!(
+                    iface = %cfg.interface, vhid = cfg.vhid,
+                    "removed macvlan {} left behind by an earlier run", vmac_name(cfg.vhid, link.ifindex)
+                ),
+                Ok(false) => {}
+                Err(source) => {
+                    return Err(DaemonError::Vmac {
+                        key: key.clone(),
+                        source: Box::new(source),
+                    })
+                }
+            }
+        }
         let mut sockets = Vec::new();
         for src in &sources {
             sockets.push(
@@ -66,9 +125,55 @@ impl Binding {
                 sockets,
                 announcer,
                 vips: VipSet::new(link.ifindex),
+                vmac: None,
             },
             sources,
         ))
+    }
+}
+
+impl Binding {
+    /// Where the VIPs of `cfg` go: the interface's own set, or with
+    /// `virtual_mac` the macvlan's, made first when missing.
+    pub(super) async fn vip_target(
+        &mut self,
+        cfg: &InstanceConfig,
+        link: &LinkInfo,
+        mgr: &VipManager,
+    ) -> Result<&mut VipSet, DaemonError> {
+        if !cfg.virtual_mac {
+            return Ok(&mut self.vips);
+        }
+        let vmac = match self.vmac.take() {
+            Some(vmac) => vmac,
+            None => {
+                let vmac = VirtualMac::create(cfg, link, mgr).await?;
+                tracing::info!(
+                    iface = %cfg.interface, vhid = cfg.vhid,
+                    "virtual MAC {} on {}", mac_text(vmac.link.mac), vmac.link.name
+                );
+                vmac
+            }
+        };
+        Ok(&mut self.vmac.insert(vmac).vips)
+    }
+
+    /// Deletes the macvlan, if any (its addresses go with it).
+    pub(super) async fn drop_vmac(&mut self, mgr: &VipManager) -> Result<(), VmacError> {
+        match self.vmac.take() {
+            Some(vmac) => vmac.link.delete(mgr.handle()).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The announcer of the VIPs: with `virtual_mac` the macvlan's only
+    /// (none while it does not exist), else the interface's.
+    pub(super) fn announcer_for(&self, virtual_mac: bool) -> Option<&std::sync::Arc<Announcer>> {
+        match &self.vmac {
+            Some(vmac) => Some(&vmac.announcer),
+            None if virtual_mac => None,
+            None => self.announcer.as_ref(),
+        }
     }
 }
 

@@ -177,7 +177,12 @@ impl Running {
     /// Drops the binding: its sockets, the vhid in the receive path (the
     /// addresses are removed before, as the core asks).
     pub(super) fn unbind(&mut self, receive: &mut ReceivePath) {
-        if self.io.take().is_some() {
+        if let Some(io) = self.io.take() {
+            // A macvlan still there was deleted before (leaving), or went
+            // with its parent.
+            if let Some(vmac) = io.vmac {
+                vmac.link.forget();
+            }
             let _ = receive.set_hmac_keys(self.link.ifindex, self.cfg.vhid, None);
             let _ = receive.unserve_vhid(self.link.ifindex, self.cfg.vhid);
         }

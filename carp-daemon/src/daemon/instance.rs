@@ -111,6 +111,12 @@ impl Running {
         self.io.as_ref().map(|_| self.link.ifindex)
     }
 
+    /// The macvlan carrying the virtual MAC, while it exists.
+    pub fn vmac_link(&self) -> Option<&str> {
+        let vmac = self.io.as_ref()?.vmac.as_ref()?;
+        Some(&vmac.link.name)
+    }
+
     /// The demote sources.
     pub fn demote(&self) -> Demote {
         self.demote
@@ -343,6 +349,9 @@ impl Running {
         if let Err(e) = io.vips.remove_all(mgr).await {
             tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
         }
+        if let Err(e) = io.drop_vmac(mgr).await {
+            tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
+        }
         let configured: Vec<Vip> = self
             .cfg
             .vips
@@ -370,7 +379,11 @@ impl Running {
     /// master goes out once it is, or after [`crate::conntrackd::CONNTRACKD_WAIT`]
     /// (from a task of its own: adverts are never delayed).
     async fn announce(&self) {
-        if let Some(a) = self.io.as_ref().and_then(|io| io.announcer.as_ref()) {
+        let announcer = self
+            .io
+            .as_ref()
+            .and_then(|io| io.announcer_for(self.cfg.virtual_mac));
+        if let Some(a) = announcer {
             let vips: Vec<IpAddr> = self.cfg.vips.iter().map(|v| v.addr).collect();
             if let Some(gate) = self.announce_gate.as_ref().filter(|g| !*g.borrow()) {
                 let (a, gate) = (a.clone(), gate.clone());
@@ -401,12 +414,25 @@ impl Running {
         let mut failed = false;
         match self.io.as_mut() {
             Some(io) => {
-                for v in &self.cfg.vips {
-                    let mut vip = Vip::host(v.addr).with_prefix(v.prefix_len);
-                    if let Some(label) = &self.cfg.label {
-                        vip = vip.with_label(label.clone());
+                // With a virtual MAC, on its macvlan (made first), or nowhere
+                // while it cannot be made.
+                match io.vip_target(&self.cfg, &self.link, mgr).await {
+                    Ok(set) => {
+                        for v in &self.cfg.vips {
+                            let mut vip = Vip::host(v.addr).with_prefix(v.prefix_len);
+                            // A label must start with the name of its device.
+                            if let Some(label) =
+                                self.cfg.label.as_ref().filter(|_| !self.cfg.virtual_mac)
+                            {
+                                vip = vip.with_label(label.clone());
+                            }
+                            if let Err(e) = set.add(mgr, vip).await {
+                                tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
+                                failed = true;
+                            }
+                        }
                     }
-                    if let Err(e) = io.vips.add(mgr, vip).await {
+                    Err(e) => {
                         tracing::error!(iface = %iface, vhid, "{}", Chain(&e));
                         failed = true;
                     }
@@ -503,6 +529,9 @@ impl Running {
             .collect();
         if let Some(io) = self.io.as_mut() {
             if let Err(e) = io.vips.remove_all(mgr).await {
+                tracing::error!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
+            }
+            if let Err(e) = io.drop_vmac(mgr).await {
                 tracing::error!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
             }
         }

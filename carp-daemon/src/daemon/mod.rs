@@ -110,6 +110,15 @@ pub enum DaemonError {
         #[source]
         source: crate::net::announce::AnnounceError,
     },
+    /// The virtual MAC's macvlan could not be made or removed.
+    #[error("{key}")]
+    Vmac {
+        /// The instance.
+        key: InstanceKey,
+        /// The macvlan error (boxed: rtnetlink's error is large).
+        #[source]
+        source: Box<crate::net::vmac::VmacError>,
+    },
     /// Health checks are invalid.
     #[error("{key}")]
     Health {

@@ -2,6 +2,7 @@
 
 use crate::chain::Chain;
 use crate::control::report::{counter_map, InstanceReport, InterfaceReport, StatusReport};
+use crate::net::vmac::{mac_text, virtual_router_mac};
 use crate::proto::action::State;
 use crate::proto::Nanos;
 
@@ -96,5 +97,10 @@ fn instance_report(r: &Running, now: Nanos) -> InstanceReport {
         sync_group: None,
         group_state: None,
         group_reason: None,
+        virtual_mac: r
+            .cfg
+            .virtual_mac
+            .then(|| mac_text(virtual_router_mac(r.cfg.vhid))),
+        virtual_mac_link: r.vmac_link().map(str::to_owned),
     }
 }

@@ -122,6 +122,11 @@ impl Links {
         Ok(Links { handle })
     }
 
+    /// The netlink request handle (shared with [`super::vmac`]).
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
     /// Looks up an interface by name (an alias `eth0:carp0` resolves `eth0`).
     pub async fn by_name(&self, interface: &str) -> Result<LinkInfo, LinkError> {
         let name = device_name(interface);

@@ -14,3 +14,4 @@ mod rtnl;
 pub mod sender;
 pub(crate) mod socket;
 pub mod vip;
+pub mod vmac;

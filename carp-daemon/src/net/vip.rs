@@ -154,6 +154,11 @@ impl VipManager {
         Ok(VipManager { handle })
     }
 
+    /// The netlink request handle (shared with [`super::vmac`]).
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
     /// Adds `vip` to interface `ifindex`. Returns `true` when it was added,
     /// `false` when it was already there (EEXIST).
     pub async fn add(&self, ifindex: u32, vip: &Vip) -> Result<bool, VipError> {

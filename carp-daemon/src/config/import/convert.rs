@@ -169,6 +169,7 @@ fn instance(
         neutral: on(&s.neutral),
         shutdown_on_exit: on(&s.shutdown),
         ignore_ifstate: on(&s.ignoreifstate),
+        virtual_mac: false,
         password,
         scripts: Scripts {
             upscript: s.upscript.as_ref().map(|v| v.value.clone()),
