@@ -12,6 +12,7 @@ pub mod control;
 pub mod daemon;
 pub mod daemonize;
 pub mod health;
+pub mod lateness;
 pub mod logging;
 pub mod metrics;
 pub mod monitor;

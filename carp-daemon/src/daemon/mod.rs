@@ -377,6 +377,8 @@ impl Daemon {
         );
         let mut guard =
             crate::pace::LoopGuard::new().map_err(|source| DaemonError::Signals { source })?;
+        let mut lateness =
+            crate::lateness::Lateness::new(self.config.global.realtime.auto, guard.is_real_time());
         let _ = self.notifier.ready();
         let mut save_peers = tokio::time::interval(peers_state::SAVE_EVERY);
         save_peers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -386,6 +388,12 @@ impl Daemon {
             guard.tick();
             let deadline = self.next_deadline();
             let retry = self.next_retry();
+            // Cheap (a few instances), and follows reloads.
+            lateness.set_intervals(
+                self.instances
+                    .iter()
+                    .map(|r| r.core.params().advert_interval()),
+            );
             // Not `biased;`: the timer branch empties the receive path itself
             // (see `on_timeout`), so either order is right, and a receive
             // path that is always ready cannot starve the other branches.
@@ -394,7 +402,13 @@ impl Daemon {
                     Ok(ev) => self.on_advert(&ev).await,
                     Err(e) => tracing::error!("receive path: {}", Chain(&e)),
                 },
-                () = sleep_until(deadline) => self.on_timeout().await,
+                () = sleep_until(deadline) => {
+                    if let Some(due) = deadline {
+                        // How late the loop runs (see `crate::lateness`).
+                        crate::lateness::on_wakeup(&mut lateness, due, now(), &mut guard);
+                    }
+                    self.on_timeout().await;
+                }
                 Some(ev) = recv_opt(self.link_rx.as_mut()) => self.on_link(ev).await,
                 () = sleep_until(retry) => self.on_retry().await,
                 Some((key, demote)) = self.health_rx.recv() => self.on_health(key, demote).await,
