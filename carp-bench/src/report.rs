@@ -182,6 +182,13 @@ fn latency(s: Option<Summary>, which: Impl) -> String {
     }
 }
 
+/// p50 / p99 / max of a lateness sample, µs.
+fn late(s: Option<Summary>) -> String {
+    s.map_or("–".into(), |s| {
+        format!("{:.0} / {:.0} / {:.0} ({})", s.median, s.p99, s.max, s.n)
+    })
+}
+
 fn flood_tables(m: &mut String, r: &Results) {
     let _ = writeln!(
         m,
@@ -284,11 +291,16 @@ The backup's daemon is stopped (SIGSTOP) for 3 × master-down while the \
         "
 ## Busy host
 
-No fault; one spinning thread per CPU competes with the daemons for the \
-         whole window. Backup → MASTER transitions per minute (each one is a false takeover).
+No fault; two spinning threads per CPU (nice 0) compete with the daemons for the \
+         whole window. Transitions: backup → MASTER (each one is a false takeover). Sent late: \
+         each advert of the master against its schedule (one interval after the previous one, \
+         kernel timestamps on the wire). Received late: from the backup's kernel seeing the \
+         advert to its state machine handling it (carpd-xdp's log; the others log nothing per \
+         advert). Late values in µs, p50 / p99 / max. \"SCHED_FIFO\": daemons of the pair \
+         that switched to real-time scheduling by themselves (`auto_realtime`).
 
 \
-         | timers | implementation | scheduling | window (s) | transitions | per minute |\n|---|---|---|---|---|---|"
+         | timers | implementation | scheduling | window (s) | transitions | per minute | sent late | received late | SCHED_FIFO |\n|---|---|---|---|---|---|---|---|---|"
     );
     for b in &r.busy {
         let (n, per_min) = match b.flaps {
@@ -300,11 +312,14 @@ No fault; one spinning thread per CPU competes with the daemons for the \
         };
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {:.0} | {n} | {per_min} |",
+            "| {} | {} | {} | {:.0} | {n} | {per_min} | {} | {} | {} |",
             label(b.which, b.timers),
             b.which.name(),
             if b.realtime { "real-time" } else { "default" },
-            b.window_secs
+            b.window_secs,
+            late(b.sent_late_us),
+            late(b.received_late_us),
+            b.switched
         );
     }
     let _ = writeln!(
@@ -441,6 +456,9 @@ pub fn json(r: &Results) -> Value {
             "realtime": b.realtime,
             "window_secs": b.window_secs,
             "backup_transitions_to_master": b.flaps,
+            "sent_late_us": b.sent_late_us.map(late_json),
+            "received_late_us": b.received_late_us.map(late_json),
+            "switched_to_sched_fifo": b.switched,
         })).collect::<Vec<_>>(),
         "scale": r.scale.iter().map(|s| json!({
             "implementation": s.which.name(),
@@ -499,4 +517,9 @@ pub fn json(r: &Results) -> Value {
             "met": t.met,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// p50 / p99 / max of a lateness sample, µs, for the JSON report.
+fn late_json(s: Summary) -> Value {
+    json!({ "n": s.n, "p50": s.median, "p99": s.p99, "max": s.max })
 }
