@@ -106,6 +106,8 @@ pub enum Section {
     Gateway,
     /// One captured advert re-sent after the master died (issue 19).
     Attack,
+    /// The busy host (issue 20): every case of the busy-host phase.
+    Busy,
 }
 
 impl Section {
@@ -116,6 +118,7 @@ impl Section {
             Section::Program => "program",
             Section::Gateway => "gateway",
             Section::Attack => "attack",
+            Section::Busy => "busy",
         }
     }
 }
@@ -218,6 +221,11 @@ fn run(opts: &Options) -> Result<()> {
             failover_phases(&stage, daemon, &plan, &prober, &mut r)?;
         }
         flood_phase(&stage, daemon, flood, &plan, &prober, &mut r)?;
+        prober.stop()?;
+    }
+    if r.only == Some(Section::Busy) {
+        let prober = Prober::start(&stage.client.ns, VIP, stage.attacker.mac)?;
+        busy_phase(&stage, daemon, &plan, &prober, &mut r)?;
         prober.stop()?;
     }
     if r.runs(Section::Attack) {

@@ -61,6 +61,9 @@ pub fn markdown(r: &Results) -> String {
     if r.runs(Section::Gateway) {
         super::gateway::markdown(&mut m, &r.gateway);
     }
+    if r.only == Some(Section::Busy) {
+        busy_table(&mut m, r);
+    }
     if r.only.is_none() {
         memory_table(&mut m, r);
     }
@@ -182,6 +185,46 @@ fn latency(s: Option<Summary>, which: Impl) -> String {
     }
 }
 
+/// The busy-host windows.
+fn busy_table(m: &mut String, r: &Results) {
+    let _ = writeln!(
+        m,
+        "
+## Busy host
+
+No fault; two spinning threads per CPU (nice 0) compete with the daemons for the \
+         whole window. Transitions: backup → MASTER (each one is a false takeover). Sent late: \
+         each advert of the master against its schedule (one interval after the previous one, \
+         kernel timestamps on the wire). Received late: from the backup's kernel seeing the \
+         advert to its state machine handling it (carpd-xdp's log; the others log nothing per \
+         advert). Late values in µs, p50 / p99 / max. \"SCHED_FIFO\": daemons of the pair \
+         that switched to real-time scheduling by themselves (`auto_realtime`).
+
+\
+         | timers | implementation | scheduling | window (s) | transitions | per minute | sent late | received late | SCHED_FIFO |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for b in &r.busy {
+        let (n, per_min) = match b.flaps {
+            Some(f) => (
+                f.to_string(),
+                format!("{:.1}", f as f64 * 60.0 / b.window_secs.max(1e-3)),
+            ),
+            None => ("never settled".into(), "–".into()),
+        };
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {:.0} | {n} | {per_min} | {} | {} | {} |",
+            label(b.which, b.timers),
+            b.which.name(),
+            if b.realtime { "real-time" } else { "default" },
+            b.window_secs,
+            late(b.sent_late_us),
+            late(b.received_late_us),
+            b.switched
+        );
+    }
+}
+
 /// p50 / p99 / max of a lateness sample, µs.
 fn late(s: Option<Summary>) -> String {
     s.map_or("–".into(), |s| {
@@ -286,42 +329,7 @@ The backup's daemon is stopped (SIGSTOP) for 3 × master-down while the \
             p.outcome.takeovers
         );
     }
-    let _ = writeln!(
-        m,
-        "
-## Busy host
-
-No fault; two spinning threads per CPU (nice 0) compete with the daemons for the \
-         whole window. Transitions: backup → MASTER (each one is a false takeover). Sent late: \
-         each advert of the master against its schedule (one interval after the previous one, \
-         kernel timestamps on the wire). Received late: from the backup's kernel seeing the \
-         advert to its state machine handling it (carpd-xdp's log; the others log nothing per \
-         advert). Late values in µs, p50 / p99 / max. \"SCHED_FIFO\": daemons of the pair \
-         that switched to real-time scheduling by themselves (`auto_realtime`).
-
-\
-         | timers | implementation | scheduling | window (s) | transitions | per minute | sent late | received late | SCHED_FIFO |\n|---|---|---|---|---|---|---|---|---|"
-    );
-    for b in &r.busy {
-        let (n, per_min) = match b.flaps {
-            Some(f) => (
-                f.to_string(),
-                format!("{:.1}", f as f64 * 60.0 / b.window_secs.max(1e-3)),
-            ),
-            None => ("never settled".into(), "–".into()),
-        };
-        let _ = writeln!(
-            m,
-            "| {} | {} | {} | {:.0} | {n} | {per_min} | {} | {} | {} |",
-            label(b.which, b.timers),
-            b.which.name(),
-            if b.realtime { "real-time" } else { "default" },
-            b.window_secs,
-            late(b.sent_late_us),
-            late(b.received_late_us),
-            b.switched
-        );
-    }
+    busy_table(m, r);
     let _ = writeln!(
         m,
         "
