@@ -500,7 +500,7 @@ fn busy_phase(
             Ok(pair) => {
                 let o = resilience::busy(&pair, window, &stage.client.ns, stage.a.ip)?;
                 println!(
-                    "bench:   {} backup transitions to MASTER, {} adverts timed, {} switched to SCHED_FIFO",
+                    "bench:   {} backup transitions to MASTER, {} adverts timed, {} SCHED_FIFO at the end",
                     o.flaps,
                     o.sent_late_us.len(),
                     o.switched

@@ -198,7 +198,8 @@ No fault; two spinning threads per CPU (nice 0) compete with the daemons for the
          kernel timestamps on the wire). Received late: from the backup's kernel seeing the \
          advert to its state machine handling it (carpd-xdp's log; the others log nothing per \
          advert). Late values in µs, p50 / p99 / max. \"SCHED_FIFO\": daemons of the pair \
-         that switched to real-time scheduling by themselves (`auto_realtime`).
+         running SCHED_FIFO at the end of the window (carpd-xdp by default: switched by itself \
+         when late, `auto_realtime`).
 
 \
          | timers | implementation | scheduling | window (s) | transitions | per minute | sent late | received late | SCHED_FIFO |\n|---|---|---|---|---|---|---|---|---|"

@@ -106,12 +106,19 @@ pub struct BusyOutcome {
     /// Kernel → state machine delay of each advert the backup handled, µs
     /// (carpd-xdp only).
     pub received_late_us: Vec<f64>,
-    /// Daemons of the pair that switched to SCHED_FIFO by themselves.
+    /// Daemons of the pair running SCHED_FIFO at the end of the window
+    /// (carpd-xdp by default: switched by itself when late).
     pub switched: usize,
 }
 
-/// What carpd-xdp logs when it switches to SCHED_FIFO (`lateness.rs`).
-const SWITCHED: &str = "the daemon now runs SCHED_FIFO";
+/// True when process `pid`'s main thread runs SCHED_FIFO.
+fn runs_fifo(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/sched")).is_ok_and(|text| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("policy"))
+            .any(|v| v.trim_start_matches([' ', ':']).trim() == "1")
+    })
+}
 
 /// The pair during `window` while every CPU is busy with
 /// [`SPINNERS_PER_CPU`] spinning threads; the master's adverts are timed
@@ -123,18 +130,18 @@ pub fn busy(
     master: [u8; 4],
 ) -> Result<BusyOutcome> {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let (mark_a, mark_b) = (pair.a.log_mark(), pair.b.log_mark());
+    let mark_b = pair.b.log_mark();
     let capture = Capture::start(observer, master);
     let load = Load::start(cpus * SPINNERS_PER_CPU);
     let waited = sys::pause(window);
     drop(load);
     let seen = capture.stop();
+    let switched = [pair.a.pid(), pair.b.pid()]
+        .into_iter()
+        .filter(|pid| runs_fifo(*pid))
+        .count();
     waited?;
     let interval = pair.which.master_interval(pair.timers);
-    let switched = [pair.a.log_since(mark_a), pair.b.log_since(mark_b)]
-        .iter()
-        .filter(|log| log.contains(SWITCHED))
-        .count();
     Ok(BusyOutcome {
         flaps: pair.b.masters_since(mark_b),
         sent_late_us: send_lateness_us(&seen?, interval),

@@ -113,8 +113,8 @@ pub struct Busy {
     /// How late the backup handled them after its kernel saw them, µs
     /// (carpd-xdp's log; keepalived and UCARP log nothing per advert).
     pub received_late_us: Option<Summary>,
-    /// Daemons of the pair that switched to SCHED_FIFO by themselves
-    /// (carpd-xdp's `auto_realtime`).
+    /// Daemons of the pair running SCHED_FIFO at the end of the window
+    /// (carpd-xdp by default: its `auto_realtime`).
     pub switched: usize,
 }
 

@@ -7,9 +7,10 @@
 //! host a daemon at default scheduling waits behind CPU hogs for whole
 //! scheduler slices: its adverts go out late and the backup takes over
 //! from a live master. The loop measures, for every deadline it wakes up
-//! for, how long after the deadline it runs ([`Lateness::observe`]). The
+//! for (a timerfd armed at the deadline itself, [`crate::timer`]), how
+//! long after the deadline it runs ([`Lateness::observe`]). The
 //! first time it is later than a quarter of the shortest advert interval
-//! of its advbase-0 instances (plus [`TIMER_SLACK`]), it switches its own thread to SCHED_FIFO at
+//! of its advbase-0 instances, it switches its own thread to SCHED_FIFO at
 //! [`AUTO_PRIORITY`] ([`crate::realtime::escalate`], with the
 //! `RLIMIT_RTTIME` guard of [`crate::pace`]) and logs it once.
 //!
@@ -25,10 +26,6 @@ use crate::proto::Nanos;
 /// task, below the usual real-time services (keepalived's default
 /// `vrrp_rt_priority` is 1 to 99; irq threads run at 50).
 pub const AUTO_PRIORITY: u8 = 10;
-
-/// The loop's timers (tokio's) round deadlines up to the next millisecond:
-/// a wake-up up to this late is on time, whatever the interval.
-pub const TIMER_SLACK: Nanos = Nanos(1_000_000);
 
 /// Only sub-second advert intervals (advbase 0) are watched: at advbase
 /// 1 and more a scheduler slice is far below the master-down interval.
@@ -61,8 +58,8 @@ pub struct Lateness {
     auto: bool,
     /// The thread runs (or was switched to) a real-time policy.
     real_time: bool,
-    /// A quarter of the shortest watched advert interval, plus
-    /// [`TIMER_SLACK`]; `None`: no advbase-0 instance.
+    /// A quarter of the shortest watched advert interval; `None`: no
+    /// advbase-0 instance.
     threshold_ns: Option<u64>,
     /// Wake-ups observed.
     observed: u64,
@@ -94,7 +91,7 @@ impl Lateness {
             .into_iter()
             .filter(|i| *i < WATCHED_BELOW)
             .min()
-            .map(|i| i.0 / 4 + TIMER_SLACK.0);
+            .map(|i| i.0 / 4);
     }
 
     /// The loop woke up at `at` for a deadline `due`.
@@ -138,8 +135,8 @@ pub fn on_wakeup(lateness: &mut Lateness, due: Nanos, at: Nanos, guard: &mut Loo
         return;
     };
     let late = format!(
-        "a timer fired {:.1} ms late (more than {:.1} ms: a quarter of the shortest advert \
-         interval, and 1 ms of timer resolution)",
+        "a timer fired {:.1} ms late (more than {:.1} ms, a quarter of the shortest advert \
+         interval)",
         by_ns as f64 / 1e6,
         threshold_ns as f64 / 1e6
     );
@@ -217,16 +214,16 @@ mod tests {
     #[test]
     fn late_beyond_a_quarter_of_the_shortest_interval_escalates_once() {
         let mut l = fastest();
-        // 1/256 s / 4 = 976,562 ns, and 1 ms of timer slack.
+        // 1/256 s / 4 = 976,562 ns.
         assert_eq!(
-            l.observe(Nanos(10 * MS), Nanos(11 * MS + 976_562)),
+            l.observe(Nanos(10 * MS), Nanos(10 * MS + 976_562)),
             Verdict::OnTime
         );
         assert_eq!(
             l.observe(Nanos(20 * MS), Nanos(22 * MS)),
             Verdict::Escalate {
                 by_ns: 2 * MS,
-                threshold_ns: 1_976_562
+                threshold_ns: 976_562
             }
         );
         assert_eq!(

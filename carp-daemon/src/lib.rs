@@ -22,6 +22,7 @@ pub mod pace;
 pub mod privilege;
 pub mod realtime;
 pub mod scripts;
+pub mod timer;
 pub mod xdp;
 
 /// The protocol core, its own crate so that Cargo keeps it free of I/O; the

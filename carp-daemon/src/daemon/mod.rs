@@ -137,6 +137,9 @@ pub enum DaemonError {
     /// The counter reservation writer could not be started.
     #[error(transparent)]
     Reservations(#[from] reservations::ReservationsError),
+    /// The deadline timer could not be set up or armed.
+    #[error(transparent)]
+    Timer(#[from] crate::timer::TimerError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals {
@@ -377,6 +380,8 @@ impl Daemon {
         );
         let mut guard =
             crate::pace::LoopGuard::new().map_err(|source| DaemonError::Signals { source })?;
+        // The core's deadlines to the nanosecond (see `crate::timer`).
+        let timer = crate::timer::Deadline::new()?;
         let mut lateness =
             crate::lateness::Lateness::new(self.config.global.realtime.auto, guard.is_real_time());
         let _ = self.notifier.ready();
@@ -402,7 +407,13 @@ impl Daemon {
                     Ok(ev) => self.on_advert(&ev).await,
                     Err(e) => tracing::error!("receive path: {}", Chain(&e)),
                 },
-                () = sleep_until(deadline) => {
+                fired = timer.sleep_until(deadline) => {
+                    if let Err(e) = fired {
+                        // Not expected once armed; the deadline is handled
+                        // all the same, a little early at worst.
+                        tracing::error!("{}", Chain(&e));
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
                     if let Some(due) = deadline {
                         // How late the loop runs (see `crate::lateness`).
                         crate::lateness::on_wakeup(&mut lateness, due, now(), &mut guard);
