@@ -7,7 +7,7 @@
 //! host a daemon at default scheduling waits behind CPU hogs for whole
 //! scheduler slices: its adverts go out late and the backup takes over
 //! from a live master. The loop measures, for every deadline it wakes up
-//! for (a timerfd armed at the deadline itself, [`crate::timer`]), how
+//! for (a timerfd armed for the deadline itself, [`crate::timer`]), how
 //! long after the deadline it runs ([`Lateness::observe`]). The
 //! first time it is later than a quarter of the shortest advert interval
 //! of its advbase-0 instances, it switches its own thread to SCHED_FIFO at

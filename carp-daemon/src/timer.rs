@@ -1,13 +1,16 @@
 //! The protocol's deadlines to the nanosecond: a `timerfd` on
 //! CLOCK_MONOTONIC (the clock of [`crate::clock::monotonic_ns`] and of the
-//! core's `Nanos`), armed at the absolute deadline.
+//! core's `Nanos`), armed for the time left until the deadline. Relative,
+//! not `TFD_TIMER_ABSTIME`: libfaketime (the clock test runs the daemon
+//! under it) shifts absolute timer settings by its wall-clock offset even
+//! for CLOCK_MONOTONIC, which put every deadline an hour away.
 //!
 //! tokio's timers round every deadline up to the next millisecond tick.
 //! At advbase 0 / advskew 0 the advert interval is 3.9 ms: rounded up, the
 //! master sent an advert every 5 ms or so (the busy-host bench measured
 //! 1.2 ms late, p50, on an idle and a real-time daemon alike), which ate a
 //! third of the backup's margin of three intervals before master-down.
-//! Armed at the deadline itself, the timer fires when the kernel's
+//! Armed for the deadline itself, the timer fires when the kernel's
 //! high-resolution timer does, and the loop's lateness
 //! ([`crate::lateness`]) is its scheduling delay alone.
 
@@ -17,6 +20,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use crate::clock::monotonic_ns;
 use crate::proto::Nanos;
 
 /// Errors of this module.
@@ -69,23 +73,21 @@ impl Deadline {
             return std::future::pending().await;
         };
         // An all-zero it_value would disarm the timer: 1 ns is as past.
-        let at = at.0.max(1);
+        let left = at.0.saturating_sub(monotonic_ns()).max(1);
         let spec = libc::itimerspec {
             it_interval: libc::timespec {
                 tv_sec: 0,
                 tv_nsec: 0,
             },
             it_value: libc::timespec {
-                tv_sec: (at / Nanos::PER_SEC) as libc::time_t,
-                tv_nsec: (at % Nanos::PER_SEC) as libc::c_long,
+                tv_sec: (left / Nanos::PER_SEC) as libc::time_t,
+                tv_nsec: (left % Nanos::PER_SEC) as libc::c_long,
             },
         };
         let fd = self.fd.get_ref().as_raw_fd();
         // SAFETY: valid descriptor and itimerspec; the old value is not
         // asked for.
-        let set = unsafe {
-            libc::timerfd_settime(fd, libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut())
-        };
+        let set = unsafe { libc::timerfd_settime(fd, 0, &spec, std::ptr::null_mut()) };
         if set != 0 {
             return Err(os("settime", io::Error::last_os_error()));
         }
@@ -113,7 +115,6 @@ fn os(op: &'static str, source: io::Error) -> TimerError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::monotonic_ns;
 
     #[test]
     fn fires_at_the_deadline_never_before_and_at_once_when_past() {
