@@ -451,6 +451,13 @@ fn realtime_options_parse_and_override_the_file() {
     let config = config::from_cli(&cli.run, &no_env).unwrap();
     assert_eq!(config.global.realtime.priority, 50);
     assert!(config.global.realtime.lock_memory);
+    assert!(
+        config.global.realtime.auto,
+        "auto_realtime is on by default"
+    );
+    let cli = parse(&["--config", path_arg, "--no-auto-realtime"]);
+    let config = config::from_cli(&cli.run, &no_env).unwrap();
+    assert!(!config.global.realtime.auto);
     // 0 turns it off whatever the file says.
     let cli = parse(&["--config", path_arg, "--realtime-priority=0"]);
     let config = config::from_cli(&cli.run, &no_env).unwrap();

@@ -1,4 +1,6 @@
-//! Real-time without suicide (issue 19, item 5).
+//! Real-time without suicide (issue 19, item 5), and the switch to
+//! real-time scheduling when the fastest timers run late (issue 20, item 2:
+//! `auto_realtime`, see `carp-daemon/src/lateness.rs`).
 //!
 //! With `--realtime-priority`, the daemon's loop runs SCHED_FIFO under an
 //! `RLIMIT_RTTIME` it sets itself (2 s soft: SIGXCPU, 3 s hard: SIGKILL).
@@ -17,7 +19,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use attack::{flood, Capture};
-use common::cluster::{Daemon, Inst, Lan, EVENTUALLY};
+use common::cluster::{eventually, Daemon, Inst, Lan, Proc, CARPD, EVENTUALLY};
 use common::require_root;
 
 const VHID: u8 = 72;
@@ -102,4 +104,144 @@ fn a_real_time_daemon_survives_a_receive_path_that_never_runs_dry() {
     // Still working: the master goes, the backup takes over.
     master.signal(libc::SIGKILL);
     backup.wait_state(VHID, "MASTER");
+}
+
+/// What the daemon logs when it switches to SCHED_FIFO by itself.
+const SWITCHED: &str = "the daemon now runs SCHED_FIFO priority 10";
+/// What it logs at start when it could not.
+const NOT_SAFE: &str = "the fastest timers are not safe on a busy host";
+
+/// The scheduling policy of the daemon's loop (its main thread: the
+/// runtime is a current-thread one), from `/proc/<pid>/sched`.
+fn loop_policy(pid: u32) -> i32 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/sched")).expect("sched");
+    text.lines()
+        .find_map(|l| l.strip_prefix("policy"))
+        .and_then(|v| v.trim_start_matches([' ', ':']).trim().parse().ok())
+        .expect("policy line")
+}
+
+/// An advbase-0 instance (advskew 1: adverts every 1/256 s, master-down
+/// 11.7 ms).
+fn fastest(vip: Ipv4Addr) -> Inst {
+    Inst {
+        advbase_secs: 0,
+        ..Inst::new(VHID, vip, 1)
+    }
+}
+
+/// Makes the daemon's timers late: stops the whole process 200 ms (far
+/// more than a quarter of any sub-second interval plus a millisecond), as
+/// a host whose CPUs are taken by others would, and lets it go on.
+fn make_late(d: &Daemon) {
+    d.proc.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(200));
+    d.proc.signal(libc::SIGCONT);
+}
+
+#[test]
+fn a_daemon_late_at_advbase_0_switches_to_sched_fifo_and_says_so_once() {
+    if !require_root("a_daemon_late_at_advbase_0_switches_to_sched_fifo_and_says_so_once") {
+        return;
+    }
+    let lan = Lan::new("rtlt", 219, 73, 1);
+    let vip = lan.addr(VHID);
+    let mut d = start(&lan, 0, "a", &fastest(vip), &[]);
+    d.wait_state(VHID, "MASTER");
+    let pid = d.proc.child.0.id();
+    // This shared machine may be busy enough already: the policy follows
+    // the log line, whichever came first.
+    if !d.proc.stderr_text().contains(SWITCHED) {
+        assert_eq!(
+            loop_policy(pid),
+            libc::SCHED_OTHER,
+            "switched without saying so"
+        );
+    }
+    make_late(&d);
+    eventually("the switch logged", || {
+        d.proc.stderr_text().contains(SWITCHED).then_some(())
+    });
+    assert_eq!(loop_policy(pid), libc::SCHED_FIFO);
+    make_late(&d);
+    std::thread::sleep(Duration::from_millis(300));
+    let log = d.proc.stderr_text();
+    assert_eq!(log.matches(SWITCHED).count(), 1, "{log}");
+    assert!(!log.contains(NOT_SAFE), "{log}");
+    assert_eq!(d.state(VHID).as_deref(), Some("MASTER"));
+
+    // Switched off: late all the same, it stays SCHED_OTHER.
+    d.signal(libc::SIGTERM);
+    assert!(d.proc.wait_exit(Duration::from_secs(10)).is_some());
+    let mut off = start(&lan, 0, "off", &fastest(vip), &["--no-auto-realtime"]);
+    off.wait_state(VHID, "MASTER");
+    make_late(&off);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(loop_policy(off.proc.child.0.id()), libc::SCHED_OTHER);
+    let log = off.proc.stderr_text();
+    assert!(!log.contains(SWITCHED), "{log}");
+    // ... and says at start that this is not safe on a busy host.
+    assert!(log.contains("auto_realtime = false"), "{log}");
+}
+
+#[test]
+fn without_cap_sys_nice_the_fastest_timers_are_said_unsafe_at_start() {
+    if !require_root("without_cap_sys_nice_the_fastest_timers_are_said_unsafe_at_start") {
+        return;
+    }
+    let lan = Lan::new("rtnc", 219, 74, 1);
+    let vip = lan.addr(VHID);
+    // Root without CAP_SYS_NICE (dropped from the bounding set before the
+    // exec) and with RLIMIT_RTPRIO 0: SCHED_FIFO is refused.
+    let start_unable = |name: &str, inst: &Inst| {
+        let sock = lan.path(&format!("{name}.sock"));
+        let text = lan.config(0, &sock, std::slice::from_ref(inst));
+        let config = lan.write(&format!("{name}.toml"), &text, 0o644);
+        let args: Vec<String> = [
+            "--rtprio=0",
+            "setpriv",
+            "--bounding-set=-sys_nice",
+            "--",
+            CARPD,
+            "--config",
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .chain([config.display().to_string()])
+        .collect();
+        let env = [("RUST_LOG", "info"), ("NO_COLOR", "1")];
+        let proc = Proc::spawn(&lan, &lan.hosts[0].ns, name, "prlimit", &args, &env);
+        Daemon {
+            proc,
+            sock,
+            host: 0,
+        }
+    };
+    // advbase 1: nothing to say.
+    let mut slow = start_unable("slow", &Inst::new(VHID, vip, 1));
+    slow.wait_state(VHID, "MASTER");
+    let log = slow.proc.stderr_text();
+    assert!(!log.contains(NOT_SAFE), "{log}");
+    slow.signal(libc::SIGTERM);
+    assert!(slow.proc.wait_exit(Duration::from_secs(10)).is_some());
+    // advbase 0: one line at start saying why.
+    let mut d = start_unable("fast", &fastest(vip));
+    d.wait_state(VHID, "MASTER");
+    let log = d.proc.stderr_text();
+    let warned: Vec<&str> = log.lines().filter(|l| l.contains(NOT_SAFE)).collect();
+    assert_eq!(warned.len(), 1, "{log}");
+    assert!(
+        warned[0].contains("without CAP_SYS_NICE and with RLIMIT_RTPRIO 0 < 10"),
+        "{log}"
+    );
+    // Late, it tries, fails, and says so, and keeps running.
+    make_late(&d);
+    eventually("the refused switch logged", || {
+        d.proc
+            .stderr_text()
+            .contains("cannot run SCHED_FIFO at priority 10")
+            .then_some(())
+    });
+    assert_eq!(loop_policy(d.proc.child.0.id()), libc::SCHED_OTHER);
+    assert_eq!(d.state(VHID).as_deref(), Some("MASTER"));
 }

@@ -14,8 +14,11 @@
 //! and timers: at UCARP's defaults a fault-free window, failover trials
 //! (link down, SIGKILL, SIGTERM), a paused backup; at sub-second timers a fault-free window and, if the pair holds
 //! still, failover trials and a paused backup (keepalived, VRRPv3 at 10 ms
-//! adverts, the fastest peer, at the fastest timers); a busy host at every
-//! timer setting (carpd-xdp with and without real-time scheduling); many
+//! adverts, the fastest peer, at the fastest timers); a busy host (two
+//! spinning threads per CPU): carpd-xdp by default and keepalived at their
+//! fastest side by side, 10 minutes each, then every timer setting
+//! (carpd-xdp by default and with real-time scheduling), with how late
+//! adverts were sent and received; many
 //! vhids per host; the flood cases at UCARP's defaults, carpd-xdp (with the
 //! peer allow-list), UCARP and the mixed pair of a migration side by side,
 //! the attacker being `carp-flood` (its own crate, built in release); then
@@ -29,6 +32,7 @@
 //! (`report-gateway.*`, gateway.rs); `--only attack`, one captured advert
 //! re-sent after the master died (`report-attack.*`, issue 19).
 
+mod advert_clock;
 mod attack;
 mod daemons;
 mod failover;
@@ -102,6 +106,8 @@ pub enum Section {
     Gateway,
     /// One captured advert re-sent after the master died (issue 19).
     Attack,
+    /// The busy host (issue 20): every case of the busy-host phase.
+    Busy,
 }
 
 impl Section {
@@ -112,6 +118,7 @@ impl Section {
             Section::Program => "program",
             Section::Gateway => "gateway",
             Section::Attack => "attack",
+            Section::Busy => "busy",
         }
     }
 }
@@ -124,7 +131,11 @@ struct Plan {
     xdp_rounds: usize,
     xdp_secs: Duration,
     pause_rounds: usize,
+    /// Window of the issue's busy-host cases: carpd-xdp by default and
+    /// keepalived, both at their fastest.
     busy: Duration,
+    /// Window of the other busy-host cases.
+    busy_other: Duration,
     scale_window: Duration,
 }
 
@@ -139,6 +150,7 @@ impl Plan {
                 xdp_secs: Duration::from_secs(2),
                 pause_rounds: 2,
                 busy: Duration::from_secs(10),
+                busy_other: Duration::from_secs(5),
                 scale_window: Duration::from_secs(3),
             }
         } else {
@@ -149,7 +161,8 @@ impl Plan {
                 xdp_rounds: 3,
                 xdp_secs: Duration::from_secs(3),
                 pause_rounds: 4,
-                busy: Duration::from_secs(30),
+                busy: Duration::from_secs(600),
+                busy_other: Duration::from_secs(30),
                 scale_window: Duration::from_secs(10),
             }
         }
@@ -208,6 +221,11 @@ fn run(opts: &Options) -> Result<()> {
             failover_phases(&stage, daemon, &plan, &prober, &mut r)?;
         }
         flood_phase(&stage, daemon, flood, &plan, &prober, &mut r)?;
+        prober.stop()?;
+    }
+    if r.only == Some(Section::Busy) {
+        let prober = Prober::start(&stage.client.ns, VIP, stage.attacker.mac)?;
+        busy_phase(&stage, daemon, &plan, &prober, &mut r)?;
         prober.stop()?;
     }
     if r.runs(Section::Attack) {
@@ -445,8 +463,11 @@ fn subsecond_phase(
 /// carpd-xdp options giving it real-time scheduling (`docs/tuning.md`).
 const REALTIME_ARGS: &[&str] = &["--realtime-priority", "50", "--lock-memory"];
 
-/// A busy host: every timer setting with carpd-xdp (default and real-time
-/// scheduling), UCARP at its defaults, keepalived at 10 ms adverts.
+/// A busy host (two spinning threads per CPU): first the issue's cases
+/// side by side for `plan.busy` each, carpd-xdp by default (no flag: its
+/// `auto_realtime`) and keepalived, both at their fastest; then for
+/// `plan.busy_other` each, carpd-xdp by default at the other timers and
+/// with `--realtime-priority` at every one, UCARP at its defaults.
 fn busy_phase(
     stage: &Stage,
     daemon: &Path,
@@ -455,27 +476,37 @@ fn busy_phase(
     r: &mut Results,
 ) -> Result<()> {
     let realtime: Vec<String> = REALTIME_ARGS.iter().map(|s| s.to_string()).collect();
-    let mut runs: Vec<(Impl, Timers, bool)> = Vec::new();
+    let mut runs: Vec<(Impl, Timers, bool, Duration)> = vec![
+        (Impl::Carpd, Timers::FASTEST, false, plan.busy),
+        (Impl::Keepalived, Timers::FASTEST, false, plan.busy),
+    ];
     for timers in Timers::ALL {
-        runs.push((Impl::Carpd, timers, false));
-        runs.push((Impl::Carpd, timers, true));
+        if timers != Timers::FASTEST {
+            runs.push((Impl::Carpd, timers, false, plan.busy_other));
+        }
+        runs.push((Impl::Carpd, timers, true, plan.busy_other));
     }
-    runs.push((Impl::Ucarp, Timers::DEFAULTS, false));
-    runs.push((Impl::Keepalived, Timers::FASTEST, false));
-    for (which, timers, rt) in runs {
+    runs.push((Impl::Ucarp, Timers::DEFAULTS, false, plan.busy_other));
+    for (which, timers, rt, window) in runs {
         println!(
-            "bench: busy host, {} at {}{}",
+            "bench: busy host, {} at {}{}, {:.0} s",
             which.name(),
             timers.label(),
-            if rt { ", real-time" } else { "" }
+            if rt { ", real-time" } else { "" },
+            window.as_secs_f64()
         );
         let extra: &[String] = if rt { &realtime } else { &[] };
-        let flaps = match Pair::start_with(stage, daemon, which, timers, prober, extra) {
+        let outcome = match Pair::start_with(stage, daemon, which, timers, prober, extra) {
             Ok(pair) => {
-                let flaps = resilience::busy(&pair, plan.busy)?;
-                println!("bench:   {flaps} backup transitions to MASTER");
+                let o = resilience::busy(&pair, window, &stage.client.ns, stage.a.ip)?;
+                println!(
+                    "bench:   {} backup transitions to MASTER, {} adverts timed, {} SCHED_FIFO at the end",
+                    o.flaps,
+                    o.sent_late_us.len(),
+                    o.switched
+                );
                 pair.stop();
-                Some(flaps)
+                Some(o)
             }
             Err(e) if !sys::interrupted() => {
                 println!("bench:   {}: {e:#}", which.name());
@@ -487,8 +518,15 @@ fn busy_phase(
             which,
             timers,
             realtime: rt,
-            window_secs: plan.busy.as_secs_f64(),
-            flaps,
+            window_secs: window.as_secs_f64(),
+            flaps: outcome.as_ref().map(|o| o.flaps),
+            sent_late_us: outcome
+                .as_ref()
+                .and_then(|o| stats::summarize(&o.sent_late_us)),
+            received_late_us: outcome
+                .as_ref()
+                .and_then(|o| stats::summarize(&o.received_late_us)),
+            switched: outcome.as_ref().map_or(0, |o| o.switched),
         });
     }
     Ok(())

@@ -61,6 +61,9 @@ pub fn markdown(r: &Results) -> String {
     if r.runs(Section::Gateway) {
         super::gateway::markdown(&mut m, &r.gateway);
     }
+    if r.only == Some(Section::Busy) {
+        busy_table(&mut m, r);
+    }
     if r.only.is_none() {
         memory_table(&mut m, r);
     }
@@ -182,6 +185,54 @@ fn latency(s: Option<Summary>, which: Impl) -> String {
     }
 }
 
+/// The busy-host windows.
+fn busy_table(m: &mut String, r: &Results) {
+    let _ = writeln!(
+        m,
+        "
+## Busy host
+
+No fault; two spinning threads per CPU (nice 0) compete with the daemons for the \
+         whole window. Transitions: backup → MASTER (each one is a false takeover). Sent late: \
+         each advert of the master against its schedule (one interval after the previous one, \
+         kernel timestamps on the wire). Received late: from the backup's kernel seeing the \
+         advert to its state machine handling it (carpd-xdp's log; the others log nothing per \
+         advert). Late values in µs, p50 / p99 / max. \"SCHED_FIFO\": daemons of the pair \
+         running SCHED_FIFO at the end of the window (carpd-xdp by default: switched by itself \
+         when late, `auto_realtime`).
+
+\
+         | timers | implementation | scheduling | window (s) | transitions | per minute | sent late | received late | SCHED_FIFO |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for b in &r.busy {
+        let (n, per_min) = match b.flaps {
+            Some(f) => (
+                f.to_string(),
+                format!("{:.1}", f as f64 * 60.0 / b.window_secs.max(1e-3)),
+            ),
+            None => ("never settled".into(), "–".into()),
+        };
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} | {:.0} | {n} | {per_min} | {} | {} | {} |",
+            label(b.which, b.timers),
+            b.which.name(),
+            if b.realtime { "real-time" } else { "default" },
+            b.window_secs,
+            late(b.sent_late_us),
+            late(b.received_late_us),
+            b.switched
+        );
+    }
+}
+
+/// p50 / p99 / max of a lateness sample, µs.
+fn late(s: Option<Summary>) -> String {
+    s.map_or("–".into(), |s| {
+        format!("{:.0} / {:.0} / {:.0} ({})", s.median, s.p99, s.max, s.n)
+    })
+}
+
 fn flood_tables(m: &mut String, r: &Results) {
     let _ = writeln!(
         m,
@@ -279,34 +330,7 @@ The backup's daemon is stopped (SIGSTOP) for 3 × master-down while the \
             p.outcome.takeovers
         );
     }
-    let _ = writeln!(
-        m,
-        "
-## Busy host
-
-No fault; one spinning thread per CPU competes with the daemons for the \
-         whole window. Backup → MASTER transitions per minute (each one is a false takeover).
-
-\
-         | timers | implementation | scheduling | window (s) | transitions | per minute |\n|---|---|---|---|---|---|"
-    );
-    for b in &r.busy {
-        let (n, per_min) = match b.flaps {
-            Some(f) => (
-                f.to_string(),
-                format!("{:.1}", f as f64 * 60.0 / b.window_secs.max(1e-3)),
-            ),
-            None => ("never settled".into(), "–".into()),
-        };
-        let _ = writeln!(
-            m,
-            "| {} | {} | {} | {:.0} | {n} | {per_min} |",
-            label(b.which, b.timers),
-            b.which.name(),
-            if b.realtime { "real-time" } else { "default" },
-            b.window_secs
-        );
-    }
+    busy_table(m, r);
     let _ = writeln!(
         m,
         "
@@ -441,6 +465,9 @@ pub fn json(r: &Results) -> Value {
             "realtime": b.realtime,
             "window_secs": b.window_secs,
             "backup_transitions_to_master": b.flaps,
+            "sent_late_us": b.sent_late_us.map(late_json),
+            "received_late_us": b.received_late_us.map(late_json),
+            "switched_to_sched_fifo": b.switched,
         })).collect::<Vec<_>>(),
         "scale": r.scale.iter().map(|s| json!({
             "implementation": s.which.name(),
@@ -499,4 +526,9 @@ pub fn json(r: &Results) -> Value {
             "met": t.met,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// p50 / p99 / max of a lateness sample, µs, for the JSON report.
+fn late_json(s: Summary) -> Value {
+    json!({ "n": s.n, "p50": s.median, "p99": s.p99, "max": s.max })
 }

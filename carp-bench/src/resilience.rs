@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use super::advert_clock::{send_lateness_us, Capture};
 use super::failover::Pair;
 use super::sys;
 
@@ -61,7 +62,8 @@ pub struct Load {
 }
 
 impl Load {
-    /// Starts `n` spinning threads (ordinary priority, no affinity).
+    /// Starts `n` spinning threads (ordinary priority, nice 0 as the
+    /// bench's, no affinity).
     pub fn start(n: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let threads = (0..n)
@@ -90,14 +92,65 @@ impl Drop for Load {
     }
 }
 
-/// Transitions of the backup to MASTER during `window` while every CPU is
-/// busy with a spinning thread.
-pub fn busy(pair: &Pair<'_>, window: Duration) -> Result<usize> {
+/// Spinning threads per CPU of a busy host (the issue's "two busy loops
+/// per core", at nice 0).
+pub const SPINNERS_PER_CPU: usize = 2;
+
+/// What a busy-host window showed.
+#[derive(Clone, Debug)]
+pub struct BusyOutcome {
+    /// Transitions of the backup to MASTER.
+    pub flaps: usize,
+    /// Lateness of each advert of the master against its schedule, µs.
+    pub sent_late_us: Vec<f64>,
+    /// Kernel → state machine delay of each advert the backup handled, µs
+    /// (carpd-xdp only).
+    pub received_late_us: Vec<f64>,
+    /// Daemons of the pair running SCHED_FIFO at the end of the window
+    /// (carpd-xdp by default: switched by itself when late).
+    pub switched: usize,
+}
+
+/// True when process `pid`'s main thread runs SCHED_FIFO.
+fn runs_fifo(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/sched")).is_ok_and(|text| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("policy"))
+            .any(|v| v.trim_start_matches([' ', ':']).trim() == "1")
+    })
+}
+
+/// The pair during `window` while every CPU is busy with
+/// [`SPINNERS_PER_CPU`] spinning threads; the master's adverts are timed
+/// on the wire from namespace `observer`.
+pub fn busy(
+    pair: &Pair<'_>,
+    window: Duration,
+    observer: &str,
+    master: [u8; 4],
+) -> Result<BusyOutcome> {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let mark = pair.b.log_mark();
-    let load = Load::start(cpus);
+    let mark_b = pair.b.log_mark();
+    let capture = Capture::start(observer, master);
+    let load = Load::start(cpus * SPINNERS_PER_CPU);
     let waited = sys::pause(window);
     drop(load);
+    let seen = capture.stop();
+    let switched = [pair.a.pid(), pair.b.pid()]
+        .into_iter()
+        .filter(|pid| runs_fifo(*pid))
+        .count();
     waited?;
-    Ok(pair.b.masters_since(mark))
+    let interval = pair.which.master_interval(pair.timers);
+    Ok(BusyOutcome {
+        flaps: pair.b.masters_since(mark_b),
+        sent_late_us: send_lateness_us(&seen?, interval),
+        received_late_us: pair
+            .b
+            .latencies_since(mark_b)
+            .into_iter()
+            .map(|ns| ns / 1e3)
+            .collect(),
+        switched,
+    })
 }

@@ -107,6 +107,15 @@ pub struct Busy {
     pub window_secs: f64,
     /// Backup → MASTER transitions (`None`: the pair never settled).
     pub flaps: Option<usize>,
+    /// How late the master's adverts went out against their schedule, µs
+    /// (on the wire, see `advert_clock.rs`).
+    pub sent_late_us: Option<Summary>,
+    /// How late the backup handled them after its kernel saw them, µs
+    /// (carpd-xdp's log; keepalived and UCARP log nothing per advert).
+    pub received_late_us: Option<Summary>,
+    /// Daemons of the pair running SCHED_FIFO at the end of the window
+    /// (carpd-xdp by default: its `auto_realtime`).
+    pub switched: usize,
 }
 
 /// One bench run.

@@ -12,6 +12,7 @@ pub mod control;
 pub mod daemon;
 pub mod daemonize;
 pub mod health;
+pub mod lateness;
 pub mod logging;
 pub mod metrics;
 pub mod monitor;
@@ -21,6 +22,7 @@ pub mod pace;
 pub mod privilege;
 pub mod realtime;
 pub mod scripts;
+pub mod timer;
 pub mod xdp;
 
 /// The protocol core, its own crate so that Cargo keeps it free of I/O; the

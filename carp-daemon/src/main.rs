@@ -13,7 +13,9 @@ use carp_daemon::cli::{Cli, Command};
 use carp_daemon::config::{self, Config, Logging};
 use carp_daemon::control::find::Target;
 use carp_daemon::daemon::{Daemon, Reloader};
-use carp_daemon::{assets, child, control, daemonize, logging, monitor, privilege, realtime};
+use carp_daemon::{
+    assets, child, control, daemonize, lateness, logging, monitor, privilege, realtime,
+};
 use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
@@ -139,6 +141,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     rt.priority,
                     rt.lock_memory
                 );
+            }
+            let fastest = config.instances.iter().any(|i| i.advbase_secs == 0);
+            let (cap_sys_nice, rtprio_limit) = realtime::fifo_allowed();
+            let scheduling = lateness::Scheduling {
+                priority: rt.priority,
+                auto: rt.auto,
+                cap_sys_nice,
+                rtprio_limit,
+            };
+            if let Some(warning) = lateness::start_warning(fastest, scheduling) {
+                tracing::warn!("{warning}");
             }
             let reload: Reloader =
                 Box::new(move || config::from_cli(&run_args, &child::secret_var));

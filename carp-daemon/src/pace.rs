@@ -20,7 +20,9 @@
 //!   kernel raised at the signal set back.
 //!
 //! Both act only on a thread that runs SCHED_FIFO or SCHED_RR, whether
-//! [`crate::realtime::apply`] or systemd made it so.
+//! [`crate::realtime::apply`], systemd or the loop itself when its timers
+//! ran late ([`crate::lateness`], then [`LoopGuard::became_real_time`])
+//! made it so.
 
 use std::io;
 use std::time::Duration;
@@ -283,6 +285,18 @@ impl LoopGuard {
             xcpu,
             back_at: None,
         })
+    }
+
+    /// The calling thread was just made real-time (see
+    /// [`crate::lateness`]): both guards start watching it.
+    pub fn became_real_time(&mut self) -> io::Result<()> {
+        *self = Self::new()?;
+        Ok(())
+    }
+
+    /// True when the guarded thread runs a real-time policy.
+    pub fn is_real_time(&self) -> bool {
+        self.fallback.is_real_time()
     }
 
     /// One turn of the loop ([`Pacer::tick`]).

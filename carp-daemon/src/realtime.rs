@@ -55,13 +55,26 @@ pub const RTTIME_SOFT: Duration = Duration::from_secs(2);
 pub const RTTIME_HARD: Duration = Duration::from_secs(3);
 
 /// The daemon's real-time settings.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Realtime {
     /// SCHED_FIFO priority of the daemon's thread, 1..=99; 0: off
     /// (SCHED_OTHER).
     pub priority: u8,
     /// Lock all current and future memory (`mlockall`).
     pub lock_memory: bool,
+    /// Switch to SCHED_FIFO when the timers of advbase-0 instances run
+    /// late (`auto_realtime`, see [`crate::lateness`]); on by default.
+    pub auto: bool,
+}
+
+impl Default for Realtime {
+    fn default() -> Self {
+        Self {
+            priority: 0,
+            lock_memory: false,
+            auto: true,
+        }
+    }
 }
 
 /// Errors of [`apply`].
@@ -125,21 +138,52 @@ pub fn apply(settings: Realtime) -> Result<(), RealtimeError> {
         }
     }
     if settings.priority > 0 {
-        limit_rttime(RTTIME_SOFT, RTTIME_HARD)?;
-        let param = libc::sched_param {
-            sched_priority: settings.priority.into(),
-        };
-        let policy = libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK;
-        // SAFETY: `param` is a valid sched_param for the duration of the
-        // call; pid 0 is the calling thread.
-        if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
-            return Err(RealtimeError::Priority {
-                priority: settings.priority,
-                source: io::Error::last_os_error(),
-            });
-        }
+        escalate(settings.priority)?;
     }
     Ok(())
+}
+
+/// Runs the calling thread SCHED_FIFO at `priority` (with
+/// `SCHED_RESET_ON_FORK`), after setting the `RLIMIT_RTTIME` guard. Used at
+/// start ([`apply`]) and by the loop when its timers run late
+/// ([`crate::lateness`]).
+pub fn escalate(priority: u8) -> Result<(), RealtimeError> {
+    limit_rttime(RTTIME_SOFT, RTTIME_HARD)?;
+    let param = libc::sched_param {
+        sched_priority: priority.into(),
+    };
+    let policy = libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK;
+    // SAFETY: `param` is a valid sched_param for the duration of the
+    // call; pid 0 is the calling thread.
+    if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
+        return Err(RealtimeError::Priority {
+            priority,
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether CAP_SYS_NICE is effective (true when unknown), and the soft
+/// `RLIMIT_RTPRIO`: what SCHED_FIFO needs.
+pub fn fifo_allowed() -> (bool, u64) {
+    /// CAP_SYS_NICE (linux/capability.h).
+    const CAP_SYS_NICE: u32 = 23;
+    let cap = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| crate::privilege::effective_caps(&s))
+        .is_none_or(|caps| caps & (1 << CAP_SYS_NICE) != 0);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit to fill.
+    let rtprio = if unsafe { libc::getrlimit(libc::RLIMIT_RTPRIO, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        0
+    };
+    (cap, rtprio)
 }
 
 /// Sets `RLIMIT_RTTIME` to `soft`/`hard`, never above the current hard
@@ -180,7 +224,7 @@ mod tests {
         assert_eq!(unsafe { libc::sched_getscheduler(0) }, libc::SCHED_OTHER);
         let err = apply(Realtime {
             priority: 100,
-            lock_memory: false,
+            ..Realtime::default()
         })
         .unwrap_err();
         assert_eq!(
@@ -203,7 +247,7 @@ mod tests {
         std::thread::spawn(|| {
             apply(Realtime {
                 priority: 5,
-                lock_memory: false,
+                ..Realtime::default()
             })
             .unwrap();
             // SAFETY: reads the calling thread's policy.

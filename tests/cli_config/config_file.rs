@@ -517,6 +517,12 @@ fn realtime_settings_in_global() {
     let config = config::parse_str(&base_doc(), Path::new(FILE), &no_env).unwrap();
     assert_eq!(config.global.realtime.priority, 0);
     assert!(!config.global.realtime.lock_memory);
+    // The switch to SCHED_FIFO when late: on by default, off by the key.
+    assert!(config.global.realtime.auto);
+    assert!(config::render(&config).contains("\nauto_realtime = true\n"));
+    let off = format!("[global]\nauto_realtime = false\n{}", base_doc());
+    let config = config::parse_str(&off, Path::new(FILE), &no_env).unwrap();
+    assert!(!config.global.realtime.auto);
     for bad in ["100", "-1"] {
         assert_eq!(
             file_err(&format!(

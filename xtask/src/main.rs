@@ -54,7 +54,7 @@ enum Task {
         quick: bool,
         /// Run only this section (writes target/bench/report-<section>.{md,json}).
         // The sections are carp-bench's `--only` values.
-        #[arg(long, value_name = "SECTION", value_parser = ["flood", "program", "gateway", "attack"])]
+        #[arg(long, value_name = "SECTION", value_parser = ["flood", "program", "gateway", "attack", "busy"])]
         only: Option<String>,
     },
     /// Build (release) and install the daemon, its unit, the default config

@@ -274,6 +274,11 @@ pub static KEYS: &[Key] = {
         "SCHED_FIFO priority of the daemon's thread, for advbase_secs = 0 on a host that may be \
          busy; scripts and health checks always run SCHED_OTHER. Needs root, CAP_SYS_NICE or \
          LimitRTPRIO= in the systemd unit. Read at start-up only."),
+    key(Global, "auto_realtime", Bool, Def("true"), "false",
+        "Switch the daemon's thread to SCHED_FIFO (priority 10) the first time the timers of an \
+         advbase_secs = 0 instance fire later than a quarter of its advert interval (a busy \
+         host); logged once. Needs root, CAP_SYS_NICE or LimitRTPRIO=10; without them the \
+         daemon warns at start that the fastest timers are not safe on a busy host."),
     key(Global, "lock_memory", Bool, Def("false"), "true",
         "Lock the daemon's memory (mlockall), so that it is never swapped out."),
     key(Global, "rate_limit", Table(RateLimit), Opt("the defaults of its keys"), "{}",

@@ -147,6 +147,10 @@ pub struct RunArgs {
     /// Lock the daemon's memory (mlockall), so that it is never swapped out.
     #[arg(long)]
     pub lock_memory: bool,
+    /// Do not switch to SCHED_FIFO when the timers of advbase 0 run late
+    /// (docs/tuning.md).
+    #[arg(long)]
+    pub no_auto_realtime: bool,
 }
 
 impl RunArgs {

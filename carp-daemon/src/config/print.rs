@@ -57,6 +57,7 @@ fn render_global(out: &mut String, global: &Global) {
     let _ = writeln!(out, "daemonize = {}", global.daemonize);
     let _ = writeln!(out, "realtime_priority = {}", global.realtime.priority);
     let _ = writeln!(out, "lock_memory = {}", global.realtime.lock_memory);
+    let _ = writeln!(out, "auto_realtime = {}", global.realtime.auto);
     let _ = writeln!(out, "\n[global.rate_limit]");
     let _ = writeln!(out, "rate = {}", global.rate_limit.rate);
     let _ = writeln!(out, "burst = {}", global.rate_limit.burst);

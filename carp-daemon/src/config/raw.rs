@@ -50,6 +50,7 @@ pub(super) struct RawGlobal {
     pub(super) state_dir: Option<PathBuf>,
     pub(super) realtime_priority: Option<S<i64>>,
     pub(super) lock_memory: Option<bool>,
+    pub(super) auto_realtime: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -258,6 +258,7 @@ fn convert_global(ctx: &Ctx<'_>, raw: Option<RawGlobal>) -> Result<Global, Confi
         )?;
     }
     global.realtime.lock_memory = raw.lock_memory.unwrap_or(false);
+    global.realtime.auto = raw.auto_realtime.unwrap_or(true);
     Ok(global)
 }
 

@@ -272,5 +272,6 @@ fn apply_global_options(config: &mut Config, run: &RunArgs) -> Result<(), Config
         config.global.realtime.priority = priority;
     }
     config.global.realtime.lock_memory |= run.lock_memory;
+    config.global.realtime.auto &= !run.no_auto_realtime;
     Ok(())
 }

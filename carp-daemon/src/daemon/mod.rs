@@ -146,6 +146,9 @@ pub enum DaemonError {
     /// The counter reservation writer could not be started.
     #[error(transparent)]
     Reservations(#[from] reservations::ReservationsError),
+    /// The deadline timer could not be set up or armed.
+    #[error(transparent)]
+    Timer(#[from] crate::timer::TimerError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers")]
     Signals {
@@ -386,6 +389,10 @@ impl Daemon {
         );
         let mut guard =
             crate::pace::LoopGuard::new().map_err(|source| DaemonError::Signals { source })?;
+        // The core's deadlines to the nanosecond (see `crate::timer`).
+        let timer = crate::timer::Deadline::new()?;
+        let mut lateness =
+            crate::lateness::Lateness::new(self.config.global.realtime.auto, guard.is_real_time());
         let _ = self.notifier.ready();
         let mut save_peers = tokio::time::interval(peers_state::SAVE_EVERY);
         save_peers.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -395,6 +402,12 @@ impl Daemon {
             guard.tick();
             let deadline = self.next_deadline();
             let retry = self.next_retry();
+            // Cheap (a few instances), and follows reloads.
+            lateness.set_intervals(
+                self.instances
+                    .iter()
+                    .map(|r| r.core.params().advert_interval()),
+            );
             // Not `biased;`: the timer branch empties the receive path itself
             // (see `on_timeout`), so either order is right, and a receive
             // path that is always ready cannot starve the other branches.
@@ -403,7 +416,19 @@ impl Daemon {
                     Ok(ev) => self.on_advert(&ev).await,
                     Err(e) => tracing::error!("receive path: {}", Chain(&e)),
                 },
-                () = sleep_until(deadline) => self.on_timeout().await,
+                fired = timer.sleep_until(deadline) => {
+                    if let Err(e) = fired {
+                        // Not expected once armed; the deadline is handled
+                        // all the same, a little early at worst.
+                        tracing::error!("{}", Chain(&e));
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    if let Some(due) = deadline {
+                        // How late the loop runs (see `crate::lateness`).
+                        crate::lateness::on_wakeup(&mut lateness, due, now(), &mut guard);
+                    }
+                    self.on_timeout().await;
+                }
                 Some(ev) = recv_opt(self.link_rx.as_mut()) => self.on_link(ev).await,
                 () = sleep_until(retry) => self.on_retry().await,
                 Some((key, demote)) = self.health_rx.recv() => self.on_health(key, demote).await,
