@@ -9,9 +9,20 @@ use super::imported::Imported;
 use super::settings::Note;
 use super::Input;
 
-/// Text for a comment line: no line breaks.
+/// Text for a comment line: line breaks become spaces, and every other
+/// control character TOML refuses in a comment (all but tab) is written
+/// escaped, as `\u{1b}`.
 fn comment(text: &str) -> String {
-    text.replace(['\n', '\r'], " ")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '\t' => out.push(c),
+            c if c.is_control() => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The notes, each once with every place it applies to, in the order first
@@ -128,4 +139,20 @@ pub(super) fn render(
         let _ = writeln!(out, "broadcast_mac = {}", i.broadcast_mac);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::comment;
+
+    #[test]
+    fn a_comment_holds_no_control_character_toml_refuses() {
+        let text = comment("down /usr/local/sbin/mail-r\u{1b}\u{7f}\u{0}x\ty\nz");
+        assert_eq!(
+            text,
+            "down /usr/local/sbin/mail-r\\u{1b}\\u{7f}\\u{0}x\ty z"
+        );
+        let line = format!("# {text}\nkey = 1\n");
+        assert!(toml::from_str::<toml::Table>(&line).is_ok(), "{line}");
+    }
 }
