@@ -1,6 +1,10 @@
 //! `virtual_mac = true` (issue 20.1): two carpd-xdp hosts, a dual-stack
-//! vhid and a second IPv4 vhid on the same interface. The master answers ARP and neighbour solicitations for the VIPs
-//! from `00:00:5e:00:01:<vhid>` (a client learns that MAC), and a client
+//! vhid and a second IPv4 vhid on the same interface. The master answers
+//! ARP and neighbour solicitations for the VIPs and sends its adverts from
+//! `00:00:5e:00:01:<vhid>` (a client learns that MAC, and sees no advert
+//! from a host's own MAC); the backup still knows its master for carpd-xdp
+//! (by its counters: the MAC is the BSDs'), and two such masters that meet
+//! settle their tie as carpd-xdp hosts do (the lower address stays). A client
 //! whose neighbour entries are pinned (permanent) to that MAC reaches both
 //! VIPs before failover, after failover (the master's cable pulled) and
 //! after failback (preempt) and after a reload that replaces the instances.
@@ -10,11 +14,16 @@
 
 mod common;
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use carp_testnet::socket;
 
 use common::cluster::{eventually, Daemon, Lan};
-use common::{require_root, Netns};
+use common::{must, require_root, Netns};
 
 const VHID: u8 = 42;
 const VMAC: &str = "00:00:5e:00:01:2a";
@@ -128,6 +137,68 @@ fn backup_has_none(lan: &Lan, i: usize) {
     assert!(!holds(ns, VIP4) && !holds(ns, VIP6) && !holds(ns, VIP4B));
 }
 
+/// The adverts the client hears in `window`: (vhid, source MAC, source
+/// address) of each, once.
+fn adverts_heard(lan: &Lan, window: Duration) -> BTreeSet<(u8, String, IpAddr)> {
+    let ifindex = lan.client.ifindex("eth0");
+    let fd = lan.client.run(|| {
+        let fd = must(socket::packet_socket(libc::ETH_P_ALL as u16, ifindex, 0));
+        must(socket::set_recv_timeout(&fd, Duration::from_millis(200)));
+        fd
+    });
+    let mut heard = BTreeSet::new();
+    let start = Instant::now();
+    while start.elapsed() < window {
+        let mut buf = [0u8; 2048];
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let Ok(n) = usize::try_from(n) else { continue };
+        let f = &buf[..n];
+        let mac = f[6..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        match f.get(12..14) {
+            Some([0x08, 0x00]) if n >= 34 + 36 && f[23] == 112 => {
+                let src: [u8; 4] = f[26..30].try_into().unwrap();
+                let ihl = usize::from(f[14] & 0x0f) * 4;
+                heard.insert((f[14 + ihl + 1], mac, IpAddr::from(src)));
+            }
+            Some([0x86, 0xdd]) if n >= 54 + 36 && f[20] == 112 => {
+                let src: [u8; 16] = f[22..38].try_into().unwrap();
+                heard.insert((f[55], mac, IpAddr::from(src)));
+            }
+            _ => {}
+        }
+    }
+    heard
+}
+
+/// Every advert the client hears comes from the virtual MAC of its vhid and
+/// from host `master`: both vhids over IPv4, the first over IPv6 too.
+fn adverts_from_vmac(lan: &Lan, master: usize, when: &str) {
+    let heard = adverts_heard(lan, Duration::from_millis(2500));
+    let families: BTreeSet<(u8, bool)> = heard.iter().map(|(v, _, a)| (*v, a.is_ipv4())).collect();
+    assert_eq!(
+        families,
+        BTreeSet::from([(VHID, true), (VHID, false), (VHID2, true)]),
+        "{when}: adverts heard: {heard:?}"
+    );
+    let v4 = IpAddr::V4(lan.hosts[master].ip);
+    for (vhid, mac, src) in &heard {
+        let want = if *vhid == VHID { VMAC } else { VMAC2 };
+        assert_eq!(
+            mac, want,
+            "{when}: advert of vhid {vhid} from {src}: {heard:?}"
+        );
+        assert!(
+            src.is_ipv6() || *src == v4,
+            "{when}: an advert from {src}, not from host {master}: {heard:?}"
+        );
+    }
+}
+
 /// `arp_ignore` and `arp_announce` of the host's `eth0`.
 fn arp_sysctls(ns: &Netns) -> String {
     ns.run(|| {
@@ -163,8 +234,9 @@ fn virtual_mac_follows_the_master() {
         serde_json::Value::Null
     );
 
-    // Adverts still come from the interface's MAC: the backup knows its
-    // peer for a carpd-xdp host, not a BSD one (docs/interop.md).
+    // Adverts come from the virtual MAC, the BSDs' one: the backup still
+    // knows its peer for a carpd-xdp host by its counters (docs/interop.md).
+    adverts_from_vmac(&lan, 0, "host 0 master");
     eventually("the backup recognises a carpd-xdp master", || {
         (d1.instance(VHID)?["master_kind"] == "carpd-xdp").then_some(())
     });
@@ -199,6 +271,7 @@ fn virtual_mac_follows_the_master() {
     d1.wait_state(VHID, "MASTER");
     master_has_vmac(&lan, &d1);
     reaches_both(&lan, "after failover");
+    adverts_from_vmac(&lan, 1, "host 1 master");
 
     lan.restore(0);
     d0.wait_state(VHID, "MASTER");
@@ -265,4 +338,43 @@ fn virtual_mac_follows_the_master() {
     );
     master_has_vmac(&lan, &d1);
     reaches_both(&lan, "after the stale macvlan was removed");
+}
+
+/// Two masters on the same virtual MAC meet (the hosts could not hear each
+/// other, carrier kept, then can): they know each other for carpd-xdp by
+/// their counters and settle the tie by address, as without the virtual
+/// MAC. Taken for BSD hosts, each would keep the VIP (a BSD master yields
+/// at a tie, so its peer must not) and both would stay master.
+#[test]
+fn virtual_mac_tie_is_settled_by_address() {
+    if !require_root("virtual_mac_tie_is_settled_by_address") {
+        return;
+    }
+    let lan = Lan::new("vt", 217, 1, 2);
+    for (ns, addr) in [
+        (&lan.hosts[0].ns, "fd00:42::1/64"),
+        (&lan.hosts[1].ns, "fd00:42::2/64"),
+    ] {
+        ns.ip(&["-6", "addr", "add", addr, "dev", "eth0", "nodad"]);
+    }
+    lan.split_hosts(true);
+    let mut d0 = start(&lan, 0, "t0", 0, false);
+    let mut d1 = start(&lan, 1, "t1", 0, false);
+    for vhid in [VHID, VHID2] {
+        d0.wait_state(vhid, "MASTER");
+        d1.wait_state(vhid, "MASTER");
+    }
+    lan.split_hosts(false);
+    // Host 0 has the lower address: it stays, host 1 yields both vhids.
+    for vhid in [VHID, VHID2] {
+        d1.wait_state(vhid, "BACKUP");
+    }
+    backup_has_none(&lan, 1);
+    master_has_vmac(&lan, &d0);
+    adverts_from_vmac(&lan, 0, "after the tie");
+    for vhid in [VHID, VHID2] {
+        assert_eq!(d0.state(vhid).as_deref(), Some("MASTER"));
+        let st = d1.instance(vhid).expect("status");
+        assert_eq!(st["master_kind"], "carpd-xdp", "{st}");
+    }
 }

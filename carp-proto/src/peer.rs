@@ -7,10 +7,24 @@
 //!
 //! | peer     | source MAC            | counter                         | demote byte | tie of two masters     |
 //! |----------|-----------------------|---------------------------------|-------------|------------------------|
-//! | carpd-xdp| the interface's own   | tagged, growing ([`super::counter`]) | honoured | lower address wins     |
+//! | carpd-xdp| the interface's own, or `00:00:5e:00:01:vhid` with `virtual_mac` | tagged, growing with time ([`super::counter`]) | honoured | lower address wins     |
 //! | UCARP    | `00:00:5e:00:00:vhid` | random, then last heard + 1     | ignored (0) | lower address wins, compared as a host-order word |
 //! | OpenBSD  | `00:00:5e:00:01:vhid` | one constant cookie             | honoured    | the master that hears it yields |
 //! | FreeBSD  | `00:00:5e:00:01:vhid` | random start, +1, last heard + 1 | ignored (0): demotion is added to advskew | the master that hears it yields |
+//!
+//! From the BSDs' MAC, carpd-xdp is told by its counter: tagged, and each
+//! one ahead of the one before by at least a millisecond of its time part
+//! (it carries the sender's clock). FreeBSD, once it has heard one of our
+//! adverts, continues that counter by +1 per advert, so its counters are
+//! tagged too, but step by one (and first from its random one to ours);
+//! OpenBSD repeats one cookie. Until a second advert shows the step, a
+//! tagged counter from the BSDs' MAC is taken for carpd-xdp: two carpd-xdp
+//! masters on the virtual MAC then settle their tie at the first advert, as
+//! they do from their own MACs. Judged wrongly: a FreeBSD host first heard
+//! sending a counter it took on from us (a tie at that advert then has both
+//! yield, and the next master-down settles it), and a FreeBSD master that
+//! keeps hearing a carpd-xdp master and answers each advert with its
+//! counter + 1 (it yields at that tie anyway; once alone it steps by one).
 //!
 //! None of this is authenticated: the source MAC and the demote byte are
 //! outside the HMAC. An attacker on the link can already move the VIP with
@@ -20,7 +34,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::counter::is_tagged;
+use super::counter::{identity, is_tagged};
 use super::make_room;
 
 /// The Ethernet source address of an advert, sorted by who uses it.
@@ -33,7 +47,8 @@ pub enum MacClass {
     /// `00:00:5e:00:01:<vhid>`: the IANA virtual-router address OpenBSD and
     /// FreeBSD carp(4) send from.
     Bsd,
-    /// Any other address: carpd-xdp sends from the interface's own.
+    /// Any other address: carpd-xdp sends from the interface's own
+    /// (without `virtual_mac`).
     Other,
 }
 
@@ -162,7 +177,8 @@ impl std::str::FromStr for AllowedPeer {
 /// Which CARP implementation a source is, as far as its adverts show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PeerKind {
-    /// carpd-xdp: tagged counters from a MAC that is not a CARP one.
+    /// carpd-xdp: tagged counters from a MAC that is not a CARP one, or
+    /// from the BSDs' MAC growing with time.
     Carpd,
     /// UCARP, by its source MAC.
     Ucarp,
@@ -229,6 +245,11 @@ struct Seen {
     changed: bool,
     /// Some advert carried a demote byte other than zero.
     demoted: bool,
+    /// The last counter is tagged (today's format) and is the first heard,
+    /// or follows a tagged one by more than one: carpd-xdp's counters move
+    /// so, FreeBSD's (+1, or from random to one of ours it took on) and
+    /// OpenBSD's (one cookie) do not.
+    clocked: bool,
     /// Order of the last advert, to forget the oldest source first.
     touched: u64,
 }
@@ -252,12 +273,16 @@ impl PeerTable {
         make_room(&mut self.seen, &sender.addr, MAX_PEERS, |s| s.touched);
         self.clock += 1;
         let mac = MacClass::of(sender.mac, vhid);
+        let tagged = identity(counter).is_some();
         let seen = self
             .seen
             .entry(sender.addr)
             .and_modify(|s| {
                 s.repeated |= s.last_counter == counter;
                 s.changed |= s.last_counter != counter;
+                s.clocked = tagged
+                    && identity(s.last_counter).is_some()
+                    && counter > s.last_counter.saturating_add(1);
             })
             .or_insert(Seen {
                 mac,
@@ -265,6 +290,7 @@ impl PeerTable {
                 repeated: false,
                 changed: false,
                 demoted: false,
+                clocked: tagged,
                 touched: 0,
             });
         seen.mac = mac;
@@ -284,6 +310,7 @@ impl PeerTable {
 fn kind_of(s: &Seen) -> PeerKind {
     match s.mac {
         MacClass::Ucarp => PeerKind::Ucarp,
+        MacClass::Bsd if s.clocked => PeerKind::Carpd,
         MacClass::Bsd if s.repeated || s.demoted => PeerKind::OpenBsd,
         MacClass::Bsd if s.changed => PeerKind::FreeBsd,
         MacClass::Bsd => PeerKind::Bsd,
@@ -346,6 +373,52 @@ mod tests {
         assert_eq!(t.record(sender([0; 6]), V, 1, 0), PeerKind::Unknown);
         let tagged = super::super::counter::tagged(5);
         assert_eq!(t.record(sender([0; 6]), V, tagged, 0), PeerKind::Carpd);
+    }
+
+    #[test]
+    fn carpd_on_the_virtual_mac_by_counters_growing_with_time() {
+        use super::super::counter::tagged_by;
+        let vmac = sender(MacClass::bsd_mac(V));
+        let t0 = 1_790_000_000_000;
+        let mut t = PeerTable::default();
+        // Tagged and alone: carpd-xdp until shown otherwise.
+        assert_eq!(t.record(vmac, V, tagged_by(9, t0), 0), PeerKind::Carpd);
+        // A millisecond or more later, same or new identity, demoted or not.
+        assert_eq!(t.record(vmac, V, tagged_by(9, t0 + 1), 0), PeerKind::Carpd);
+        assert_eq!(
+            t.record(vmac, V, tagged_by(9, t0 + 1000), 3),
+            PeerKind::Carpd
+        );
+        assert_eq!(
+            t.record(vmac, V, tagged_by(40, t0 + 2000), 0),
+            PeerKind::Carpd
+        );
+
+        // FreeBSD continuing one of our counters: +1 per advert.
+        let mut t = PeerTable::default();
+        let c = tagged_by(9, t0);
+        assert_eq!(t.record(vmac, V, c + 1, 0), PeerKind::Carpd);
+        assert_eq!(t.record(vmac, V, c + 2, 0), PeerKind::FreeBsd);
+        // Across the identity byte's wrap too.
+        let mut t = PeerTable::default();
+        let c = tagged_by(255, t0);
+        t.record(vmac, V, c, 0);
+        assert_eq!(t.record(vmac, V, c + 1, 0), PeerKind::FreeBsd);
+
+        // OpenBSD whose cookie happens to carry the tag: it repeats.
+        let mut t = PeerTable::default();
+        t.record(vmac, V, c, 0);
+        assert_eq!(t.record(vmac, V, c, 0), PeerKind::OpenBsd);
+
+        // Untagged counters from the BSDs' MAC stay BSD, and so does a
+        // FreeBSD host going from its random counter to one of ours + 1.
+        let mut t = PeerTable::default();
+        assert_eq!(t.record(vmac, V, 99, 0), PeerKind::Bsd);
+        assert_eq!(t.record(vmac, V, 5_000_000, 0), PeerKind::FreeBsd);
+        assert_eq!(
+            t.record(vmac, V, tagged_by(9, t0) + 1, 0),
+            PeerKind::FreeBsd
+        );
     }
 
     #[test]

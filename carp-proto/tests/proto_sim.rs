@@ -1,7 +1,8 @@
 //! Properties of a simulated CARP segment (see `sim/mod.rs`), over random
 //! topologies and fault schedules:
 //!
-//! - after the network is stable for 2 × master-down, exactly one master;
+//! - after the network is stable for 2 × master-down, exactly one master,
+//!   also with every node on the BSDs' virtual-router MAC (`virtual_mac`);
 //! - with preempt on everywhere, that master is the node with the best
 //!   (demote, interval, address);
 //! - failover completes within master-down + one interval of the master's
@@ -89,12 +90,14 @@ proptest! {
         faults in prop::collection::vec(fault(), 0..12),
         step_ms in 200u64..3_000,
         seed in any::<u64>(),
+        virtual_mac in any::<bool>(),
     ) {
         let specs: Vec<NodeSpec> = specs
             .into_iter()
             .map(|s| NodeSpec { preempt: s.preempt || preempt_all, ..s })
             .collect();
         let mut sim = Sim::new(&specs, delays(specs.len(), seed), ReplayMode::Auto, seed);
+        sim.virtual_mac = virtual_mac;
         run_faults_then_stabilise(&mut sim, &faults, Nanos::from_millis(step_ms));
         let masters = sim.masters();
         prop_assert_eq!(masters.len(), 1, "masters {:?} at {}", masters, sim.now);

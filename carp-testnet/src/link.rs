@@ -93,6 +93,15 @@ impl Bridge {
         self.ns.ip(&["link", "set", port, state])?;
         Ok(())
     }
+
+    /// Isolates `port` (or stops isolating it): isolated ports exchange no
+    /// frames with one another, only with the others, and keep carrier.
+    pub fn set_isolated(&self, port: &str, on: bool) -> Result<()> {
+        let on = if on { "on" } else { "off" };
+        self.ns
+            .ip(&["link", "set", port, "type", "bridge_slave", "isolated", on])?;
+        Ok(())
+    }
 }
 
 /// `aa:bb:cc:dd:ee:ff` form of a MAC address.

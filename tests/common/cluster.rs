@@ -144,6 +144,15 @@ impl Lan {
         must(self.switch.set_port(&self.hosts[i].port, false));
     }
 
+    /// Partitions the hosts from one another (`on`) or joins them again,
+    /// carrier kept: their bridge ports are isolated, so each host still
+    /// reaches the client but no other host.
+    pub fn split_hosts(&self, on: bool) {
+        for h in &self.hosts {
+            must(self.switch.set_isolated(&h.port, on));
+        }
+    }
+
     /// Plugs host `i`'s cable back in.
     pub fn restore(&self, i: usize) {
         must(self.switch.set_port(&self.hosts[i].port, true));

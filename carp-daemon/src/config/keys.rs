@@ -323,7 +323,8 @@ pub static KEYS: &[Key] = {
     key(Instance, "virtual_mac", Bool, Def("false"), "true",
         "While master, the VIPs answer ARP and neighbour solicitations from the virtual-router \
          MAC 00:00:5e:00:01:<vhid> (a macvlan vmac<vhid>.<ifindex> on the interface, up only \
-         while master) and gratuitous ARPs and unsolicited NAs are sent from it. Sets \
+         while master); gratuitous ARPs, unsolicited NAs and adverts to the group are sent \
+         from it. Sets \
          arp_ignore = 1 and arp_announce = 2 on the interface while the macvlan exists \
          (restored after)."),
     key(Instance, "password_file", Path, Opt("see password"), "\"vhid10.pass\"",

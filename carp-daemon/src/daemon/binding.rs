@@ -13,7 +13,7 @@ use crate::net::announce::Announcer;
 use crate::net::link::{LinkInfo, Links};
 use crate::net::sender::AdvertSocket;
 use crate::net::vip::{VipManager, VipSet};
-use crate::net::vmac::{mac_text, remove_stale, vmac_name, Vmac, VmacError};
+use crate::net::vmac::{mac_text, remove_stale, virtual_router_mac, vmac_name, Vmac, VmacError};
 
 /// Wait before binding to a re-created interface is tried again when it
 /// failed (its address not configured yet, for instance), in ms.
@@ -107,6 +107,7 @@ impl Binding {
                     *src,
                     &cfg.unicast_peers,
                     cfg.mcast,
+                    cfg.virtual_mac.then(|| virtual_router_mac(cfg.vhid)),
                 )
                 .map_err(|source| DaemonError::Send { source })?,
             );

@@ -1,12 +1,13 @@
 //! The daemon's hands on the host network: virtual addresses over netlink
 //! ([`vip`]), interface lookup and carrier tracking ([`link`]), advert
-//! sockets ([`sender`]), and takeover announcements — gratuitous ARP and
-//! unsolicited neighbour advertisements — built by [`frame`] and sent by
-//! [`announce`].
+//! sockets ([`sender`]; from a virtual MAC as [`advert_frame`]s), and
+//! takeover announcements — gratuitous ARP and unsolicited neighbour
+//! advertisements — built by [`frame`] and sent by [`announce`].
 //!
 //! These modules carry out the actions the protocol core returns; they make
 //! no protocol decisions of their own.
 
+pub mod advert_frame;
 pub mod announce;
 pub mod frame;
 pub mod link;

@@ -2,6 +2,12 @@
 //! address family, TTL / hop limit 255, bound to the interface and our source
 //! address, to the CARP group or to each unicast peer.
 //!
+//! With `virtual_mac`, adverts to the group leave as whole frames from the
+//! virtual MAC instead, through a packet socket on the same interface
+//! ([`super::advert_frame`]); the raw socket stays, to join the group and
+//! for unicast peers, whose adverts leave from the interface's own MAC
+//! (their Ethernet address would have to be resolved first).
+//!
 //! The IPv4 socket also joins 224.0.0.18 (and the IPv6 one ff02::12) on the
 //! interface: XDP sees only the frames the NIC lets in, and a NIC filters
 //! multicast MAC addresses it was not told about. A classic BPF filter that
@@ -15,7 +21,7 @@ use carp_common::constants::{CARP_GROUP_V4, CARP_GROUP_V6, CARP_TTL, IPPROTO_CAR
 use carp_common::header::CarpHeader;
 use socket2::{Domain, InterfaceIndexOrAddress, SockAddr, SockFilter, Socket};
 
-use super::socket;
+use super::{advert_frame, socket};
 
 /// Failures of the advert sockets.
 #[derive(Debug, thiserror::Error)]
@@ -53,18 +59,61 @@ pub struct AdvertSocket {
     iface: String,
     source: IpAddr,
     destinations: Vec<SocketAddr>,
+    /// With a virtual MAC and the group as destination: where adverts go
+    /// instead of `socket`.
+    frames: Option<FrameOut>,
+}
+
+/// Adverts to the group as whole frames from a virtual MAC.
+#[derive(Debug)]
+struct FrameOut {
+    /// Non-blocking, send-only packet socket bound to the interface.
+    socket: Socket,
+    /// The group.
+    group: IpAddr,
+    /// Ethernet and IP headers, the same for every advert.
+    headers: Vec<u8>,
+}
+
+impl FrameOut {
+    /// Opens the packet socket for adverts from `source` to `group` on
+    /// `ifindex`, sent from `mac`; `None` when `group` is not multicast.
+    fn open(
+        ifindex: u32,
+        mac: [u8; 6],
+        source: IpAddr,
+        group: IpAddr,
+    ) -> io::Result<Option<FrameOut>> {
+        let Some(dst_mac) = advert_frame::multicast_mac(group) else {
+            return Ok(None);
+        };
+        let carp = [0; carp_common::constants::CARP_HEADER_LEN];
+        let Some(mut headers) = advert_frame::advert(mac, dst_mac, source, group, &carp) else {
+            return Ok(None);
+        };
+        headers.truncate(headers.len() - carp.len());
+        let socket = socket::raw(Domain::PACKET, 0)?;
+        socket::bind_packet(&socket, ifindex)?;
+        Ok(Some(FrameOut {
+            socket,
+            group,
+            headers,
+        }))
+    }
 }
 
 impl AdvertSocket {
     /// Opens the socket for adverts from `source` on interface `iface`
     /// (index `ifindex`), to `peers` if any, else to the CARP group
     /// (`group` overrides 224.0.0.18 / ff02::12, as UCARP's `--mcast`).
+    /// With `from_mac`, adverts to the group are sent from that MAC.
     pub fn open(
         iface: &str,
         ifindex: u32,
         source: IpAddr,
         peers: &[IpAddr],
         group: Option<IpAddr>,
+        from_mac: Option<[u8; 6]>,
     ) -> Result<Self, SendError> {
         let err = |op| {
             let iface = iface.to_string();
@@ -154,11 +203,19 @@ impl AdvertSocket {
                 }
             }
         };
+        let frames = match (from_mac, destinations.as_slice()) {
+            (Some(mac), [group]) if peers.is_empty() => {
+                FrameOut::open(ifindex, mac, source, group.ip())
+                    .map_err(err("open a packet socket for the virtual MAC"))?
+            }
+            _ => None,
+        };
         Ok(Self {
             socket: fd,
             iface: iface.to_string(),
             source,
             destinations,
+            frames,
         })
     }
 
@@ -171,6 +228,20 @@ impl AdvertSocket {
     /// buffer drops this advert (the next one follows an interval later).
     pub fn send(&self, advert: &CarpHeader) -> Result<(), SendError> {
         let bytes = advert.to_bytes();
+        if let Some(out) = &self.frames {
+            let mut frame = Vec::with_capacity(out.headers.len() + bytes.len());
+            frame.extend_from_slice(&out.headers);
+            frame.extend_from_slice(&bytes);
+            return match out.socket.send(&frame) {
+                Ok(_) => Ok(()),
+                Err(source) => Err(SendError::Send {
+                    iface: self.iface.clone(),
+                    from: self.source,
+                    to: out.group,
+                    source,
+                }),
+            };
+        }
         for dest in &self.destinations {
             self.socket
                 .send_to(&bytes, &SockAddr::from(*dest))

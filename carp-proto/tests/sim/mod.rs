@@ -15,8 +15,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use carp_common::header::CarpHeader;
 use carp_proto::election::Priority;
+use carp_proto::peer::MacClass;
 use carp_proto::{
-    Action, Group, Instance, InstanceParams, Nanos, Password, Reason, Reject, ReplayMode, State,
+    Action, Group, Instance, InstanceParams, Nanos, Password, Reason, Reject, ReplayMode, Sender,
+    State,
 };
 
 #[path = "../../../tests/peers/split_mix.rs"]
@@ -158,6 +160,9 @@ pub struct Sim {
     steps: u64,
     /// Sync groups: the group and its members' node indices.
     pub groups: Vec<(Group, Vec<usize>)>,
+    /// Every node sends from the BSDs' virtual-router MAC (`virtual_mac`);
+    /// else adverts arrive without their link layer.
+    pub virtual_mac: bool,
 }
 
 impl Sim {
@@ -252,6 +257,7 @@ impl Sim {
             rejected: Vec::new(),
             steps: 0,
             groups: Vec::new(),
+            virtual_mac: false,
         };
         for i in 0..n {
             sim.drain(i);
@@ -386,7 +392,15 @@ impl Sim {
                 continue;
             }
             let h = CarpHeader::from_bytes(&bytes);
-            if let Err(r) = self.nodes[to].instance.handle_advert(self.now, src, &h) {
+            let sender = Sender {
+                addr: src,
+                mac: if self.virtual_mac {
+                    MacClass::bsd_mac(h.vhid)
+                } else {
+                    [0; 6]
+                },
+            };
+            if let Err(r) = self.nodes[to].instance.handle_advert(self.now, sender, &h) {
                 self.rejected.push((self.now, to, src, r));
             }
             self.drain(to);
