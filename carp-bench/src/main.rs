@@ -46,6 +46,7 @@ mod resilience;
 mod results;
 mod scale;
 mod stage;
+mod stall_probe;
 mod stats;
 mod sys;
 mod testrun;
@@ -500,10 +501,16 @@ fn busy_phase(
             Ok(pair) => {
                 let o = resilience::busy(&pair, window, &stage.client.ns, stage.a.ip)?;
                 println!(
-                    "bench:   {} backup transitions to MASTER, {} adverts timed, {} SCHED_FIFO at the end",
+                    "bench:   {} backup transitions to MASTER, {} adverts timed, {} SCHED_FIFO at the end, \
+                     {} CPU stalls over {} ms, {} adverts over {} ms late ({} across a stall)",
                     o.flaps,
                     o.sent_late_us.len(),
-                    o.switched
+                    o.switched,
+                    o.stalls.len(),
+                    stall_probe::STALL_MS,
+                    o.late_adverts,
+                    stall_probe::STALL_MS,
+                    o.late_across_stalls
                 );
                 pair.stop();
                 Some(o)
@@ -527,6 +534,13 @@ fn busy_phase(
                 .as_ref()
                 .and_then(|o| stats::summarize(&o.received_late_us)),
             switched: outcome.as_ref().map_or(0, |o| o.switched),
+            stalls: outcome.as_ref().map(|o| {
+                let max = o.stalls.iter().map(|s| s.ms).fold(0.0, f64::max);
+                (o.stalls.len(), max)
+            }),
+            late_adverts: outcome
+                .as_ref()
+                .map(|o| (o.late_adverts, o.late_across_stalls)),
         });
     }
     Ok(())

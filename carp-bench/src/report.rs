@@ -199,10 +199,14 @@ No fault; two spinning threads per CPU (nice 0) compete with the daemons for the
          advert to its state machine handling it (carpd-xdp's log; the others log nothing per \
          advert). Late values in µs, p50 / p99 / max. \"SCHED_FIFO\": daemons of the pair \
          running SCHED_FIFO at the end of the window (carpd-xdp by default: switched by itself \
-         when late, `auto_realtime`).
+         when late, `auto_realtime`). CPU stalls: wake-ups of a probe thread per CPU \
+         (SCHED_FIFO 99, every 1 ms) more than {stall} ms late, and the longest, in ms: nothing \
+         of ours ran on that CPU meanwhile. Late adverts: sent more than {stall} ms late, and \
+         how many of them across a CPU stall.
 
 \
-         | timers | implementation | scheduling | window (s) | transitions | per minute | sent late | received late | SCHED_FIFO |\n|---|---|---|---|---|---|---|---|---|"
+         | timers | implementation | scheduling | window (s) | transitions | per minute | sent late | received late | SCHED_FIFO | CPU stalls (longest) | late adverts (across a stall) |\n|---|---|---|---|---|---|---|---|---|---|---|",
+        stall = super::stall_probe::STALL_MS
     );
     for b in &r.busy {
         let (n, per_min) = match b.flaps {
@@ -214,14 +218,18 @@ No fault; two spinning threads per CPU (nice 0) compete with the daemons for the
         };
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {:.0} | {n} | {per_min} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {n} | {per_min} | {} | {} | {} | {} | {} |",
             label(b.which, b.timers),
             b.which.name(),
             if b.realtime { "real-time" } else { "default" },
             b.window_secs,
             late(b.sent_late_us),
             late(b.received_late_us),
-            b.switched
+            b.switched,
+            b.stalls
+                .map_or("–".into(), |(n, max)| format!("{n} ({max:.1})")),
+            b.late_adverts
+                .map_or("–".into(), |(n, across)| format!("{n} ({across})")),
         );
     }
 }
@@ -468,6 +476,8 @@ pub fn json(r: &Results) -> Value {
             "sent_late_us": b.sent_late_us.map(late_json),
             "received_late_us": b.received_late_us.map(late_json),
             "switched_to_sched_fifo": b.switched,
+            "cpu_stalls": b.stalls.map(|(n, max)| json!({"count": n, "longest_ms": max})),
+            "late_adverts": b.late_adverts.map(|(n, across)| json!({"count": n, "across_a_stall": across})),
         })).collect::<Vec<_>>(),
         "scale": r.scale.iter().map(|s| json!({
             "implementation": s.which.name(),

@@ -12,6 +12,7 @@ use anyhow::Result;
 
 use super::advert_clock::{send_lateness_us, Capture};
 use super::failover::Pair;
+use super::stall_probe::{self, Stall};
 use super::sys;
 
 /// Pause rounds of one pair.
@@ -109,6 +110,12 @@ pub struct BusyOutcome {
     /// Daemons of the pair running SCHED_FIFO at the end of the window
     /// (carpd-xdp by default: switched by itself when late).
     pub switched: usize,
+    /// Every CPU stall of the window (see `stall_probe.rs`).
+    pub stalls: Vec<Stall>,
+    /// Adverts more than [`stall_probe::STALL_MS`] late.
+    pub late_adverts: usize,
+    /// Those of them late across a CPU stall.
+    pub late_across_stalls: usize,
 }
 
 /// True when process `pid`'s main thread runs SCHED_FIFO.
@@ -133,18 +140,22 @@ pub fn busy(
     let mark_b = pair.b.log_mark();
     let capture = Capture::start(observer, master);
     let load = Load::start(cpus * SPINNERS_PER_CPU);
+    let probe = stall_probe::Probe::start(cpus);
     let waited = sys::pause(window);
+    let stalls = probe.stop();
     drop(load);
-    let seen = capture.stop();
+    let seen = capture.stop()?;
     let switched = [pair.a.pid(), pair.b.pid()]
         .into_iter()
         .filter(|pid| runs_fifo(*pid))
         .count();
     waited?;
     let interval = pair.which.master_interval(pair.timers);
+    let (late_adverts, late_across_stalls) =
+        stall_probe::late_across_stalls(&seen, interval, &stalls);
     Ok(BusyOutcome {
         flaps: pair.b.masters_since(mark_b),
-        sent_late_us: send_lateness_us(&seen?, interval),
+        sent_late_us: send_lateness_us(&seen, interval),
         received_late_us: pair
             .b
             .latencies_since(mark_b)
@@ -152,5 +163,8 @@ pub fn busy(
             .map(|ns| ns / 1e3)
             .collect(),
         switched,
+        stalls,
+        late_adverts,
+        late_across_stalls,
     })
 }

@@ -116,6 +116,12 @@ pub struct Busy {
     /// Daemons of the pair running SCHED_FIFO at the end of the window
     /// (carpd-xdp by default: its `auto_realtime`).
     pub switched: usize,
+    /// CPU stalls the probe saw (`stall_probe.rs`): how many, the longest
+    /// in ms.
+    pub stalls: Option<(usize, f64)>,
+    /// Adverts more than `stall_probe::STALL_MS` late, and how many of them
+    /// across a CPU stall.
+    pub late_adverts: Option<(usize, usize)>,
 }
 
 /// One bench run.
