@@ -209,19 +209,29 @@ fn arp_sysctls(ns: &Netns) -> String {
     .join(",")
 }
 
+/// Two hosts on 10.217.1.0/24 and fd00:42::/64 (the client too when
+/// `client`), their namespaces named after `tag`.
+fn dual_stack_lan(tag: &str, client: bool) -> Lan {
+    let lan = Lan::new(tag, 217, 1, 2);
+    let mut v6 = vec![
+        (&lan.hosts[0].ns, "fd00:42::1/64"),
+        (&lan.hosts[1].ns, "fd00:42::2/64"),
+    ];
+    if client {
+        v6.push((&lan.client, "fd00:42::64/64"));
+    }
+    for (ns, addr) in v6 {
+        ns.ip(&["-6", "addr", "add", addr, "dev", "eth0", "nodad"]);
+    }
+    lan
+}
+
 #[test]
 fn virtual_mac_follows_the_master() {
     if !require_root("virtual_mac_follows_the_master") {
         return;
     }
-    let lan = Lan::new("vm", 217, 1, 2);
-    for (ns, addr) in [
-        (&lan.hosts[0].ns, "fd00:42::1/64"),
-        (&lan.hosts[1].ns, "fd00:42::2/64"),
-        (&lan.client, "fd00:42::64/64"),
-    ] {
-        ns.ip(&["-6", "addr", "add", addr, "dev", "eth0", "nodad"]);
-    }
+    let lan = dual_stack_lan("vm", true);
     let before = arp_sysctls(&lan.hosts[0].ns);
     let mut d0 = start(&lan, 0, "d0", 0, true);
     let mut d1 = start(&lan, 1, "d1", 100, true);
@@ -350,13 +360,7 @@ fn virtual_mac_tie_is_settled_by_address() {
     if !require_root("virtual_mac_tie_is_settled_by_address") {
         return;
     }
-    let lan = Lan::new("vt", 217, 1, 2);
-    for (ns, addr) in [
-        (&lan.hosts[0].ns, "fd00:42::1/64"),
-        (&lan.hosts[1].ns, "fd00:42::2/64"),
-    ] {
-        ns.ip(&["-6", "addr", "add", addr, "dev", "eth0", "nodad"]);
-    }
+    let lan = dual_stack_lan("vt", false);
     lan.split_hosts(true);
     let mut d0 = start(&lan, 0, "t0", 0, false);
     let mut d1 = start(&lan, 1, "t1", 0, false);

@@ -303,8 +303,12 @@ fn the_wiki_setup_runs_verbatim_on_two_hosts() {
         .iter()
         .map(|m| pid_in(m, "/var/run/ucarp0.pid"))
         .collect();
+    // start-stop-daemon --background writes the pid file from its forked
+    // child, which may not have exec'd the daemon yet.
     for &pid in &pids {
-        assert_eq!(comm(pid).as_deref(), Some("carpd-xdp"));
+        eventually(&format!("pid {pid} of the pid file runs carpd-xdp"), || {
+            (comm(pid).as_deref() == Some("carpd-xdp")).then_some(())
+        });
     }
     // Exactly one holds the VIP, with the alias label, and keeps it.
     let master = one_master(&hosts, WIKI_SOCKET);
