@@ -29,7 +29,7 @@ use std::io;
 use std::sync::Mutex;
 
 use futures::TryStreamExt;
-use rtnetlink::packet_route::link::{LinkAttribute, MacVlanMode};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage, MacVlanMode};
 use rtnetlink::{Handle, LinkMacVlan, LinkUnspec};
 
 use super::rtnl::errno;
@@ -233,24 +233,14 @@ pub async fn remove_stale(handle: &Handle, parent: u32, vhid: u8) -> Result<bool
     if owned().contains(&name) {
         return Ok(false);
     }
-    let msg = match handle
-        .link()
-        .get()
-        .match_name(name.clone())
-        .execute()
-        .try_next()
-        .await
-    {
-        Ok(Some(msg)) => msg,
-        Ok(None) => return Ok(false),
-        Err(e) if errno(&e) == Some(libc::ENODEV) => return Ok(false),
-        Err(e) => return Err(netlink("look up", &name)(e)),
+    let Some(msg) = link_named(handle, &name).await? else {
+        return Ok(false);
     };
     let original = msg.attributes.iter().find_map(|a| match a {
         LinkAttribute::IfAlias(alias) => alias.strip_prefix(ALIAS_PREFIX).map(str::to_owned),
         _ => None,
     });
-    let removed = delete_link(handle, &name).await?;
+    let removed = delete_index(handle, msg.header.index, &name).await?;
     let ours = PARENTS
         .lock()
         .map(|p| p.contains_key(&parent))
@@ -272,9 +262,14 @@ fn netlink<'a>(op: &'static str, name: &'a str) -> impl FnOnce(rtnetlink::Error)
 }
 
 async fn delete_link(handle: &Handle, name: &str) -> Result<bool, VmacError> {
-    let Some(ifindex) = index_of(handle, name).await? else {
-        return Ok(false);
-    };
+    match index_of(handle, name).await? {
+        Some(ifindex) => delete_index(handle, ifindex, name).await,
+        None => Ok(false),
+    }
+}
+
+/// Deletes link `ifindex` (named `name`, for errors); false if it was gone.
+async fn delete_index(handle: &Handle, ifindex: u32, name: &str) -> Result<bool, VmacError> {
     match handle.link().del(ifindex).execute().await {
         Ok(()) => Ok(true),
         Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(false),
@@ -283,6 +278,11 @@ async fn delete_link(handle: &Handle, name: &str) -> Result<bool, VmacError> {
 }
 
 async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>, VmacError> {
+    Ok(link_named(handle, name).await?.map(|m| m.header.index))
+}
+
+/// The link called `name`, if any.
+async fn link_named(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, VmacError> {
     match handle
         .link()
         .get()
@@ -291,7 +291,7 @@ async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>, VmacError>
         .try_next()
         .await
     {
-        Ok(msg) => Ok(msg.map(|m| m.header.index)),
+        Ok(msg) => Ok(msg),
         Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
         Err(e) => Err(netlink("look up", name)(e)),
     }
