@@ -1,6 +1,8 @@
-//! Real-time without suicide (issue 19, item 5), and the switch to
+//! Real-time without suicide (issue 19, item 5), the switch to
 //! real-time scheduling when the fastest timers run late (issue 20, item 2:
-//! `auto_realtime`, see `carp-daemon/src/lateness.rs`).
+//! `auto_realtime`, see `carp-daemon/src/lateness.rs`), and the stand-in
+//! senders that send a master's prepared adverts while the CPU of its loop
+//! does not run it (`carp-daemon/src/standin.rs`).
 //!
 //! With `--realtime-priority`, the daemon's loop runs SCHED_FIFO under an
 //! `RLIMIT_RTTIME` it sets itself (2 s soft: SIGXCPU, 3 s hard: SIGKILL).
@@ -244,4 +246,101 @@ fn without_cap_sys_nice_the_fastest_timers_are_said_unsafe_at_start() {
     });
     assert_eq!(loop_policy(d.proc.child.0.id()), libc::SCHED_OTHER);
     assert_eq!(d.state(VHID).as_deref(), Some("MASTER"));
+}
+
+/// Runs `f` on a thread pinned to CPU `cpu` at SCHED_FIFO priority 99:
+/// nothing else of this machine's tasks runs on that CPU meanwhile.
+fn on_cpu_at_fifo_99(cpu: usize, f: impl FnOnce() + Send + 'static) {
+    std::thread::spawn(move || {
+        // SAFETY: `set` is a valid cpu_set_t and `param` a valid
+        // sched_param; pid 0 is this thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            assert_eq!(
+                libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set),
+                0
+            );
+            let param = libc::sched_param { sched_priority: 99 };
+            assert_eq!(libc::sched_setscheduler(0, libc::SCHED_FIFO, &param), 0);
+        }
+        f();
+    })
+    .join()
+    .expect("the CPU hog");
+}
+
+/// Pins thread `tid` to CPU `cpu`.
+fn pin_thread(tid: u32, cpu: usize) {
+    // SAFETY: `set` is a valid cpu_set_t.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        let tid = libc::pid_t::try_from(tid).expect("tid");
+        assert_eq!(
+            libc::sched_setaffinity(tid, size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+}
+
+#[test]
+fn a_master_whose_loop_cannot_run_keeps_its_backup_through_its_stand_ins() {
+    if !require_root("a_master_whose_loop_cannot_run_keeps_its_backup_through_its_stand_ins") {
+        return;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        if std::env::var_os("CI").is_some() {
+            panic!("stand-in senders need a second CPU; CI has one");
+        }
+        eprintln!("skipped: stand-in senders need a second CPU");
+        return;
+    }
+    let lan = Lan::new("rtsi", 219, 75, 2);
+    let vip = lan.addr(VHID);
+    // advskew 0 and 1 at advbase 0: the backup's master-down is 11.7 ms.
+    let mut master = start(
+        &lan,
+        0,
+        "a",
+        &Inst {
+            advbase_secs: 0,
+            ..Inst::new(VHID, vip, 0)
+        },
+        &[],
+    );
+    master.wait_state(VHID, "MASTER");
+    let mut backup = start(&lan, 1, "b", &fastest(vip), &[]);
+    backup.wait_state(VHID, "BACKUP");
+    let before = backup.instance(VHID).expect("backup status")["transitions"].clone();
+    // The master's loop (its main thread: the runtime is a current-thread
+    // one) on CPU 0, and CPU 0 taken 60 ms at a time, five times: the loop
+    // cannot send for five master-downs each time. Its stand-in on CPU 1
+    // can. The backup's loop on CPU 1: on time, it would take over.
+    pin_thread(master.proc.child.0.id(), 0);
+    pin_thread(backup.proc.child.0.id(), 1);
+    for _ in 0..5 {
+        on_cpu_at_fifo_99(0, || {
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(60) {
+                std::hint::spin_loop();
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let a = master.instance(VHID).expect("master status");
+    let b = backup.instance(VHID).expect("backup status");
+    assert_eq!(a["state"], "MASTER");
+    assert_eq!(b["state"], "BACKUP");
+    assert_eq!(
+        b["transitions"], before,
+        "the backup took over while the master's loop could not run: {b}"
+    );
+    let standin = a["adverts_sent_by_standin"]
+        .as_u64()
+        .expect("stand-in count");
+    // 60 ms of adverts every 3.9 ms, five times, less what the loop sent
+    // before the hog started.
+    assert!(standin >= 5 * 10, "the stand-ins sent {standin} adverts");
 }

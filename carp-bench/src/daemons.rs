@@ -481,6 +481,12 @@ impl Daemon {
             .count()
     }
 
+    /// Adverts carpd-xdp's stand-in senders sent since `mark` (its loop
+    /// was late; debug log).
+    pub fn standin_sends_since(&self, mark: u64) -> usize {
+        self.count_since(mark, "a stand-in sent the advert")
+    }
+
     /// Advert processing latencies (ns) logged since `mark` (carpd-xdp).
     pub fn latencies_since(&self, mark: u64) -> Vec<f64> {
         self.log_since(mark)

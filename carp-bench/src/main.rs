@@ -502,7 +502,8 @@ fn busy_phase(
                 let o = resilience::busy(&pair, window, &stage.client.ns, stage.a.ip)?;
                 println!(
                     "bench:   {} backup transitions to MASTER, {} adverts timed, {} SCHED_FIFO at the end, \
-                     {} CPU stalls over {} ms, {} adverts over {} ms late ({} across a stall)",
+                     {} CPU stalls over {} ms, {} adverts over {} ms late ({} across a stall), \
+                     {} sent by a stand-in",
                     o.flaps,
                     o.sent_late_us.len(),
                     o.switched,
@@ -510,7 +511,8 @@ fn busy_phase(
                     stall_probe::STALL_MS,
                     o.late_adverts,
                     stall_probe::STALL_MS,
-                    o.late_across_stalls
+                    o.late_across_stalls,
+                    o.standin_sends
                 );
                 pair.stop();
                 Some(o)
@@ -541,6 +543,7 @@ fn busy_phase(
             late_adverts: outcome
                 .as_ref()
                 .map(|o| (o.late_adverts, o.late_across_stalls)),
+            standin_sends: outcome.as_ref().map(|o| o.standin_sends),
         });
     }
     Ok(())

@@ -202,10 +202,11 @@ No fault; two spinning threads per CPU (nice 0) compete with the daemons for the
          when late, `auto_realtime`). CPU stalls: wake-ups of a probe thread per CPU \
          (SCHED_FIFO 99, every 1 ms) more than {stall} ms late, and the longest, in ms: nothing \
          of ours ran on that CPU meanwhile. Late adverts: sent more than {stall} ms late, and \
-         how many of them across a CPU stall.
+         how many of them across a CPU stall. Stand-in: adverts of the master that its \
+         stand-in senders sent because its loop was late (carpd-xdp at advbase 0).
 
 \
-         | timers | implementation | scheduling | window (s) | transitions | per minute | sent late | received late | SCHED_FIFO | CPU stalls (longest) | late adverts (across a stall) |\n|---|---|---|---|---|---|---|---|---|---|---|",
+         | timers | implementation | scheduling | window (s) | transitions | per minute | sent late | received late | SCHED_FIFO | CPU stalls (longest) | late adverts (across a stall) | stand-in |\n|---|---|---|---|---|---|---|---|---|---|---|---|",
         stall = super::stall_probe::STALL_MS
     );
     for b in &r.busy {
@@ -218,7 +219,7 @@ No fault; two spinning threads per CPU (nice 0) compete with the daemons for the
         };
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {:.0} | {n} | {per_min} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {n} | {per_min} | {} | {} | {} | {} | {} | {} |",
             label(b.which, b.timers),
             b.which.name(),
             if b.realtime { "real-time" } else { "default" },
@@ -230,6 +231,10 @@ No fault; two spinning threads per CPU (nice 0) compete with the daemons for the
                 .map_or("–".into(), |(n, max)| format!("{n} ({max:.1})")),
             b.late_adverts
                 .map_or("–".into(), |(n, across)| format!("{n} ({across})")),
+            match (b.which, b.standin_sends) {
+                (Impl::Carpd, Some(n)) => n.to_string(),
+                _ => "–".into(),
+            },
         );
     }
 }
@@ -478,6 +483,7 @@ pub fn json(r: &Results) -> Value {
             "switched_to_sched_fifo": b.switched,
             "cpu_stalls": b.stalls.map(|(n, max)| json!({"count": n, "longest_ms": max})),
             "late_adverts": b.late_adverts.map(|(n, across)| json!({"count": n, "across_a_stall": across})),
+            "standin_sends": b.standin_sends,
         })).collect::<Vec<_>>(),
         "scale": r.scale.iter().map(|s| json!({
             "implementation": s.which.name(),

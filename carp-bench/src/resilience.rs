@@ -116,6 +116,8 @@ pub struct BusyOutcome {
     pub late_adverts: usize,
     /// Those of them late across a CPU stall.
     pub late_across_stalls: usize,
+    /// Adverts the master's stand-in senders sent (carpd-xdp at advbase 0).
+    pub standin_sends: usize,
 }
 
 /// True when process `pid`'s main thread runs SCHED_FIFO.
@@ -137,6 +139,7 @@ pub fn busy(
     master: [u8; 4],
 ) -> Result<BusyOutcome> {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mark_a = pair.a.log_mark();
     let mark_b = pair.b.log_mark();
     let capture = Capture::start(observer, master);
     let load = Load::start(cpus * SPINNERS_PER_CPU);
@@ -166,5 +169,6 @@ pub fn busy(
         stalls,
         late_adverts,
         late_across_stalls,
+        standin_sends: pair.a.standin_sends_since(mark_a),
     })
 }

@@ -122,6 +122,9 @@ pub struct Busy {
     /// Adverts more than `stall_probe::STALL_MS` late, and how many of them
     /// across a CPU stall.
     pub late_adverts: Option<(usize, usize)>,
+    /// Adverts the master's stand-in senders sent because its loop was
+    /// late (carpd-xdp at advbase 0).
+    pub standin_sends: Option<usize>,
 }
 
 /// One bench run.

@@ -22,6 +22,7 @@ pub mod pace;
 pub mod privilege;
 pub mod realtime;
 pub mod scripts;
+pub mod standin;
 pub mod timer;
 pub mod xdp;
 

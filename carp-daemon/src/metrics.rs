@@ -7,6 +7,7 @@
 //! carpd_up 1
 //! carpd_instance_state{interface="eth0",vhid="1",state="MASTER"} 1
 //! carpd_adverts_sent_total{interface="eth0",vhid="1"} 3721
+//! carpd_adverts_sent_by_standin_total{interface="eth0",vhid="1"} 2
 //! carpd_rejects_total{interface="eth0",vhid="1",reason="hmac"} 3
 //! carpd_sync_group_state{group="gw",state="MASTER"} 1
 //! carpd_receive_total{reason="delivered"} 7442
@@ -219,8 +220,13 @@ fn response(status: StatusCode, content_type: &'static str, body: String) -> Res
 type InstanceCounter = (&'static str, &'static str, fn(&InstanceReport) -> u64);
 
 /// The per-instance counters, in the order they are exposed.
-const INSTANCE_COUNTERS: [InstanceCounter; 5] = [
+const INSTANCE_COUNTERS: [InstanceCounter; 6] = [
     ("carpd_adverts_sent", "Adverts sent.", |i| i.adverts_sent),
+    (
+        "carpd_adverts_sent_by_standin",
+        "Of the adverts sent, those a stand-in sender sent because the daemon's loop was late.",
+        |i| i.adverts_sent_by_standin,
+    ),
     (
         "carpd_adverts_accepted",
         "Adverts received and accepted.",
@@ -467,6 +473,7 @@ mod tests {
                 "# TYPE carpd_instance_demote gauge",
                 "# TYPE carpd_sync_group_state gauge",
                 "# TYPE carpd_adverts_sent_total counter",
+                "# TYPE carpd_adverts_sent_by_standin_total counter",
                 "# TYPE carpd_adverts_accepted_total counter",
                 "# TYPE carpd_adverts_repeated_total counter",
                 "# TYPE carpd_transitions_total counter",

@@ -116,6 +116,15 @@ pub enum Admin {
 pub enum Action {
     /// Send this advert, complete (counter, HMAC, checksum), to the group.
     SendAdvert(CarpHeader),
+    /// Hold this advert ready for its slot's time, when a stand-in may
+    /// send it if the daemon is late (see [`super::ahead`]).
+    PrepareAdvert(super::ahead::Slot),
+    /// The slot of this prepared advert came: send it unless a stand-in
+    /// already did; no prepared advert before it is sent any more.
+    SendPrepared(super::ahead::Slot),
+    /// No prepared advert may be sent from now on: once this is carried
+    /// out, none is on its way either.
+    CancelPrepared,
     /// Add every virtual address to the interface.
     AddVips,
     /// Remove every virtual address from the interface.

@@ -23,6 +23,7 @@ use carp_common::constants::{
 use carp_common::header::CarpHeader;
 
 use super::action::{Action, Admin, Reason, Script, State};
+use super::ahead::Ahead;
 use super::auth::Authenticator;
 use super::counter::{identity, identity_for, AdvertCounter, FloorError, WallClock};
 use super::election::{master_yields, own_addr_for, preempts, Priority};
@@ -50,6 +51,8 @@ pub struct Instance {
     clock: WallClock,
     /// Our advert counter.
     counter: AdvertCounter,
+    /// Adverts prepared for the next slots, while MASTER.
+    ahead: Ahead,
     /// Current state.
     state: State,
     /// Deadlines.
@@ -70,6 +73,9 @@ pub struct Instance {
     /// before a timeout the daemon handled first) is taken as this one, so
     /// the core's time never goes backwards.
     latest: Nanos,
+    /// The master-down deadline was already extended once because we
+    /// woke late for it (see [`Instance::handle_timeout`]).
+    woke_late: bool,
     /// Announcement rounds still to send since the takeover.
     announce_rounds_left: u8,
     /// Adverts sent since the takeover.
@@ -110,6 +116,7 @@ impl Instance {
                     wall_clock_unix_ns,
                 ),
             ),
+            ahead: Ahead::default(),
             state: State::Init,
             timers: TimerTable::default(),
             actions: VecDeque::new(),
@@ -118,6 +125,7 @@ impl Instance {
             preempt_after: Nanos(0),
             shut_down: false,
             latest: now,
+            woke_late: false,
             announce_rounds_left: 0,
             adverts_since_takeover: 0,
             master: None,
@@ -189,6 +197,13 @@ impl Instance {
     /// storage (the floor, or the last one reported written).
     pub fn counter_durable(&self) -> u64 {
         self.counter.durable()
+    }
+
+    /// From now on, while MASTER, keeps adverts prepared for as many slots
+    /// as span `cover` (zero: none), for a stand-in to send if the daemon
+    /// is late (see [`super::ahead`]). Takes effect at the next takeover.
+    pub fn send_ahead(&mut self, cover: Nanos) {
+        self.ahead.set_cover(cover);
     }
 
     /// The configuration.
@@ -345,6 +360,7 @@ impl Instance {
         // our identity: take another, so that receivers keep us apart.
         if identity(h.counter()) == Some(self.counter.identity()) {
             self.counter.set_identity(now);
+            self.reprepare(now);
         }
         Ok(admission)
     }
@@ -471,16 +487,39 @@ impl Instance {
     }
 
     /// Deadlines that passed by `now`.
+    ///
+    /// A backup that handles master down more than a quarter of its advert
+    /// interval after the deadline was not running meanwhile (its CPU, or
+    /// its whole machine, stopped), and a master on the same machine or
+    /// hypervisor may have stopped with it: its advert, due during the
+    /// stop, leaves only now. So the first time, the deadline moves on by
+    /// the lateness, and by at least one advert interval (at most one
+    /// master-down): an advert heard meanwhile keeps us BACKUP, silence
+    /// still makes us master. A takeover is never earlier for it, only
+    /// later, and only when we were late ourselves.
     pub fn handle_timeout(&mut self, now: Nanos) {
         let now = self.tick(now);
         if self.timers.take_expired(Timer::Advert, now) && self.state == State::Master {
-            self.master_advert(now);
+            self.scheduled_advert(now);
         }
+        let due = self.timers.get(Timer::MasterDown);
         if self.timers.take_expired(Timer::MasterDown, now)
             && self.state == State::Backup
             && !self.is_held()
         {
-            self.become_master(now, Reason::MasterDown);
+            let (interval, master_down) = (
+                self.params.advert_interval(),
+                self.params.master_down_interval(),
+            );
+            let late = now.saturating_sub(due.unwrap_or(now));
+            if !self.woke_late && late.0 > interval.0 / 4 {
+                self.woke_late = true;
+                let grace = late.max(interval).min(master_down);
+                self.timers
+                    .set(Timer::MasterDown, now.saturating_add(grace));
+            } else {
+                self.become_master(now, Reason::MasterDown);
+            }
         }
     }
 
@@ -617,6 +656,9 @@ impl Instance {
         if from == to {
             return;
         }
+        if from == State::Master {
+            self.ahead.cancel(&mut self.actions);
+        }
         self.state = to;
         self.status.transitions += 1;
         self.status.last_change = Some((now, reason));
@@ -631,6 +673,7 @@ impl Instance {
 
     /// Arms the master-down timer from `now`, unless held.
     fn arm_master_down(&mut self, now: Nanos) {
+        self.woke_late = false;
         if self.is_held() {
             self.timers.stop(Timer::MasterDown);
         } else {
@@ -639,11 +682,50 @@ impl Instance {
         }
     }
 
-    /// A MASTER's periodic advert: sends it, announces when a round is due
-    /// (the first with the takeover advert, then every
-    /// `announce_every_adverts` adverts), re-arms the advert timer.
+    /// A MASTER's advert sent at once (the takeover advert, a demote
+    /// change): what was prepared is void, the schedule starts again from
+    /// `now`.
     fn master_advert(&mut self, now: Nanos) {
+        self.ahead.cancel(&mut self.actions);
         self.emit_advert(now, false);
+        self.advert_sent();
+        self.schedule_from(now, now);
+    }
+
+    /// The advert timer fired: the periodic advert, made now or, with
+    /// adverts prepared ahead, the latest slot due.
+    fn scheduled_advert(&mut self, now: Nanos) {
+        if !self.ahead.is_on() {
+            self.master_advert(now);
+            return;
+        }
+        match self.ahead.take_due(now) {
+            Some((due, slot)) => {
+                self.status.adverts_sent += due;
+                self.actions.push_back(Action::SendPrepared(slot));
+                self.advert_sent();
+                self.schedule_from(now, slot.at);
+            }
+            // Nothing prepared (cannot happen while MASTER): start again.
+            None => self.master_advert(now),
+        }
+    }
+
+    /// Prepared adverts no longer say what we advertise (our identity
+    /// changed): prepares them again on the same schedule.
+    fn reprepare(&mut self, now: Nanos) {
+        if self.state != State::Master || !self.ahead.is_on() {
+            return;
+        }
+        let next = self.ahead.next_due();
+        self.ahead.cancel(&mut self.actions);
+        let last = next.map_or(now, |at| at.saturating_sub(self.params.advert_interval()));
+        self.schedule_from(now, last);
+    }
+
+    /// Counts an advert for the announcement rounds: the first with the
+    /// takeover advert, then every `announce_every_adverts` adverts.
+    fn advert_sent(&mut self) {
         self.adverts_since_takeover += 1;
         let every = u64::from(self.params.announce_every_adverts.max(1));
         if self.announce_rounds_left > 0 && (self.adverts_since_takeover - 1).is_multiple_of(every)
@@ -651,19 +733,47 @@ impl Instance {
             self.announce_rounds_left -= 1;
             self.actions.push_back(Action::Announce);
         }
-        let at = now.saturating_add(self.params.advert_interval());
-        self.timers.set(Timer::Advert, at);
+    }
+
+    /// Arms the advert timer for the slot after the advert of time `last`,
+    /// preparing the adverts of the next slots first when that is on.
+    fn schedule_from(&mut self, now: Nanos, last: Nanos) {
+        let interval = self.params.advert_interval();
+        if !self.ahead.is_on() {
+            self.timers.set(Timer::Advert, now.saturating_add(interval));
+            return;
+        }
+        while let Some(at) = self.ahead.wanted(now, last, interval) {
+            let advert = self.make_advert(at, false);
+            let slot = self.ahead.push(at, advert);
+            self.actions.push_back(Action::PrepareAdvert(slot));
+        }
+        if let Some(at) = self.ahead.next_due() {
+            self.timers.set(Timer::Advert, at);
+        }
     }
 
     /// Queues one complete advert; a leave advert carries advbase and
     /// advskew 255.
     fn emit_advert(&mut self, now: Nanos, leave: bool) {
+        if leave {
+            // No prepared advert may follow the leave advert.
+            self.ahead.cancel(&mut self.actions);
+        }
+        let header = self.make_advert(now, leave);
+        self.status.adverts_sent += 1;
+        self.actions.push_back(Action::SendAdvert(header));
+    }
+
+    /// One complete advert with the counter of time `at` (asking for a
+    /// counter reservation when one is due).
+    fn make_advert(&mut self, at: Nanos, leave: bool) -> CarpHeader {
         let (advbase, advskew) = if leave {
             (CARP_LEAVE_ADVBASE, CARP_LEAVE_ADVSKEW)
         } else {
             (self.params.advbase_secs, self.params.wire_advskew())
         };
-        let (counter, reserve) = self.counter.next(now);
+        let (counter, reserve) = self.counter.next(at);
         if let Some(reserve) = reserve {
             self.actions.push_back(Action::PersistCounter(reserve));
         }
@@ -675,7 +785,6 @@ impl Instance {
             counter,
         );
         self.auth.seal(&mut header);
-        self.status.adverts_sent += 1;
-        self.actions.push_back(Action::SendAdvert(header));
+        header
     }
 }

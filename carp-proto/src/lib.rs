@@ -24,12 +24,15 @@
 //! - [`election`]: who is the better master, as each peer sees it;
 //! - [`reject`]: why a received advert was dropped;
 //! - [`action`]: states, reasons, admin requests, actions;
+//! - [`ahead`]: a master's adverts prepared for the next slots, for a
+//!   stand-in to send when the daemon is late;
 //! - [`status`]: the read-only view of an instance;
 //! - [`instance`]: the INIT/BACKUP/MASTER state machine of one (interface, vhid);
 //! - [`group`]: a sync group, instances that change state together.
 #![deny(missing_docs)]
 
 pub mod action;
+pub mod ahead;
 pub mod auth;
 pub mod counter;
 pub mod election;

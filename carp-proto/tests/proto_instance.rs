@@ -480,3 +480,111 @@ fn the_core_time_never_goes_backwards() {
     assert_eq!(i.poll_timeout(), Some(Nanos(t.0 + md.0)));
     assert_eq!(i.status().last_advert_at, Some(t));
 }
+
+#[test]
+fn a_backup_late_for_master_down_listens_once_more_before_taking_over() {
+    let mut p = params();
+    p.advskew = 100;
+    let md = p.master_down_interval();
+    let interval = p.advert_interval();
+    let deadline = START.saturating_add(md);
+    // On time, or late by no more than a quarter interval: at once.
+    for late in [Nanos::ZERO, Nanos(interval.0 / 4)] {
+        let mut i = started(p.clone());
+        i.handle_timeout(deadline.saturating_add(late));
+        assert_eq!(i.state(), State::Master, "late by {late}");
+    }
+    // Later: the deadline moves by the lateness, at least one interval, at
+    // most one master-down; once.
+    let ms = Nanos::from_millis;
+    for (late, grace) in [
+        (ms(400), interval),
+        (ms(2_000), ms(2_000)),
+        (ms(30_000), md),
+    ] {
+        let mut i = started(p.clone());
+        let woke = deadline.saturating_add(late);
+        i.handle_timeout(woke);
+        assert_eq!(i.state(), State::Backup);
+        assert_eq!(drain(&mut i), []);
+        assert_eq!(i.poll_timeout(), Some(woke.saturating_add(grace)));
+        // Late again for the moved deadline: no second grace.
+        i.handle_timeout(woke.saturating_add(grace).saturating_add(late));
+        assert_eq!(i.state(), State::Master);
+    }
+    // A master heard meanwhile keeps us BACKUP, and a later deadline met
+    // on time is a takeover again without grace.
+    let mut i = started(p.clone());
+    let woke = deadline.saturating_add(Nanos::from_secs(1));
+    i.handle_timeout(woke);
+    let heard = woke.saturating_add(Nanos::from_millis(5));
+    i.handle_advert(heard, ip(20), &advert(1, 0, 0, 1)).unwrap();
+    assert_eq!(i.state(), State::Backup);
+    assert_eq!(i.poll_timeout(), Some(heard.saturating_add(md)));
+    i.handle_timeout(heard.saturating_add(md));
+    assert_eq!(i.state(), State::Master);
+}
+
+#[test]
+fn adverts_prepared_ahead_go_out_at_their_slots_and_never_after_a_leave() {
+    let mut p = params();
+    p.advbase_secs = 0;
+    p.advskew = 10;
+    let interval = p.advert_interval();
+    let md = p.master_down_interval();
+    let mut i = started(p);
+    i.send_ahead(Nanos::from_millis(100));
+    let t = START.saturating_add(md);
+    i.handle_timeout(t);
+    let actions = drain(&mut i);
+    let prepared: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::PrepareAdvert(s) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    // The takeover advert at once, then 100 ms of slots, 39 ms apart, each
+    // with its slot's time in the counter.
+    assert_eq!(sent(&actions).len(), 1);
+    let at: Vec<Nanos> = prepared.iter().map(|s| s.at).collect();
+    let slot = |k: u64| t.saturating_add(interval.saturating_mul(k));
+    assert_eq!(at, [slot(1), slot(2), slot(3)]);
+    for s in &prepared {
+        assert!(auth().verify(&s.advert) && s.advert.checksum_ok());
+        assert_eq!(
+            embedded_millis(s.advert.counter()),
+            (START_UNIX_NS + s.at.0 - START.0) / 1_000_000
+        );
+    }
+    assert_eq!(i.poll_timeout(), Some(slot(1)));
+    // Woken late, past two slots: the later goes, the schedule keeps its
+    // rate and two more are prepared.
+    i.handle_timeout(slot(2).saturating_add(Nanos(1_000)));
+    let actions = drain(&mut i);
+    assert_eq!(actions[0], Action::SendPrepared(prepared[1]));
+    let more: Vec<Nanos> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::PrepareAdvert(s) => Some(s.at),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(more, [slot(4), slot(5)]);
+    assert_eq!(i.poll_timeout(), Some(slot(3)));
+    // Held: every prepared advert is void before the leave advert.
+    i.handle_admin(slot(3), Admin::GoBackup);
+    let actions = drain(&mut i);
+    let cancel = actions.iter().position(|a| *a == Action::CancelPrepared);
+    let leave = actions
+        .iter()
+        .position(|a| matches!(a, Action::SendAdvert(h) if h.is_leave()));
+    assert!(cancel.is_some() && cancel < leave, "{actions:?}");
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == Action::CancelPrepared)
+            .count(),
+        1
+    );
+}

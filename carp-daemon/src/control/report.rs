@@ -81,6 +81,10 @@ pub struct InstanceReport {
     pub vips: Vec<String>,
     /// Adverts sent.
     pub adverts_sent: u64,
+    /// Of those, sent by a stand-in sender because the daemon's loop was
+    /// late (advbase 0, see `carpd-xdp(8)`).
+    #[serde(default)]
+    pub adverts_sent_by_standin: u64,
     /// Adverts received and accepted.
     pub adverts_accepted: u64,
     /// Of those, repeated counters taken as proof of life only.

@@ -22,8 +22,9 @@ pub const REBIND_RETRY_MS: u64 = 500;
 /// What ties an instance to one kernel interface.
 #[derive(Debug)]
 pub struct Binding {
-    /// Advert sockets, one per source address.
-    pub(super) sockets: Vec<AdvertSocket>,
+    /// Advert sockets, one per source address, shared with the stand-in
+    /// senders.
+    pub(super) sockets: std::sync::Arc<[AdvertSocket]>,
     /// Gratuitous ARP / unsolicited NA sender, when the link has a MAC.
     pub(super) announcer: Option<std::sync::Arc<Announcer>>,
     /// The addresses we added to this interface.
@@ -123,7 +124,7 @@ impl Binding {
         };
         Ok((
             Binding {
-                sockets,
+                sockets: sockets.into(),
                 announcer,
                 vips: VipSet::new(link.ifindex),
                 vmac: None,

@@ -46,6 +46,7 @@ use crate::proto::reject::Reject;
 use crate::proto::replay::Admission;
 use crate::proto::Nanos;
 use crate::scripts::{ScriptJob, ScriptKind, ScriptRunner};
+use crate::standin::LaneHandle;
 use crate::xdp::mode::XdpMode;
 use crate::xdp::receive::ReceivePath;
 
@@ -92,6 +93,9 @@ pub struct Running {
     /// as master; gratuitous ARPs wait for it, at most
     /// [`crate::conntrackd::CONNTRACKD_WAIT`].
     pub(super) announce_gate: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Where the core's prepared adverts wait for the stand-in senders
+    /// (see [`crate::standin`]); made with the first one.
+    pub(super) standin: Option<LaneHandle>,
 }
 
 impl Running {
@@ -293,6 +297,18 @@ impl Running {
     async fn carry_out_one(&mut self, action: Action, mgr: &VipManager) {
         match action {
             Action::SendAdvert(advert) => self.send_advert(&advert),
+            Action::PrepareAdvert(slot) => self.prepare_advert(slot),
+            Action::SendPrepared(slot) => match (&mut self.standin, &self.io) {
+                (Some(lane), Some(io)) => {
+                    lane.send_due(&slot, &io.sockets);
+                }
+                _ => self.send_advert(&slot.advert),
+            },
+            Action::CancelPrepared => {
+                if let Some(lane) = &mut self.standin {
+                    lane.cancel();
+                }
+            }
             Action::AddVips => self.add_vips(mgr).await,
             Action::RemoveVips => self.remove_vips(mgr).await,
             Action::Announce => self.announce().await,
@@ -324,10 +340,31 @@ impl Running {
         }
     }
 
+    /// Hands a prepared advert to the stand-in senders, with the sockets
+    /// to send it on (none while the interface is missing: then only the
+    /// loop, which has none either, could send it).
+    fn prepare_advert(&mut self, slot: crate::proto::ahead::Slot) {
+        let Some(io) = &self.io else {
+            return;
+        };
+        if self.standin.is_none() {
+            let grace = Nanos(self.core.params().advert_interval().0 / 4);
+            self.standin = crate::standin::lane(grace);
+        }
+        if let Some(lane) = &mut self.standin {
+            lane.prepare(slot, std::sync::Arc::clone(&io.sockets));
+        }
+    }
+
+    /// Adverts the stand-in senders sent for this instance.
+    pub fn standin_sent(&self) -> u64 {
+        self.standin.as_ref().map_or(0, LaneHandle::standin_sent)
+    }
+
     /// Sends `advert` on every advert socket (none while the interface is
     /// missing). A failed send is logged.
     fn send_advert(&self, advert: &carp_common::header::CarpHeader) {
-        for s in self.io.iter().flat_map(|io| &io.sockets) {
+        for s in self.io.iter().flat_map(|io| io.sockets.iter()) {
             if let Err(e) = s.send(advert) {
                 tracing::warn!(iface = %self.cfg.interface, vhid = self.cfg.vhid, "{}", Chain(&e));
             }

@@ -222,6 +222,7 @@ pub struct Daemon {
 impl Daemon {
     /// Sets up the receive path and every instance.
     pub async fn start(config: Config) -> Result<Daemon, DaemonError> {
+        crate::standin::init(config.global.realtime);
         let links = Links::new()?;
         let vips = VipManager::new()?;
         let ifaces = interfaces_of(&config, &links).await?;

@@ -66,5 +66,11 @@ pub(super) fn new_core(
         source,
     };
     let params = instance_params(cfg, sources, advert_ms.max(1)).map_err(core)?;
-    Instance::new(params, now, wall_clock_unix_ns).map_err(core)
+    let mut instance = Instance::new(params, now, wall_clock_unix_ns).map_err(core)?;
+    // At advbase 0 a late loop is a false takeover: keep adverts ready for
+    // the stand-in senders.
+    if cfg.advbase_secs == 0 && crate::standin::available() {
+        instance.send_ahead(crate::standin::COVER);
+    }
+    Ok(instance)
 }

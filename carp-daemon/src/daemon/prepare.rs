@@ -126,6 +126,7 @@ impl Prepared {
             state_changes: Vec::new(),
             group_demote: 0,
             announce_gate: None,
+            standin: None,
             cfg,
         })
     }

@@ -81,6 +81,7 @@ fn instance_report(r: &Running, now: Nanos) -> InstanceReport {
         held: s.held || r.core.group_held(),
         vips: r.cfg.vips.iter().map(|v| v.to_string()).collect(),
         adverts_sent: s.adverts_sent,
+        adverts_sent_by_standin: r.standin_sent(),
         adverts_accepted: s.adverts_accepted,
         adverts_repeated: s.adverts_repeated,
         transitions: s.transitions,

@@ -8,12 +8,19 @@
 //! [`Sim::grouped`] builds hosts on several segments instead, one vhid per
 //! segment, each host's instances in one sync group, with links that go
 //! down and up.
+//!
+//! With [`Sim::send_ahead`], each node's core prepares adverts ahead and a
+//! stand-in (the daemon's `standin` threads) sends a prepared advert a
+//! quarter interval after its slot when the core has not; [`Sim::stall`]
+//! stops a node's core (not its stand-in) for a while, as a CPU that does
+//! not run the daemon's loop.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 
 use carp_common::header::CarpHeader;
+use carp_proto::ahead::Slot;
 use carp_proto::election::Priority;
 use carp_proto::peer::MacClass;
 use carp_proto::{
@@ -42,6 +49,8 @@ pub enum Fault {
     Heal,
     /// A reload: a host's group made again (index modulo the groups).
     Regroup(usize),
+    /// A node's core stops for this many ms (index modulo the count).
+    Stall(usize, u16),
 }
 
 impl Sim {
@@ -58,6 +67,10 @@ impl Sim {
             Fault::Heal => self.heal(),
             Fault::Regroup(h) if !self.groups.is_empty() => self.regroup(h % self.groups.len()),
             Fault::Regroup(_) => {}
+            Fault::Stall(a, ms) => {
+                let until = self.now.saturating_add(Nanos::from_millis(ms.into()));
+                self.stall(a % n, until);
+            }
         }
     }
 }
@@ -130,6 +143,44 @@ pub struct Node {
     /// Its own demote count (a group advertises the highest of its
     /// members').
     pub own_demote: u8,
+    /// Its core runs no event before this time (deliveries wait).
+    pub stalled_until: Nanos,
+    /// Its stand-in sends nothing before this time.
+    pub standin_until: Nanos,
+    /// Prepared adverts its stand-in holds.
+    pub prepared: VecDeque<Slot>,
+    /// Every prepared slot below this is sent or void.
+    pub prepared_done: u64,
+    /// The number of the next slot its core prepares.
+    pub prepared_next: u64,
+    /// Adverts its stand-in sent.
+    pub standin_sent: u64,
+}
+
+impl Node {
+    /// When its core next has a deadline, no earlier than its stall ends.
+    fn next_timeout(&self) -> Option<Nanos> {
+        self.instance
+            .poll_timeout()
+            .map(|t| t.max(self.stalled_until))
+    }
+
+    /// When its stand-in next sends, if it holds a slot.
+    fn next_standin(&self) -> Option<Nanos> {
+        let grace = Nanos(self.instance.params().advert_interval().0 / 4);
+        self.prepared
+            .front()
+            .map(|s| s.at.saturating_add(grace).max(self.standin_until))
+    }
+
+    /// Claims slot `seq` if nothing at or after it was sent.
+    fn claim(&mut self, seq: u64) -> bool {
+        let free = seq >= self.prepared_done;
+        if free {
+            self.prepared_done = seq + 1;
+        }
+        free
+    }
 }
 
 /// The simulated segment.
@@ -164,6 +215,9 @@ pub struct Sim {
     /// else adverts arrive without their link layer.
     pub virtual_mac: bool,
 }
+
+/// The daemon's cover of prepared adverts (`standin::COVER`).
+pub const AHEAD_COVER: Nanos = Nanos::from_millis(100);
 
 impl Sim {
     /// Nodes 10.0.0.1, 10.0.0.2, ... started at time zero.
@@ -238,6 +292,12 @@ impl Sim {
                     host,
                     link_up: true,
                     own_demote: spec.demote,
+                    stalled_until: Nanos::ZERO,
+                    standin_until: Nanos::ZERO,
+                    prepared: VecDeque::new(),
+                    prepared_done: 0,
+                    prepared_next: 0,
+                    standin_sent: 0,
                 }
             })
             .collect();
@@ -285,6 +345,53 @@ impl Sim {
     /// Crashes a node: it sends and hears nothing more.
     pub fn kill(&mut self, node: usize) {
         self.nodes[node].alive = false;
+    }
+
+    /// Every node's core prepares adverts ahead (at advbase 0, as the
+    /// daemon's do) and its stand-in sends what the core does not.
+    pub fn send_ahead(&mut self) {
+        for n in &mut self.nodes {
+            n.instance.send_ahead(AHEAD_COVER);
+        }
+    }
+
+    /// Node `node`'s core runs nothing until `until`: adverts for it wait
+    /// (their time then is `until`), its deadlines fire then; its stand-in
+    /// goes on.
+    pub fn stall(&mut self, node: usize, until: Nanos) {
+        let n = &mut self.nodes[node];
+        n.stalled_until = n.stalled_until.max(until);
+    }
+
+    /// Node `node` stops whole until `until`, its stand-in with its core,
+    /// as a machine whose CPUs all stop.
+    pub fn freeze(&mut self, node: usize, until: Nanos) {
+        self.stall(node, until);
+        let n = &mut self.nodes[node];
+        n.standin_until = n.standin_until.max(until);
+    }
+
+    /// Node `i`'s stand-in sends the latest of its slots due by now, if
+    /// its core has not.
+    fn run_standin(&mut self, i: usize) {
+        if self.nodes[i].standin_until > self.now {
+            return;
+        }
+        let grace = Nanos(self.nodes[i].instance.params().advert_interval().0 / 4);
+        let mut due = None;
+        while let Some(slot) = self.nodes[i].prepared.front().copied() {
+            if slot.at.saturating_add(grace) > self.now {
+                break;
+            }
+            self.nodes[i].prepared.pop_front();
+            due = Some(slot);
+        }
+        if let Some(slot) = due {
+            if self.nodes[i].claim(slot.seq) {
+                self.nodes[i].standin_sent += 1;
+                self.broadcast(i, slot.advert);
+            }
+        }
     }
 
     /// The link of node `node` goes down or up: it hears and sends nothing
@@ -351,7 +458,8 @@ impl Sim {
                 .nodes
                 .iter()
                 .filter(|n| n.alive)
-                .filter_map(|n| n.instance.poll_timeout())
+                .flat_map(|n| [n.next_timeout(), n.next_standin()])
+                .flatten()
                 .min();
             let next = match (next_packet, next_timer) {
                 (Some(a), Some(b)) => a.min(b),
@@ -369,10 +477,10 @@ impl Sim {
             self.now = self.now.max(next);
             self.deliver_due();
             for i in 0..self.nodes.len() {
-                let due = self.nodes[i]
-                    .instance
-                    .poll_timeout()
-                    .is_some_and(|t| t <= self.now);
+                if self.nodes[i].alive {
+                    self.run_standin(i);
+                }
+                let due = self.nodes[i].next_timeout().is_some_and(|t| t <= self.now);
                 if self.nodes[i].alive && due {
                     self.nodes[i].instance.handle_timeout(self.now);
                     self.drain(i);
@@ -389,6 +497,12 @@ impl Sim {
             }
             self.queue.pop();
             if !self.nodes[to].alive || !self.nodes[to].link_up {
+                continue;
+            }
+            if self.nodes[to].stalled_until > self.now {
+                let until = self.nodes[to].stalled_until;
+                self.queue.push(Reverse((until, self.seq, to, src, bytes)));
+                self.seq += 1;
                 continue;
             }
             let h = CarpHeader::from_bytes(&bytes);
@@ -412,6 +526,21 @@ impl Sim {
         while let Some(action) = self.nodes[i].instance.poll_action() {
             match action {
                 Action::SendAdvert(h) => self.broadcast(i, h),
+                Action::PrepareAdvert(slot) => {
+                    self.nodes[i].prepared_next = slot.seq + 1;
+                    self.nodes[i].prepared.push_back(slot);
+                }
+                Action::SendPrepared(slot) => {
+                    self.nodes[i].prepared.retain(|s| s.seq > slot.seq);
+                    if self.nodes[i].claim(slot.seq) {
+                        self.broadcast(i, slot.advert);
+                    }
+                }
+                Action::CancelPrepared => {
+                    let n = &mut self.nodes[i];
+                    n.prepared_done = n.prepared_done.max(n.prepared_next);
+                    n.prepared.clear();
+                }
                 Action::StateChanged { from, to, reason } => {
                     self.transitions.push(Transition {
                         at: self.now,
