@@ -34,7 +34,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 use std::thread::Thread;
 use std::time::Duration;
 
@@ -93,9 +93,12 @@ pub fn lane(grace: Nanos) -> Option<LaneHandle> {
         grace: grace.0,
         ..Lane::default()
     });
-    if let Ok(mut lanes) = standins.shared.lanes.lock() {
-        lanes.push(Arc::clone(&lane));
-    }
+    standins
+        .shared
+        .lanes
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(Arc::clone(&lane));
     standins.shared.generation.fetch_add(1, SeqCst);
     Some(LaneHandle {
         lane,
@@ -168,6 +171,11 @@ struct Lane {
 }
 
 impl Lane {
+    /// The slots, unless the other side holds them right now.
+    fn try_slots(&self) -> Option<MutexGuard<'_, VecDeque<Held>>> {
+        try_lock(&self.slots)
+    }
+
     /// Moves `done` past `seq` if nothing at or after it was sent; true
     /// when this caller is the one to send it.
     fn claim(&self, seq: u64) -> bool {
@@ -189,7 +197,7 @@ impl Lane {
         loop {
             let done = self.done.load(SeqCst);
             let (due, next) = {
-                let Ok(mut slots) = self.slots.try_lock() else {
+                let Some(mut slots) = self.try_slots() else {
                     return Some(now + BUSY_RETRY_NS);
                 };
                 let mut due = None;
@@ -223,6 +231,16 @@ impl Lane {
             }
             self.in_flight.fetch_sub(1, SeqCst);
         }
+    }
+}
+
+/// `mutex` locked, unless another thread holds it right now (a panic
+/// while it was held leaves nothing half done here).
+fn try_lock<T>(mutex: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match mutex.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
     }
 }
 
@@ -260,7 +278,7 @@ impl LaneHandle {
         if self.held.is_empty() {
             return;
         }
-        let Ok(mut slots) = self.lane.slots.try_lock() else {
+        let Some(mut slots) = self.lane.try_slots() else {
             return;
         };
         let was_empty = slots.is_empty();
@@ -304,7 +322,7 @@ impl LaneHandle {
             }
             std::thread::sleep(Duration::from_micros(20));
         }
-        if let Ok(mut slots) = self.lane.slots.try_lock() {
+        if let Some(mut slots) = self.lane.try_slots() {
             slots.clear();
         }
     }
@@ -319,9 +337,11 @@ impl Drop for LaneHandle {
     fn drop(&mut self) {
         self.lane.closed.store(true, SeqCst);
         self.cancel();
-        if let Ok(mut lanes) = self.shared.lanes.lock() {
-            lanes.retain(|l| !Arc::ptr_eq(l, &self.lane));
-        }
+        self.shared
+            .lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|l| !Arc::ptr_eq(l, &self.lane));
         self.shared.generation.fetch_add(1, SeqCst);
     }
 }
@@ -344,7 +364,7 @@ fn run(shared: &Shared, cpu: usize, priority: u8) {
     loop {
         let generation = shared.generation.load(SeqCst);
         if generation != seen {
-            if let Ok(current) = shared.lanes.try_lock() {
+            if let Some(current) = try_lock(&shared.lanes) {
                 lanes.clone_from(&current);
                 seen = generation;
             }
