@@ -12,11 +12,11 @@
 //! core keeps the adverts of the next slots of its schedule prepared, each
 //! complete (counter of its slot's time, HMAC) and numbered: enough slots
 //! to span the cover ([`slots_for`]). It hands each one out once with
-//! [`Action::PrepareAdvert`] when it is made and asks for it again when its
-//! slot comes ([`Action::SendPrepared`]): the daemon then sends it unless
+//! [`super::Action::PrepareAdvert`] when it is made and asks for it again when its
+//! slot comes ([`super::Action::SendPrepared`]): the daemon then sends it unless
 //! a stand-in already did. An advert of a slot that passed while nobody
 //! could send is not sent late when a later one is due: the later one is.
-//! [`Action::CancelPrepared`] voids every prepared advert; it comes before
+//! [`super::Action::CancelPrepared`] voids every prepared advert; it comes before
 //! anything that changes what we advertise (a demote change, a leave
 //! advert) and when we stop being MASTER.
 //!
@@ -28,7 +28,6 @@ use std::collections::VecDeque;
 
 use carp_common::header::CarpHeader;
 
-use super::action::Action;
 use super::Nanos;
 
 /// At most this many adverts are held prepared.
@@ -78,12 +77,12 @@ impl Ahead {
         self.cover.0 > 0
     }
 
-    /// Voids every prepared advert, telling the daemon if there were any.
-    pub fn cancel(&mut self, actions: &mut VecDeque<Action>) {
-        if !self.slots.is_empty() {
-            self.slots.clear();
-            actions.push_back(Action::CancelPrepared);
-        }
+    /// Voids every prepared advert; true if there were any (the daemon is
+    /// then told, [`super::Action::CancelPrepared`]).
+    pub fn cancel(&mut self) -> bool {
+        let any = !self.slots.is_empty();
+        self.slots.clear();
+        any
     }
 
     /// When the next slot is due.
@@ -187,10 +186,8 @@ mod tests {
         let mut ahead = Ahead::default();
         ahead.set_cover(ms(4));
         assert_eq!(top_up(&mut ahead, ms(50), ms(10), ms(4)), [(0, ms(54))]);
-        let mut actions = VecDeque::new();
-        ahead.cancel(&mut actions);
-        ahead.cancel(&mut actions);
-        assert_eq!(actions, [Action::CancelPrepared]);
+        assert!(ahead.cancel());
+        assert!(!ahead.cancel());
         assert_eq!(ahead.next_due(), None);
         // Numbers are never reused.
         assert_eq!(top_up(&mut ahead, ms(60), ms(60), ms(4)), [(1, ms(64))]);

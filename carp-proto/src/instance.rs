@@ -658,7 +658,7 @@ impl Instance {
             return;
         }
         if from == State::Master {
-            self.ahead.cancel(&mut self.actions);
+            self.cancel_prepared();
         }
         self.state = to;
         self.status.transitions += 1;

@@ -15,7 +15,7 @@ impl Instance {
     /// change): what was prepared is void, the schedule starts again from
     /// `now`.
     pub(super) fn master_advert(&mut self, now: Nanos) {
-        self.ahead.cancel(&mut self.actions);
+        self.cancel_prepared();
         self.emit_advert(now, false);
         self.advert_sent();
         self.schedule_from(now, now);
@@ -47,9 +47,16 @@ impl Instance {
             return;
         }
         let next = self.ahead.next_due();
-        self.ahead.cancel(&mut self.actions);
+        self.cancel_prepared();
         let last = next.map_or(now, |at| at.saturating_sub(self.params.advert_interval()));
         self.schedule_from(now, last);
+    }
+
+    /// Voids every prepared advert, telling the daemon if there were any.
+    pub(super) fn cancel_prepared(&mut self) {
+        if self.ahead.cancel() {
+            self.actions.push_back(Action::CancelPrepared);
+        }
     }
 
     /// Counts an advert for the announcement rounds: the first with the
@@ -87,7 +94,7 @@ impl Instance {
     pub(super) fn emit_advert(&mut self, now: Nanos, leave: bool) {
         if leave {
             // No prepared advert may follow the leave advert.
-            self.ahead.cancel(&mut self.actions);
+            self.cancel_prepared();
         }
         let header = self.make_advert(now, leave);
         self.status.adverts_sent += 1;
