@@ -24,7 +24,8 @@ pub struct Status {
     pub demote: u8,
     /// Held in BACKUP by [`super::action::Admin::GoBackup`].
     pub held: bool,
-    /// Adverts we sent.
+    /// Adverts we sent; with adverts prepared ahead, the slots that came
+    /// due while MASTER, whether the daemon or a stand-in sent each.
     pub adverts_sent: u64,
     /// Adverts accepted.
     pub adverts_accepted: u64,
