@@ -82,7 +82,7 @@ pub struct InstanceReport {
     /// Adverts sent.
     pub adverts_sent: u64,
     /// Of those, sent by a stand-in sender because the daemon's loop was
-    /// late (advbase 0, see `carpd-xdp(8)`).
+    /// late (advbase 0, see docs/tuning.md).
     #[serde(default)]
     pub adverts_sent_by_standin: u64,
     /// Adverts received and accepted.

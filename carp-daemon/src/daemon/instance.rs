@@ -341,8 +341,8 @@ impl Running {
     }
 
     /// Hands a prepared advert to the stand-in senders, with the sockets
-    /// to send it on (none while the interface is missing: then only the
-    /// loop, which has none either, could send it).
+    /// to send it on; nothing is handed over while the interface is
+    /// missing (there is no socket to send on).
     fn prepare_advert(&mut self, slot: crate::proto::ahead::Slot) {
         let Some(io) = &self.io else {
             return;
