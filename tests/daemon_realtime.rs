@@ -252,25 +252,20 @@ fn without_cap_sys_nice_the_fastest_timers_are_said_unsafe_at_start() {
 /// nothing else of this machine's tasks runs on that CPU meanwhile.
 fn on_cpu_at_fifo_99(cpu: usize, f: impl FnOnce() + Send + 'static) {
     std::thread::spawn(move || {
-        // SAFETY: `set` is a valid cpu_set_t and `param` a valid
-        // sched_param; pid 0 is this thread.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            assert_eq!(
-                libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set),
-                0
-            );
-            let param = libc::sched_param { sched_priority: 99 };
-            assert_eq!(libc::sched_setscheduler(0, libc::SCHED_FIFO, &param), 0);
-        }
+        pin_thread(0, cpu);
+        let param = libc::sched_param { sched_priority: 99 };
+        // SAFETY: `param` is a valid sched_param; pid 0 is this thread.
+        assert_eq!(
+            unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) },
+            0
+        );
         f();
     })
     .join()
     .expect("the CPU hog");
 }
 
-/// Pins thread `tid` to CPU `cpu`.
+/// Pins thread `tid` (0: the calling thread) to CPU `cpu`.
 fn pin_thread(tid: u32, cpu: usize) {
     // SAFETY: `set` is a valid cpu_set_t.
     unsafe {

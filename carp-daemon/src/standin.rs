@@ -25,7 +25,8 @@
 //! already under way (counted in `in_flight` before its claim), so that
 //! nothing prepared leaves afterwards.
 //!
-//! The stand-ins run SCHED_FIFO (with `SCHED_RESET_ON_FORK`) at the
+//! The stand-ins run SCHED_FIFO ([`crate::realtime::escalate`]: with
+//! `SCHED_RESET_ON_FORK` and the loop's `RLIMIT_RTTIME` guard) at the
 //! daemon's real-time priority, or [`crate::lateness::AUTO_PRIORITY`] when
 //! that is off and automatic escalation is on; where SCHED_FIFO is refused
 //! they run SCHED_OTHER (the start warning of [`crate::lateness`] already
@@ -33,7 +34,7 @@
 //! used on a host with one CPU.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 use std::thread::Thread;
 use std::time::Duration;
@@ -166,8 +167,6 @@ struct Lane {
     grace: u64,
     /// Adverts the stand-ins sent.
     sent: AtomicU64,
-    /// The lane's instance is gone.
-    closed: AtomicBool,
 }
 
 impl Lane {
@@ -220,7 +219,7 @@ impl Lane {
                 return next;
             };
             self.in_flight.fetch_add(1, SeqCst);
-            if !self.closed.load(SeqCst) && self.claim(held.slot.seq) {
+            if self.claim(held.slot.seq) {
                 send(&held.sockets, &held.slot);
                 self.sent.fetch_add(1, SeqCst);
                 tracing::debug!(
@@ -335,7 +334,6 @@ impl LaneHandle {
 
 impl Drop for LaneHandle {
     fn drop(&mut self) {
-        self.lane.closed.store(true, SeqCst);
         self.cancel();
         self.shared
             .lanes
@@ -349,15 +347,9 @@ impl Drop for LaneHandle {
 /// A stand-in thread: pinned to `cpu`, SCHED_FIFO at `priority` if it can.
 fn run(shared: &Shared, cpu: usize, priority: u8) {
     pin_to(cpu);
-    if priority > 0 {
-        let param = libc::sched_param {
-            sched_priority: priority.into(),
-        };
-        // SAFETY: `param` is a valid sched_param; pid 0 is this thread.
-        // Refused without CAP_SYS_NICE or RLIMIT_RTPRIO: then SCHED_OTHER.
-        unsafe {
-            libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
-        };
+    // Refused without CAP_SYS_NICE or RLIMIT_RTPRIO: then SCHED_OTHER.
+    if priority > 0 && crate::realtime::escalate(priority).is_err() {
+        tracing::debug!("stand-in sender on CPU {cpu} runs SCHED_OTHER");
     }
     let mut lanes: Vec<Arc<Lane>> = Vec::new();
     let mut seen = u64::MAX;

@@ -44,6 +44,12 @@ pub struct Slot {
     pub advert: CarpHeader,
 }
 
+/// How long after its slot's time a stand-in sends a prepared advert the
+/// daemon has not: a quarter of the advert interval.
+pub fn standin_grace(interval: Nanos) -> Nanos {
+    Nanos(interval.0 / 4)
+}
+
 /// How many slots span `cover` at one advert every `interval`: at least
 /// one, at most [`MAX_SLOTS`].
 pub fn slots_for(cover: Nanos, interval: Nanos) -> usize {

@@ -348,7 +348,7 @@ impl Running {
             return;
         };
         if self.standin.is_none() {
-            let grace = Nanos(self.core.params().advert_interval().0 / 4);
+            let grace = crate::proto::ahead::standin_grace(self.core.params().advert_interval());
             self.standin = crate::standin::lane(grace);
         }
         if let Some(lane) = &mut self.standin {

@@ -20,7 +20,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 
 use carp_common::header::CarpHeader;
-use carp_proto::ahead::Slot;
+use carp_proto::ahead::{standin_grace, Slot};
 use carp_proto::election::Priority;
 use carp_proto::peer::MacClass;
 use carp_proto::{
@@ -167,7 +167,7 @@ impl Node {
 
     /// When its stand-in next sends, if it holds a slot.
     fn next_standin(&self) -> Option<Nanos> {
-        let grace = Nanos(self.instance.params().advert_interval().0 / 4);
+        let grace = standin_grace(self.instance.params().advert_interval());
         self.prepared
             .front()
             .map(|s| s.at.saturating_add(grace).max(self.standin_until))
@@ -377,7 +377,7 @@ impl Sim {
         if self.nodes[i].standin_until > self.now {
             return;
         }
-        let grace = Nanos(self.nodes[i].instance.params().advert_interval().0 / 4);
+        let grace = standin_grace(self.nodes[i].instance.params().advert_interval());
         let mut due = None;
         while let Some(slot) = self.nodes[i].prepared.front().copied() {
             if slot.at.saturating_add(grace) > self.now {
